@@ -1,0 +1,45 @@
+"""Event ticket booking service."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from app import errors, http
+from app.config import Config
+from app.extensions import db
+from app.logging import configure_logging
+
+API_VERSION = "1.0.0"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app from `config`, or from the environment when none is given."""
+    config = config or Config.from_env()
+    configure_logging(config.log_level)
+    app = Flask(__name__)
+    app.config.update(_flask_settings(config))
+    db.init_app(app, config)
+    _register_blueprints(Api(app))
+    errors.init_app(app)  # after the Api, whose own error handler it replaces
+    http.init_app(app)
+    return app
+
+
+def _flask_settings(config: Config) -> dict:
+    return {
+        "ADMIN_TOKEN": config.admin_token,
+        "MAX_CONTENT_LENGTH": config.max_body_bytes,
+        "API_TITLE": "Event ticket booking API",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+
+
+def _register_blueprints(api: Api) -> None:
+    from app.api import book, cancel, health, initialize, status
+
+    for module in (initialize, book, cancel, status, health):
+        api.register_blueprint(module.blp)

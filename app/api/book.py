@@ -1,0 +1,14 @@
+from app import services
+from app.api import Blueprint
+from app.extensions import db
+from app.schemas import BookingEnvelope, BookingRequest
+
+blp = Blueprint("book", __name__, url_prefix="/api", description="Book a ticket or join the waiting list")
+
+
+@blp.route("/book", methods=["POST"])
+@blp.arguments(BookingRequest)
+@blp.response(201, BookingEnvelope)
+def book(args):
+    """Book a ticket: `confirmed` while tickets remain, else `waiting` at the back of the list."""
+    return {"booking": services.book(db.engine, args["event_id"], args["user_id"])}

@@ -1,0 +1,14 @@
+from app import services
+from app.api import Blueprint
+from app.extensions import db
+from app.schemas import BookingRequest, CancellationSchema
+
+blp = Blueprint("cancel", __name__, url_prefix="/api", description="Cancel a booking")
+
+
+@blp.route("/cancel", methods=["POST"])
+@blp.arguments(BookingRequest)
+@blp.response(200, CancellationSchema)
+def cancel(args):
+    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+    return services.cancel(db.engine, args["event_id"], args["user_id"])

@@ -1,0 +1,22 @@
+from app import services
+from app.api import Blueprint
+from app.extensions import db
+from app.schemas import BookingEnvelope, BookingPath, EventEnvelope
+
+blp = Blueprint("status", __name__, url_prefix="/api", description="Read events and bookings")
+
+
+@blp.route("/status/<event_id>", methods=["GET"])
+@blp.response(200, EventEnvelope)
+def event_status(event_id):
+    """The event with its live ticket and waiting-list counts."""
+    return {"event": services.get_event(db.engine, event_id)}
+
+
+# `path:` so that a userId containing "/" (sent as %2F) still reaches this view.
+@blp.route("/booking-status/<event_id>/<path:user_id>", methods=["GET"])
+@blp.arguments(BookingPath, location="view_args", as_kwargs=True)
+@blp.response(200, BookingEnvelope)
+def booking_status(event_id, user_id):
+    """The user's active booking at the event, else their latest cancelled one."""
+    return {"booking": services.get_booking(db.engine, event_id, user_id)}

@@ -1,0 +1,69 @@
+"""Configuration read from the environment (and `.env`), with the contract's defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app reads from its environment; tests build one directly."""
+
+    database_url: str
+    admin_token: str
+    rate_limit: str = "300 per minute"
+    rate_limit_storage_uri: str = "memory://"
+    log_level: str = "INFO"
+    max_body_bytes: int = 65536
+    db_pool_size: int = 8
+    db_connect_timeout_s: int = 3
+    db_statement_timeout_ms: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Config":
+        """Build the config from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        if not env.get("DATABASE_URL"):
+            raise RuntimeError("DATABASE_URL is not set; `make run` starts an embedded PostgreSQL for you")
+        return cls(
+            database_url=normalise_database_url(env["DATABASE_URL"]),
+            admin_token=env.get("ADMIN_TOKEN") or resolve_admin_token(INSTANCE_DIR),
+            rate_limit=env.get("RATE_LIMIT", cls.rate_limit),
+            rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI") or cls.rate_limit_storage_uri,
+            log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
+            db_pool_size=int(env.get("DB_POOL_SIZE", cls.db_pool_size)),
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the common `postgres://` and `postgresql://` spellings and pin the psycopg2 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def resolve_admin_token(instance_dir: Path) -> str:
+    """Return ADMIN_TOKEN, else the token stored under `instance_dir`, creating it on first use.
+
+    Creation uses O_EXCL so that several gunicorn workers starting at once agree on one token.
+    """
+    if os.environ.get("ADMIN_TOKEN"):
+        return os.environ["ADMIN_TOKEN"]
+    path = instance_dir / ADMIN_TOKEN_FILE
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()

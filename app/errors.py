@@ -1,0 +1,111 @@
+"""The one place where failures become RFC 9457 problem+json responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import structlog
+from flask import Flask, Response, g, json
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from app.domain import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "1"
+
+DOMAIN_STATUS = {
+    "event_not_found": 404,
+    "booking_not_found": 404,
+    "already_booked": 409,
+    "already_cancelled": 409,
+    "unauthorized": 401,
+}
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+# Connection refused or lost, pool exhausted, statement or lock timeout: the database is unavailable.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+log = structlog.get_logger("app.errors")
+
+
+def problem(status: int, code: str, detail: str | None = None, errors: dict | None = None) -> Response:
+    """A problem+json response; the request id is included so that a client can quote it."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body["requestId"] = g.get("request_id")
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    for error_class in UNAVAILABLE:
+        app.register_error_handler(error_class, _unavailable)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _domain_error(error: DomainError) -> Response:
+    response = problem(DOMAIN_STATUS[error.code], error.code, str(error))
+    if error.code == "unauthorized":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "invalid_request" if status < 500 else "internal_error")
+    response = problem(status, code, _describe(error), _field_errors(error))
+    for name, value in error.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value  # Allow on 405, Retry-After on 429, ...
+    return response
+
+
+def _unavailable(error: Exception) -> Response:
+    log.warning("database_unavailable", error=type(error).__name__, detail=str(error).splitlines()[0])
+    response = problem(503, "unavailable", "the database is unavailable; retry shortly")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled_exception")
+    return problem(500, "internal_error", "an unexpected error occurred; quote the request id when reporting it")
+
+
+def _describe(error: HTTPException) -> str:
+    if _field_errors(error):
+        return "the request is not valid; see errors"
+    return error.description or HTTPStatus(error.code).description
+
+
+def _field_errors(error: HTTPException) -> dict | None:
+    """webargs nests marshmallow's messages under the request location; clients want the fields."""
+    messages = (getattr(error, "data", None) or {}).get("messages")
+    if not messages:
+        return None
+    flat = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, list):
+            location_messages = {"body": location_messages}
+        for field, field_messages in location_messages.items():
+            flat["body" if field == "_schema" else field] = _as_strings(field_messages)
+    return flat
+
+
+def _as_strings(messages) -> list[str]:
+    if isinstance(messages, dict):  # a nested structure: keep it readable as text
+        return [f"{key}: {value}" for key, value in messages.items()]
+    return [str(message) for message in messages]

@@ -1,0 +1,48 @@
+"""Per-request plumbing: request ids, the JSON-only rule for POST, and one access log line each."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from flask import Flask, Response, abort, g, request
+
+# Echo a client's id only if it is short and plain, so it cannot forge log lines or headers.
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+log = structlog.get_logger("app.http")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start_request)
+    app.before_request(_require_json_body)
+    app.after_request(_finish_request)
+
+
+def _start_request() -> None:
+    g.started = time.perf_counter()
+    supplied = request.headers.get("X-Request-ID", "")
+    g.request_id = supplied if SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+
+def _require_json_body() -> None:
+    # Only for POSTs that reach a view: a wrong path or method gets its own 404 or 405.
+    if request.method == "POST" and request.url_rule is not None and not request.is_json:
+        abort(415, description="POST bodies must be JSON (Content-Type: application/json)")
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    log.info(
+        "request",
+        method=request.method,
+        path=request.path,
+        status=response.status_code,
+        duration_ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        client=request.remote_addr,
+    )
+    return response

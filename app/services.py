@@ -1,0 +1,136 @@
+"""The service layer: one function per use case, each owning its transaction.
+
+The booking rules themselves (who gets a ticket, who waits, who is promoted) live in the database
+functions `book_ticket` and `cancel_booking` (migrations/versions/0001_initial_schema.py): each takes
+the event row lock with `SELECT ... FOR UPDATE` and does its work in the same round trip, because on
+a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
+domain objects and domain errors.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, insert, select, text
+
+from app.domain import (
+    CANCELLED,
+    CONFIRMED,
+    AlreadyBooked,
+    AlreadyCancelled,
+    Booking,
+    BookingNotFound,
+    Cancellation,
+    Event,
+    EventNotFound,
+    parse_event_id,
+)
+from app.tables import events
+
+BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id)")
+CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id)")
+# The user's active booking if any, else their latest one; `event_exists` tells 404s apart.
+BOOKING_STATUS = text("""
+SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
+       CASE WHEN b.status = 'waiting' THEN
+            (SELECT count(*) FROM bookings w
+              WHERE w.event_id = e.id AND w.status = 'waiting' AND w.seq <= b.seq)
+       END AS waiting_position
+  FROM events e
+  LEFT JOIN LATERAL (
+        SELECT * FROM bookings b
+         WHERE b.event_id = e.id AND b.user_id = :user_id
+         ORDER BY b.status = 'cancelled', b.seq DESC
+         LIMIT 1) b ON true
+ WHERE e.id = :event_id
+""")
+
+# The outcomes of book_ticket / cancel_booking that refuse the request, by the user they concern.
+USER_ERRORS = {error.code: error for error in (AlreadyBooked, AlreadyCancelled, BookingNotFound)}
+
+
+def initialize_event(engine: Engine, total_tickets: int, name: str | None = None) -> Event:
+    """Open a new event with `total_tickets` tickets, all available."""
+    statement = (
+        insert(events)
+        .values(name=name, total_tickets=total_tickets, available_tickets=total_tickets)
+        .returning(*events.c)
+    )
+    with engine.begin() as conn:
+        return Event(**conn.execute(statement).one()._mapping)
+
+
+def get_event(engine: Engine, event_id: str) -> Event:
+    """The event with its live ticket counts; one primary-key read, no scan of bookings."""
+    statement = select(events).where(events.c.id == parse_event_id(event_id))
+    with engine.connect() as conn:
+        row = conn.execute(statement).one_or_none()
+    if row is None:
+        raise EventNotFound(event_id)
+    return Event(**row._mapping)
+
+
+def book(engine: Engine, event_id: str, user_id: str) -> Booking:
+    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list."""
+    event_uuid = parse_event_id(event_id)
+    with engine.begin() as conn:
+        row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id}).one()
+    _raise_unless_ok(row.outcome, event_id, user_id)
+    return Booking(
+        id=row.booking_id,
+        event_id=event_uuid,
+        user_id=user_id,
+        status=row.booking_status,
+        waiting_position=row.waiting_position,
+        created_at=row.booking_created_at,
+        updated_at=row.booking_updated_at,
+    )
+
+
+def cancel(engine: Engine, event_id: str, user_id: str) -> Cancellation:
+    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+    event_uuid = parse_event_id(event_id)
+    with engine.begin() as conn:
+        row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id}).one()
+    _raise_unless_ok(row.outcome, event_id, user_id)
+    cancelled = Booking(
+        row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
+    )
+    return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
+
+
+def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:
+    """The user's active booking at the event, else their latest cancelled one."""
+    event_uuid = parse_event_id(event_id)
+    with engine.connect() as conn:
+        row = conn.execute(BOOKING_STATUS, {"event_id": event_uuid, "user_id": user_id}).one_or_none()
+    if row is None:
+        raise EventNotFound(event_id)
+    if row.id is None:
+        raise BookingNotFound(user_id)
+    return Booking(**row._mapping)
+
+
+def check_database(engine: Engine) -> None:
+    """Raise the driver's error unless the database answers a trivial query."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _promoted_booking(row, event_uuid) -> Booking | None:
+    if row.promoted_id is None:
+        return None
+    return Booking(
+        id=row.promoted_id,
+        event_id=event_uuid,
+        user_id=row.promoted_user_id,
+        status=CONFIRMED,
+        waiting_position=None,
+        created_at=row.promoted_created_at,
+        updated_at=row.promoted_updated_at,
+    )
+
+
+def _raise_unless_ok(outcome: str, event_id: str, user_id: str) -> None:
+    if outcome == EventNotFound.code:
+        raise EventNotFound(event_id)
+    if outcome != "ok":
+        raise USER_ERRORS[outcome](user_id)

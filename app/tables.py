@@ -1,0 +1,74 @@
+"""The tables as SQLAlchemy Core sees them.
+
+The alembic migrations are the schema's only source; this module mirrors them so that queries can be
+built in Python, and `tests/integration/test_migrations.py` fails the moment the two disagree.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NOW = text("now()")
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", Text),
+    Column("total_tickets", Integer, nullable=False),
+    Column("available_tickets", Integer, nullable=False),
+    Column("waiting_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
+    CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
+    CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
+    CheckConstraint("waiting_count = 0 OR available_tickets = 0", name="waiting_only_when_sold_out"),
+    CheckConstraint("name IS NULL OR char_length(name) BETWEEN 1 AND 200", name="name_length"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    # Monotonic under the event lock, so it orders the waiting list first-come-first-served.
+    Column("seq", BigInteger, Identity(always=True), nullable=False),
+    Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name="status_known"),
+    CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
+    Index(
+        "uq_bookings_one_active_per_user",
+        "event_id",
+        "user_id",
+        unique=True,
+        postgresql_where=text("status <> 'cancelled'"),
+    ),
+    Index("ix_bookings_waiting_queue", "event_id", "seq", postgresql_where=text("status = 'waiting'")),
+    Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import structlog
-from flask import Flask, Response, g, json
+from flask import Flask, Response, current_app, g, json
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -88,6 +88,8 @@ def _unexpected(error: Exception) -> Response:
 def _describe(error: HTTPException) -> str:
     if _field_errors(error):
         return "the request is not valid; see errors"
+    if error.code == 413:
+        return f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     return error.description or HTTPStatus(error.code).description
 
 

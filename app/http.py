@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_start_request)
     app.before_request(_require_json_body)
     app.after_request(_finish_request)
+    app.teardown_request(_forget_request)
 
 
 def _start_request() -> None:
@@ -46,3 +47,7 @@ def _finish_request(response: Response) -> Response:
         client=request.remote_addr,
     )
     return response
+
+
+def _forget_request(_error: BaseException | None) -> None:
+    structlog.contextvars.clear_contextvars()

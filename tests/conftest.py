@@ -1,0 +1,116 @@
+"""Fixtures: a real PostgreSQL for every test that needs one, never SQLite.
+
+The server is TEST_DATABASE_URL, else DATABASE_URL, else an embedded PostgreSQL under
+`instance/pgdata-test` (kept apart from `make run`'s data). Each test session works in a scratch
+database of its own, created and migrated with alembic at the start and dropped at the end, so a
+test run never touches the data behind DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, make_url, text
+
+from app import create_app
+from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, normalise_database_url
+from app.embedded_pg import EmbeddedPostgres
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """URL of a PostgreSQL server on which the tests may create databases."""
+    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        yield normalise_database_url(configured)
+        return
+    server = EmbeddedPostgres(INSTANCE_DIR / "pgdata-test")
+    server.start()
+    yield server.url()
+    if not server.adopted:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url):
+    """A fresh database for this session, migrated to head."""
+    url = scratch_database(server_url)
+    migrate(url, "head")
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    engine = create_engine(database_url, pool_size=4, max_overflow=60)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def config(database_url):
+    return Config(database_url=database_url, admin_token=ADMIN_TOKEN, rate_limit="")
+
+
+@pytest.fixture(scope="session")
+def app(config):
+    app = create_app(config)
+    yield app
+    app.extensions["database"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers():
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def new_event(client, admin_headers):
+    """Open an event through the API and return its JSON; each test gets events of its own."""
+
+    def open_event(total_tickets: int = 10, **fields) -> dict:
+        response = client.post(
+            "/api/initialize", json={"totalTickets": total_tickets, **fields}, headers=admin_headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["event"]
+
+    return open_event
+
+
+def scratch_database(server_url: str) -> str:
+    """Create an empty database named for this run on the server; return its URL."""
+    name = f"booking_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def migrate(url: str, revision: str, direction: str = "upgrade") -> None:
+    """Run alembic against `url`, as `alembic upgrade|downgrade <revision>` would."""
+    alembic_config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        alembic_config.attributes["connection"] = conn
+        getattr(command, direction)(alembic_config, revision)
+    engine.dispose()

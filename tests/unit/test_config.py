@@ -1,0 +1,43 @@
+import stat
+
+import pytest
+
+from app.config import Config, normalise_database_url, resolve_admin_token
+
+
+@pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"])
+def test_database_urls_are_pinned_to_psycopg2(url):
+    assert normalise_database_url(url) == "postgresql+psycopg2://u@h/db"
+
+
+def test_config_from_env_applies_the_contract_defaults():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t" * 32})
+    assert (config.rate_limit_storage_uri, config.log_level, config.max_body_bytes) == ("memory://", "INFO", 65536)
+    assert config.rate_limit
+
+
+def test_config_from_env_reads_every_variable():
+    config = Config.from_env({
+        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
+        "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
+    })
+    assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
+    assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
+
+
+def test_config_without_database_url_says_how_to_get_one():
+    with pytest.raises(RuntimeError, match="DATABASE_URL"):
+        Config.from_env({})
+
+
+def test_admin_token_is_generated_once_and_kept_private(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    token = resolve_admin_token(tmp_path)
+    assert len(token) >= 32 and resolve_admin_token(tmp_path) == token
+    assert stat.S_IMODE((tmp_path / "admin_token").stat().st_mode) == 0o600
+
+
+def test_admin_token_from_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMIN_TOKEN", "from-env")
+    assert resolve_admin_token(tmp_path) == "from-env"
+    assert not (tmp_path / "admin_token").exists()

@@ -1,0 +1,20 @@
+from uuid import UUID
+
+import pytest
+
+from app.domain import AlreadyBooked, EventNotFound, parse_event_id
+
+
+def test_event_id_in_canonical_form_is_parsed():
+    assert parse_event_id("6f1c1d0e-3b0a-4c55-9a7e-2b8f7f3e9d10") == UUID("6f1c1d0e-3b0a-4c55-9a7e-2b8f7f3e9d10")
+
+
+@pytest.mark.parametrize("event_id", ["", "nope", "123", "6f1c1d0e-3b0a-4c55-9a7e", None, 42])
+def test_event_id_of_any_other_shape_names_no_event(event_id):
+    with pytest.raises(EventNotFound) as error:
+        parse_event_id(event_id)
+    assert error.value.code == "event_not_found"
+
+
+def test_domain_errors_explain_themselves_with_the_user():
+    assert str(AlreadyBooked("user-123")) == "user-123 already holds a booking for this event"

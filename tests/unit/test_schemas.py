@@ -1,0 +1,47 @@
+"""Request validation and response rendering, without a database."""
+
+from datetime import datetime, timedelta, timezone
+from uuid import uuid4
+
+import pytest
+from marshmallow import ValidationError
+
+from app.domain import Booking, Event
+from app.schemas import BookingRequest, BookingSchema, EventSchema, InitializeRequest
+
+NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("user_id", ["u", "user-123", "Zoë", "北京", "a b", "emoji 🎟", "x" * 128, "a/b", "\u200b"])
+def test_user_id_accepts_any_printable_unicode_up_to_128_characters(user_id):
+    assert BookingRequest().load({"eventId": "e", "userId": user_id})["user_id"] == user_id
+
+
+@pytest.mark.parametrize("user_id", ["", "x" * 129, "a\tb", "a\nb", "\x00", "\x7f", "\x85", "\ud83c"])
+def test_user_id_rejects_empty_long_control_and_surrogate_characters(user_id):
+    with pytest.raises(ValidationError) as error:
+        BookingRequest().load({"eventId": "e", "userId": user_id})
+    assert list(error.value.messages) == ["userId"]
+
+
+@pytest.mark.parametrize("total", [1, 1_000_000])
+def test_total_tickets_accepts_the_bounds(total):
+    assert InitializeRequest().load({"totalTickets": total}) == {"total_tickets": total}
+
+
+@pytest.mark.parametrize("total", [0, -1, 1_000_001, True, False, 1.0, "1", None])
+def test_total_tickets_must_be_a_json_integer_in_range(total):
+    with pytest.raises(ValidationError):
+        InitializeRequest().load({"totalTickets": total})
+
+
+def test_event_renders_camel_case_counts_and_utc_timestamps():
+    event = Event(uuid4(), "Gig", 10, 3, 2, NOW, NOW.astimezone(timezone(timedelta(hours=2))))
+    rendered = EventSchema().dump(event)
+    assert (rendered["bookedTickets"], rendered["availableTickets"], rendered["waitingListCount"]) == (7, 3, 2)
+    assert rendered["createdAt"] == rendered["updatedAt"] == "2026-11-23T17:00:00.123456Z"
+
+
+def test_booking_renders_a_null_waiting_position_unless_waiting():
+    booking = Booking(uuid4(), uuid4(), "u", "confirmed", None, NOW, NOW)
+    assert BookingSchema().dump(booking)["waitingPosition"] is None

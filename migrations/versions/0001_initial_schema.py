@@ -135,16 +135,16 @@ def _create_events() -> None:
         sa.Column("waiting_count", sa.Integer, server_default=sa.text("0"), nullable=False),
         sa.Column("created_at", TIMESTAMP, server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", TIMESTAMP, server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_events"),
-        sa.CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="ck_events_total_tickets_range"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name=op.f("ck_events_total_tickets_range")),
         sa.CheckConstraint(
-            "available_tickets BETWEEN 0 AND total_tickets", name="ck_events_available_tickets_range"
+            "available_tickets BETWEEN 0 AND total_tickets", name=op.f("ck_events_available_tickets_range")
         ),
-        sa.CheckConstraint("waiting_count >= 0", name="ck_events_waiting_count_non_negative"),
+        sa.CheckConstraint("waiting_count >= 0", name=op.f("ck_events_waiting_count_non_negative")),
         sa.CheckConstraint(
-            "waiting_count = 0 OR available_tickets = 0", name="ck_events_waiting_only_when_sold_out"
+            "waiting_count = 0 OR available_tickets = 0", name=op.f("ck_events_waiting_only_when_sold_out")
         ),
-        sa.CheckConstraint("name IS NULL OR char_length(name) BETWEEN 1 AND 200", name="ck_events_name_length"),
+        sa.CheckConstraint("name IS NULL OR char_length(name) BETWEEN 1 AND 200", name=op.f("ck_events_name_length")),
     )
 
 
@@ -158,12 +158,12 @@ def _create_bookings() -> None:
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("created_at", TIMESTAMP, server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", TIMESTAMP, server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_bookings"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bookings")),
         sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name="fk_bookings_event_id_events", ondelete="CASCADE"
+            ["event_id"], ["events.id"], name=op.f("fk_bookings_event_id_events"), ondelete="CASCADE"
         ),
-        sa.CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name="ck_bookings_status_known"),
-        sa.CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="ck_bookings_user_id_length"),
+        sa.CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name=op.f("ck_bookings_status_known")),
+        sa.CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name=op.f("ck_bookings_user_id_length")),
     )
     op.create_index(
         "uq_bookings_one_active_per_user",

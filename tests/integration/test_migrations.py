@@ -1,0 +1,122 @@
+"""The alembic migrations and `app.tables` describe the same schema, and migrate both ways.
+
+Alembic's autogenerate compares tables, columns (types, nullability, server defaults, identities),
+indexes (columns, uniqueness) and foreign keys, but neither CHECK constraints nor the WHERE clause of
+a partial index. Those two are compared here through PostgreSQL itself: `app.tables` is created with
+`create_all` in a scratch database, and the definitions PostgreSQL renders for both are compared.
+"""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from app.tables import metadata
+from tests.conftest import drop_database, migrate, scratch_database
+
+OUR_FUNCTIONS = ("book_ticket(uuid,text)", "cancel_booking(uuid,text)")
+
+# Everything in the public schema except alembic's own bookkeeping: (kind, name).
+SCHEMA_OBJECTS = text("""
+SELECT 'relation', c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relname NOT IN ('alembic_version', 'alembic_version_pkc')
+UNION ALL
+SELECT 'function', p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'type', t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = 'public' AND t.typname NOT IN ('alembic_version', '_alembic_version')
+""")
+
+CHECK_CONSTRAINTS = text("""
+SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+ WHERE n.nspname = 'public' AND c.contype = 'c'
+""")
+
+INDEXES = text("""
+SELECT tablename, indexname, indexdef FROM pg_indexes
+ WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+""")
+
+
+@pytest.fixture
+def scratch_url(server_url):
+    """An empty database of this test's own, dropped afterwards."""
+    url = scratch_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
+def query_set(url: str, statement) -> set[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {tuple(row) for row in conn.execute(statement)}
+    finally:
+        engine.dispose()
+
+
+def create_from_models(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def schema_differences(url: str) -> list:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+
+def test_autogenerate_finds_no_difference_between_models_and_migrations(database_url):
+    assert schema_differences(database_url) == []
+
+
+@pytest.mark.parametrize("catalog_query", [CHECK_CONSTRAINTS, INDEXES], ids=["check-constraints", "indexes"])
+def test_models_and_migrations_define_the_same_constraints_and_indexes(database_url, scratch_url, catalog_query):
+    create_from_models(scratch_url)
+
+    assert query_set(scratch_url, catalog_query) == query_set(database_url, catalog_query)
+
+
+def test_downgrade_to_base_removes_every_table_and_function(scratch_url):
+    migrate(scratch_url, "head")
+    migrate(scratch_url, "base", "downgrade")
+
+    assert query_set(scratch_url, SCHEMA_OBJECTS) == set()
+
+
+def test_upgrade_after_downgrade_rebuilds_the_schema(scratch_url, database_url):
+    migrate(scratch_url, "head")
+    migrate(scratch_url, "base", "downgrade")
+    migrate(scratch_url, "head")
+
+    assert query_set(scratch_url, SCHEMA_OBJECTS) == query_set(database_url, SCHEMA_OBJECTS)
+    assert schema_differences(scratch_url) == []
+
+
+@pytest.mark.parametrize("signature", OUR_FUNCTIONS)
+def test_booking_function_exists_at_head(database_url, signature):
+    found = query_set(database_url, text("SELECT to_regprocedure(:signature)::text").bindparams(signature=signature))
+
+    assert found == {(signature,)}
+
+
+@pytest.mark.parametrize("signature", OUR_FUNCTIONS)
+def test_booking_function_is_volatile_so_each_statement_sees_the_previous_lock_holders_commit(
+    database_url, signature
+):
+    statement = text("SELECT provolatile FROM pg_proc WHERE oid = to_regprocedure(:signature)")
+
+    assert query_set(database_url, statement.bindparams(signature=signature)) == {("v",)}

@@ -1,0 +1,160 @@
+"""Run the service: `python -m app.serve [serve|migrate]` (what `make run` and `make migrate` do).
+
+Sets up everything a fresh checkout lacks: settings from `.env`, the `instance/` folder, an embedded
+PostgreSQL when DATABASE_URL is unset, the admin token, and the schema (alembic upgrade head). Then
+`serve` runs gunicorn as a child process and, once it exits, stops the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+import sqlalchemy.exc
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from dotenv import load_dotenv
+from sqlalchemy.engine import make_url
+
+from app.config import ADMIN_TOKEN_FILE, resolve_admin_token
+from app.embedded_pg import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = ROOT / "instance"
+DATABASE_NAME = "booking"
+
+
+class StartupError(Exception):
+    """A problem the user can fix, reported as one line instead of a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parse_args(argv)
+    # .env fills in only what the environment leaves unset: an explicit variable always wins.
+    load_dotenv(ROOT / ".env", override=False)
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    # SIGTERM during set-up must unwind like Ctrl-C, so that `finally` stops the embedded server.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    embedded = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(INSTANCE_DIR / "pgdata")
+    try:
+        return _run(args.command, embedded)
+    except StartupError as exc:
+        _say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        # `migrate` leaves alone a server that another process (a running `make run`) started.
+        if embedded is not None and (args.command == "serve" or not embedded.adopted):
+            embedded.stop()
+            _say("Embedded PostgreSQL stopped")
+
+
+def _run(command_name: str, embedded: EmbeddedPostgres | None) -> int:
+    """Prepare database, token and schema; then serve, unless only migrating."""
+    if embedded is not None:
+        os.environ["DATABASE_URL"] = _start_embedded(embedded)
+    os.environ["ADMIN_TOKEN"] = _admin_token()
+    _migrate(os.environ["DATABASE_URL"])
+    if command_name == "migrate":
+        return 0
+    return _serve()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    return parser.parse_args(argv)
+
+
+def _start_embedded(embedded: EmbeddedPostgres) -> str:
+    """Start (or adopt) the embedded server and return the URL of our database on it."""
+    try:
+        embedded.start()
+        url = embedded.ensure_database(DATABASE_NAME)
+    except Exception as exc:  # pgserver raises bare subprocess/OS errors; the log says why
+        raise StartupError(
+            f"could not start the embedded PostgreSQL in {_relative(embedded.data_dir)} ({exc}); "
+            f"see {_relative(embedded.data_dir / 'log')}, or set DATABASE_URL to use another server"
+        ) from exc
+    how = "already running, adopted" if embedded.adopted else "started"
+    _say(f"Embedded PostgreSQL {how}: data in {_relative(embedded.data_dir)} (set DATABASE_URL to use another)")
+    return url
+
+
+def _admin_token() -> str:
+    """Resolve the admin token and say where it comes from; echo it only if we generated it."""
+    from_env = bool(os.environ.get("ADMIN_TOKEN"))
+    token = resolve_admin_token(INSTANCE_DIR)
+    if from_env:
+        _say("Admin token: from the ADMIN_TOKEN variable")
+    else:
+        stored = _relative(INSTANCE_DIR / ADMIN_TOKEN_FILE)
+        _say(f"Admin token: {token} (from {stored}; set ADMIN_TOKEN to override)")
+    return token
+
+
+def _migrate(database_url: str) -> None:
+    """Bring the schema up to date (alembic upgrade head)."""
+    try:
+        command.upgrade(AlembicConfig(str(ROOT / "alembic.ini")), "head")
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise StartupError(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        # The driver's first line says what went wrong (refused, unknown host, bad password...).
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StartupError(f"cannot reach the database at {_safe_url(database_url)}: {reason}") from exc
+
+
+def _serve() -> int:
+    """Run gunicorn in the foreground, passing Ctrl-C and SIGTERM on to it; return its exit code."""
+    gunicorn: subprocess.Popen[bytes] | None = None
+    early: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        # From here on a signal must never unwind us while gunicorn runs: it would be orphaned.
+        if gunicorn is None:
+            early.append(signum)  # arrived while gunicorn was being spawned; sent just below
+        else:
+            gunicorn.send_signal(signum)  # gunicorn stops its workers; we wait for it below
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT)
+    for signum in early:
+        gunicorn.send_signal(signum)
+    _say(f"Serving on http://127.0.0.1:{os.environ.get('PORT') or 8000} (Ctrl-C to stop)")
+    code = gunicorn.wait()
+    return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
+
+
+def _raise_keyboard_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _safe_url(url: str) -> str:
+    """`url` with any password masked, fit for printing."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
+def _relative(path: Path) -> str:
+    """`path` relative to the project root, where it lies inside it (shorter to read)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _say(message: str) -> None:
+    # stderr, beside gunicorn's own messages: stdout carries only the app's JSON log lines.
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""`python -m app.serve`: set-up steps, error messages and signal handling, with gunicorn faked."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from app import serve
+from app.embedded_pg import EmbeddedPostgres
+
+
+class FakeGunicorn:
+    """Stands in for the gunicorn child: records signals, exits with `code` when waited for."""
+
+    def __init__(self, code: int = 0, signal_during_wait: int | None = None, signal_during_spawn=None) -> None:
+        self.code, self.signals, self.argv = code, [], None
+        self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
+
+    def __call__(self, argv, cwd):
+        self.argv = argv
+        if self.signal_during_spawn is not None:
+            signal.raise_signal(self.signal_during_spawn)  # before serve.py holds the child's handle
+        return self
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+
+    def wait(self) -> int:
+        if self.signal_during_wait is not None:
+            signal.raise_signal(self.signal_during_wait)  # as if the user pressed Ctrl-C now
+        return self.code
+
+
+@pytest.fixture
+def scratch():
+    """A scratch folder outside pytest's tmp_path: as root, PostgreSQL runs as the `pgserver` user,
+    which cannot enter /tmp/pytest-of-root (0700, and re-tightened by every new pytest session)."""
+    path = Path(tempfile.mkdtemp(prefix="booking-serve-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, scratch):
+    """No .env, a scratch instance/ folder, and the process's signal handlers put back afterwards."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
+    monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_serve_runs_gunicorn_and_returns_its_exit_code(monkeypatch, database_url, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ADMIN_TOKEN", "from-env")
+    gunicorn = FakeGunicorn(code=3)
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main([]) == 3
+    assert gunicorn.argv[-2:] == ["gunicorn.conf.py", "wsgi:app"] and gunicorn.signals == []
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:8000" in err and "from the ADMIN_TOKEN variable" in err and "from-env" not in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_are_forwarded_to_gunicorn(monkeypatch, database_url, signum):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    gunicorn = FakeGunicorn(code=-signum, signal_during_wait=signum)
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 128 + signum
+    assert gunicorn.signals == [signum]
+
+
+def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    gunicorn = FakeGunicorn(signal_during_spawn=signal.SIGINT)
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 0
+    assert gunicorn.signals == [signal.SIGINT]
+
+
+def test_migrate_generates_and_prints_the_admin_token(monkeypatch, database_url, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert serve.main(["migrate"]) == 0
+    token = (serve.INSTANCE_DIR / "admin_token").read_text().strip()
+    assert f"Admin token: {token} (from" in capsys.readouterr().err
+
+
+def test_embedded_postgres_is_started_and_stopped(monkeypatch, scratch, capsys):
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))
+    assert serve.main(["serve"]) == 0
+    err = capsys.readouterr().err
+    assert "Embedded PostgreSQL started" in err and "Embedded PostgreSQL stopped" in err
+    assert not (scratch / "instance" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_migrate_leaves_an_adopted_embedded_postgres_running(scratch, capsys):
+    running = EmbeddedPostgres(scratch / "instance" / "pgdata")
+    running.start()
+    try:
+        assert serve.main(["migrate"]) == 0
+        assert "already running, adopted" in capsys.readouterr().err
+        assert running.url()  # still running
+    finally:
+        running.stop()
+
+
+def test_embedded_postgres_failing_to_start_is_one_clear_line(monkeypatch, capsys):
+    def fail(self):
+        raise subprocess.CalledProcessError(1, "pg_ctl")
+
+    monkeypatch.setattr(EmbeddedPostgres, "start", fail)
+    assert serve.main(["migrate"]) == 1
+    assert "error: could not start the embedded PostgreSQL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://user:secret@127.0.0.1:1/booking", "cannot reach the database at postgresql://user:***@"),
+        ("not a url", "DATABASE_URL is not a valid database URL"),
+    ],
+)
+def test_bad_database_url_is_one_clear_line(monkeypatch, capsys, url, message):
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert serve.main(["migrate"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "secret" not in err
+
+
+def test_sigterm_during_set_up_unwinds_like_ctrl_c(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setattr(serve, "_migrate", lambda url: signal.raise_signal(signal.SIGTERM))
+    assert serve.main(["migrate"]) == 130
+
+
+def test_an_unparsable_database_url_is_printed_masked():
+    assert serve._safe_url("::") == "<unparsable URL>"
+
+
+def test_paths_are_printed_relative_to_the_project_where_they_lie_inside_it():
+    assert serve._relative(serve.ROOT / "instance") == "instance"
+    assert serve._relative(serve.ROOT.parent) == str(serve.ROOT.parent)

@@ -18,6 +18,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     configure_logging(config.log_level)
     app = Flask(__name__)
+    app.json.sort_keys = False  # keep the schemas' field order: id first, as the contract shows
     app.config.update(_flask_settings(config))
     db.init_app(app, config)
     _register_blueprints(Api(app))

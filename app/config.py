@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import load_dotenv
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 ADMIN_TOKEN_FILE = "admin_token"
@@ -28,7 +30,9 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
-        """Build the config from `environ` (default: the process environment)."""
+        """Build the config from `environ` (default: the process environment, completed by `.env`)."""
+        if environ is None:
+            load_dotenv(PROJECT_ROOT / ".env", override=False)  # a variable already set wins
         env = os.environ if environ is None else environ
         if not env.get("DATABASE_URL"):
             raise RuntimeError("DATABASE_URL is not set; `make run` starts an embedded PostgreSQL for you")

@@ -9,7 +9,10 @@ test run never touches the data behind DATABASE_URL.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -68,6 +71,15 @@ def app(config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def scratch():
+    """A scratch folder outside pytest's tmp_path: as root, the embedded PostgreSQL runs as the `pgserver`
+    user, which cannot enter /tmp/pytest-of-root (0700, and re-tightened by every new pytest session)."""
+    path = Path(tempfile.mkdtemp(prefix="booking-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

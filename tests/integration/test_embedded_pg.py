@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,13 +12,6 @@ from sqlalchemy import create_engine, text
 from app.embedded_pg import EmbeddedPostgres
 
 
-@pytest.fixture
-def scratch():
-    """A scratch folder outside pytest's tmp_path: as root, PostgreSQL runs as the `pgserver` user,
-    which cannot enter /tmp/pytest-of-root (0700, and re-tightened by every new pytest session)."""
-    path = Path(tempfile.mkdtemp(prefix="booking-pg-test-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -37,13 +34,6 @@ class FakeGunicorn:
         return self.code
 
 
-@pytest.fixture
-def scratch():
-    """A scratch folder outside pytest's tmp_path: as root, PostgreSQL runs as the `pgserver` user,
-    which cannot enter /tmp/pytest-of-root (0700, and re-tightened by every new pytest session)."""
-    path = Path(tempfile.mkdtemp(prefix="booking-serve-test-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -41,3 +41,15 @@ def test_admin_token_from_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMIN_TOKEN", "from-env")
     assert resolve_admin_token(tmp_path) == "from-env"
     assert not (tmp_path / "admin_token").exists()
+
+
+def test_config_from_the_process_environment_is_completed_by_dotenv(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://from-dotenv@h/db\nLOG_LEVEL=warning\n")
+    monkeypatch.setattr("app.config.PROJECT_ROOT", tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "")  # recorded, so that what load_dotenv sets is undone too
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("ADMIN_TOKEN", "t")
+    config = Config.from_env()
+    assert config.database_url == "postgresql+psycopg2://from-dotenv@h/db"
+    assert config.log_level == "ERROR"

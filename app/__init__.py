@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from app import errors, http
+from app import docs, errors, http
 from app.config import Config
 from app.extensions import db
 from app.logging import configure_logging
@@ -21,7 +21,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.sort_keys = False  # keep the schemas' field order: id first, as the contract shows
     app.config.update(_flask_settings(config))
     db.init_app(app, config)
-    _register_blueprints(Api(app))
+    _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
     http.init_app(app)
     return app
@@ -36,6 +36,7 @@ def _flask_settings(config: Config) -> dict:
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
+        **docs.settings(),
     }
 
 

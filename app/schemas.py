@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-# Control characters (Cc) have no place in an id, and lone surrogates (Cs) cannot be stored as UTF-8.
-FORBIDDEN_CATEGORIES = {"Cc", "Cs"}
+# Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
+# category lookup, so that the OpenAPI document states (as `pattern`) the rule that validation applies.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_NO_CONTROL_CHARACTERS = re.compile(NO_CONTROL_CHARACTERS)
 
 
 def no_control_characters(value: str) -> None:
-    if any(unicodedata.category(char) in FORBIDDEN_CATEGORIES for char in value):
+    # fullmatch: `$` alone would let a trailing newline through.
+    if not _NO_CONTROL_CHARACTERS.fullmatch(value):
         raise ValidationError("Must not contain control characters.")
+    # A lone surrogate (JSON allows "\ud800") is not text and cannot be stored as UTF-8.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must not contain lone surrogates.") from None
 
 
 class StrictInteger(fields.Integer):
-    """An integer that is an integer in the JSON: not `true`, not `"5"`, not `5.5`."""
+    """An integer that is an integer in the JSON: not `true`, not `"5"`, not `5.5`.
+
+    `5.0` is 5: JSON Schema (and so the OpenAPI document) counts it as an integer, and a JavaScript
+    client cannot even tell the two apart."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(strict=True, **kwargs)
@@ -25,6 +36,8 @@ class StrictInteger(fields.Integer):
     def _validated(self, value):
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._validated(value)
 
 
@@ -40,7 +53,11 @@ class UtcDateTime(fields.DateTime):
 def user_id_field(**kwargs) -> fields.String:
     return fields.String(
         validate=[validate.Length(min=1, max=128), no_control_characters],
-        metadata={"description": "1..128 characters, Unicode allowed, no control characters", "example": "user-123"},
+        metadata={
+            "description": "1..128 characters, Unicode allowed, no control characters",
+            "pattern": NO_CONTROL_CHARACTERS,
+            "example": "user-123",
+        },
         **kwargs,
     )
 
@@ -56,7 +73,10 @@ class InitializeRequest(Schema):
 class BookingRequest(Schema):
     event_id = fields.String(
         data_key="eventId", required=True,
-        metadata={"description": "The id returned by /api/initialize; opaque to clients"},
+        metadata={
+            "description": "The id returned by /api/initialize; opaque to clients",
+            "example": "3f8a1c9e-5b7d-4e2f-9a6c-1d0b8e7f4a25",
+        },
     )
     user_id = user_id_field(data_key="userId", required=True)
 

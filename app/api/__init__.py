@@ -1,5 +1,7 @@
 """HTTP blueprints: parse with a schema, call one service function, render."""
 
+from http import HTTPStatus
+
 from flask_smorest import Blueprint as SmorestBlueprint
 
 from app.extensions import ContractParser
@@ -7,3 +9,14 @@ from app.extensions import ContractParser
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ContractParser()
+
+    def problems(self, *statuses: int):
+        """Document the view's own error responses (problem+json, see app/docs.py); 400 comes with
+        `arguments`, and the errors of the request plumbing (413, 415, 429, 500) are added for every view."""
+
+        def decorator(view):
+            for status in statuses:
+                view = self.alt_response(status, response=HTTPStatus(status).name)(view)
+            return view
+
+        return decorator

@@ -15,6 +15,7 @@ def healthz():
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, HealthSchema)
+@blp.problems(503)
 def readyz():
     """Readiness: the database answers; 503 `unavailable` otherwise."""
     services.check_database(db.engine)

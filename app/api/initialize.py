@@ -3,6 +3,7 @@ from flask import url_for
 from app import services
 from app.api import Blueprint
 from app.api.auth import require_admin
+from app.docs import ADMIN_SECURITY, LOCATION_HEADER
 from app.extensions import db
 from app.schemas import EventEnvelope, InitializeRequest
 
@@ -10,7 +11,9 @@ blp = Blueprint("initialize", __name__, url_prefix="/api", description="Open an 
 
 
 @blp.route("/initialize", methods=["POST"])
-@blp.response(201, EventEnvelope)
+@blp.response(201, EventEnvelope, headers={"Location": LOCATION_HEADER})
+@blp.problems(401, 503)
+@blp.doc(security=ADMIN_SECURITY)
 @require_admin
 @blp.arguments(InitializeRequest)
 def initialize(args):

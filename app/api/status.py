@@ -8,6 +8,7 @@ blp = Blueprint("status", __name__, url_prefix="/api", description="Read events 
 
 @blp.route("/status/<event_id>", methods=["GET"])
 @blp.response(200, EventEnvelope)
+@blp.problems(404, 503)
 def event_status(event_id):
     """The event with its live ticket and waiting-list counts."""
     return {"event": services.get_event(db.engine, event_id)}
@@ -15,8 +16,9 @@ def event_status(event_id):
 
 # `path:` so that a userId containing "/" (sent as %2F) still reaches this view.
 @blp.route("/booking-status/<event_id>/<path:user_id>", methods=["GET"])
-@blp.arguments(BookingPath, location="view_args", as_kwargs=True)
+@blp.arguments(BookingPath, location="path", as_kwargs=True)
 @blp.response(200, BookingEnvelope)
+@blp.problems(404, 503)
 def booking_status(event_id, user_id):
     """The user's active booking at the event, else their latest cancelled one."""
     return {"booking": services.get_booking(db.engine, event_id, user_id)}

@@ -1,5 +1,7 @@
 """Request validation and response rendering, without a database."""
 
+import re
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -7,7 +9,7 @@ import pytest
 from marshmallow import ValidationError
 
 from app.domain import Booking, Event
-from app.schemas import BookingRequest, BookingSchema, EventSchema, InitializeRequest
+from app.schemas import NO_CONTROL_CHARACTERS, BookingRequest, BookingSchema, EventSchema, InitializeRequest
 
 NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -29,7 +31,12 @@ def test_total_tickets_accepts_the_bounds(total):
     assert InitializeRequest().load({"totalTickets": total}) == {"total_tickets": total}
 
 
-@pytest.mark.parametrize("total", [0, -1, 1_000_001, True, False, 1.0, "1", None])
+def test_total_tickets_with_a_zero_fraction_is_that_integer():
+    loaded = InitializeRequest().load({"totalTickets": 543.0})["total_tickets"]
+    assert loaded == 543 and type(loaded) is int
+
+
+@pytest.mark.parametrize("total", [0, -1, 1_000_001, True, False, 1.5, 1e300, float("nan"), "1", None])
 def test_total_tickets_must_be_a_json_integer_in_range(total):
     with pytest.raises(ValidationError):
         InitializeRequest().load({"totalTickets": total})
@@ -45,3 +52,10 @@ def test_event_renders_camel_case_counts_and_utc_timestamps():
 def test_booking_renders_a_null_waiting_position_unless_waiting():
     booking = Booking(uuid4(), uuid4(), "u", "confirmed", None, NOW, NOW)
     assert BookingSchema().dump(booking)["waitingPosition"] is None
+
+
+def test_control_character_pattern_forbids_exactly_the_cc_category():
+    for code_point in range(0x10000):  # every Cc character lies in the Basic Multilingual Plane
+        char = chr(code_point)
+        forbidden = unicodedata.category(char) == "Cc"
+        assert (re.fullmatch(NO_CONTROL_CHARACTERS, char) is None) == forbidden, hex(code_point)

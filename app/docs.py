@@ -1,0 +1,133 @@
+"""The OpenAPI document (/openapi.json) and the interactive docs page (/docs), served without any CDN.
+
+flask-smorest writes the document from the same marshmallow schemas that validate the requests. This
+module adds what the schemas cannot say: every error is problem+json (one response component per
+status, listing the contract's codes), the cross-cutting responses and headers that the request
+plumbing adds to every operation, and the admin bearer scheme. Swagger UI's files come from the
+`swagger-ui-bundle` package and are served by the app itself.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from apispec import BasePlugin
+from flask import Blueprint, Flask
+from flask_smorest import Api
+from swagger_ui_bundle import swagger_ui_path
+
+from app.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
+from app.http import SANE_REQUEST_ID
+from app.schemas import ProblemSchema
+
+DOCS_PATH = "/docs"
+ASSETS_PATH = "/docs/assets"
+ADMIN_SECURITY = [{"adminToken": []}]
+LOCATION_HEADER = {"description": "The new event's status URL", "schema": {"type": "string"}}
+DESCRIPTION = """\
+Book tickets for events, with a first-come-first-served waiting list once an event is sold out.
+
+Every error is `application/problem+json` (RFC 9457) with a stable machine-readable `code` and the
+`requestId` to quote when reporting it. Every response carries `X-Request-ID`: the client's own when
+it sent a sane one (1..128 of `A-Z a-z 0-9 . _ : -`), else a generated one. Routes under `/api/` are
+rate limited per client: a `429` carries `Retry-After` and the `X-RateLimit-*` headers.
+"""
+
+REQUEST_ID_HEADER = {
+    "description": "The request's id: the client's `X-Request-ID` if it was sane, else a generated one",
+    "schema": {"type": "string", "pattern": SANE_REQUEST_ID.pattern},
+}
+# Any value is accepted: one that is not sane is replaced, not refused.
+REQUEST_ID_PARAMETER = {
+    "in": "header", "name": "X-Request-ID", "required": False, "schema": {"type": "string"},
+    "description": "An id for this request, echoed in the response and in every log line of the request; "
+    "replaced by a generated one unless it is 1..128 of `A-Z a-z 0-9 . _ : -`",
+}
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "When the window resets (Unix time)", "schema": {"type": "integer"}},
+}
+# Headers that a status always carries, besides X-Request-ID.
+STATUS_HEADERS = {
+    429: {"Retry-After": RETRY_AFTER_HEADER, **RATE_LIMIT_HEADERS},
+    503: {"Retry-After": RETRY_AFTER_HEADER},
+}
+
+
+def settings() -> dict:
+    """flask-smorest settings: the document, and Swagger UI pointed at the app's own copy of its files."""
+    return {
+        "API_SPEC_OPTIONS": {
+            "info": {"description": DESCRIPTION},
+            "components": {"securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
+        },
+        "OPENAPI_SWAGGER_UI_PATH": DOCS_PATH,
+        "OPENAPI_SWAGGER_UI_URL": ASSETS_PATH + "/",
+        # No call to an outside validator (the default): the page must work with no internet.
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None, "tryItOutEnabled": True},
+    }
+
+
+def create_api(app: Flask) -> Api:
+    """The app's Api, plus the route that serves Swagger UI's files."""
+    app.register_blueprint(
+        Blueprint("docs_assets", __name__, static_folder=str(swagger_ui_path), static_url_path=ASSETS_PATH)
+    )
+    return ProblemApi(app, spec_kwargs={"extra_plugins": [CrossCuttingPlugin()]})
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api with each error status documented once, as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+    # No catch-all "default" response: each operation lists the errors it can answer with.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self):
+        # Replaces flask-smorest's defaults (its own error schema, as application/json); the names
+        # stay the same (BAD_REQUEST, ...), since `Blueprint.arguments` refers to them.
+        self.spec.components.header("RequestId", REQUEST_ID_HEADER)
+        for status in HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(status.name, problem_response(status), lazy=True)
+
+
+def problem_response(status: HTTPStatus) -> dict:
+    """A problem+json response for `status`, listing the contract's codes for it, with an example."""
+    codes = codes_for(status) or ["invalid_request" if status < 500 else "internal_error"]
+    example = {"type": "about:blank", "title": status.phrase, "status": int(status), "code": codes[0],
+               "requestId": "0f9d5b8e2c6a4d0e9b1f3a7c5e2d8b4a"}
+    return {
+        "description": f"{status.phrase}: " + ", ".join(f"`{code}`" for code in codes),
+        "content": {PROBLEM_JSON: {"schema": ProblemSchema, "example": example}},
+        "headers": {"X-Request-ID": "RequestId", **STATUS_HEADERS.get(status, {})},
+    }
+
+
+def codes_for(status: int) -> list[str]:
+    """The contract's `code` values that come with `status` (app/errors.py maps them)."""
+    codes = [code for code, code_status in DOMAIN_STATUS.items() if code_status == status]
+    return codes + ([HTTP_CODES[status]] if status in HTTP_CODES else [])
+
+
+class CrossCuttingPlugin(BasePlugin):
+    """Documents on every operation what the request plumbing, not the view, adds to it."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for method, operation in (operations or {}).items():
+            operation.setdefault("parameters", []).append(REQUEST_ID_PARAMETER)
+            responses = operation.setdefault("responses", {})
+            for response in responses.values():
+                if isinstance(response, dict):  # the view's own success response
+                    response.setdefault("headers", {})["X-Request-ID"] = "RequestId"
+            for status in self._plumbing_errors(method):
+                responses.setdefault(status, HTTPStatus(status).name)
+
+    @staticmethod
+    def _plumbing_errors(method: str) -> list[int]:
+        errors = [500]  # any operation can fail unexpectedly
+        if method == "post":
+            errors += [413, 415]  # MAX_BODY_BYTES; app/http.py's JSON-only rule
+        return errors

@@ -1,0 +1,104 @@
+"""The OpenAPI document and the docs page: valid, complete, and served without any outside host."""
+
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+from app.errors import PROBLEM_JSON
+
+
+@pytest.fixture(scope="module")
+def document(app):
+    return app.test_client().get("/openapi.json").get_json()
+
+
+def operations(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield f"{method.upper()} {path}", operation
+
+
+def resolve(document, obj):
+    if "$ref" not in obj:
+        return obj
+    section, name = obj["$ref"].split("/")[-2:]
+    return document["components"][section][name]
+
+
+def test_openapi_document_is_valid_openapi_3(document):
+    validate(document)
+    assert document["openapi"].startswith("3.")
+
+
+def test_document_lists_every_endpoint_of_the_contract(document):
+    assert set(document["paths"]) == {
+        "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
+        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz",
+    }
+
+
+def test_every_error_response_is_problem_json(document):
+    for name, operation in operations(document):
+        errors = {status: resolve(document, r) for status, r in operation["responses"].items() if status >= "400"}
+        assert "500" in errors, name
+        for status, response in errors.items():
+            assert list(response["content"]) == [PROBLEM_JSON], (name, status)
+            assert response["content"][PROBLEM_JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(document):
+    for name, operation in operations(document):
+        success = [resolve(document, r) for status, r in operation["responses"].items() if status < "300"]
+        assert len(success) == 1, name
+        assert success[0]["content"]["application/json"]["schema"]["$ref"], name
+        assert "X-Request-ID" in success[0]["headers"], name
+        assert any(p.get("name") == "X-Request-ID" for p in operation["parameters"]), name
+
+
+@pytest.mark.parametrize(
+    "operation, statuses",
+    [
+        ("POST /api/initialize", {"400", "401", "413", "415", "500", "503"}),
+        ("POST /api/book", {"400", "404", "409", "413", "415", "500", "503"}),
+        ("POST /api/cancel", {"400", "404", "409", "413", "415", "500", "503"}),
+        ("GET /api/status/{event_id}", {"404", "500", "503"}),
+        ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "500", "503"}),
+    ],
+)
+def test_operation_documents_the_errors_of_the_contract(document, operation, statuses):
+    documented = dict(operations(document))[operation]["responses"]
+    assert statuses <= set(documented)
+
+
+def test_error_responses_name_their_codes_and_give_an_example(document):
+    not_found = document["components"]["responses"]["NOT_FOUND"]
+    assert "`event_not_found`" in not_found["description"] and "`booking_not_found`" in not_found["description"]
+    assert not_found["content"][PROBLEM_JSON]["example"]["code"] == "event_not_found"
+
+
+def test_initialize_requires_the_admin_bearer_scheme(document):
+    assert document["components"]["securitySchemes"]["adminToken"] == {"type": "http", "scheme": "bearer"}
+    initialize = document["paths"]["/api/initialize"]["post"]
+    assert initialize["security"] == [{"adminToken": []}]
+    assert "security" not in document["paths"]["/api/book"]["post"]
+
+
+def test_request_bodies_carry_examples(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["InitializeRequest"]["properties"]["totalTickets"]["example"] == 100
+    assert all("example" in field for field in schemas["BookingRequest"]["properties"].values())
+
+
+def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset  # no CDN, no outside host
+        with client.get(asset) as response:
+            assert response.status_code == 200, asset
+    assert 'data-spec-url="/openapi.json"' in html and "<script>" not in html

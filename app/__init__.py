@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from app import docs, errors, http
+from app import docs, errors, http, limits
 from app.config import Config
 from app.extensions import db
 from app.logging import configure_logging
@@ -23,7 +23,8 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app, config)
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
-    http.init_app(app)
+    http.init_app(app)  # first of the request hooks: the request id is set before any can refuse
+    limits.init_app(app, config)
     return app
 
 

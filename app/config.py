@@ -21,7 +21,10 @@ class Config:
     database_url: str
     admin_token: str
     rate_limit: str = "300 per minute"
+    rate_limit_write: str = "60 per minute"
     rate_limit_storage_uri: str = "memory://"
+    rate_limit_key_prefix: str = "booking"
+    trusted_proxies: int = 0
     log_level: str = "INFO"
     max_body_bytes: int = 65536
     db_pool_size: int = 8
@@ -40,7 +43,10 @@ class Config:
             database_url=normalise_database_url(env["DATABASE_URL"]),
             admin_token=env.get("ADMIN_TOKEN") or resolve_admin_token(INSTANCE_DIR),
             rate_limit=env.get("RATE_LIMIT", cls.rate_limit),
+            rate_limit_write=env.get("RATE_LIMIT_WRITE", cls.rate_limit_write),
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI") or cls.rate_limit_storage_uri,
+            rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
+            trusted_proxies=int(env.get("TRUSTED_PROXIES") or cls.trusted_proxies),
             log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             db_pool_size=int(env.get("DB_POOL_SIZE", cls.db_pool_size)),

@@ -18,6 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
 from app.http import SANE_REQUEST_ID
+from app.limits import API_PREFIX
 from app.schemas import ProblemSchema
 
 DOCS_PATH = "/docs"
@@ -122,12 +123,14 @@ class CrossCuttingPlugin(BasePlugin):
             for response in responses.values():
                 if isinstance(response, dict):  # the view's own success response
                     response.setdefault("headers", {})["X-Request-ID"] = "RequestId"
-            for status in self._plumbing_errors(method):
+            for status in self._plumbing_errors(path, method):
                 responses.setdefault(status, HTTPStatus(status).name)
 
     @staticmethod
-    def _plumbing_errors(method: str) -> list[int]:
+    def _plumbing_errors(path: str, method: str) -> list[int]:
         errors = [500]  # any operation can fail unexpectedly
+        if path.startswith(API_PREFIX):
+            errors.append(429)  # app/limits.py
         if method == "post":
             errors += [413, 415]  # MAX_BODY_BYTES; app/http.py's JSON-only rule
         return errors

@@ -90,6 +90,8 @@ def _describe(error: HTTPException) -> str:
         return "the request is not valid; see errors"
     if error.code == 413:
         return f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    if error.code == 429:  # flask-limiter's description is the limit that was hit
+        return f"too many requests from this client (limit: {error.description}); retry after Retry-After seconds"
     return error.description or HTTPStatus(error.code).description
 
 

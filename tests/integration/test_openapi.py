@@ -60,16 +60,23 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
 @pytest.mark.parametrize(
     "operation, statuses",
     [
-        ("POST /api/initialize", {"400", "401", "413", "415", "500", "503"}),
-        ("POST /api/book", {"400", "404", "409", "413", "415", "500", "503"}),
-        ("POST /api/cancel", {"400", "404", "409", "413", "415", "500", "503"}),
-        ("GET /api/status/{event_id}", {"404", "500", "503"}),
-        ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "500", "503"}),
+        ("POST /api/initialize", {"400", "401", "413", "415", "429", "500", "503"}),
+        ("POST /api/book", {"400", "404", "409", "413", "415", "429", "500", "503"}),
+        ("POST /api/cancel", {"400", "404", "409", "413", "415", "429", "500", "503"}),
+        ("GET /api/status/{event_id}", {"404", "429", "500", "503"}),
+        ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
+        ("GET /healthz", {"500"}),
     ],
 )
 def test_operation_documents_the_errors_of_the_contract(document, operation, statuses):
     documented = dict(operations(document))[operation]["responses"]
     assert statuses <= set(documented)
+
+
+def test_rate_limited_response_documents_retry_after_and_the_limit_headers(document):
+    assert "429" not in document["paths"]["/healthz"]["get"]["responses"]
+    headers = document["components"]["responses"]["TOO_MANY_REQUESTS"]["headers"]
+    assert {"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(headers)
 
 
 def test_error_responses_name_their_codes_and_give_an_example(document):

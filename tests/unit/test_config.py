@@ -20,9 +20,22 @@ def test_config_from_env_reads_every_variable():
     config = Config.from_env({
         "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
         "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
+        "RATE_LIMIT_WRITE": "5 per second", "RATE_LIMIT_KEY_PREFIX": "staging", "TRUSTED_PROXIES": "2",
     })
     assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
     assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
+    assert (config.rate_limit_write, config.rate_limit_key_prefix, config.trusted_proxies) == ("5 per second", "staging", 2)
+
+
+def test_rate_limits_default_to_a_tighter_budget_for_writes_and_no_trusted_proxy():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t" * 32})
+    assert (config.rate_limit, config.rate_limit_write) == ("300 per minute", "60 per minute")
+    assert (config.rate_limit_key_prefix, config.trusted_proxies) == ("booking", 0)
+
+
+def test_empty_write_limit_is_kept_empty_so_it_disables_the_write_budget():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t" * 32, "RATE_LIMIT_WRITE": ""})
+    assert config.rate_limit_write == ""
 
 
 def test_config_without_database_url_says_how_to_get_one():

@@ -32,3 +32,11 @@ control_socket_disable = True
 # No preload_app: each worker imports the app and builds its own database engine after the fork,
 # so no connection pool is ever shared between processes.
 preload_app = False
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges from the metrics that /metrics adds up (app/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -43,10 +43,15 @@ def _finish_request(response: Response) -> Response:
         method=request.method,
         path=request.path,
         status=response.status_code,
-        duration_ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        duration_ms=round(request_duration_s() * 1000, 2),
         client=request.remote_addr,
     )
     return response
+
+
+def request_duration_s() -> float:
+    """Seconds since the request began (since the first hook, which runs before any can refuse it)."""
+    return time.perf_counter() - g.get("started", time.perf_counter())
 
 
 def _forget_request(_error: BaseException | None) -> None:

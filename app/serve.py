@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import ADMIN_TOKEN_FILE, resolve_admin_token
 from app.embedded_pg import EmbeddedPostgres
+from app.metrics import MULTIPROC_DIR_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
@@ -126,12 +127,23 @@ def _serve() -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    _prepare_metrics_dir()
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT)
     for signum in early:
         gunicorn.send_signal(signum)
     _say(f"Serving on http://127.0.0.1:{os.environ.get('PORT') or 8000} (Ctrl-C to stop)")
     code = gunicorn.wait()
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
+
+
+def _prepare_metrics_dir() -> None:
+    """Give gunicorn's workers a folder for their metrics (app/metrics.py), emptied of a previous run's
+    values, which /metrics would otherwise add to this run's."""
+    path = Path(os.environ.get(MULTIPROC_DIR_VARIABLE) or INSTANCE_DIR / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # only prometheus-client's files: the folder may be the operator's
+        stale.unlink()
+    os.environ[MULTIPROC_DIR_VARIABLE] = str(path)
 
 
 def _raise_keyboard_interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, insert, select, text
 
+from app import domain_events
 from app.domain import (
     CANCELLED,
     CONFIRMED,
@@ -74,7 +75,7 @@ def book(engine: Engine, event_id: str, user_id: str) -> Booking:
     with engine.begin() as conn:
         row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id}).one()
     _raise_unless_ok(row.outcome, event_id, user_id)
-    return Booking(
+    booking = Booking(
         id=row.booking_id,
         event_id=event_uuid,
         user_id=user_id,
@@ -83,6 +84,8 @@ def book(engine: Engine, event_id: str, user_id: str) -> Booking:
         created_at=row.booking_created_at,
         updated_at=row.booking_updated_at,
     )
+    domain_events.booked(booking)  # committed: the `with` block has ended
+    return booking
 
 
 def cancel(engine: Engine, event_id: str, user_id: str) -> Cancellation:
@@ -94,7 +97,9 @@ def cancel(engine: Engine, event_id: str, user_id: str) -> Cancellation:
     cancelled = Booking(
         row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
     )
-    return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
+    cancellation = Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
+    domain_events.cancelled(cancellation)  # committed: the `with` block has ended
+    return cancellation
 
 
 def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:

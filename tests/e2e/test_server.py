@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import PROJECT_ROOT
 
@@ -83,7 +84,9 @@ def server_base_url(database_url, tmp_path):
         "DATABASE_URL": database_url,
         "ADMIN_TOKEN": E2E_ADMIN_TOKEN,
         "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),  # as `make run` sets it
     }
+    (tmp_path / "metrics").mkdir()
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
@@ -131,3 +134,18 @@ def test_server_books_queues_promotes_and_reports_over_http(server_base_url):
     }
     status, promoted = call(server_base_url, "GET", f"/api/booking-status/{event_id}/second")
     assert (status, promoted["booking"]["status"], promoted["booking"]["waitingPosition"]) == (200, "confirmed", None)
+
+
+def test_metrics_add_up_the_requests_that_every_worker_answered(server_base_url):
+    requests = 20  # each on a connection of its own, which either worker may accept
+    for _ in range(requests):
+        assert call(server_base_url, "GET", "/api/status/00000000-0000-0000-0000-000000000000")[0] == 404
+    with urllib.request.urlopen(server_base_url + "/metrics", timeout=REQUEST_TIMEOUT_S) as response:
+        families = text_string_to_metric_families(response.read().decode())
+    answered = sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels["endpoint"] == "/api/status/<event_id>"
+    )
+    assert answered == requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from types import SimpleNamespace
@@ -42,8 +43,9 @@ def isolated(monkeypatch, scratch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
+        monkeypatch.delenv(name)
     yield
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
@@ -58,6 +60,26 @@ def test_serve_runs_gunicorn_and_returns_its_exit_code(monkeypatch, database_url
     assert gunicorn.argv[-2:] == ["gunicorn.conf.py", "wsgi:app"] and gunicorn.signals == []
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8000" in err and "from the ADMIN_TOKEN variable" in err and "from-env" not in err
+
+
+def test_serve_gives_gunicorn_an_emptied_metrics_folder(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    stale = serve.INSTANCE_DIR / "prometheus" / "counter_12345.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old run")
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))
+    assert serve.main([]) == 0
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(stale.parent) and not stale.exists()
+
+
+def test_an_operator_metrics_folder_keeps_its_other_files(monkeypatch, database_url, scratch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(scratch / "metrics"))
+    (scratch / "metrics").mkdir()
+    (scratch / "metrics" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))
+    assert serve.main([]) == 0
+    assert (scratch / "metrics" / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -9,6 +9,8 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine
 from webargs.flaskparser import FlaskParser
 
+from app.http import bind_subjects
+
 
 class Database:
     """Owns one SQLAlchemy engine per app; services receive `db.engine` as a plain argument."""
@@ -36,6 +38,11 @@ class ContractParser(FlaskParser):
     """The contract answers validation failures with 400, not webargs' default 422."""
 
     DEFAULT_VALIDATION_STATUS = 400
+
+    def parse(self, *args, **kwargs):
+        parsed = super().parse(*args, **kwargs)
+        bind_subjects(parsed)  # validated values only: the log line says what the request was about
+        return parsed
 
 
 db = Database()

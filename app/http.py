@@ -11,6 +11,8 @@ from flask import Flask, Response, abort, g, request
 
 # Echo a client's id only if it is short and plain, so it cannot forge log lines or headers.
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# What a request is about, bound to each of its log lines once known (path or parsed body).
+SUBJECTS = ("event_id", "user_id")
 
 log = structlog.get_logger("app.http")
 
@@ -28,6 +30,12 @@ def _start_request() -> None:
     g.request_id = supplied if SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    bind_subjects(request.view_args or {})
+
+
+def bind_subjects(values) -> None:
+    """Add the event and user that `values` name to every later log line of the request."""
+    structlog.contextvars.bind_contextvars(**{name: str(values[name]) for name in SUBJECTS if name in values})
 
 
 def _require_json_body() -> None:

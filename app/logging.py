@@ -7,6 +7,10 @@ import sys
 
 import structlog
 
+# Tracebacks as JSON, without each frame's local variables (structlog's default shows them): a local
+# can hold a secret (the admin token, a database URL with its password) or a client's personal data.
+TRACEBACKS = structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+
 
 def configure_logging(level: str) -> None:
     """Route structlog and the standard library's loggers to JSON lines on stdout."""
@@ -17,7 +21,7 @@ def configure_logging(level: str) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
+        processors=[*shared, TRACEBACKS, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
@@ -41,7 +45,7 @@ def _route_stdlib_logging(shared: list, level: int) -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.dict_tracebacks,
+                TRACEBACKS,
                 structlog.processors.JSONRenderer(),
             ],
         )

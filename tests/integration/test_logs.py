@@ -1,0 +1,95 @@
+"""JSON log lines: one per request with what it was about, one per domain event, and no secrets."""
+
+import json
+
+import pytest
+
+from app import services
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.test_errors import NIL_UUID
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def lines_of(capsys, request_id) -> list[dict]:
+    return [line for line in log_lines(capsys) if line.get("request_id") == request_id]
+
+
+def test_request_line_names_the_event_and_user_of_a_body(client, new_event, capsys):
+    event = new_event(1)
+    capsys.readouterr()
+    client.post("/api/book", json={"eventId": event["id"], "userId": "ana"}, headers={"X-Request-ID": "book-1"})
+    (request_line,) = [line for line in lines_of(capsys, "book-1") if line["event"] == "request"]
+    assert request_line["event_id"] == event["id"] and request_line["user_id"] == "ana"
+    assert (request_line["method"], request_line["path"], request_line["status"]) == ("POST", "/api/book", 201)
+    assert request_line["duration_ms"] >= 0 and request_line["client"] == "127.0.0.1"
+
+
+def test_request_line_names_the_event_and_user_of_a_path(client, capsys):
+    client.get(f"/api/booking-status/{NIL_UUID}/bob", headers={"X-Request-ID": "path-1"})
+    (request_line,) = [line for line in lines_of(capsys, "path-1") if line["event"] == "request"]
+    assert (request_line["event_id"], request_line["user_id"], request_line["status"]) == (NIL_UUID, "bob", 404)
+
+
+def test_every_line_of_a_request_carries_its_id(client, new_event, capsys):
+    event = new_event(1)
+    capsys.readouterr()
+    client.post("/api/book", json={"eventId": event["id"], "userId": "ana"}, headers={"X-Request-ID": "ids-1"})
+    lines = log_lines(capsys)
+    assert [line["event"] for line in lines] == ["booked", "request"]
+    assert all(line["request_id"] == "ids-1" and line["level"] == "info" for line in lines)
+
+
+def test_domain_events_are_logged_once_each(client, new_event, capsys):
+    event = new_event(1)
+    client.post("/api/book", json={"eventId": event["id"], "userId": "first"})
+    client.post("/api/book", json={"eventId": event["id"], "userId": "second"})
+    capsys.readouterr()
+    client.post("/api/cancel", json={"eventId": event["id"], "userId": "first"}, headers={"X-Request-ID": "c-1"})
+    cancelled, promoted, request_line = lines_of(capsys, "c-1")
+    assert (cancelled["event"], cancelled["user_id"], cancelled["event_id"]) == ("cancelled", "first", event["id"])
+    assert (promoted["event"], promoted["user_id"], promoted["event_id"]) == ("promoted", "second", event["id"])
+    assert request_line["user_id"] == "first"  # the request's subject again, not the promoted user
+
+
+def test_joining_the_waiting_list_is_logged_with_the_place(client, new_event, capsys):
+    event = new_event(1)
+    client.post("/api/book", json={"eventId": event["id"], "userId": "first"})
+    capsys.readouterr()
+    client.post("/api/book", json={"eventId": event["id"], "userId": "late"}, headers={"X-Request-ID": "w-1"})
+    waitlisted = lines_of(capsys, "w-1")[0]
+    assert (waitlisted["event"], waitlisted["user_id"], waitlisted["waiting_position"]) == ("waitlisted", "late", 1)
+
+
+def test_a_refused_booking_logs_no_domain_event(client, new_event, capsys):
+    event = new_event(1)
+    client.post("/api/book", json={"eventId": event["id"], "userId": "once"})
+    capsys.readouterr()
+    client.post("/api/book", json={"eventId": event["id"], "userId": "once"}, headers={"X-Request-ID": "dup-1"})
+    assert [line["event"] for line in lines_of(capsys, "dup-1")] == ["request"]
+
+
+def test_a_500_logs_its_traceback_with_the_request_id_and_no_local_variables(client, monkeypatch, capsys):
+    def explode(engine, *_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "get_event", explode)
+    client.get(f"/api/status/{NIL_UUID}", headers={"X-Request-ID": "trace-1"})
+    (error,) = [line for line in lines_of(capsys, "trace-1") if line["event"] == "unhandled_exception"]
+    assert error["level"] == "error" and error["exception"][0]["exc_value"] == "boom"
+    assert all("locals" not in frame for frame in error["exception"][0]["frames"])
+
+
+@pytest.mark.parametrize("token", [ADMIN_TOKEN, "a-wrong-token-that-is-also-secret"])
+def test_no_token_or_authorization_header_reaches_a_log_line(client, monkeypatch, capsys, token):
+    def explode(*_args):
+        raise RuntimeError("failure while the token is in the request")
+
+    for failing in (False, True):  # a success or a 401, then an unexpected failure with its traceback
+        if failing:
+            monkeypatch.setattr(services, "initialize_event", explode)
+        client.post("/api/initialize", json={"totalTickets": 1}, headers={"Authorization": f"Bearer {token}"})
+    output = capsys.readouterr().out
+    assert '"request"' in output and token not in output and "Bearer" not in output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from app import docs, errors, http, limits, metrics
+from app import docs, errors, http, limits, metrics, security
 from app.config import Config
 from app.extensions import db
 from app.logging import configure_logging
@@ -26,6 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     http.init_app(app)  # first of the request hooks: the request id is set before any can refuse
     limits.init_app(app, config)
     metrics.init_app(app, app.extensions["database"])
+    security.init_app(app, config)
     return app
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from app.security import check_admin_token
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 ADMIN_TOKEN_FILE = "admin_token"
@@ -25,6 +27,8 @@ class Config:
     rate_limit_storage_uri: str = "memory://"
     rate_limit_key_prefix: str = "booking"
     trusted_proxies: int = 0
+    cors_origins: tuple[str, ...] = ()
+    app_env: str = "development"
     log_level: str = "INFO"
     max_body_bytes: int = 65536
     db_pool_size: int = 8
@@ -39,7 +43,7 @@ class Config:
         env = os.environ if environ is None else environ
         if not env.get("DATABASE_URL"):
             raise RuntimeError("DATABASE_URL is not set; `make run` starts an embedded PostgreSQL for you")
-        return cls(
+        config = cls(
             database_url=normalise_database_url(env["DATABASE_URL"]),
             admin_token=env.get("ADMIN_TOKEN") or resolve_admin_token(INSTANCE_DIR),
             rate_limit=env.get("RATE_LIMIT", cls.rate_limit),
@@ -47,10 +51,14 @@ class Config:
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI") or cls.rate_limit_storage_uri,
             rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
             trusted_proxies=int(env.get("TRUSTED_PROXIES") or cls.trusted_proxies),
+            cors_origins=tuple(origin.strip() for origin in env.get("CORS_ORIGINS", "").split(",") if origin.strip()),
+            app_env=(env.get("APP_ENV") or cls.app_env).strip().lower(),
             log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             db_pool_size=int(env.get("DB_POOL_SIZE", cls.db_pool_size)),
         )
+        check_admin_token(config.app_env, config.admin_token)
+        return config
 
 
 def normalise_database_url(url: str) -> str:

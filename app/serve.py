@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from app.config import ADMIN_TOKEN_FILE, resolve_admin_token
 from app.embedded_pg import EmbeddedPostgres
 from app.metrics import MULTIPROC_DIR_VARIABLE
+from app.security import InsecureConfiguration, check_admin_token
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
@@ -62,6 +63,10 @@ def _run(command_name: str, embedded: EmbeddedPostgres | None) -> int:
     if embedded is not None:
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
     os.environ["ADMIN_TOKEN"] = _admin_token()
+    try:
+        check_admin_token(os.environ.get("APP_ENV", ""), os.environ["ADMIN_TOKEN"])
+    except InsecureConfiguration as exc:
+        raise StartupError(str(exc)) from exc
     _migrate(os.environ["DATABASE_URL"])
     if command_name == "migrate":
         return 0

@@ -43,7 +43,7 @@ def isolated(monkeypatch, scratch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR"):
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV"):
         monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
         monkeypatch.delenv(name)
     yield
@@ -152,6 +152,16 @@ def test_sigterm_during_set_up_unwinds_like_ctrl_c(monkeypatch, database_url):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setattr(serve, "_migrate", lambda url: signal.raise_signal(signal.SIGTERM))
     assert serve.main(["migrate"]) == 130
+
+
+def test_production_mode_with_a_short_admin_token_refuses_to_start(monkeypatch, database_url, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("ADMIN_TOKEN", "change-me")
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main([]) == 1
+    assert "error: APP_ENV=production refuses an ADMIN_TOKEN" in capsys.readouterr().err and gunicorn.argv is None
 
 
 def test_an_unparsable_database_url_is_printed_masked():

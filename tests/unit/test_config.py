@@ -3,6 +3,7 @@ import stat
 import pytest
 
 from app.config import Config, normalise_database_url, resolve_admin_token
+from app.security import InsecureConfiguration
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"])
@@ -66,3 +67,30 @@ def test_config_from_the_process_environment_is_completed_by_dotenv(tmp_path, mo
     config = Config.from_env()
     assert config.database_url == "postgresql+psycopg2://from-dotenv@h/db"
     assert config.log_level == "ERROR"
+
+
+def test_cors_origins_are_a_comma_separated_allow_list():
+    config = Config.from_env({
+        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t", "CORS_ORIGINS": " https://a.example, https://b.example,",
+    })
+    assert config.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_cors_is_off_and_mode_is_development_by_default():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t"})
+    assert (config.cors_origins, config.app_env) == ((), "development")
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 31, "change-me", "CHANGE-ME-" + "x" * 40])
+def test_production_mode_refuses_a_short_or_placeholder_admin_token(token):
+    with pytest.raises(InsecureConfiguration, match="32 characters"):
+        Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": token, "APP_ENV": "Production"})
+
+
+def test_production_mode_accepts_a_long_random_admin_token():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production"})
+    assert config.app_env == "production"
+
+
+def test_outside_production_a_short_admin_token_is_allowed():
+    assert Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "dev", "APP_ENV": "staging"})

@@ -1,0 +1,71 @@
+"""Hardened HTTP: security headers on every response, CORS by allow-list, and the production rules.
+
+Production mode is APP_ENV=production. In it the service refuses to start with a weak admin token:
+shorter than 32 characters, or still holding the `change-me` placeholder of .env.example.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+
+from app.docs import DOCS_PATH
+
+PRODUCTION = "production"
+MIN_ADMIN_TOKEN_LENGTH = 32
+PLACEHOLDER_TOKEN = "change-me"
+
+# JSON responses load nothing and belong in no frame.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Swagger UI: its scripts and styles come from the app; it sets inline style attributes, shows data:
+# images and calls the API (connect-src). No inline script: app/templates/swagger_ui.html has none.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+# Swagger UI's files and the app's own static files may be cached; every other answer is live data.
+CACHEABLE_ENDPOINTS = {"static", "docs_assets.static"}
+# What a browser client may send and read across origins, when CORS_ORIGINS allows it.
+CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"]
+CORS_EXPOSE_HEADERS = [
+    "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+]
+
+
+class InsecureConfiguration(RuntimeError):
+    """A setting that production mode refuses."""
+
+
+def check_admin_token(app_env: str, token: str) -> None:
+    """In production mode, refuse a short admin token or one that is still the placeholder."""
+    if app_env.strip().lower() != PRODUCTION:
+        return
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH or PLACEHOLDER_TOKEN in token.lower():
+        raise InsecureConfiguration(
+            f"APP_ENV={PRODUCTION} refuses an ADMIN_TOKEN shorter than {MIN_ADMIN_TOKEN_LENGTH} characters or "
+            "holding the example's placeholder; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
+def init_app(app: Flask, config) -> None:
+    """Add the security headers to every response; allow CORS from `config.cors_origins` only."""
+    app.after_request(_add_security_headers)
+    if config.cors_origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": list(config.cors_origins)}},
+            methods=["GET", "POST"],
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=600,
+        )
+
+
+def _add_security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Content-Security-Policy"] = DOCS_CSP if request.path == DOCS_PATH else API_CSP
+    if request.endpoint not in CACHEABLE_ENDPOINTS:
+        headers["Cache-Control"] = "no-store"
+    return response

@@ -3,18 +3,20 @@
 flask-smorest writes the document from the same marshmallow schemas that validate the requests. This
 module adds what the schemas cannot say: every error is problem+json (one response component per
 status, listing the contract's codes), the cross-cutting responses and headers that the request
-plumbing adds to every operation, and the admin bearer scheme. Swagger UI's files come from the
-`swagger-ui-bundle` package and are served by the app itself.
+plumbing adds to every operation, and the admin bearer scheme. Swagger UI's files (version 5, the
+first to read OpenAPI 3.1) come from the `flask-swagger-ui` package and are served by the app itself;
+only its files are used, not its blueprint, whose page has an inline script.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from pathlib import Path
 
+import flask_swagger_ui
 from apispec import BasePlugin
 from flask import Blueprint, Flask
 from flask_smorest import Api
-from swagger_ui_bundle import swagger_ui_path
 
 from app.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
 from app.http import SANE_REQUEST_ID
@@ -23,6 +25,7 @@ from app.schemas import ProblemSchema
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
+SWAGGER_UI_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
 ADMIN_SECURITY = [{"adminToken": []}]
 LOCATION_HEADER = {"description": "The new event's status URL", "schema": {"type": "string"}}
 DESCRIPTION = """\
@@ -74,7 +77,7 @@ def settings() -> dict:
 def create_api(app: Flask) -> Api:
     """The app's Api, plus the route that serves Swagger UI's files."""
     app.register_blueprint(
-        Blueprint("docs_assets", __name__, static_folder=str(swagger_ui_path), static_url_path=ASSETS_PATH)
+        Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_DIST, static_url_path=ASSETS_PATH)
     )
     return ProblemApi(app, spec_kwargs={"extra_plugins": [CrossCuttingPlugin()]})
 
@@ -93,6 +96,9 @@ class ProblemApi(Api):
         for status in HTTPStatus:
             if status >= 400:
                 self.spec.components.response(status.name, problem_response(status), lazy=True)
+
+    def _register_pagination_header(self):
+        pass  # nothing is paginated: no PaginationMetadata schema in the document to puzzle its readers
 
 
 def problem_response(status: HTTPStatus) -> dict:

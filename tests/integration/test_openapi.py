@@ -32,6 +32,13 @@ def test_openapi_document_is_valid_openapi_3(document):
     assert document["openapi"].startswith("3.")
 
 
+def test_document_defines_only_schemas_of_this_api(document):
+    assert set(document["components"]["schemas"]) == {
+        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
+        "Cancellation", "Health",
+    }
+
+
 def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
         "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",

@@ -13,7 +13,7 @@ with the default of 0 the header is ignored, so a client cannot dodge its limit 
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -37,14 +37,34 @@ def init_app(app: Flask, config) -> None:
         enabled=bool(config.rate_limit),
     )
     limiter.request_filter(_exempt)
+    # after_request hooks run in reverse order: these two wrap the limiter's own header hook.
+    app.after_request(_retry_after_only_when_limited)
     limiter.init_app(app)
+    app.after_request(_remember_own_retry_after)
 
 
 def _budgets(config) -> list[ApplicationLimit]:
+    # The write budget first: the X-RateLimit-* headers describe the first budget that applies, and
+    # on a write the tighter one is what the client needs to know.
     budgets = [ApplicationLimit(config.rate_limit, scope="api")]
     if config.rate_limit_write:
-        budgets.append(ApplicationLimit(config.rate_limit_write, scope="api-write", methods=["POST"]))
+        budgets.insert(0, ApplicationLimit(config.rate_limit_write, scope="api-write", methods=["POST"]))
     return budgets
+
+
+def _remember_own_retry_after(response: Response) -> Response:
+    g.own_retry_after = response.headers.get("Retry-After")  # a 503's, set by app/errors.py
+    return response
+
+
+def _retry_after_only_when_limited(response: Response) -> Response:
+    # flask-limiter puts Retry-After (the window's reset) on every response, and raises a 503's own
+    # value to it; it belongs on a 429 only, and any other response keeps what it had.
+    if response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+        if g.get("own_retry_after"):
+            response.headers["Retry-After"] = g.own_retry_after
+    return response
 
 
 def _exempt() -> bool:

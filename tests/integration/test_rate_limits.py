@@ -47,6 +47,23 @@ def test_allowed_requests_carry_the_remaining_budget(limited_app):
     assert client.get(STATUS).headers["X-RateLimit-Remaining"] == "3"
 
 
+def test_a_write_reports_the_write_budget_and_a_read_the_api_budget(limited_app):
+    client = limited_app(rate_limit="10 per minute", rate_limit_write="3 per minute").test_client()
+    assert client.post("/api/book", json=BOOK).headers["X-RateLimit-Limit"] == "3"
+    assert client.get(STATUS).headers["X-RateLimit-Limit"] == "10"
+
+
+def test_retry_after_comes_only_with_a_429(limited_app):
+    response = limited_app(rate_limit="5 per minute").test_client().get(STATUS)
+    assert response.status_code == 404 and "Retry-After" not in response.headers
+
+
+def test_a_503_keeps_its_own_retry_after(limited_app):
+    down = limited_app(rate_limit="5 per minute", database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    response = down.test_client().get(STATUS)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+
+
 def test_all_api_routes_share_one_budget(limited_app):
     client = limited_app(rate_limit="3 per minute").test_client()
     client.get(STATUS)

@@ -136,19 +136,24 @@ def _serve() -> int:
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT)
     for signum in early:
         gunicorn.send_signal(signum)
-    _say(f"Serving on http://127.0.0.1:{os.environ.get('PORT') or 8000} (Ctrl-C to stop)")
+    _say(f"Serving on http://127.0.0.1:{_port()} (Ctrl-C to stop)")
     code = gunicorn.wait()
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
 
 
 def _prepare_metrics_dir() -> None:
     """Give gunicorn's workers a folder for their metrics (app/metrics.py), emptied of a previous run's
-    values, which /metrics would otherwise add to this run's."""
-    path = Path(os.environ.get(MULTIPROC_DIR_VARIABLE) or INSTANCE_DIR / "prometheus")
+    values, which /metrics would otherwise add to this run's. One per port: two instances started
+    from one checkout must neither add up nor wipe each other's values."""
+    path = Path(os.environ.get(MULTIPROC_DIR_VARIABLE) or INSTANCE_DIR / "prometheus" / _port())
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):  # only prometheus-client's files: the folder may be the operator's
         stale.unlink()
     os.environ[MULTIPROC_DIR_VARIABLE] = str(path)
+
+
+def _port() -> str:
+    return os.environ.get("PORT") or "8000"  # gunicorn.conf.py's default
 
 
 def _raise_keyboard_interrupt(_signum: int, _frame: FrameType | None) -> None:

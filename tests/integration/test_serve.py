@@ -62,9 +62,10 @@ def test_serve_runs_gunicorn_and_returns_its_exit_code(monkeypatch, database_url
     assert "http://127.0.0.1:8000" in err and "from the ADMIN_TOKEN variable" in err and "from-env" not in err
 
 
-def test_serve_gives_gunicorn_an_emptied_metrics_folder(monkeypatch, database_url):
+def test_serve_gives_gunicorn_an_emptied_metrics_folder_of_its_port(monkeypatch, database_url):
     monkeypatch.setenv("DATABASE_URL", database_url)
-    stale = serve.INSTANCE_DIR / "prometheus" / "counter_12345.db"
+    monkeypatch.setenv("PORT", "8123")
+    stale = serve.INSTANCE_DIR / "prometheus" / "8123" / "counter_12345.db"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old run")
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))

@@ -26,8 +26,9 @@ from app.domain import (
 )
 from app.tables import events
 
-BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id)")
-CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id)")
+# The request id goes into the ledger (booking_events) that the functions append to.
+BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id)")
+CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id)")
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart.
 BOOKING_STATUS = text("""
 SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
@@ -69,11 +70,14 @@ def get_event(engine: Engine, event_id: str) -> Event:
     return Event(**row._mapping)
 
 
-def book(engine: Engine, event_id: str, user_id: str) -> Booking:
-    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list."""
+def book(engine: Engine, event_id: str, user_id: str, request_id: str | None = None) -> Booking:
+    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list.
+
+    `request_id` is recorded in the ledger beside the change.
+    """
     event_uuid = parse_event_id(event_id)
     with engine.begin() as conn:
-        row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id}).one()
+        row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
     _raise_unless_ok(row.outcome, event_id, user_id)
     booking = Booking(
         id=row.booking_id,
@@ -88,11 +92,14 @@ def book(engine: Engine, event_id: str, user_id: str) -> Booking:
     return booking
 
 
-def cancel(engine: Engine, event_id: str, user_id: str) -> Cancellation:
-    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+def cancel(engine: Engine, event_id: str, user_id: str, request_id: str | None = None) -> Cancellation:
+    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry.
+
+    `request_id` is recorded in the ledger beside the change(s).
+    """
     event_uuid = parse_event_id(event_id)
     with engine.begin() as conn:
-        row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id}).one()
+        row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
     _raise_unless_ok(row.outcome, event_id, user_id)
     cancelled = Booking(
         row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at

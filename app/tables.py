@@ -72,3 +72,19 @@ bookings = Table(
     Index("ix_bookings_waiting_queue", "event_id", "seq", postgresql_where=text("status = 'waiting'")),
     Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
 )
+
+# The ledger: one row per state change, appended by the booking functions in the same transaction.
+booking_events = Table(
+    "booking_events",
+    metadata,
+    # Assigned under the event lock, so it orders an event's rows as its changes happened.
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("booking_id", Uuid, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("request_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')", name="kind_known"),
+    Index("ix_booking_events_history", "event_id", "seq"),
+)

@@ -1,3 +1,5 @@
+from flask import g
+
 from app import services
 from app.api import Blueprint
 from app.extensions import db
@@ -12,4 +14,4 @@ blp = Blueprint("book", __name__, url_prefix="/api", description="Book a ticket 
 @blp.problems(404, 409, 503)
 def book(args):
     """Book a ticket: `confirmed` while tickets remain, else `waiting` at the back of the list."""
-    return {"booking": services.book(db.engine, args["event_id"], args["user_id"])}
+    return {"booking": services.book(db.engine, args["event_id"], args["user_id"], g.request_id)}

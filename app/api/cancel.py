@@ -1,3 +1,5 @@
+from flask import g
+
 from app import services
 from app.api import Blueprint
 from app.extensions import db
@@ -12,4 +14,4 @@ blp = Blueprint("cancel", __name__, url_prefix="/api", description="Cancel a boo
 @blp.problems(404, 409, 503)
 def cancel(args):
     """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
-    return services.cancel(db.engine, args["event_id"], args["user_id"])
+    return services.cancel(db.engine, args["event_id"], args["user_id"], g.request_id)

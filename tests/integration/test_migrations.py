@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from app.tables import metadata
 from tests.conftest import drop_database, migrate, scratch_database
 
-OUR_FUNCTIONS = ("book_ticket(uuid,text)", "cancel_booking(uuid,text)")
+OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)")
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).
 SCHEMA_OBJECTS = text("""
@@ -120,3 +120,22 @@ def test_booking_function_is_volatile_so_each_statement_sees_the_previous_lock_h
     statement = text("SELECT provolatile FROM pg_proc WHERE oid = to_regprocedure(:signature)")
 
     assert query_set(database_url, statement.bindparams(signature=signature)) == {("v",)}
+
+
+FUNCTION_DEFINITIONS = text("""
+SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public'
+""")
+
+
+def test_downgrade_of_the_ledger_restores_the_initial_booking_functions(scratch_url, server_url):
+    initial = scratch_database(server_url)
+    try:
+        migrate(initial, "0001")
+        migrate(scratch_url, "head")
+        migrate(scratch_url, "0001", "downgrade")
+
+        assert query_set(scratch_url, FUNCTION_DEFINITIONS) == query_set(initial, FUNCTION_DEFINITIONS)
+        assert query_set(scratch_url, SCHEMA_OBJECTS) == query_set(initial, SCHEMA_OBJECTS)
+    finally:
+        drop_database(server_url, initial)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test migrate lock clean
+.PHONY: help venv run test migrate check lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: $(STAMP) ## Run the test suite with coverage
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate
+
+check: $(STAMP) ## Verify every event's invariants and its ledger (flask check); exit 1 on a mismatch
+	$(BIN)/python -m app.serve flask check
 
 # pip config is bypassed so that the lock names only packages and hashes from the public index.
 lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock

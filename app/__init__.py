@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from app import docs, errors, http, limits, metrics, security
+from app import cli, docs, errors, http, limits, metrics, security
 from app.config import Config
 from app.extensions import db
 from app.logging import configure_logging
@@ -27,6 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     limits.init_app(app, config)
     metrics.init_app(app, app.extensions["database"])
     security.init_app(app, config)
+    cli.init_app(app)
     return app
 
 

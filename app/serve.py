@@ -1,8 +1,9 @@
-"""Run the service: `python -m app.serve [serve|migrate]` (what `make run` and `make migrate` do).
+"""Run the service: `python -m app.serve [serve|migrate|flask ...]` (`make run`, `make migrate`, `make check`).
 
 Sets up everything a fresh checkout lacks: settings from `.env`, the `instance/` folder, an embedded
 PostgreSQL when DATABASE_URL is unset, the admin token, and the schema (alembic upgrade head). Then
-`serve` runs gunicorn as a child process and, once it exits, stops the embedded PostgreSQL.
+`serve` runs gunicorn as a child process and, once it exits, stops the embedded PostgreSQL; `flask`
+runs a Flask CLI command (`flask check`, ...) against the same database.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     embedded = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(INSTANCE_DIR / "pgdata")
     try:
-        return _run(args.command, embedded)
+        return _run(args, embedded)
     except StartupError as exc:
         _say(f"error: {exc}")
         return 1
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             _say("Embedded PostgreSQL stopped")
 
 
-def _run(command_name: str, embedded: EmbeddedPostgres | None) -> int:
-    """Prepare database, token and schema; then serve, unless only migrating."""
+def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
+    """Prepare database, token and schema; then serve, run a flask command, or stop there (migrate)."""
     if embedded is not None:
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
     os.environ["ADMIN_TOKEN"] = _admin_token()
@@ -68,14 +69,17 @@ def _run(command_name: str, embedded: EmbeddedPostgres | None) -> int:
     except InsecureConfiguration as exc:
         raise StartupError(str(exc)) from exc
     _migrate(os.environ["DATABASE_URL"])
-    if command_name == "migrate":
+    if args.command == "flask":
+        return _flask(args.flask_args)
+    if args.command == "migrate":
         return 0
     return _serve()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "flask"])
+    parser.add_argument("flask_args", nargs=argparse.REMAINDER, help="with `flask`: the command and its options")
     return parser.parse_args(argv)
 
 
@@ -116,6 +120,11 @@ def _migrate(database_url: str) -> None:
         # The driver's first line says what went wrong (refused, unknown host, bad password...).
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StartupError(f"cannot reach the database at {_safe_url(database_url)}: {reason}") from exc
+
+
+def _flask(flask_args: list[str]) -> int:
+    """Run `flask --app wsgi <flask_args>` against the database prepared above; return its exit code."""
+    return subprocess.call([sys.executable, "-m", "flask", "--app", "wsgi", *flask_args], cwd=ROOT)
 
 
 def _serve() -> int:

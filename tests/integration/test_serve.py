@@ -172,3 +172,9 @@ def test_an_unparsable_database_url_is_printed_masked():
 def test_paths_are_printed_relative_to_the_project_where_they_lie_inside_it():
     assert serve._relative(serve.ROOT / "instance") == "instance"
     assert serve._relative(serve.ROOT.parent) == str(serve.ROOT.parent)
+
+
+def test_flask_runs_a_flask_command_against_the_prepared_database(monkeypatch, database_url, capfd):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert serve.main(["flask", "check"]) == 0
+    assert "check passed" in capfd.readouterr().out

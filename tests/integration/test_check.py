@@ -1,0 +1,169 @@
+"""`flask check`: it passes on what the service wrote, and it names each kind of tampering it finds."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from app import audit, create_app
+from app.config import Config
+from app.services import book, cancel, initialize_event
+from app.tables import events
+from tests.conftest import ADMIN_TOKEN, drop_database, migrate, scratch_database
+
+
+def problems_after(engine, event_id, tampering: str) -> list[str]:
+    """The problems `check_event` finds once `tampering` (SQL on :event) is applied; rolled back after."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text(tampering), {"event": event_id})
+        report = audit.Report()
+        audit.check_event(conn, conn.execute(select(events).where(events.c.id == event_id)).one(), report)
+        transaction.rollback()
+    return report.problems
+
+
+@pytest.fixture
+def queue(engine):
+    """An event of one ticket: `holder` confirmed, `w1` then `w2` waiting."""
+    event_id = str(initialize_event(engine, 1).id)
+    for user in ("holder", "w1", "w2"):
+        book(engine, event_id, user)
+    return event_id
+
+
+def booking_of(user: str) -> str:
+    return f"(SELECT id FROM bookings WHERE event_id = :event AND user_id = '{user}')"
+
+
+def test_an_untouched_event_has_no_problem(engine, queue):
+    cancel(engine, queue, "holder")
+    cancel(engine, queue, "w2")
+
+    assert problems_after(engine, queue, "SELECT 1") == []
+
+
+@pytest.mark.parametrize(
+    "tampering, expected",
+    [
+        (
+            "UPDATE events SET available_tickets = 1, waiting_count = 0 WHERE id = :event;"
+            f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')}",
+            ["the ledger leaves 0", "is cancelled in the table but confirmed in the ledger", "2 bookings are waiting"],
+        ),
+        (
+            f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('w1')}",
+            ["waitingListCount 2 but 1 bookings are waiting", "the waiting list differs"],
+        ),
+        (
+            f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')};"
+            f"UPDATE bookings SET status = 'confirmed' WHERE id = {booking_of('w2')};"
+            "UPDATE events SET waiting_count = 1 WHERE id = :event",
+            ["holds a ticket but joined after", "is confirmed in the table but waiting in the ledger"],
+        ),
+        (
+            f"DELETE FROM booking_events WHERE booking_id = {booking_of('w2')}",
+            ["(waiting) has no ledger entry"],
+        ),
+        (
+            "INSERT INTO booking_events (event_id, booking_id, user_id, kind)"
+            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted'",
+            ["the user already held", "is missing in the table but waiting in the ledger"],
+        ),
+    ],
+    ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged"],
+)
+def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, tampering, expected):
+    found = "\n".join(problems_after(engine, queue, tampering))
+
+    assert [fragment for fragment in expected if fragment not in found] == [], found
+    assert found.startswith(f"event {queue}: ")
+
+
+def test_check_finds_negative_available_tickets_even_without_the_constraint_that_forbids_them(engine):
+    event_id = str(initialize_event(engine, 1).id)
+    # The check does not trust the schema's own guards: someone may have dropped them.
+    oversold = (
+        "ALTER TABLE events DROP CONSTRAINT ck_events_available_tickets_range;"
+        "UPDATE events SET available_tickets = -1 WHERE id = :event"
+    )
+
+    assert f"event {event_id}: availableTickets is negative (-1)" in problems_after(engine, event_id, oversold)
+
+
+def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):
+    cancel(engine, queue, "holder")  # promotes w1
+    skip = f"UPDATE booking_events SET booking_id = {booking_of('w2')}, user_id = 'w2'"
+    skip += " WHERE kind = 'promoted' AND event_id = :event"
+
+    found = "\n".join(problems_after(engine, queue, skip))
+
+    assert "had waited longer" in found
+
+
+def test_check_finds_a_freed_ticket_that_went_to_nobody(engine, queue):
+    cancel(engine, queue, "holder")
+    found = problems_after(engine, queue, "DELETE FROM booking_events WHERE kind = 'promoted' AND event_id = :event")
+
+    assert any("freed ticket not passed to the oldest waiting entry" in problem for problem in found)
+
+
+@pytest.fixture
+def scratch_app(server_url):
+    """An app on a database of its own, so that what one test breaks no other test sees."""
+    url = scratch_database(server_url)
+    migrate(url, "head")
+    app = create_app(Config(database_url=url, admin_token=ADMIN_TOKEN, rate_limit=""))
+    yield app
+    app.extensions["database"].dispose()
+    drop_database(server_url, url)
+
+
+def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
+    engine = scratch_app.extensions["database"]
+    event_id = str(initialize_event(engine, 1).id)
+    book(engine, event_id, "a")
+    book(engine, event_id, "b")
+    cancel(engine, event_id, "a")
+
+    result = scratch_app.test_cli_runner().invoke(args=["check"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "check passed: 1 events, 2 bookings, 4 ledger entries; every invariant holds and the ledger replays "
+        "to the current rows\n"
+    )
+
+
+def test_flask_check_exits_1_listing_each_problem(scratch_app):
+    engine = scratch_app.extensions["database"]
+    event_id = str(initialize_event(engine, 2).id)
+    book(engine, event_id, "a")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE events SET available_tickets = 2 WHERE id = :event"), {"event": event_id})
+
+    result = scratch_app.test_cli_runner().invoke(args=["check"])
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == f"event {event_id}: availableTickets 2 + confirmed 1 != totalTickets 2"
+    assert lines[-1].startswith("check FAILED: 2 problem(s) in 1 events")
+
+
+def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(server_url):
+    url = scratch_database(server_url)
+    engine = create_engine(url)
+    try:
+        migrate(url, "0001")
+        with engine.begin() as conn:
+            event_id = conn.execute(text("INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id")).scalar()
+            for call in ["book_ticket('a')", "book_ticket('b')", "book_ticket('c')", "book_ticket('d')",
+                         "cancel_booking('a')", "cancel_booking('c')", "book_ticket('a')", "cancel_booking('b')"]:
+                conn.execute(text(f"SELECT * FROM {call.replace('(', '(:event, ')}"), {"event": event_id})
+        migrate(url, "head")
+
+        report = audit.check(engine)
+
+        assert report.problems == [] and (report.bookings, report.ledger_entries) == (5, 8)
+    finally:
+        engine.dispose()
+        drop_database(server_url, url)

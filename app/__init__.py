@@ -45,7 +45,7 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.api import book, cancel, health, initialize, status
+    from app.api import book, cancel, health, history, initialize, status
 
-    for module in (initialize, book, cancel, status, health):
+    for module in (initialize, book, cancel, status, history, health):
         api.register_blueprint(module.blp)

@@ -43,6 +43,24 @@ class Cancellation:
     promoted: Booking | None
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One state change of a booking, as the ledger (booking_events) recorded it."""
+
+    seq: int
+    kind: str  # booked, waitlisted, cancelled or promoted
+    booking_id: UUID
+    user_id: str
+    request_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[LedgerEntry]
+    next_after: int | None  # pass as `after` for the next page; None on the last page
+
+
 class DomainError(Exception):
     """A request the rules refuse; `code` is the stable name clients see."""
 

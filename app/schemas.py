@@ -128,6 +128,35 @@ class CancellationSchema(Schema):
     )
 
 
+class HistoryQuery(Schema):
+    # Query strings are text: plain Integer parses "20"; StrictInteger is for JSON bodies.
+    after = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "Return the entries after this one: 0, or the `nextAfter` of the previous page"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={"example": 100})
+
+
+class LedgerEntrySchema(Schema):
+    seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
+    kind = fields.String(required=True, validate=validate.OneOf(["booked", "waitlisted", "cancelled", "promoted"]))
+    booking_id = fields.UUID(data_key="bookingId", required=True)
+    user_id = fields.String(data_key="userId", required=True)
+    request_id = fields.String(
+        data_key="requestId", allow_none=True, required=True,
+        metadata={"description": "X-Request-ID of the request that made the change"},
+    )
+    created_at = UtcDateTime(data_key="createdAt", required=True)
+
+
+class HistoryPageSchema(Schema):
+    entries = fields.List(fields.Nested(LedgerEntrySchema), required=True)
+    next_after = fields.Integer(
+        data_key="nextAfter", allow_none=True, required=True,
+        metadata={"description": "`after` for the next page; null on the last page"},
+    )
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
 

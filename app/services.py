@@ -22,6 +22,8 @@ from app.domain import (
     Cancellation,
     Event,
     EventNotFound,
+    HistoryPage,
+    LedgerEntry,
     parse_event_id,
 )
 from app.tables import events
@@ -43,6 +45,19 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
          ORDER BY b.status = 'cancelled', b.seq DESC
          LIMIT 1) b ON true
  WHERE e.id = :event_id
+""")
+
+# The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
+HISTORY = text("""
+SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
+  FROM events e
+  LEFT JOIN LATERAL (
+        SELECT * FROM booking_events h
+         WHERE h.event_id = e.id AND h.seq > :after
+         ORDER BY h.seq
+         LIMIT :limit) h ON true
+ WHERE e.id = :event_id
+ ORDER BY h.seq
 """)
 
 # The outcomes of book_ticket / cancel_booking that refuse the request, by the user they concern.
@@ -119,6 +134,20 @@ def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:
     if row.id is None:
         raise BookingNotFound(user_id)
     return Booking(**row._mapping)
+
+
+def event_history(engine: Engine, event_id: str, after: int = 0, limit: int = 100) -> HistoryPage:
+    """The event's ledger entries after entry `after`, oldest first, at most `limit` of them."""
+    parameters = {"event_id": parse_event_id(event_id), "after": after, "limit": limit + 1}
+    with engine.connect() as conn:
+        rows = conn.execute(HISTORY, parameters).all()
+    if not rows:
+        raise EventNotFound(event_id)
+    entries = [LedgerEntry(**row._mapping) for row in rows if row.seq is not None]
+    # One row more than asked for tells whether another page follows.
+    if len(entries) <= limit:
+        return HistoryPage(entries, next_after=None)
+    return HistoryPage(entries[:limit], next_after=entries[limit - 1].seq)
 
 
 def check_database(engine: Engine) -> None:

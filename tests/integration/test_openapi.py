@@ -35,14 +35,14 @@ def test_openapi_document_is_valid_openapi_3(document):
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
         "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
-        "Cancellation", "Health",
+        "Cancellation", "Health", "HistoryPage", "LedgerEntry",
     }
 
 
 def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
         "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
-        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz",
+        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history",
     }
 
 
@@ -72,6 +72,7 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
         ("POST /api/cancel", {"400", "404", "409", "413", "415", "429", "500", "503"}),
         ("GET /api/status/{event_id}", {"404", "429", "500", "503"}),
         ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
+        ("GET /api/events/{event_id}/history", {"400", "401", "404", "429", "500", "503"}),
         ("GET /healthz", {"500"}),
     ],
 )
@@ -97,6 +98,7 @@ def test_initialize_requires_the_admin_bearer_scheme(document):
     initialize = document["paths"]["/api/initialize"]["post"]
     assert initialize["security"] == [{"adminToken": []}]
     assert "security" not in document["paths"]["/api/book"]["post"]
+    assert document["paths"]["/api/events/{event_id}/history"]["get"]["security"] == [{"adminToken": []}]
 
 
 def test_request_bodies_carry_examples(document):

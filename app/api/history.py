@@ -1,0 +1,19 @@
+from app import services
+from app.api import Blueprint
+from app.api.auth import require_admin
+from app.docs import ADMIN_SECURITY
+from app.extensions import db
+from app.schemas import HistoryPageSchema, HistoryQuery
+
+blp = Blueprint("history", __name__, url_prefix="/api", description="The booking ledger of an event (admin)")
+
+
+@blp.route("/events/<event_id>/history", methods=["GET"])
+@blp.response(200, HistoryPageSchema)
+@blp.problems(401, 404, 503)
+@blp.doc(security=ADMIN_SECURITY)
+@require_admin
+@blp.arguments(HistoryQuery, location="query", as_kwargs=True)
+def event_history(event_id, after, limit):
+    """Every change to the event's bookings (booked, waitlisted, cancelled, promoted), oldest first, a page at a time."""
+    return services.event_history(db.engine, event_id, after, limit)

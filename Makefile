@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test migrate check lock clean
+.PHONY: help venv run test migrate check purge-keys lock clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## Create the virtualenv from requirements.lock
 
@@ -30,6 +30,9 @@ migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 
 check: $(STAMP) ## Verify every event's invariants and its ledger (flask check); exit 1 on a mismatch
 	$(BIN)/python -m app.serve flask check
+
+purge-keys: $(STAMP) ## Delete expired Idempotency-Keys (safe while serving; run it from cron)
+	$(BIN)/python -m app.serve flask purge-idempotency-keys
 
 # pip config is bypassed so that the lock names only packages and hashes from the public index.
 lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock

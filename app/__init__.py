@@ -35,6 +35,7 @@ def _flask_settings(config: Config) -> dict:
     return {
         "ADMIN_TOKEN": config.admin_token,
         "MAX_CONTENT_LENGTH": config.max_body_bytes,
+        "IDEMPOTENCY_RETENTION_S": config.idempotency_retention_s,
         "API_TITLE": "Event ticket booking API",
         "API_VERSION": API_VERSION,
         "OPENAPI_VERSION": "3.1.0",

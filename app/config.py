@@ -34,6 +34,10 @@ class Config:
     db_pool_size: int = 8
     db_connect_timeout_s: int = 3
     db_statement_timeout_ms: int = 10_000
+    # Longest wait for a row lock: an event's lock on a hot event, or a repeat of an Idempotency-Key
+    # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
+    db_lock_timeout_ms: int = 5_000
+    idempotency_retention_s: int = 24 * 3600
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -56,9 +60,21 @@ class Config:
             log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
             db_pool_size=int(env.get("DB_POOL_SIZE", cls.db_pool_size)),
+            idempotency_retention_s=parse_duration(env.get("IDEMPOTENCY_RETENTION") or "24h"),
         )
         check_admin_token(config.app_env, config.admin_token)
         return config
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in `value`: a whole number with an optional unit, s, m, h or d (`24h`, `90m`, `3600`)."""
+    number, unit = (value[:-1], value[-1]) if value[-1:] in DURATION_UNITS else (value, "s")
+    if not number.strip().isdigit() or int(number) == 0:
+        raise ValueError(f"not a positive duration like 24h, 90m or 3600s: {value!r}")
+    return int(number) * DURATION_UNITS[unit]
 
 
 def normalise_database_url(url: str) -> str:

@@ -95,6 +95,20 @@ class AlreadyCancelled(DomainError):
         super().__init__(f"{user_id}'s booking for this event is already cancelled")
 
 
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for another request (method, path or body differ)")
+
+
+class RequestInProgress(DomainError):
+    code = "request_in_progress"
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still in progress; retry shortly")
+
+
 class Unauthorized(DomainError):
     code = "unauthorized"
 

@@ -21,6 +21,8 @@ DOMAIN_STATUS = {
     "already_booked": 409,
     "already_cancelled": 409,
     "unauthorized": 401,
+    "idempotency_key_reused": 422,
+    "request_in_progress": 409,
 }
 HTTP_CODES = {
     400: "invalid_request",
@@ -49,17 +51,20 @@ def problem(status: int, code: str, detail: str | None = None, errors: dict | No
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(DomainError, domain_problem)
     app.register_error_handler(HTTPException, _http_error)
     for error_class in UNAVAILABLE:
         app.register_error_handler(error_class, _unavailable)
     app.register_error_handler(Exception, _unexpected)
 
 
-def _domain_error(error: DomainError) -> Response:
+def domain_problem(error: DomainError) -> Response:
+    """The response to a refusal by the rules; also what an Idempotency-Key stores for it."""
     response = problem(DOMAIN_STATUS[error.code], error.code, str(error))
     if error.code == "unauthorized":
         response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
+    if error.code == "request_in_progress":
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
 

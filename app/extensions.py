@@ -25,7 +25,10 @@ class Database:
             connect_args={
                 "connect_timeout": config.db_connect_timeout_s,
                 "application_name": "booking-service",
-                "options": f"-c statement_timeout={config.db_statement_timeout_ms}",
+                "options": (
+                    f"-c statement_timeout={config.db_statement_timeout_ms} "
+                    f"-c lock_timeout={config.db_lock_timeout_ms}"
+                ),
             },
         )
 

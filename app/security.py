@@ -29,6 +29,7 @@ CACHEABLE_ENDPOINTS = {"static", "docs_assets.static"}
 CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"]
 CORS_EXPOSE_HEADERS = [
     "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+    "Idempotent-Replayed",
 ]
 
 

@@ -5,11 +5,19 @@ functions `book_ticket` and `cancel_booking` (migrations/versions/0001_initial_s
 the event row lock with `SELECT ... FOR UPDATE` and does its work in the same round trip, because on
 a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
 domain objects and domain errors.
+
+Every write goes through `write`, the one place that opens its transaction: with an Idempotency-Key
+the key is claimed and the response stored in that same transaction (app/idempotency.py); without
+one, a booking is still one statement, the function call, between BEGIN and COMMIT.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, insert, select, text
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from app import domain_events
 from app.domain import (
@@ -26,6 +34,7 @@ from app.domain import (
     LedgerEntry,
     parse_event_id,
 )
+from app.idempotency import Idempotency, StoredResponse, respond_once
 from app.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
@@ -64,15 +73,44 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
 USER_ERRORS = {error.code: error for error in (AlreadyBooked, AlreadyCancelled, BookingNotFound)}
 
 
-def initialize_event(engine: Engine, total_tickets: int, name: str | None = None) -> Event:
-    """Open a new event with `total_tickets` tickets, all available."""
-    statement = (
-        insert(events)
-        .values(name=name, total_tickets=total_tickets, available_tickets=total_tickets)
-        .returning(*events.c)
-    )
+def write(
+    engine: Engine,
+    work: Callable[[Connection], Any],
+    idempotency: Idempotency | None = None,
+    announce: Callable[[Any], None] | None = None,
+):
+    """Run `work(conn)` in a transaction of its own and return its result.
+
+    With `idempotency`, return instead the response stored with the key: `work`'s, rendered and
+    stored in the same transaction, or the one a previous request with the key left (a replay).
+    `announce` is told `work`'s result once it has committed (app/domain_events.py); a replay or a
+    refusal made no change, so it announces nothing.
+    """
+    effect = _Effect(work)
     with engine.begin() as conn:
-        return Event(**conn.execute(statement).one()._mapping)
+        value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
+    if announce is not None and effect.done:
+        announce(effect.result)  # committed: the `with` block has ended
+    return value
+
+
+class _Effect:
+    """`work`, remembering whether it ran to the end in this transaction, and its result."""
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work, self.done, self.result = work, False, None
+
+    def __call__(self, conn: Connection) -> Any:
+        self.result = self.work(conn)
+        self.done = True
+        return self.result
+
+
+def initialize_event(
+    engine: Engine, total_tickets: int, name: str | None = None, idempotency: Idempotency | None = None
+) -> Event | StoredResponse:
+    """Open a new event with `total_tickets` tickets, all available (see `write` for `idempotency`)."""
+    return write(engine, partial(_insert_event, total_tickets=total_tickets, name=name), idempotency)
 
 
 def get_event(engine: Engine, event_id: str) -> Event:
@@ -85,43 +123,26 @@ def get_event(engine: Engine, event_id: str) -> Event:
     return Event(**row._mapping)
 
 
-def book(engine: Engine, event_id: str, user_id: str, request_id: str | None = None) -> Booking:
+def book(
+    engine: Engine, event_id: str, user_id: str, request_id: str | None = None, idempotency: Idempotency | None = None
+) -> Booking | StoredResponse:
     """Give `user_id` a ticket if one is left, else a place at the back of the waiting list.
 
-    `request_id` is recorded in the ledger beside the change.
+    `request_id` is recorded in the ledger beside the change; see `write` for `idempotency`.
     """
-    event_uuid = parse_event_id(event_id)
-    with engine.begin() as conn:
-        row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
-    _raise_unless_ok(row.outcome, event_id, user_id)
-    booking = Booking(
-        id=row.booking_id,
-        event_id=event_uuid,
-        user_id=user_id,
-        status=row.booking_status,
-        waiting_position=row.waiting_position,
-        created_at=row.booking_created_at,
-        updated_at=row.booking_updated_at,
-    )
-    domain_events.booked(booking)  # committed: the `with` block has ended
-    return booking
+    work = partial(_book, event_id=event_id, user_id=user_id, request_id=request_id)
+    return write(engine, work, idempotency, announce=domain_events.booked)
 
 
-def cancel(engine: Engine, event_id: str, user_id: str, request_id: str | None = None) -> Cancellation:
+def cancel(
+    engine: Engine, event_id: str, user_id: str, request_id: str | None = None, idempotency: Idempotency | None = None
+) -> Cancellation | StoredResponse:
     """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry.
 
-    `request_id` is recorded in the ledger beside the change(s).
+    `request_id` is recorded in the ledger beside the change(s); see `write` for `idempotency`.
     """
-    event_uuid = parse_event_id(event_id)
-    with engine.begin() as conn:
-        row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
-    _raise_unless_ok(row.outcome, event_id, user_id)
-    cancelled = Booking(
-        row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
-    )
-    cancellation = Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
-    domain_events.cancelled(cancellation)  # committed: the `with` block has ended
-    return cancellation
+    work = partial(_cancel, event_id=event_id, user_id=user_id, request_id=request_id)
+    return write(engine, work, idempotency, announce=domain_events.cancelled)
 
 
 def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:
@@ -154,6 +175,40 @@ def check_database(engine: Engine) -> None:
     """Raise the driver's error unless the database answers a trivial query."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def _insert_event(conn: Connection, total_tickets: int, name: str | None) -> Event:
+    statement = (
+        insert(events)
+        .values(name=name, total_tickets=total_tickets, available_tickets=total_tickets)
+        .returning(*events.c)
+    )
+    return Event(**conn.execute(statement).one()._mapping)
+
+
+def _book(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Booking:
+    event_uuid = parse_event_id(event_id)
+    row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
+    _raise_unless_ok(row.outcome, event_id, user_id)
+    return Booking(
+        id=row.booking_id,
+        event_id=event_uuid,
+        user_id=user_id,
+        status=row.booking_status,
+        waiting_position=row.waiting_position,
+        created_at=row.booking_created_at,
+        updated_at=row.booking_updated_at,
+    )
+
+
+def _cancel(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Cancellation:
+    event_uuid = parse_event_id(event_id)
+    row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
+    _raise_unless_ok(row.outcome, event_id, user_id)
+    cancelled = Booking(
+        row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
+    )
+    return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
 
 
 def _promoted_booking(row, event_uuid) -> Booking | None:

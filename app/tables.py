@@ -13,12 +13,15 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(
     naming_convention={
@@ -87,4 +90,19 @@ booking_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')", name="kind_known"),
     Index("ix_booking_events_history", "event_id", "seq"),
+)
+
+# Idempotency-Key: the first response to each key, written in the transaction of its effect.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("fingerprint", Text, nullable=False),  # sha256 of method, path and canonical body
+    # NULL only inside the transaction that inserted the row: it commits with the response.
+    Column("status", SmallInteger),
+    Column("headers", JSONB),
+    Column("body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("char_length(key) BETWEEN 1 AND 255", name="key_length"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -4,6 +4,7 @@ from http import HTTPStatus
 
 from flask_smorest import Blueprint as SmorestBlueprint
 
+from app.api.idempotency import idempotent_response
 from app.extensions import ContractParser
 
 
@@ -20,3 +21,7 @@ class Blueprint(SmorestBlueprint):
             return view
 
         return decorator
+
+    def idempotent_response(self, status, schema, present=lambda result: result, headers=None):
+        """`response(status, schema)` for a write that accepts an Idempotency-Key (app/api/idempotency.py)."""
+        return idempotent_response(self, status, schema, present, headers)

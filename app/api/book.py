@@ -10,8 +10,8 @@ blp = Blueprint("book", __name__, url_prefix="/api", description="Book a ticket 
 
 @blp.route("/book", methods=["POST"])
 @blp.arguments(BookingRequest)
-@blp.response(201, BookingEnvelope)
-@blp.problems(404, 409, 503)
-def book(args):
+@blp.idempotent_response(201, BookingEnvelope, present=lambda booking: {"booking": booking})
+@blp.problems(404, 409, 422, 503)
+def book(args, idempotency):
     """Book a ticket: `confirmed` while tickets remain, else `waiting` at the back of the list."""
-    return {"booking": services.book(db.engine, args["event_id"], args["user_id"], g.request_id)}
+    return services.book(db.engine, args["event_id"], args["user_id"], g.request_id, idempotency)

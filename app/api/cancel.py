@@ -10,8 +10,8 @@ blp = Blueprint("cancel", __name__, url_prefix="/api", description="Cancel a boo
 
 @blp.route("/cancel", methods=["POST"])
 @blp.arguments(BookingRequest)
-@blp.response(200, CancellationSchema)
-@blp.problems(404, 409, 503)
-def cancel(args):
+@blp.idempotent_response(200, CancellationSchema)
+@blp.problems(404, 409, 422, 503)
+def cancel(args, idempotency):
     """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
-    return services.cancel(db.engine, args["event_id"], args["user_id"], g.request_id)
+    return services.cancel(db.engine, args["event_id"], args["user_id"], g.request_id, idempotency)

@@ -15,5 +15,5 @@ blp = Blueprint("history", __name__, url_prefix="/api", description="The booking
 @require_admin
 @blp.arguments(HistoryQuery, location="query", as_kwargs=True)
 def event_history(event_id, after, limit):
-    """Every change to the event's bookings (booked, waitlisted, cancelled, promoted), oldest first, a page at a time."""
+    """Every change to the event's bookings (booked, waitlisted, cancelled, promoted), oldest first, by pages."""
     return services.event_history(db.engine, event_id, after, limit)

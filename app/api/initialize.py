@@ -10,13 +10,16 @@ from app.schemas import EventEnvelope, InitializeRequest
 blp = Blueprint("initialize", __name__, url_prefix="/api", description="Open an event (admin)")
 
 
-@blp.route("/initialize", methods=["POST"])
-@blp.response(201, EventEnvelope, headers={"Location": LOCATION_HEADER})
-@blp.problems(401, 503)
-@blp.doc(security=ADMIN_SECURITY)
-@require_admin
-@blp.arguments(InitializeRequest)
-def initialize(args):
-    """Open an event with `totalTickets` tickets, all available."""
-    event = services.initialize_event(db.engine, args["total_tickets"], args.get("name"))
+def with_location(event):
     return {"event": event}, {"Location": url_for("status.event_status", event_id=str(event.id))}
+
+
+@blp.route("/initialize", methods=["POST"])
+@require_admin  # before anything else: a key's stored response is for admins only
+@blp.arguments(InitializeRequest)
+@blp.idempotent_response(201, EventEnvelope, present=with_location, headers={"Location": LOCATION_HEADER})
+@blp.problems(401, 409, 422, 503)
+@blp.doc(security=ADMIN_SECURITY)
+def initialize(args, idempotency):
+    """Open an event with `totalTickets` tickets, all available."""
+    return services.initialize_event(db.engine, args["total_tickets"], args.get("name"), idempotency)

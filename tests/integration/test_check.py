@@ -155,7 +155,8 @@ def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(server
     try:
         migrate(url, "0001")
         with engine.begin() as conn:
-            event_id = conn.execute(text("INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id")).scalar()
+            new_event = "INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id"
+            event_id = conn.execute(text(new_event)).scalar()
             for call in ["book_ticket('a')", "book_ticket('b')", "book_ticket('c')", "book_ticket('d')",
                          "cancel_booking('a')", "cancel_booking('c')", "book_ticket('a')", "cancel_booking('b')"]:
                 conn.execute(text(f"SELECT * FROM {call.replace('(', '(:event, ')}"), {"event": event_id})

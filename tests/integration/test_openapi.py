@@ -67,9 +67,9 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
 @pytest.mark.parametrize(
     "operation, statuses",
     [
-        ("POST /api/initialize", {"400", "401", "413", "415", "429", "500", "503"}),
-        ("POST /api/book", {"400", "404", "409", "413", "415", "429", "500", "503"}),
-        ("POST /api/cancel", {"400", "404", "409", "413", "415", "429", "500", "503"}),
+        ("POST /api/initialize", {"400", "401", "409", "413", "415", "422", "429", "500", "503"}),
+        ("POST /api/book", {"400", "404", "409", "413", "415", "422", "429", "500", "503"}),
+        ("POST /api/cancel", {"400", "404", "409", "413", "415", "422", "429", "500", "503"}),
         ("GET /api/status/{event_id}", {"404", "429", "500", "503"}),
         ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/events/{event_id}/history", {"400", "401", "404", "429", "500", "503"}),
@@ -118,3 +118,12 @@ def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
         with client.get(asset) as response:
             assert response.status_code == 200, asset
     assert 'data-spec-url="/openapi.json"' in html and "<script>" not in html
+
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_writes_document_the_idempotency_key_and_the_replay_header(document, path):
+    operation = document["paths"][path]["post"]
+    [key] = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", False, 255)
+    success = next(r for status, r in operation["responses"].items() if status < "300")
+    assert "Idempotent-Replayed" in success["headers"]

@@ -50,6 +50,7 @@ def test_an_allowed_origin_may_call_and_read_the_request_id(cors_client):
     headers = cors_client.get(f"/api/status/{NIL_UUID}", headers={"Origin": ALLOWED}).headers
     assert headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "X-Request-ID" in headers["Access-Control-Expose-Headers"] and "Origin" in headers["Vary"]
+    assert "Idempotent-Replayed" in headers["Access-Control-Expose-Headers"]
 
 
 def test_an_origin_off_the_list_gets_no_cors_headers(cors_client):

@@ -2,7 +2,7 @@ import stat
 
 import pytest
 
-from app.config import Config, normalise_database_url, resolve_admin_token
+from app.config import Config, normalise_database_url, parse_duration, resolve_admin_token
 from app.security import InsecureConfiguration
 
 
@@ -15,6 +15,7 @@ def test_config_from_env_applies_the_contract_defaults():
     config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t" * 32})
     assert (config.rate_limit_storage_uri, config.log_level, config.max_body_bytes) == ("memory://", "INFO", 65536)
     assert config.rate_limit
+    assert config.idempotency_retention_s == 24 * 3600
 
 
 def test_config_from_env_reads_every_variable():
@@ -22,7 +23,9 @@ def test_config_from_env_reads_every_variable():
         "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
         "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
         "RATE_LIMIT_WRITE": "5 per second", "RATE_LIMIT_KEY_PREFIX": "staging", "TRUSTED_PROXIES": "2",
+        "IDEMPOTENCY_RETENTION": "48h",
     })
+    assert config.idempotency_retention_s == 48 * 3600
     assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
     assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
     assert (config.rate_limit_write, config.rate_limit_key_prefix, config.trusted_proxies) == ("5 per second", "staging", 2)
@@ -94,3 +97,16 @@ def test_production_mode_accepts_a_long_random_admin_token():
 
 def test_outside_production_a_short_admin_token_is_allowed():
     assert Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "dev", "APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize(
+    "value, seconds", [("24h", 86400), ("90m", 5400), ("2d", 172800), ("45s", 45), ("3600", 3600)]
+)
+def test_durations_take_an_optional_unit(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "h", "0", "-1h", "1.5h", "1w", "soon"])
+def test_a_duration_that_is_not_a_positive_whole_number_of_units_is_refused(value):
+    with pytest.raises(ValueError, match="positive duration"):
+        parse_duration(value)

@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 from webargs.flaskparser import FlaskParser
 
 from app.http import bind_subjects
+
+
+APPLICATION_NAME = "booking-service"  # how the service's sessions are named in pg_stat_activity
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    """PostgreSQL's five-character code for the error (e.g. 40P01, deadlock detected), if it gave one."""
+    return getattr(error.orig, "pgcode", None)
 
 
 class Database:
@@ -24,7 +33,13 @@ class Database:
             pool_pre_ping=True,  # a connection the database dropped (restart) is replaced, not used
             connect_args={
                 "connect_timeout": config.db_connect_timeout_s,
-                "application_name": "booking-service",
+                # A server that vanished without closing the connection (host down, network cut) would
+                # leave a request waiting on its socket forever: TCP keepalives notice within ~15 s.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 5,
+                "application_name": APPLICATION_NAME,
                 "options": (
                     f"-c statement_timeout={config.db_statement_timeout_ms} "
                     f"-c lock_timeout={config.db_lock_timeout_ms}"

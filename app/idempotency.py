@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.domain import DomainError, IdempotencyKeyReused, RequestInProgress
+from app.extensions import sqlstate
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 
@@ -105,7 +106,7 @@ def _claim(conn: Connection, idempotency: Idempotency) -> StoredResponse | None:
     try:
         row = conn.execute(CLAIM, {"key": idempotency.key, "fingerprint": idempotency.fingerprint}).one()
     except DBAPIError as error:
-        if getattr(error.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
             raise RequestInProgress() from error
         raise
     if row.status is None:

@@ -8,16 +8,21 @@ domain objects and domain errors.
 
 Every write goes through `write`, the one place that opens its transaction: with an Idempotency-Key
 the key is claimed and the response stored in that same transaction (app/idempotency.py); without
-one, a booking is still one statement, the function call, between BEGIN and COMMIT.
+one, a booking is still one statement, the function call, between BEGIN and COMMIT. `write` also
+runs a transaction again that PostgreSQL aborted to resolve a deadlock or a serialization failure.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from app import domain_events
 from app.domain import (
@@ -34,6 +39,7 @@ from app.domain import (
     LedgerEntry,
     parse_event_id,
 )
+from app.extensions import sqlstate
 from app.idempotency import Idempotency, StoredResponse, respond_once
 from app.tables import events
 
@@ -69,6 +75,14 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
  ORDER BY h.seq
 """)
 
+# Serialization failure, deadlock: PostgreSQL rolled the whole transaction back, so running it again
+# is safe and usually succeeds. Not a lost connection: its COMMIT may have happened.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+WRITE_ATTEMPTS = 3
+RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
+
+log = structlog.get_logger("app.services")
+
 # The outcomes of book_ticket / cancel_booking that refuse the request, by the user they concern.
 USER_ERRORS = {error.code: error for error in (AlreadyBooked, AlreadyCancelled, BookingNotFound)}
 
@@ -83,15 +97,29 @@ def write(
 
     With `idempotency`, return instead the response stored with the key: `work`'s, rendered and
     stored in the same transaction, or the one a previous request with the key left (a replay).
-    `announce` is told `work`'s result once it has committed (app/domain_events.py); a replay or a
-    refusal made no change, so it announces nothing.
+    A deadlock or serialization failure runs the transaction again, WRITE_ATTEMPTS times in all,
+    before the error surfaces (as 503 unavailable). `announce` is told `work`'s result once it has
+    committed (app/domain_events.py); a replay or a refusal made no change, so it announces nothing.
     """
-    effect = _Effect(work)
-    with engine.begin() as conn:
-        value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
+    value, effect = _transaction_with_retries(engine, work, idempotency)
     if announce is not None and effect.done:
-        announce(effect.result)  # committed: the `with` block has ended
+        announce(effect.result)  # committed: the transaction has ended
     return value
+
+
+def _transaction_with_retries(engine: Engine, work: Callable[[Connection], Any], idempotency: Idempotency | None):
+    """(the transaction's value, what `work` did in the attempt that committed)."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        effect = _Effect(work)
+        try:
+            with engine.begin() as conn:
+                value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
+            return value, effect
+        except DBAPIError as error:
+            if attempt == WRITE_ATTEMPTS or sqlstate(error) not in RETRYABLE_SQLSTATES:
+                raise
+            log.warning("transaction_retried", attempt=attempt, sqlstate=sqlstate(error))
+            time.sleep(random.uniform(0, RETRY_BACKOFF_S * 2**attempt))
 
 
 class _Effect:

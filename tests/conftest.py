@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,31 @@ def server_url():
     yield server.url()
     if not server.adopted:
         server.stop()
+
+
+@dataclass(frozen=True)
+class RestartablePostgres:
+    """A PostgreSQL server of the tests' own, which a test may stop and start (or crash) at will."""
+
+    server: EmbeddedPostgres
+    database_url: str
+
+
+@pytest.fixture(scope="session")
+def restartable_pg():
+    """An embedded PostgreSQL in a scratch folder, with a migrated database; never the shared server.
+
+    The folder is made with mkdtemp, not pytest's tmp_path: as root, PostgreSQL runs as the
+    `pgserver` user, which cannot enter /tmp/pytest-of-root.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="booking-restartable-pg-"))
+    server = EmbeddedPostgres(folder / "pgdata")
+    server.start()
+    url = server.ensure_database("booking")
+    migrate(url, "head")
+    yield RestartablePostgres(server, url)
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

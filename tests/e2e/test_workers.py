@@ -1,0 +1,123 @@
+"""Killed and stopped gunicorn workers, caught in the middle of a booking.
+
+To catch a request mid-transaction, the test holds the event's row lock: the booking then waits
+inside its transaction, its Idempotency-Key already claimed, for as long as the test likes.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select, text
+
+from app import audit
+from app.extensions import APPLICATION_NAME
+from app.tables import bookings, idempotency_keys
+from tests.e2e.test_server import E2E_ADMIN_TOKEN
+from tests.serving import Gunicorn, call
+
+DEADLINE_S = 20
+
+# The service's database sessions that wait for a lock: the booking the test holds up.
+WAITING_SESSIONS = text("""
+SELECT pid FROM pg_stat_activity
+ WHERE application_name = :name AND datname = current_database() AND wait_event_type = 'Lock'
+""")
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)  # polling interval, not ordering
+
+
+def waiting_sessions(engine) -> list[int]:
+    """Backend pids of the service's sessions that wait for a lock."""
+    with engine.connect() as conn:
+        return list(conn.execute(WAITING_SESSIONS, {"name": APPLICATION_NAME}).scalars())
+
+
+def session_exists(engine, pid: int) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0
+
+
+@pytest.fixture
+def one_worker(database_url, tmp_path):
+    """gunicorn with a single worker, so that the test knows which process serves its request."""
+    server = Gunicorn(database_url, E2E_ADMIN_TOKEN, tmp_path / "gunicorn.log", workers=1)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def held_event(one_worker, engine):
+    """An event whose row lock the test holds until it calls `release()`."""
+    status, _, body = call(one_worker.base_url, "POST", "/api/initialize", {"totalTickets": 5}, E2E_ADMIN_TOKEN)
+    assert status == 201
+    conn = engine.connect()
+    transaction = conn.begin()
+    conn.execute(text("SELECT 1 FROM events WHERE id = :id FOR UPDATE"), {"id": body["event"]["id"]})
+    yield body["event"]["id"], transaction.rollback
+    conn.close()
+
+
+def book(base_url: str, event_id: str, key: str):
+    headers = {"Idempotency-Key": key}
+    return call(base_url, "POST", "/api/book", {"eventId": event_id, "userId": "caught"}, headers=headers, timeout=30)
+
+
+def answers(base_url: str) -> bool:
+    try:
+        return call(base_url, "GET", "/healthz", timeout=1)[0] == 200
+    except OSError:  # refused, or accepted by the kernel and never served
+        return False
+
+
+def count(engine, table, *where) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_a_worker_killed_mid_transaction_leaves_nothing_behind_and_is_replaced(one_worker, held_event, engine):
+    event_id, release = held_event
+    with ThreadPoolExecutor(1) as pool:
+        interrupted = pool.submit(book, one_worker.base_url, event_id, "killed-mid-way")
+        wait_until(lambda: waiting_sessions(engine), "the booking waits inside its transaction")
+        [orphan] = waiting_sessions(engine)
+        [worker] = one_worker.workers()
+        worker.send_signal(signal.SIGKILL)
+        with pytest.raises(OSError):  # the connection is cut: the client cannot know what happened
+            interrupted.result()
+    release()
+    # The orphaned transaction runs on, fails to send its result, and never commits.
+    wait_until(lambda: not session_exists(engine, orphan), "the killed worker's session is gone")
+    one_worker.wait_until_healthy()  # gunicorn has started a new worker
+
+    assert count(engine, bookings, bookings.c.event_id == event_id) == 0
+    assert count(engine, idempotency_keys, idempotency_keys.c.key == "killed-mid-way") == 0
+    status, headers, _ = book(one_worker.base_url, event_id, "killed-mid-way")  # the client's retry
+    assert status == 201 and "Idempotent-Replayed" not in headers
+    assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+    assert audit.check(engine).ok
+
+
+def test_sigterm_lets_the_request_in_flight_finish_while_refusing_new_ones(one_worker, held_event, engine):
+    event_id, release = held_event
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(book, one_worker.base_url, event_id, "drained")
+        wait_until(lambda: waiting_sessions(engine), "the booking waits inside its transaction")
+        one_worker.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: not answers(one_worker.base_url), "the server stops taking new requests")
+        assert one_worker.process.poll() is None  # still draining
+        release()
+        status, _, body = in_flight.result()
+
+    assert status == 201 and body["booking"]["userId"] == "caught"
+    assert one_worker.process.wait(timeout=DEADLINE_S) == 0
+    assert count(engine, bookings, bookings.c.event_id == event_id) == 1

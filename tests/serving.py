@@ -1,0 +1,116 @@
+"""The real server for tests and the chaos harness: gunicorn with the project's own settings, on a
+free port, and plain HTTP calls to it (urllib: no client library between us and the wire)."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from app.config import PROJECT_ROOT
+
+STARTUP_DEADLINE_S = 20
+GRACEFUL_TIMEOUT_S = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["graceful_timeout"]
+# The master stops waiting for workers after the graceful timeout; it needs a moment more to exit.
+EXIT_MARGIN_S = 5
+REQUEST_TIMEOUT_S = 5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))  # where gunicorn binds
+        return sock.getsockname()[1]
+
+
+def call(base_url: str, method: str, path: str, body: dict | None = None, token: str | None = None,
+         headers: dict | None = None, timeout: float = REQUEST_TIMEOUT_S):
+    """One HTTP request; (status, response headers, parsed JSON body), also for error statuses.
+
+    Raises OSError (refused, reset, timed out) when no response arrives.
+    """
+    headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base_url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, json.loads(error.read() or b"null")
+
+
+class Gunicorn:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free port, logging to `log_path`."""
+
+    def __init__(
+        self, database_url: str, admin_token: str, log_path: Path, workers: int = 2, settings: dict | None = None
+    ) -> None:
+        """`settings`: more environment variables for the server (RATE_LIMIT, ...)."""
+        self.port, self.log_path = free_port(), Path(log_path)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        metrics_dir = self.log_path.parent / "metrics"  # one for the workers to share, as `make run` sets
+        metrics_dir.mkdir(exist_ok=True)
+        self.env = {**os.environ, "PORT": str(self.port), "DATABASE_URL": database_url, "ADMIN_TOKEN": admin_token,
+                    "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(settings or {})}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it and return once /healthz answers; a new session, so that `kill` reaches the workers too."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        try:
+            self.wait_until_healthy()
+        except AssertionError:
+            self.kill()
+            raise
+
+    def wait_until_healthy(self) -> None:
+        """Poll /healthz until it answers 200; fail if the server dies or the deadline passes."""
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if call(self.base_url, "GET", "/healthz", timeout=1)[0] == 200:
+                    return
+            except OSError:  # not listening yet, or no worker yet
+                pass
+            time.sleep(0.1)  # polling interval, not ordering
+        raise AssertionError(f"gunicorn did not answer /healthz within {STARTUP_DEADLINE_S}s:\n{self.log()}")
+
+    def workers(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children()
+
+    def stop(self) -> int:
+        """SIGTERM, then wait for the exit within the graceful timeout; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=GRACEFUL_TIMEOUT_S + EXIT_MARGIN_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"gunicorn did not stop within its graceful timeout:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL the master and its workers at once, as a crash or an OOM kill would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

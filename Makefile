@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test migrate check purge-keys lock clean
+.PHONY: help venv run test chaos migrate check purge-keys lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: $(STAMP) ## Serve the API (embedded PostgreSQL unless DATABASE_URL is set)
 
 test: $(STAMP) ## Run the test suite with coverage
 	$(BIN)/python -m pytest
+
+chaos: $(STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
+	$(BIN)/python -m tests.chaos --duration $(or $(DURATION),60)
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate

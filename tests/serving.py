@@ -36,7 +36,8 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
          headers: dict | None = None, timeout: float = REQUEST_TIMEOUT_S):
     """One HTTP request; (status, response headers, parsed JSON body), also for error statuses.
 
-    Raises OSError (refused, reset, timed out) when no response arrives.
+    Raises OSError (refused, reset, timed out) when no response arrives, http.client.HTTPException
+    when it is cut off.
     """
     headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
     if token:

@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 import structlog
 from flask import Flask, Response, current_app, g, json
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for error_class in UNAVAILABLE:
         app.register_error_handler(error_class, _unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -83,6 +84,17 @@ def _unavailable(error: Exception) -> Response:
     response = problem(503, "unavailable", "the database is unavailable; retry shortly")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+def _database_error(error: DBAPIError) -> Response:
+    """A connection lost mid-COMMIT is a bare DatabaseError in psycopg2: unavailable, not unexpected.
+
+    Such a commit may or may not have happened, so the client must not take the 503 for "nothing
+    changed"; with an Idempotency-Key its retry gets the stored answer if it did.
+    """
+    if error.connection_invalidated:
+        return _unavailable(error)
+    return _unexpected(error)
 
 
 def _unexpected(error: Exception) -> Response:

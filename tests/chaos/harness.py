@@ -38,7 +38,9 @@ NOT_NOW = (429, 503)  # statuses that ask the client to come back later: not an 
 class Settings:
     duration_s: float
     clients: int
-    faults: tuple[str, ...]  # spread evenly over the run: "worker", "database" or "server"
+    # Spread evenly over the run: "worker" (SIGKILL of one), "server" (SIGKILL of all gunicorn),
+    # "database" (clean fast stop, then start) or "crash" (immediate stop, then start with recovery).
+    faults: tuple[str, ...]
     users_per_client: int = 3
     events: int = 3
     tickets_per_event: int = 3
@@ -48,8 +50,8 @@ class Settings:
     seed: int = 0
 
 
-SHORT = Settings(duration_s=8, clients=6, faults=("worker", "database"))
-LONG = Settings(duration_s=60, clients=12, faults=("worker", "database", "server") * 2)
+SHORT = Settings(duration_s=8, clients=6, faults=("worker", "crash"))
+LONG = Settings(duration_s=60, clients=12, faults=("worker", "database", "server", "crash") * 2)
 
 
 @dataclass
@@ -213,10 +215,13 @@ class Harness:
     def _worker_fault(self) -> None:
         random.choice(self.gunicorn.workers()).kill()  # SIGKILL
 
-    def _database_fault(self) -> None:
-        self.server.stop()
+    def _database_fault(self, mode: str = "fast") -> None:
+        self.server.stop(mode)
         time.sleep(DATABASE_DOWNTIME_S)
         self.server.start()
+
+    def _crash_fault(self) -> None:
+        self._database_fault("immediate")
 
     def _server_fault(self) -> None:
         self.gunicorn.kill()  # SIGKILL, master and workers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,16 +89,33 @@ def normalise_database_url(url: str) -> str:
 def resolve_admin_token(instance_dir: Path) -> str:
     """Return ADMIN_TOKEN, else the token stored under `instance_dir`, creating it on first use.
 
-    Creation uses O_EXCL so that several gunicorn workers starting at once agree on one token.
+    The file appears whole or not at all (written aside, then linked into place), so that several
+    gunicorn workers starting at once agree on one token and none ever reads a half-written, empty
+    one. An empty file (left by a crash of an older version, or a `touch`) is replaced.
     """
     if os.environ.get("ADMIN_TOKEN"):
         return os.environ["ADMIN_TOKEN"]
     path = instance_dir / ADMIN_TOKEN_FILE
     instance_dir.mkdir(parents=True, exist_ok=True)
+    return _stored_token(path) or _store_new_token(path)
+
+
+def _stored_token(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _store_new_token(path: Path) -> str:
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".admin_token.")  # mode 0600
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    try:
+        os.link(draft, path)  # fails if another process stored its token first: theirs wins
+    except FileExistsError:
+        if not _stored_token(path):
+            os.replace(draft, path)
+    finally:
+        Path(draft).unlink(missing_ok=True)
+    return _stored_token(path)

@@ -68,7 +68,8 @@ class Idempotency:
 
 def fingerprint(method: str, path: str, body: Any) -> str:
     """sha256 of method, path and the body as canonical JSON: key order and spacing do not count."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: a lone surrogate in a string (valid JSON, not valid UTF-8) must still hash.
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 

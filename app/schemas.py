@@ -67,7 +67,9 @@ class InitializeRequest(Schema):
         data_key="totalTickets", required=True, validate=validate.Range(min=1, max=1_000_000),
         metadata={"example": 100},
     )
-    name = fields.String(validate=validate.Length(min=1, max=200), metadata={"example": "Spring concert"})
+    name = fields.String(
+        validate=[validate.Length(min=1, max=200), no_control_characters], metadata={"example": "Spring concert"}
+    )
 
 
 class BookingRequest(Schema):

@@ -32,6 +32,8 @@ def assert_problem(response, status, code):
         ({"totalTickets": 5, "name": ""}, "name"),
         ({"totalTickets": 5, "name": "x" * 201}, "name"),
         ({"totalTickets": 5, "name": None}, "name"),
+        ({"totalTickets": 5, "name": "nul\u0000"}, "name"),
+        ({"totalTickets": 5, "name": "lone \ud800 surrogate"}, "name"),
         ({"totalTickets": 5, "colour": "red"}, "colour"),
     ],
 )
@@ -115,6 +117,12 @@ def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     response = client.post("/api/initialize", json={"totalTickets": 1}, headers=headers)
     assert_problem(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_empty_admin_token_admits_nobody(config):
+    open_door = create_app(Config(**{**config.__dict__, "admin_token": ""})).test_client()
+    for headers in ({}, {"Authorization": "Bearer "}):
+        assert_problem(open_door.post("/api/initialize", json={"totalTickets": 1}, headers=headers), 401, "unauthorized")
 
 
 def test_unauthenticated_initialize_is_refused_before_validation(client):

@@ -99,6 +99,12 @@ def test_an_unknown_event_is_stored_and_replayed(client):
     assert_replay_of(first, post(client, "/api/cancel", body, key="unknown-event"))
 
 
+def test_an_event_id_with_a_lone_surrogate_is_404_with_a_key_as_without(client):
+    body = '{"eventId": "\\ud800", "userId": "u"}'  # valid JSON, not encodable as UTF-8
+    for key in (None, "surrogate-event-id"):
+        assert_problem(post(client, "/api/book", body, key=key), 404, "event_not_found")
+
+
 def test_the_same_key_with_another_body_is_422_and_changes_nothing(client, engine, new_event):
     event = new_event(2)
     post(client, "/api/book", {"eventId": event["id"], "userId": "a"}, key="one-body")

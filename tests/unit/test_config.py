@@ -110,3 +110,11 @@ def test_durations_take_an_optional_unit(value, seconds):
 def test_a_duration_that_is_not_a_positive_whole_number_of_units_is_refused(value):
     with pytest.raises(ValueError, match="positive duration"):
         parse_duration(value)
+
+
+def test_an_empty_stored_admin_token_is_replaced_by_a_new_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    (tmp_path / "admin_token").write_text("")
+    token = resolve_admin_token(tmp_path)
+    assert len(token) >= 32 and (tmp_path / "admin_token").read_text() == token
+    assert [p.name for p in tmp_path.iterdir()] == ["admin_token"]  # no draft left behind

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 from app.security import check_admin_token
 
@@ -38,7 +39,7 @@ class Config:
     # Longest wait for a row lock: an event's lock on a hot event, or a repeat of an Idempotency-Key
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int = 5_000
-    idempotency_retention_s: int = 24 * 3600
+    idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -51,20 +52,46 @@ class Config:
         config = cls(
             database_url=normalise_database_url(env["DATABASE_URL"]),
             admin_token=env.get("ADMIN_TOKEN") or resolve_admin_token(INSTANCE_DIR),
-            rate_limit=env.get("RATE_LIMIT", cls.rate_limit),
-            rate_limit_write=env.get("RATE_LIMIT_WRITE", cls.rate_limit_write),
+            rate_limit=_rate_limit(env, "RATE_LIMIT", cls.rate_limit),
+            rate_limit_write=_rate_limit(env, "RATE_LIMIT_WRITE", cls.rate_limit_write),
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI") or cls.rate_limit_storage_uri,
             rate_limit_key_prefix=env.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
-            trusted_proxies=int(env.get("TRUSTED_PROXIES") or cls.trusted_proxies),
+            trusted_proxies=_whole_number(env, "TRUSTED_PROXIES", cls.trusted_proxies),
             cors_origins=tuple(origin.strip() for origin in env.get("CORS_ORIGINS", "").split(",") if origin.strip()),
             app_env=(env.get("APP_ENV") or cls.app_env).strip().lower(),
             log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", cls.max_body_bytes)),
-            db_pool_size=int(env.get("DB_POOL_SIZE", cls.db_pool_size)),
-            idempotency_retention_s=parse_duration(env.get("IDEMPOTENCY_RETENTION") or "24h"),
+            max_body_bytes=_whole_number(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            db_pool_size=_whole_number(env, "DB_POOL_SIZE", cls.db_pool_size),
+            idempotency_retention_s=_duration(env, "IDEMPOTENCY_RETENTION", cls.idempotency_retention_s),
         )
         check_admin_token(config.app_env, config.admin_token)
         return config
+
+
+def _whole_number(env, name: str, default: int) -> int:
+    """A non-negative integer setting; a typo fails at start-up with the variable's name."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _rate_limit(env, name: str, default: str) -> str:
+    """A flask-limiter limit such as `100 per minute` (or several, `;`-separated); empty disables."""
+    value = env.get(name, default).strip()
+    if value:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{name} is not a rate limit like '100 per minute': {value!r}") from None
+    return value
+
+
+def _duration(env, name: str, default_s: int) -> int:
+    value = (env.get(name) or "").strip()
+    return parse_duration(value) if value else default_s
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

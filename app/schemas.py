@@ -68,7 +68,12 @@ class InitializeRequest(Schema):
         metadata={"example": 100},
     )
     name = fields.String(
-        validate=[validate.Length(min=1, max=200), no_control_characters], metadata={"example": "Spring concert"}
+        validate=[validate.Length(min=1, max=200), no_control_characters],
+        metadata={
+            "description": "1..200 characters, no control characters",
+            "pattern": NO_CONTROL_CHARACTERS,
+            "example": "Spring concert",
+        },
     )
 
 

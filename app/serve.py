@@ -22,13 +22,12 @@ from alembic.config import Config as AlembicConfig
 from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
-from app.config import ADMIN_TOKEN_FILE, resolve_admin_token
+from app.config import ADMIN_TOKEN_FILE, INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
 from app.embedded_pg import EmbeddedPostgres
 from app.metrics import MULTIPROC_DIR_VARIABLE
-from app.security import InsecureConfiguration, check_admin_token
+from app.security import InsecureConfiguration
 
-ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = ROOT / "instance"
+ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"
 
 
@@ -65,8 +64,8 @@ def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
     os.environ["ADMIN_TOKEN"] = _admin_token()
     try:
-        check_admin_token(os.environ.get("APP_ENV", ""), os.environ["ADMIN_TOKEN"])
-    except InsecureConfiguration as exc:
+        Config.from_env()  # every setting checked once, here, rather than failing in each worker
+    except (InsecureConfiguration, ValueError) as exc:
         raise StartupError(str(exc)) from exc
     _migrate(os.environ["DATABASE_URL"])
     if args.command == "flask":
@@ -128,21 +127,28 @@ def _flask(flask_args: list[str]) -> int:
 
 
 def _serve() -> int:
-    """Run gunicorn in the foreground, passing Ctrl-C and SIGTERM on to it; return its exit code."""
+    """Run gunicorn in the foreground, stopping it gracefully on Ctrl-C or SIGTERM; return its exit code.
+
+    gunicorn treats SIGINT as a quick shutdown that cuts requests short and SIGTERM as a graceful one
+    that lets them finish, so every stop is passed on as SIGTERM; and gunicorn runs in a session of
+    its own, so that the terminal's Ctrl-C reaches only us and not it directly.
+    """
     gunicorn: subprocess.Popen[bytes] | None = None
     early: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         # From here on a signal must never unwind us while gunicorn runs: it would be orphaned.
         if gunicorn is None:
-            early.append(signum)  # arrived while gunicorn was being spawned; sent just below
+            early.append(signal.SIGTERM)  # arrived while gunicorn was being spawned; sent just below
         else:
-            gunicorn.send_signal(signum)  # gunicorn stops its workers; we wait for it below
+            gunicorn.send_signal(signal.SIGTERM)  # gunicorn drains its workers; we wait for it below
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     _prepare_metrics_dir()
-    gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT)
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True
+    )
     for signum in early:
         gunicorn.send_signal(signum)
     _say(f"Serving on http://127.0.0.1:{_port()} (Ctrl-C to stop)")

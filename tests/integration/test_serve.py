@@ -20,8 +20,8 @@ class FakeGunicorn:
         self.code, self.signals, self.argv = code, [], None
         self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
 
-    def __call__(self, argv, cwd):
-        self.argv = argv
+    def __call__(self, argv, cwd, start_new_session):
+        self.argv, self.own_session = argv, start_new_session
         if self.signal_during_spawn is not None:
             signal.raise_signal(self.signal_during_spawn)  # before serve.py holds the child's handle
         return self
@@ -84,12 +84,12 @@ def test_an_operator_metrics_folder_keeps_its_other_files(monkeypatch, database_
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_and_sigterm_are_forwarded_to_gunicorn(monkeypatch, database_url, signum):
+def test_ctrl_c_and_sigterm_stop_gunicorn_gracefully_with_sigterm(monkeypatch, database_url, signum):
     monkeypatch.setenv("DATABASE_URL", database_url)
-    gunicorn = FakeGunicorn(code=-signum, signal_during_wait=signum)
+    gunicorn = FakeGunicorn(code=-signal.SIGTERM, signal_during_wait=signum)
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
-    assert serve.main(["serve"]) == 128 + signum
-    assert gunicorn.signals == [signum]
+    assert serve.main(["serve"]) == 128 + signal.SIGTERM
+    assert gunicorn.signals == [signal.SIGTERM] and gunicorn.own_session
 
 
 def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_url):
@@ -97,7 +97,7 @@ def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_ur
     gunicorn = FakeGunicorn(signal_during_spawn=signal.SIGINT)
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
     assert serve.main(["serve"]) == 0
-    assert gunicorn.signals == [signal.SIGINT]
+    assert gunicorn.signals == [signal.SIGTERM]
 
 
 def test_migrate_generates_and_prints_the_admin_token(monkeypatch, database_url, capsys):
@@ -178,3 +178,15 @@ def test_flask_runs_a_flask_command_against_the_prepared_database(monkeypatch, d
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert serve.main(["flask", "check"]) == 0
     assert "check passed" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "name, value", [("RATE_LIMIT", "lots please"), ("MAX_BODY_BYTES", "64k"), ("TRUSTED_PROXIES", "-1")]
+)
+def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatch, database_url, capsys, name, value):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv(name, value)
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 1
+    assert f"error: {name}" in capsys.readouterr().err and gunicorn.argv is None

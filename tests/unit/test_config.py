@@ -118,3 +118,13 @@ def test_an_empty_stored_admin_token_is_replaced_by_a_new_one(tmp_path, monkeypa
     token = resolve_admin_token(tmp_path)
     assert len(token) >= 32 and (tmp_path / "admin_token").read_text() == token
     assert [p.name for p in tmp_path.iterdir()] == ["admin_token"]  # no draft left behind
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("RATE_LIMIT", "lots please"), ("RATE_LIMIT_WRITE", "10 per fortnight"), ("MAX_BODY_BYTES", "64k"),
+     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5")],
+)
+def test_a_malformed_setting_is_refused_by_name(name, value):
+    with pytest.raises(ValueError, match=name):
+        Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t", name: value})

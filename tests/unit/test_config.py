@@ -110,3 +110,15 @@ def test_durations_take_an_optional_unit(value, seconds):
 def test_a_duration_that_is_not_a_positive_whole_number_of_units_is_refused(value):
     with pytest.raises(ValueError, match="positive duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("DB_STATEMENT_TIMEOUT_MS", None, 10_000), ("DB_STATEMENT_TIMEOUT_MS", "2500", 2500),
+    ("DB_STATEMENT_TIMEOUT_MS", "", None), ("DB_LOCK_TIMEOUT_MS", None, 5_000),
+    ("DB_LOCK_TIMEOUT_MS", "700", 700), ("DB_LOCK_TIMEOUT_MS", "", None),
+])
+def test_timeouts_have_defaults_and_empty_leaves_them_to_the_server(variable, value, expected):
+    env = {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t"}
+    if value is not None:
+        env[variable] = value
+    assert getattr(Config.from_env(env), variable.lower()) == expected

@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test chaos migrate check purge-keys lock clean
+.PHONY: help venv run test chaos migrate check purge-keys lock clean cluster
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## Create the virtualenv from requirements.lock
 
@@ -27,6 +27,10 @@ test: $(STAMP) ## Run the test suite with coverage
 
 chaos: $(STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
 	$(BIN)/python -m tests.chaos --duration $(or $(DURATION),60)
+
+# Not part of `make test`: it needs Debian's haproxy and pgbouncer, which it installs (as root) if missing.
+cluster: $(STAMP) ## Run 3 instances behind HAProxy, with PgBouncer and Redis (Ctrl-C stops all)
+	$(BIN)/python -m cluster
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate

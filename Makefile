@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test chaos migrate check purge-keys lock clean cluster
+.PHONY: help venv run test chaos migrate check purge-keys lock clean cluster cluster-test
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,9 +28,12 @@ test: $(STAMP) ## Run the test suite with coverage
 chaos: $(STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
 	$(BIN)/python -m tests.chaos --duration $(or $(DURATION),60)
 
-# Not part of `make test`: it needs Debian's haproxy and pgbouncer, which it installs (as root) if missing.
+# Not part of `make test`: these need Debian's haproxy and pgbouncer, which they install (as root) if missing.
 cluster: $(STAMP) ## Run 3 instances behind HAProxy, with PgBouncer and Redis (Ctrl-C stops all)
 	$(BIN)/python -m cluster
+
+cluster-test: $(STAMP) ## Start the cluster, run the black-box suite through its balancer, tear it down
+	$(BIN)/python -m pytest cluster/tests --no-cov -rs
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate

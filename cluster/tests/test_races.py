@@ -46,16 +46,15 @@ def test_a_user_booking_through_every_instance_at_once_gets_one_booking(admin, u
 def test_concurrent_cancels_promote_the_oldest_waiters_first(admin, user_api, db):
     holders, waiters = names("holder", 20), names("waiter", 40)
     event_id = admin.initialize(len(holders))
-    api = user_api()
     for user in holders + waiters:  # one at a time: the queue's order is known
-        assert api.book(event_id, user).status == 201
+        assert user_api().book(event_id, user).status == 201
 
     replies = race([lambda user=user, api=user_api(): api.cancel(event_id, user) for user in holders])
 
     assert Counter(reply.status for reply in replies) == {200: len(holders)}
     assert sorted(reply.body["promoted"]["userId"] for reply in replies) == waiters[: len(holders)]
     still_waiting = waiters[len(holders):]
-    positions = [api.booking_status(event_id, user).booking["waitingPosition"] for user in still_waiting]
+    positions = [user_api().booking_status(event_id, user).booking["waitingPosition"] for user in still_waiting]
     assert positions == list(range(1, len(still_waiting) + 1))
     assert_invariants(db, event_id)
     report(f"FIFO: {len(holders)} concurrent cancels promoted exactly the {len(holders)} oldest of {len(waiters)} waiters")

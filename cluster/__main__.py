@@ -15,6 +15,9 @@ from cluster.orchestrator import Cluster, Settings
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    # Both explicitly: a shell starting us in the background leaves SIGINT ignored, and Python then
+    # installs no handler of its own.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         with Cluster(Settings(port=args.port, instances=args.instances)) as cluster:

@@ -12,9 +12,11 @@ import argparse
 import re
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.config import INSTANCE_DIR
 from cluster import ClusterError, say
 from cluster.client import Api
 from cluster.orchestrator import Cluster, Settings
@@ -78,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         wrk = ensure_programs({"wrk": "wrk"})["wrk"]
-        settings = Settings(port=free_port(), database="booking_cluster_capacity", scratch_database=True,
-                            rate_limit="")
+        settings = Settings(port=free_port(), database=f"booking_cluster_capacity_{uuid.uuid4().hex[:8]}",
+                            scratch_database=True, rate_limit="", state_dir=INSTANCE_DIR / "cluster-capacity")
         with Cluster(settings) as cluster:
             admin = Api(cluster.base_url, admin_token=cluster.admin_token)
             events = [admin.initialize(TICKETS) for _ in range(SPREAD_EVENTS)]

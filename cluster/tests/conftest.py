@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.config import normalise_database_url
+from app.config import INSTANCE_DIR, normalise_database_url
 from cluster.client import Addresses, Api
 from cluster.orchestrator import Cluster, Settings
 from cluster.processes import free_port
@@ -41,8 +41,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture(scope="session")
 def cluster():
-    settings = Settings(port=free_port(), database="booking_cluster_test", scratch_database=True,
-                        rate_limit=f"{RATE_LIMIT_PER_MINUTE} per minute")
+    # A state dir and database of its own: a `make cluster` may be running beside it.
+    settings = Settings(port=free_port(), database=f"booking_cluster_test_{uuid.uuid4().hex[:8]}",
+                        scratch_database=True, rate_limit=f"{RATE_LIMIT_PER_MINUTE} per minute",
+                        state_dir=INSTANCE_DIR / "cluster-test")
     with Cluster(settings) as cluster:
         yield cluster
 

@@ -33,6 +33,11 @@ class Reply:
         return self.status in AMBIGUOUS_STATUSES
 
     @property
+    def retry_later(self) -> bool:
+        """Told nothing, or told that the same Idempotency-Key is still being processed."""
+        return self.ambiguous or self.code == "request_in_progress"
+
+    @property
     def booking(self) -> dict:
         return self.body["booking"]
 

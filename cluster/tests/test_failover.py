@@ -76,9 +76,10 @@ class Load:
         for attempt in range(MAX_ATTEMPTS):
             sent_at = time.monotonic()
             reply = send(headers)
-            if not reply.ambiguous:
+            if not reply.retry_later:
                 return reply
-            journey.unanswered.append((sent_at, time.monotonic()))
+            if reply.ambiguous:
+                journey.unanswered.append((sent_at, time.monotonic()))
             time.sleep(RETRY_BACKOFF_S * 2**attempt)  # a real client's back-off, not an ordering device
         pytest.fail(f"{journey.user}: no answer after {MAX_ATTEMPTS} attempts: {reply}")
 

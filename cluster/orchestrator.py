@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
+from app.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, redis_store, say
 from cluster.packages import ensure_programs
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
@@ -145,7 +146,8 @@ class Cluster:
 
     def _start_instance(self, index: int, port: int) -> None:
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
-        instance = Managed(f"app{index + 1}", argv, self.log_dir, env=self._instance_env(), cwd=PROJECT_ROOT)
+        env = {**self._instance_env(), MULTIPROC_DIR_VARIABLE: str(self._metrics_dir(index))}
+        instance = Managed(f"app{index + 1}", argv, self.log_dir, env=env, cwd=PROJECT_ROOT)
         instance.start()
         if index < len(self.instances):
             self.instances[index] = instance
@@ -167,11 +169,21 @@ class Cluster:
             "GUNICORN_THREADS": str(settings.threads),
             "ADMIN_TOKEN": self.admin_token,
             "RATE_LIMIT_STORAGE_URI": self.redis_uri,
+            "RATE_LIMIT_KEY_PREFIX": settings.database,  # apart from other deployments on the same Redis
             "TRUSTED_PROXIES": "1",  # HAProxy is the one hop in front of the instances
         }
         if settings.rate_limit is not None:
             env["RATE_LIMIT"] = settings.rate_limit
         return env
+
+
+    def _metrics_dir(self, index: int) -> Path:
+        """Instance `index`'s folder for its workers' metrics (app/metrics.py), emptied of a previous run's."""
+        path = self.settings.state_dir / "prometheus" / f"app{index + 1}"
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path
 
 
 def _require_free(port: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import psycopg2
 import pytest
 
@@ -45,3 +47,14 @@ def test_the_statement_timeout_reaches_server_connections_as_the_database_defaul
             assert cur.fetchone() == ("10s",)
     finally:
         conn.close()
+
+
+def test_each_instance_reports_the_requests_of_all_its_workers(cluster, user_api):
+    for _ in range(12):  # round robin: four for each instance, answered by either of its workers
+        assert user_api().call("GET", "/healthz").status == 200
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.instance_ports[0]}/metrics", timeout=5) as response:
+        lines = response.read().decode().splitlines()
+
+    healthz = [line for line in lines if line.startswith("http_requests_total{") and "healthz" in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in healthz) >= 4, healthz

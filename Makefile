@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test chaos migrate check purge-keys lock clean
+.PHONY: help venv run test chaos migrate check purge-keys lock clean cluster cluster-test cluster-capacity
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## Create the virtualenv from requirements.lock
 
@@ -27,6 +27,16 @@ test: $(STAMP) ## Run the test suite with coverage
 
 chaos: $(STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
 	$(BIN)/python -m tests.chaos --duration $(or $(DURATION),60)
+
+# Not part of `make test`: these need Debian's haproxy and pgbouncer, which they install (as root) if missing.
+cluster: $(STAMP) ## Run 3 instances behind HAProxy, with PgBouncer and Redis (Ctrl-C stops all)
+	$(BIN)/python -m cluster
+
+cluster-test: $(STAMP) ## Start the cluster, run the black-box suite through its balancer, tear it down
+	$(BIN)/python -m pytest cluster/tests --no-cov -rs
+
+cluster-capacity: $(STAMP) ## Requests/s through the cluster with wrk: one hot event vs many (~90 s)
+	$(BIN)/python -m cluster.capacity
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate

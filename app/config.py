@@ -35,10 +35,13 @@ class Config:
     max_body_bytes: int = 65536
     db_pool_size: int = 8
     db_connect_timeout_s: int = 3
-    db_statement_timeout_ms: int = 10_000
+    # The two timeouts: None means the app sets none and the server's default applies. Behind PgBouncer
+    # in transaction pooling mode that is the way (see docs/scaling.md): the bouncer refuses libpq's
+    # per-connection `options`, so they are set on the server with ALTER DATABASE/ROLE ... SET.
+    db_statement_timeout_ms: int | None = 10_000
     # Longest wait for a row lock: an event's lock on a hot event, or a repeat of an Idempotency-Key
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
-    db_lock_timeout_ms: int = 5_000
+    db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
 
     @classmethod
@@ -62,6 +65,8 @@ class Config:
             log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
             max_body_bytes=_whole_number(env, "MAX_BODY_BYTES", cls.max_body_bytes),
             db_pool_size=_whole_number(env, "DB_POOL_SIZE", cls.db_pool_size),
+            db_statement_timeout_ms=_optional_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
+            db_lock_timeout_ms=_optional_int(env, "DB_LOCK_TIMEOUT_MS", cls.db_lock_timeout_ms),
             idempotency_retention_s=_duration(env, "IDEMPOTENCY_RETENTION", cls.idempotency_retention_s),
         )
         check_admin_token(config.app_env, config.admin_token)
@@ -103,6 +108,14 @@ def parse_duration(value: str) -> int:
     if not number.strip().isdigit() or int(number) == 0:
         raise ValueError(f"not a positive duration like 24h, 90m or 3600s: {value!r}")
     return int(number) * DURATION_UNITS[unit]
+
+
+def _optional_int(env, name: str, default: int | None) -> int | None:
+    """`env[name]` as an int; `default` when unset; None when set but empty (the feature is off)."""
+    value = env.get(name)
+    if value is None:
+        return default
+    return _whole_number(env, name, 0) if value.strip() else None
 
 
 def normalise_database_url(url: str) -> str:

@@ -31,25 +31,33 @@ class Database:
             max_overflow=0,
             pool_timeout=5,
             pool_pre_ping=True,  # a connection the database dropped (restart) is replaced, not used
-            connect_args={
-                "connect_timeout": config.db_connect_timeout_s,
-                # A server that vanished without closing the connection (host down, network cut) would
-                # leave a request waiting on its socket forever: TCP keepalives notice within ~15 s.
-                "keepalives": 1,
-                "keepalives_idle": 5,
-                "keepalives_interval": 2,
-                "keepalives_count": 5,
-                "application_name": APPLICATION_NAME,
-                "options": (
-                    f"-c statement_timeout={config.db_statement_timeout_ms} "
-                    f"-c lock_timeout={config.db_lock_timeout_ms}"
-                ),
-            },
+            connect_args=_connect_args(config),
         )
 
     @property
     def engine(self) -> Engine:
         return current_app.extensions["database"]
+
+
+def _connect_args(config) -> dict:
+    """libpq connection parameters; the timeouts only those the app is to set itself."""
+    args = {
+        "connect_timeout": config.db_connect_timeout_s,
+        # A server that vanished without closing the connection (host down, network cut) would
+        # leave a request waiting on its socket forever: TCP keepalives notice within ~15 s.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 5,
+        "application_name": APPLICATION_NAME,
+    }
+    timeouts = {"statement_timeout": config.db_statement_timeout_ms, "lock_timeout": config.db_lock_timeout_ms}
+    options = " ".join(f"-c {name}={value}" for name, value in timeouts.items() if value is not None)
+    if options:
+        # A startup parameter costs no round trip, but PgBouncer refuses it: there, set both variables
+        # empty and the timeouts on the server.
+        args["options"] = options
+    return args
 
 
 class ContractParser(FlaskParser):

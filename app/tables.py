@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -55,7 +56,7 @@ events = Table(
 bookings = Table(
     "bookings",
     metadata,
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
     # Monotonic under the event lock, so it orders the waiting list first-come-first-served.
     Column("seq", BigInteger, Identity(always=True), nullable=False),
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
@@ -63,6 +64,8 @@ bookings = Table(
     Column("status", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
+    PrimaryKeyConstraint("event_id", "id"),
     CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name="status_known"),
     CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
     Index(
@@ -81,15 +84,16 @@ booking_events = Table(
     "booking_events",
     metadata,
     # Assigned under the event lock, so it orders an event's rows as its changes happened.
-    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("seq", BigInteger, Identity(always=True), nullable=False),
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
     Column("booking_id", Uuid, nullable=False),
     Column("user_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("request_id", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # event_id first, as in bookings; its index also serves an event's history, oldest first.
+    PrimaryKeyConstraint("event_id", "seq"),
     CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')", name="kind_known"),
-    Index("ix_booking_events_history", "event_id", "seq"),
 )
 
 # Idempotency-Key: the first response to each key, written in the transaction of its effect.

@@ -123,8 +123,20 @@ def test_an_empty_stored_admin_token_is_replaced_by_a_new_one(tmp_path, monkeypa
 @pytest.mark.parametrize(
     "name, value",
     [("RATE_LIMIT", "lots please"), ("RATE_LIMIT_WRITE", "10 per fortnight"), ("MAX_BODY_BYTES", "64k"),
-     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5")],
+     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5"), ("DB_LOCK_TIMEOUT_MS", "5s")],
 )
 def test_a_malformed_setting_is_refused_by_name(name, value):
     with pytest.raises(ValueError, match=name):
         Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t", name: value})
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("DB_STATEMENT_TIMEOUT_MS", None, 10_000), ("DB_STATEMENT_TIMEOUT_MS", "2500", 2500),
+    ("DB_STATEMENT_TIMEOUT_MS", "", None), ("DB_LOCK_TIMEOUT_MS", None, 5_000),
+    ("DB_LOCK_TIMEOUT_MS", "700", 700), ("DB_LOCK_TIMEOUT_MS", "", None),
+])
+def test_timeouts_have_defaults_and_empty_leaves_them_to_the_server(variable, value, expected):
+    env = {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t"}
+    if value is not None:
+        env[variable] = value
+    assert getattr(Config.from_env(env), variable.lower()) == expected

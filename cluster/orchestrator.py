@@ -1,0 +1,195 @@
+"""The whole cluster, started in order and stopped in reverse: the handle `make cluster` and its tests use.
+
+Start: PostgreSQL (schema migrated directly, not through the bouncer), Redis, PgBouncer, the instances
+(each checked ready), and last HAProxy, so that the balancer's port answers only once all is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
+from app.metrics import MULTIPROC_DIR_VARIABLE
+from cluster import ClusterError, balancer, bouncer, database, redis_store, say
+from cluster.packages import ensure_programs
+from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
+
+PROGRAM_PACKAGES = {"haproxy": "haproxy", "pgbouncer": "pgbouncer"}
+INSTANCE_START_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big the cluster is and where it keeps its state."""
+
+    port: int = 8080
+    instances: int = 3
+    database: str = "booking_cluster"
+    scratch_database: bool = False  # created anew at start and dropped at stop (the cluster tests)
+    workers: int = 2  # gunicorn processes per instance
+    threads: int = 4  # threads per process; each holds at most one database connection
+    bouncer_pool_size: int = 8  # PgBouncer's server connections to PostgreSQL
+    rate_limit: str | None = None  # None: the app's default
+    state_dir: Path = field(default=INSTANCE_DIR / "cluster")
+
+    @property
+    def client_connections(self) -> int:
+        """The most connections the instances open to PgBouncer (each thread's pool slot)."""
+        return self.instances * self.workers * self.threads
+
+
+class Cluster:
+    """HAProxy, the instances, PgBouncer, Redis and PostgreSQL; a context manager that stops them all."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.log_dir = self.settings.state_dir / "logs"
+        self.support: list[Managed] = []  # Redis (if ours) and PgBouncer, in start order
+        self.instances: list[Managed] = []
+        self.balancer: Managed | None = None
+        self.instance_ports: list[int] = []
+        self.postgres: database.Postgres | None = None
+        self.redis_uri = ""
+        self.bouncer_port = 0
+        self.admin_token = ""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.settings.state_dir / "haproxy.sock"
+
+    def __enter__(self) -> "Cluster":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _require_free(self.settings.port)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        programs = ensure_programs(PROGRAM_PACKAGES)
+        self.admin_token = resolve_admin_token(self.settings.state_dir)
+        self._start_database()
+        self.redis_uri, own_redis = redis_store.machine_or_own(self.settings.state_dir, self.log_dir)
+        self.support += [own_redis] if own_redis else []
+        self._start_bouncer(programs["pgbouncer"])
+        for index in range(self.settings.instances):
+            self._start_instance(index, free_port())
+        per_instance = self.settings.workers * self.settings.threads
+        self.balancer = balancer.start(programs["haproxy"], self.settings.port, self.instance_ports, per_instance,
+                                       self.settings.state_dir, self.log_dir)
+
+    def stop(self) -> None:
+        """Stop the balancer, then the instances (together), then what they use; drop a scratch database."""
+        stop_together([self.balancer] if self.balancer else [])
+        stop_together(self.instances)
+        for process in reversed(self.support):
+            process.stop()
+        if self.postgres is not None:
+            if self.settings.scratch_database:
+                database.drop_database(self.postgres, self.settings.database)
+            self.postgres.stop()
+            self.postgres = None
+
+    def kill_instance(self, index: int) -> None:
+        """SIGKILL instance `index` with all its workers, as if its machine had died."""
+        self.instances[index].kill()
+
+    def restart_instance(self, index: int) -> None:
+        """Start instance `index` again on its port; return once the balancer sends it requests again."""
+        self._start_instance(index, self.instance_ports[index])
+        wait_until(lambda: self.balancer_states()[f"app{index + 1}"] == "UP", 15, "HAProxy to see it up again")
+
+    def balancer_states(self) -> dict[str, str]:
+        """Each instance's state in HAProxy: UP, DOWN, or a transition such as 'UP 1/2'."""
+        return balancer.server_states(self.stats_socket)
+
+    def database_url(self) -> str:
+        """The database itself, bypassing the bouncer (for checks that read the tables)."""
+        return self.postgres.url(self.settings.database)
+
+    def _start_database(self) -> None:
+        self.postgres = database.machine_or_embedded(self.settings.state_dir)
+        # The app's default timeouts, applied by the server instead (the app sends none through the bouncer).
+        timeouts = {"statement_timeout": Config.db_statement_timeout_ms, "lock_timeout": Config.db_lock_timeout_ms}
+        database.prepare_database(self.postgres, self.settings.database, self.settings.scratch_database, timeouts)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """`make migrate`'s command, run directly against PostgreSQL."""
+        env = {**os.environ, "DATABASE_URL": self.database_url(), "ADMIN_TOKEN": self.admin_token}
+        result = subprocess.run([sys.executable, "-m", "app.serve", "migrate"], env=env, cwd=PROJECT_ROOT,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
+
+    def _start_bouncer(self, program: str) -> None:
+        settings = self.settings
+        process, self.bouncer_port = bouncer.start(
+            program, self.postgres, settings.database, settings.state_dir, self.log_dir,
+            settings.bouncer_pool_size, max_client_conn=4 * settings.client_connections,
+        )
+        self.support.append(process)
+
+    def _start_instance(self, index: int, port: int) -> None:
+        argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+        env = {**self._instance_env(), MULTIPROC_DIR_VARIABLE: str(self._metrics_dir(index))}
+        instance = Managed(f"app{index + 1}", argv, self.log_dir, env=env, cwd=PROJECT_ROOT)
+        instance.start()
+        if index < len(self.instances):
+            self.instances[index] = instance
+        else:
+            self.instances.append(instance)
+            self.instance_ports.append(port)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), INSTANCE_START_TIMEOUT_S,
+                   f"{instance.name} to be ready", instance)
+
+    def _instance_env(self) -> dict[str, str]:
+        settings = self.settings
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgresql://{database.USER}@127.0.0.1:{self.bouncer_port}/{settings.database}",
+            "DB_STATEMENT_TIMEOUT_MS": "",  # set on the server: PgBouncer refuses per-connection options
+            "DB_LOCK_TIMEOUT_MS": "",
+            "DB_POOL_SIZE": str(settings.threads),
+            "WEB_CONCURRENCY": str(settings.workers),
+            "GUNICORN_THREADS": str(settings.threads),
+            "ADMIN_TOKEN": self.admin_token,
+            "RATE_LIMIT_STORAGE_URI": self.redis_uri,
+            "RATE_LIMIT_KEY_PREFIX": settings.database,  # apart from other deployments on the same Redis
+            "TRUSTED_PROXIES": "1",  # HAProxy is the one hop in front of the instances
+        }
+        if settings.rate_limit is not None:
+            env["RATE_LIMIT"] = settings.rate_limit
+        return env
+
+
+    def _metrics_dir(self, index: int) -> Path:
+        """Instance `index`'s folder for its workers' metrics (app/metrics.py), emptied of a previous run's."""
+        path = self.settings.state_dir / "prometheus" / f"app{index + 1}"
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path
+
+
+def _require_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HAProxy does: TIME_WAIT is no obstacle
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ClusterError(f"port {port} is taken ({exc.strerror}); choose another with CLUSTER_PORT") from exc

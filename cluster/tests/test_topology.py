@@ -1,0 +1,60 @@
+"""The pieces between the client and the database: PgBouncer's mode and the settings that cross it."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import psycopg2
+import pytest
+
+from cluster.database import USER
+
+
+def bouncer_connection(cluster, database: str, **options):
+    return psycopg2.connect(host="127.0.0.1", port=cluster.bouncer_port, user=USER, dbname=database,
+                            connect_timeout=3, **options)
+
+
+def bouncer_console(cluster, command: str) -> list[dict]:
+    """A command on PgBouncer's admin console (the `pgbouncer` pseudo-database), as dict rows."""
+    conn = bouncer_connection(cluster, "pgbouncer")
+    conn.autocommit = True  # the console knows no transactions
+    try:
+        with conn.cursor() as cur:
+            cur.execute(command)
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_the_bouncer_pools_the_service_database_in_transaction_mode(cluster):
+    pools = [row for row in bouncer_console(cluster, "SHOW POOLS") if row["database"] == cluster.settings.database]
+
+    assert [row["pool_mode"] for row in pools] == ["transaction"]
+
+
+def test_the_bouncer_refuses_per_connection_options_so_the_app_sends_none(cluster):
+    with pytest.raises(psycopg2.OperationalError, match="unsupported startup parameter"):
+        bouncer_connection(cluster, cluster.settings.database, options="-c statement_timeout=1000")
+
+
+def test_the_statement_timeout_reaches_server_connections_as_the_database_default(cluster):
+    conn = bouncer_connection(cluster, cluster.settings.database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW statement_timeout")
+            assert cur.fetchone() == ("10s",)
+    finally:
+        conn.close()
+
+
+def test_each_instance_reports_the_requests_of_all_its_workers(cluster, user_api):
+    for _ in range(12):  # round robin: four for each instance, answered by either of its workers
+        assert user_api().call("GET", "/healthz").status == 200
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.instance_ports[0]}/metrics", timeout=5) as response:
+        lines = response.read().decode().splitlines()
+
+    healthz = [line for line in lines if line.startswith("http_requests_total{") and "healthz" in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in healthz) >= 4, healthz

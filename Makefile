@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test chaos migrate check purge-keys lock clean cluster cluster-test cluster-capacity
+.PHONY: help venv run test bench chaos migrate check purge-keys lock clean cluster cluster-test cluster-capacity
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ cluster-test: $(STAMP) ## Start the cluster, run the black-box suite through its
 cluster-capacity: $(STAMP) ## Requests/s through the cluster with wrk: one hot event vs many (~90 s)
 	$(BIN)/python -m cluster.capacity
 
+bench: $(STAMP) ## Hot-event booking throughput beside the PostgreSQL ceiling (docs/performance.md)
+	$(BIN)/python -m bench
+
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
 	$(BIN)/python -m app.serve migrate
 
@@ -51,7 +54,7 @@ purge-keys: $(STAMP) ## Delete expired Idempotency-Keys (safe while serving; run
 lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock
 	$(BIN)/python -m pip install --quiet pip-tools
 	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
-	  $(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --no-emit-index-url \
+	  $(BIN)/pip-compile --quiet --extra dev --extra bench --generate-hashes --strip-extras --no-emit-index-url \
 	  --no-emit-find-links -o requirements.lock pyproject.toml
 
 clean: ## Remove the virtualenv and caches (keeps instance/ and its data)

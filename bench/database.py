@@ -1,0 +1,167 @@
+"""The bench database: server, a fresh migrated database, the scenarios' events, and the checks.
+
+Events get deterministic ids, `00000000-0000-4000-<group>-<k>`: one group per measured run, so
+that each run starts from fresh events and the wrk and pgbench scripts can compute the same ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from app.config import normalise_database_url
+from app.embedded_pg import EmbeddedPostgres
+from bench.settings import ROOT
+
+DATABASE_NAME = "booking_bench"
+EMBEDDED_DATA_DIR = ROOT / "instance" / "pgdata-bench"
+# Shown in the report: what bounds a commit (and so the hot row) on this server.
+REPORTED_SETTINGS = (
+    "server_version", "synchronous_commit", "fsync", "wal_sync_method", "commit_delay",
+    "shared_buffers", "max_connections",
+)
+
+
+def event_prefix(group: int) -> str:
+    """Everything but the last 12 digits of a group's event ids (bench/wrk/common.lua agrees)."""
+    return f"00000000-0000-4000-{group:04d}-"
+
+
+def event_id(group: int, k: int) -> str:
+    return f"{event_prefix(group)}{k:012d}"
+
+
+@contextlib.contextmanager
+def postgres_server(database_url: str | None) -> Iterator[str]:
+    """URL of the server to bench on: `database_url`'s, else an embedded one we start and stop."""
+    if database_url:
+        yield normalise_database_url(database_url)
+        return
+    server = EmbeddedPostgres(EMBEDDED_DATA_DIR)
+    server.start()
+    try:
+        yield server.url()
+    finally:
+        if not server.adopted:
+            server.stop()
+
+
+class BenchDatabase:
+    """A database of its own on the bench server, dropped and migrated afresh for each run."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.url = make_url(server_url).set(database=DATABASE_NAME).render_as_string(hide_password=False)
+        self.engine: Engine | None = None
+
+    def recreate(self) -> None:
+        """Drop what an earlier run left, create the database empty, and migrate it to head."""
+        admin = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{DATABASE_NAME}"'))
+        admin.dispose()
+        self.engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        alembic_config = AlembicConfig(str(ROOT / "alembic.ini"))
+        with self.engine.begin() as conn:
+            alembic_config.attributes["connection"] = conn
+            command.upgrade(alembic_config, "head")
+
+    def create_events(self, group: int, count: int, tickets: int, name: str) -> None:
+        """`count` events of `tickets` tickets each, all available."""
+        with self.engine.connect() as conn:
+            conn.execute(
+                text("""
+                INSERT INTO events (id, name, total_tickets, available_tickets)
+                SELECT (:prefix || lpad(k::text, 12, '0'))::uuid, :name, :tickets, :tickets
+                  FROM generate_series(1, :count) k"""),
+                {"prefix": event_prefix(group), "name": name, "tickets": tickets, "count": count},
+            )
+
+    def create_churn_event(self, group: int, pools: range, pool_size: int, waiters: int) -> None:
+        """A sold-out event: pool p's users c-<p>-1..c-<p>-<pool_size> hold its tickets, then
+        `waiters` users wait. A load thread or client cancels only the users of its own pool."""
+        params = {"id": event_id(group, 1), "first": pools.start, "last": pools.stop - 1,
+                  "size": pool_size, "waiters": waiters}
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("""
+                INSERT INTO events (id, name, total_tickets, available_tickets, waiting_count)
+                VALUES (:id, 'churn', :size * (:last - :first + 1), 0, :waiters)"""),
+                params,
+            )
+            conn.execute(
+                text("""
+                INSERT INTO bookings (event_id, user_id, status)
+                SELECT :id, 'c-' || p || '-' || k, 'confirmed'
+                  FROM generate_series(1, :size) k, generate_series(:first, :last) p ORDER BY k, p"""),
+                params,
+            )
+            conn.execute(
+                text("""
+                INSERT INTO bookings (event_id, user_id, status)
+                SELECT :id, 'w-' || i, 'waiting' FROM generate_series(1, :waiters) i ORDER BY i"""),
+                params,
+            )
+
+    def settle(self) -> None:
+        """Start each run from the same state: statistics fresh, no checkpoint owed."""
+        with self.engine.connect() as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+            conn.execute(text("CHECKPOINT"))
+
+    def check(self, group: int) -> dict:
+        """The contract's invariants over a group's events, as the tables hold them now."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(INVARIANTS, {"prefix": event_prefix(group)}).mappings().all()
+        failures = [dict(row) for row in rows if not _invariants_hold(row)]
+        return {
+            "events": len(rows),
+            "bookings": sum(row["confirmed"] + row["waiting"] + row["cancelled"] for row in rows),
+            "ok": bool(rows) and not failures,
+            "failures": failures[:5],
+        }
+
+    def postgres_settings(self) -> dict:
+        with self.engine.connect() as conn:
+            return {name: conn.execute(text(f"SHOW {name}")).scalar_one() for name in REPORTED_SETTINGS}
+
+    def libpq_environment(self) -> dict:
+        """PG* variables that point libpq programs (pgbench) at the bench database."""
+        url = make_url(self.url)
+        host = url.query.get("host") or url.host  # a Unix socket directory comes as ?host=
+        env = {"PGHOST": host, "PGPORT": url.port, "PGUSER": url.username,
+               "PGPASSWORD": url.password, "PGDATABASE": url.database}
+        return {name: str(value) for name, value in env.items() if value}
+
+    def dispose(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+# Per event: the counts, and FIFO as the tables show it: every confirmed booking joined before
+# every waiting one (a promotion out of order would leave an older entry waiting).
+INVARIANTS = text("""
+SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_count,
+       count(b.id) FILTER (WHERE b.status = 'confirmed') AS confirmed,
+       count(b.id) FILTER (WHERE b.status = 'waiting') AS waiting,
+       count(b.id) FILTER (WHERE b.status = 'cancelled') AS cancelled,
+       coalesce(max(b.seq) FILTER (WHERE b.status = 'confirmed'), 0)
+         < coalesce(min(b.seq) FILTER (WHERE b.status = 'waiting'), 9223372036854775807) AS fifo
+  FROM events e LEFT JOIN bookings b ON b.event_id = e.id
+ WHERE e.id::text LIKE :prefix || '%'
+ GROUP BY e.id
+""")
+
+
+def _invariants_hold(row) -> bool:
+    return (
+        row["confirmed"] + row["available_tickets"] == row["total_tickets"]
+        and row["waiting"] == row["waiting_count"]
+        and (row["waiting"] == 0 or row["available_tickets"] == 0)
+        and row["fifo"]
+    )

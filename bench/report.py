@@ -1,0 +1,188 @@
+"""Summaries of a bench run: medians per scenario, ratios, targets, JSON, table and plot."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+from bench.settings import ROOT
+
+BOOKING_SCENARIOS = ("hot", "sold-out", "churn", "spread")
+RUNNERS = ("http", "pgbench-multi", "pgbench-function")
+
+
+def one_line(record: dict) -> str:
+    """Progress line for one run, printed as the bench goes."""
+    latency = record["latency_ms"]
+    return (f"  {record['scenario']:<9} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
+            f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
+            f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
+
+
+def build(stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float) -> dict:
+    summary = _medians(records)
+    checks = [record["check"]["ok"] for record in records if "check" in record]
+    return {
+        "timestamp": stamp,
+        "machine": _machine(),
+        "settings": dataclasses.asdict(settings),
+        "servers": servers,
+        "postgres": postgres,
+        "elapsed_s": round(elapsed_s, 1),
+        "summary": summary,
+        "ratios": _ratios(summary),
+        "targets": _targets(summary, postgres),
+        "all_checks_ok": bool(checks) and all(checks),
+        "runs": records,
+    }
+
+
+def _medians(records: list[dict]) -> dict:
+    """Per scenario and runner: the median of each figure over the repeats, errors summed."""
+    grouped: dict[tuple, list[dict]] = {}
+    for record in records:
+        grouped.setdefault((record["scenario"], record["runner"]), []).append(record)
+    summary: dict[str, dict] = {}
+    for (scenario, runner), runs in grouped.items():
+        summary.setdefault(scenario, {})[runner] = {
+            "runs": len(runs),
+            "requests_per_s": _median(run["requests_per_s"] for run in runs),
+            "requests_per_s_range": [min(r["requests_per_s"] for r in runs), max(r["requests_per_s"] for r in runs)],
+            "latency_ms": {p: _median(run["latency_ms"].get(p, 0) for run in runs) for p in ("50", "95", "99")},
+            "errors": sum(run["errors"] for run in runs),
+            "generator_cpu_share": _median(run["generator_cpu_share"] for run in runs),
+            "cpu": {k: _median(run["cpu"][k] for run in runs) for k in runs[0].get("cpu", {})},
+            "checks_ok": all(run["check"]["ok"] for run in runs if "check" in run),
+        }
+    return summary
+
+
+def _median(values) -> float:
+    return round(statistics.median(list(values)), 2)
+
+
+def _ratios(summary: dict) -> dict:
+    ratios = {}
+    for scenario in BOOKING_SCENARIOS:
+        runners = summary.get(scenario, {})
+        if "http" not in runners:
+            continue
+        http = runners["http"]["requests_per_s"]
+        ratios[scenario] = {
+            f"http_vs_{runner}": round(http / runners[runner]["requests_per_s"], 3)
+            for runner in RUNNERS[1:] if runners.get(runner, {}).get("requests_per_s")
+        }
+    floor = summary.get("floor", {}).get("http", {}).get("requests_per_s")
+    if floor and "spread" in ratios:
+        ratios["spread"]["http_vs_floor"] = round(summary["spread"]["http"]["requests_per_s"] / floor, 3)
+    return ratios
+
+
+def _targets(summary: dict, postgres: dict) -> list[dict]:
+    """The issue's targets, each with the measured value and whether it holds."""
+    def figure(scenario, runner, *path):
+        value = summary.get(scenario, {}).get(runner)
+        for key in path:
+            value = None if value is None else value.get(key)
+        return value
+
+    hot, multi, function = (figure("hot", r, "requests_per_s") for r in RUNNERS)
+    spread, floor = figure("spread", "http", "requests_per_s"), figure("floor", "http", "requests_per_s")
+    targets = [
+        ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
+        ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
+        ("hot: zero errors", figure("hot", "http", "errors"), "<=", 0),
+        ("hot (stretch): HTTP >= 1.0 x pgbench function", hot and function and hot / function, ">=", 1.0),
+        ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
+        ("status: p99 <= 20 ms during hot", figure("status", "http", "latency_ms", "99"), "<=", 20),
+    ]
+    out = [_target(name, value, op, limit) for name, value, op, limit in targets]
+    durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"
+    out.append({"name": "synchronous_commit and fsync on", "value": durable, "ok": durable})
+    return out
+
+
+def _target(name: str, value, op: str, limit: float) -> dict:
+    if value is None:
+        return {"name": name, "value": None, "ok": None}
+    ok = value >= limit if op == ">=" else value <= limit
+    return {"name": name, "value": round(value, 3), "ok": ok}
+
+
+def _machine() -> dict:
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor())
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_at_end": os.getloadavg(),
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def publish(results: dict, results_dir: Path) -> None:
+    """Write <stamp>.json and <stamp>.png (and latest.*), and print the table."""
+    json_path = results_dir / f"{results['timestamp']}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    png_path = results_dir / f"{results['timestamp']}.png"
+    from bench.plot import plot  # matplotlib is slow to import; only needed here
+
+    plot(results, png_path)
+    shutil.copyfile(json_path, results_dir / "latest.json")
+    shutil.copyfile(png_path, results_dir / "latest.png")
+    print(markdown_table(results))
+    print(f"\nResults: {json_path.relative_to(ROOT)}, plot: {png_path.relative_to(ROOT)}")
+
+
+def markdown_table(results: dict) -> str:
+    """The figures as README.md shows them."""
+    summary, ratios = results["summary"], results["ratios"]
+    lines = [
+        "| scenario | HTTP req/s | p50 ms | p95 ms | p99 ms | errors | pgbench multi tx/s | pgbench function tx/s "
+        "| HTTP / multi | HTTP / function | invariants |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for scenario in ("floor", *BOOKING_SCENARIOS, "status"):
+        if scenario in summary:
+            lines.append(_table_row(scenario, summary[scenario], ratios.get(scenario, {})))
+    lines += ["", "| target | measured | holds |", "|---|---:|---|"]
+    for target in results["targets"]:
+        verdict = {True: "yes", False: "**no**", None: "not measured"}[target["ok"]]
+        lines.append(f"| {target['name']} | {target['value']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
+    http = runners["http"]
+    latency = http["latency_ms"]
+
+    def rate(runner):
+        return f"{runners[runner]['requests_per_s']:.0f}" if runner in runners else ""
+
+    def ratio(name):
+        return f"{ratios[name]:.2f}" if name in ratios else ""
+
+    check = {True: "ok", False: "**FAILED**"}[all(r["checks_ok"] for r in runners.values())]
+    if scenario in ("floor", "status"):
+        check = ""
+    return (f"| {scenario} | {http['requests_per_s']:.0f} | {latency['50']:.1f} | {latency['95']:.1f} "
+            f"| {latency['99']:.1f} | {http['errors']} | {rate('pgbench-multi')} | {rate('pgbench-function')} "
+            f"| {ratio('http_vs_pgbench-multi')} | {ratio('http_vs_pgbench-function')} | {check} |")

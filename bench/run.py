@@ -1,0 +1,173 @@
+"""Orchestrates `make bench`: floor, scenarios over HTTP and with pgbench, checks, report."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import psutil
+from sqlalchemy import text
+
+from bench import report
+from bench.database import BenchDatabase, event_prefix, postgres_server
+from bench.load import CpuMeter, ensure_wrk, find_pgbench, run_pgbench, start_wrk, wrk_result
+from bench.server import Gunicorn
+from bench.settings import RESULTS_DIR, Settings
+
+PGBENCH_FORMS = ("multi", "function")
+# Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
+CHURN_CANCELS_PER_S_BUDGET = 3000
+CHURN_WAITERS = 2000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    events: int = 1
+    tickets: int = 1_000_000
+    wrk_script: str = "book.lua"
+    pgbench_scripts: tuple[str, ...] = ("book",)  # bench/pgbench/<name>_<form>.sql
+    churn: bool = False
+    with_status: bool = False  # status reads run beside it
+
+
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario("hot", with_status=True),
+        Scenario("sold-out", tickets=100),
+        Scenario("churn", wrk_script="churn.lua", pgbench_scripts=("cancel", "book"), churn=True),
+        Scenario("spread", events=1000, tickets=1000),
+    )
+}
+
+
+class Bench:
+    """Runs every measurement of one `make bench` and collects one record per run."""
+
+    def __init__(self, settings: Settings, database: BenchDatabase, log_path) -> None:
+        self.settings = settings
+        self.database = database
+        self.log_path = log_path
+        self.wrk = ensure_wrk()
+        self.pgbench = find_pgbench()
+        self.groups = itertools.count(1)
+        self.meter = CpuMeter(_postmaster_pid(database))
+        self.records: list[dict] = []
+        self.servers: dict[str, dict] = {}
+
+    def run(self) -> list[dict]:
+        for repeat in range(self.settings.repeats):
+            self._floor(repeat)
+            self._scenarios(repeat)
+        return self.records
+
+    def _floor(self, repeat: int) -> None:
+        with Gunicorn("bench.floor:app", self.database.url, self.log_path) as server:
+            self.servers["floor"] = server.settings()
+            self._warm_up(server, path="/bench/floor")
+            group = next(self.groups)
+            self._http(server, "floor", repeat, "book.lua", [str(group), "1", "/bench/floor"])
+
+    def _scenarios(self, repeat: int) -> None:
+        with Gunicorn("wsgi:app", self.database.url, self.log_path) as server:
+            self.servers["app"] = server.settings()
+            self._warm_up(server)
+            for name in self.settings.scenarios:
+                scenario = SCENARIOS[name]
+                self._scenario_over_http(server, scenario, repeat)
+                for form in PGBENCH_FORMS:
+                    self._scenario_with_pgbench(server, scenario, form, repeat)
+
+    def _warm_up(self, server: Gunicorn, path: str = "/api/book") -> None:
+        """Fill the connection pools and let each worker serve its first requests."""
+        group = next(self.groups)
+        self.database.create_events(group, 1, 1_000_000, "warm-up")
+        child = start_wrk(self.wrk, server.url, "book.lua", [str(group), "1", path], self.settings.clients,
+                          self.settings.generator_threads, self.settings.warmup_s)
+        wrk_result(child)
+
+    def _scenario_over_http(self, server: Gunicorn, scenario: Scenario, repeat: int) -> None:
+        group = self._prepare(scenario, pools=range(1, self.settings.generator_threads + 1))
+        args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
+        status_group = group if scenario.with_status else None
+        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, status_group)
+        record["check"] = self.database.check(group)
+
+    def _http(self, server, scenario: str, repeat: int, script: str, args: list[str],
+              status_group: int | None = None) -> dict:
+        """One wrk run (and, beside it, the paced status reads of `status_group`'s event)."""
+        s = self.settings
+        before = self.meter.snapshot(server.processes())
+        load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
+        status = None
+        if status_group is not None:
+            status = start_wrk(self.wrk, server.url, "status.lua", [str(status_group), str(s.status_pause_ms)],
+                               s.status_connections, 1, s.duration_s)
+        record = self._record(scenario, "http", repeat, wrk_result(load))
+        if status is not None:
+            self._record("status", "http", repeat, wrk_result(status))
+        record["cpu"] = self.meter.shares(before, self.meter.snapshot(server.processes()))
+        return record
+
+    def _scenario_with_pgbench(self, server: Gunicorn, scenario: Scenario, form: str, repeat: int) -> None:
+        s = self.settings
+        group = self._prepare(scenario, pools=range(0, s.clients))  # pgbench's :client_id is 0-based
+        variables = {"event_prefix": event_prefix(group), "event_count": scenario.events, "n": 0, "c": 0}
+        scripts = [f"{name}_{form}.sql" for name in scenario.pgbench_scripts]
+        before = self.meter.snapshot(server.processes())
+        result = run_pgbench(self.pgbench, scripts, variables, self.database.libpq_environment(),
+                             s.clients, s.generator_threads, s.duration_s)
+        record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
+        record["cpu"] = self.meter.shares(before, self.meter.snapshot(server.processes()))
+        record["check"] = self.database.check(group)
+
+    def _prepare(self, scenario: Scenario, pools: range) -> int:
+        """Fresh events for one run; returns their group."""
+        group = next(self.groups)
+        if scenario.churn:
+            pool_size = math.ceil(CHURN_CANCELS_PER_S_BUDGET * self.settings.duration_s / len(pools))
+            self.database.create_churn_event(group, pools, pool_size, CHURN_WAITERS)
+        else:
+            self.database.create_events(group, scenario.events, scenario.tickets, scenario.name)
+        self.database.settle()
+        return group
+
+    def _record(self, scenario: str, runner: str, repeat: int, result: dict) -> dict:
+        record = {"scenario": scenario, "runner": runner, "repeat": repeat, **result}
+        self.records.append(record)
+        print(report.one_line(record), flush=True)
+        return record
+
+
+def _postmaster_pid(database: BenchDatabase) -> int | None:
+    """The server's main process, when it runs on this machine (its CPU time is then reported)."""
+    with database.engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        postmaster = psutil.Process(psutil.Process(backend).ppid())
+        return postmaster.pid if postmaster.name().startswith("postgres") else None
+    except psutil.NoSuchProcess:  # another machine's server
+        return None
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with postgres_server(settings.database_url) as server_url:
+        database = BenchDatabase(server_url)
+        database.recreate()
+        try:
+            bench = Bench(settings, database, RESULTS_DIR / f"{stamp}-server.log")
+            records = bench.run()
+            postgres = database.postgres_settings()
+        finally:
+            database.dispose()
+    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started)
+    report.publish(results, RESULTS_DIR)
+    return 0 if results["all_checks_ok"] else 1

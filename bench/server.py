@@ -1,0 +1,93 @@
+"""Gunicorn as `make run` starts it (gunicorn.conf.py), on a free port, for the length of a `with`."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from unittest import mock
+
+import psutil
+
+from app.config import Config
+from bench.settings import ROOT
+
+READY_TIMEOUT_S = 60
+
+
+class Gunicorn:
+    """One gunicorn master serving `app_spec` ("module:variable") with the production settings."""
+
+    def __init__(self, app_spec: str, database_url: str, log_path: Path) -> None:
+        self.app_spec = app_spec
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DATABASE_URL": database_url,
+            "ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "RATE_LIMIT": "",  # a load test from one address is exactly what a rate limit stops
+        }
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Gunicorn":
+        with open(self.log_path, "ab") as log:  # the app's JSON access log, as production writes it
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
+                cwd=ROOT, env=self.env, stdout=log, stderr=log,
+            )
+        self._await_ready()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def processes(self) -> list[psutil.Process]:
+        """The master and its workers, whose CPU time is the server's."""
+        master = psutil.Process(self.process.pid)
+        return [master, *master.children()]
+
+    def settings(self) -> dict:
+        """The settings gunicorn.conf.py gives under our environment, and the app's pool size."""
+        with mock.patch.dict(os.environ, self.env):
+            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return {
+            "worker_class": conf["worker_class"],
+            "workers": conf["workers"],
+            "threads": conf.get("threads", 1),
+            "db_pool_size_per_worker": int(self.env.get("DB_POOL_SIZE") or Config.db_pool_size),
+            "app": self.app_spec,
+        }
+
+    def _await_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import runpy
 import secrets
 import signal
@@ -20,6 +21,10 @@ from app.config import Config
 from bench.settings import ROOT
 
 READY_TIMEOUT_S = 60
+START_ATTEMPTS = 5
+# Linux hands out client ports from 32768 up (net.ipv4.ip_local_port_range): wrk's 64 connections
+# could take a port picked there between our check and gunicorn's bind.
+SERVER_PORTS = (20000, 32000)
 
 
 class Gunicorn:
@@ -27,26 +32,34 @@ class Gunicorn:
 
     def __init__(self, app_spec: str, database_url: str, log_path: Path) -> None:
         self.app_spec = app_spec
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {
             **os.environ,
-            "PORT": str(self.port),
             "DATABASE_URL": database_url,
             "ADMIN_TOKEN": secrets.token_urlsafe(24),
             "RATE_LIMIT": "",  # a load test from one address is exactly what a rate limit stops
         }
         self.process: subprocess.Popen | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
     def __enter__(self) -> "Gunicorn":
+        for _attempt in range(START_ATTEMPTS):
+            self.env["PORT"] = str(_free_port())
+            if self._start():
+                return self
+        raise RuntimeError(f"gunicorn did not start in {START_ATTEMPTS} attempts; see {self.log_path}")
+
+    def _start(self) -> bool:
+        """Start gunicorn; False if it exited at once (its port was taken in the meantime)."""
         with open(self.log_path, "ab") as log:  # the app's JSON access log, as production writes it
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
                 cwd=ROOT, env=self.env, stdout=log, stderr=log,
             )
-        self._await_ready()
-        return self
+        return self._await_ready()
 
     def __exit__(self, *_exc) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -73,21 +86,27 @@ class Gunicorn:
             "app": self.app_spec,
         }
 
-    def _await_ready(self) -> None:
+    def _await_ready(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+                return False
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
                     if response.status == 200:
-                        return
+                        return True
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"gunicorn not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the ephemeral range, which the load generator's own sockets draw from."""
+    while True:
+        port = random.randrange(*SERVER_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port

@@ -3,6 +3,7 @@
 from http import HTTPStatus
 
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.utils import resolve_schema_instance
 
 from app.api.idempotency import idempotent_response
 from app.extensions import ContractParser
@@ -10,6 +11,11 @@ from app.extensions import ContractParser
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ContractParser()
+
+    def arguments(self, schema, *args, **kwargs):
+        # Given a schema class, webargs builds (and deep-copies the fields of) a new instance for
+        # every request; one instance, made once here, serves them all (loading keeps no state).
+        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
 
     def problems(self, *statuses: int):
         """Document the view's own error responses (problem+json, see app/docs.py); 400 comes with

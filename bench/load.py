@@ -164,10 +164,22 @@ class CpuMeter:
         }
 
     @staticmethod
-    def shares(before: dict, after: dict) -> dict:
-        """Each counter's growth as a share of all cores over the interval."""
-        capacity = (after["wall"] - before["wall"]) * CPUS
-        return {name: round((after[name] - before[name]) / capacity, 3) for name in before if name != "wall"}
+    def breakdown(before: dict, after: dict, generator_share: float, requests: int) -> dict:
+        """Shares of all cores over the interval, who used them, and CPU ms per request.
+
+        `others` is what the rest of the machine used meanwhile (other jobs on a shared box):
+        the larger it is, the less the run's figures say about this service.
+        """
+        seconds = after["wall"] - before["wall"]
+        used = {name: after[name] - before[name] for name in ("server", "postgres", "machine_busy")}
+        shares = {name: value / (seconds * CPUS) for name, value in used.items()}
+        shares["generator"] = generator_share
+        shares["others"] = max(0.0, shares["machine_busy"] - shares["server"] - shares["postgres"] - generator_share)
+        per_request = {name: 1000 * used[name] / max(requests, 1) for name in ("server", "postgres")}
+        return {
+            "shares": {name: round(value, 3) for name, value in shares.items()},
+            "ms_per_request": {name: round(value, 3) for name, value in per_request.items()},
+        }
 
 
 def _own_cpu(process: psutil.Process) -> float:

@@ -25,12 +25,13 @@ def one_line(record: dict) -> str:
             f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
 
 
-def build(stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float) -> dict:
+def build(stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float,
+          load_at_start: tuple) -> dict:
     summary = _medians(records)
     checks = [record["check"]["ok"] for record in records if "check" in record]
     return {
         "timestamp": stamp,
-        "machine": _machine(),
+        "machine": {**_machine(), "load_average_at_start": load_at_start},
         "settings": dataclasses.asdict(settings),
         "servers": servers,
         "postgres": postgres,
@@ -57,14 +58,21 @@ def _medians(records: list[dict]) -> dict:
             "latency_ms": {p: _median(run["latency_ms"].get(p, 0) for run in runs) for p in ("50", "95", "99")},
             "errors": sum(run["errors"] for run in runs),
             "generator_cpu_share": _median(run["generator_cpu_share"] for run in runs),
-            "cpu": {k: _median(run["cpu"][k] for run in runs) for k in runs[0].get("cpu", {})},
+            "cpu": _median_cpu([run["cpu"] for run in runs if "cpu" in run]),
             "checks_ok": all(run["check"]["ok"] for run in runs if "check" in run),
         }
     return summary
 
 
+def _median_cpu(breakdowns: list[dict]) -> dict:
+    if not breakdowns:
+        return {}
+    return {part: {name: _median(b[part][name] for b in breakdowns) for name in breakdowns[0][part]}
+            for part in breakdowns[0]}
+
+
 def _median(values) -> float:
-    return round(statistics.median(list(values)), 2)
+    return round(statistics.median(list(values)), 3)
 
 
 def _ratios(summary: dict) -> dict:
@@ -156,9 +164,11 @@ def markdown_table(results: dict) -> str:
     """The figures as README.md shows them."""
     summary, ratios = results["summary"], results["ratios"]
     lines = [
+        _setting_line(results),
+        "",
         "| scenario | HTTP req/s | p50 ms | p95 ms | p99 ms | errors | pgbench multi tx/s | pgbench function tx/s "
-        "| HTTP / multi | HTTP / function | invariants |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| HTTP / multi | HTTP / function | CPU ms/req server + PG | others' CPU | invariants |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for scenario in ("floor", *BOOKING_SCENARIOS, "status"):
         if scenario in summary:
@@ -183,6 +193,20 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
     check = {True: "ok", False: "**FAILED**"}[all(r["checks_ok"] for r in runners.values())]
     if scenario in ("floor", "status"):
         check = ""
+    cpu = http["cpu"]
+    per_request = f"{cpu['ms_per_request']['server']:.2f} + {cpu['ms_per_request']['postgres']:.2f}" if cpu else ""
+    others = f"{cpu['shares']['others']:.0%}" if cpu else ""
     return (f"| {scenario} | {http['requests_per_s']:.0f} | {latency['50']:.1f} | {latency['95']:.1f} "
             f"| {latency['99']:.1f} | {http['errors']} | {rate('pgbench-multi')} | {rate('pgbench-function')} "
-            f"| {ratio('http_vs_pgbench-multi')} | {ratio('http_vs_pgbench-function')} | {check} |")
+            f"| {ratio('http_vs_pgbench-multi')} | {ratio('http_vs_pgbench-function')} | {per_request} | {others} "
+            f"| {check} |")
+
+
+def _setting_line(results: dict) -> str:
+    machine, settings, app = results["machine"], results["settings"], results["servers"].get("app", {})
+    return (f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
+            f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
+            f"gunicorn {app.get('workers')} x {app.get('threads')} {app.get('worker_class')}, pool "
+            f"{app.get('db_pool_size_per_worker')}/worker; {settings['clients']} clients, "
+            f"{settings['duration_s']} s x {settings['repeats']} per scenario (medians); commit {machine['git_commit']}, "
+            f"{results['timestamp']}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -108,9 +109,11 @@ class Bench:
             status = start_wrk(self.wrk, server.url, "status.lua", [str(status_group), str(s.status_pause_ms)],
                                s.status_connections, 1, s.duration_s)
         record = self._record(scenario, "http", repeat, wrk_result(load))
+        generators = record["generator_cpu_share"]
         if status is not None:
-            self._record("status", "http", repeat, wrk_result(status))
-        record["cpu"] = self.meter.shares(before, self.meter.snapshot(server.processes()))
+            generators += self._record("status", "http", repeat, wrk_result(status))["generator_cpu_share"]
+        after = self.meter.snapshot(server.processes())
+        record["cpu"] = self.meter.breakdown(before, after, generators, record["requests"])
         return record
 
     def _scenario_with_pgbench(self, server: Gunicorn, scenario: Scenario, form: str, repeat: int) -> None:
@@ -122,7 +125,8 @@ class Bench:
         result = run_pgbench(self.pgbench, scripts, variables, self.database.libpq_environment(),
                              s.clients, s.generator_threads, s.duration_s)
         record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
-        record["cpu"] = self.meter.shares(before, self.meter.snapshot(server.processes()))
+        after = self.meter.snapshot(server.processes())
+        record["cpu"] = self.meter.breakdown(before, after, result["generator_cpu_share"], result["requests"])
         record["check"] = self.database.check(group)
 
     def _prepare(self, scenario: Scenario, pools: range) -> int:
@@ -158,7 +162,7 @@ def main() -> int:
     settings = Settings.from_env()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()
     with postgres_server(settings.database_url) as server_url:
         database = BenchDatabase(server_url)
         database.recreate()
@@ -168,6 +172,7 @@ def main() -> int:
             postgres = database.postgres_settings()
         finally:
             database.dispose()
-    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started)
+    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started,
+                           load_at_start)
     report.publish(results, RESULTS_DIR)
     return 0 if results["all_checks_ok"] else 1

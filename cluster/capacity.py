@@ -3,7 +3,8 @@
 Starts a cluster of its own with rate limiting off, opens events with a million tickets each, and runs
 wrk (Debian's) for each scenario: bookings on one hot event, bookings spread over many events, and
 status reads; through the balancer to all instances, and straight to one instance. Every booking is
-by a new user, so each one takes the event's lock and writes. One line per scenario.
+by a new user, so each one takes the event's lock and writes; some carry an Idempotency-Key, which
+adds the key's row to the booking's transaction. One line per scenario.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ request = function()
   if "{method}" == "GET" then
     return wrk.format("GET", "/api/status/" .. event)
   end
-  local body = string.format('{{"eventId":"%s","userId":"cap-{run}-%d-%d"}}', event, thread_number, counter)
-  return wrk.format("POST", "/api/book", {{["Content-Type"] = "application/json"}}, body)
+  local user = string.format("cap-{run}-%d-%d", thread_number, counter)
+  local headers = {{["Content-Type"] = "application/json"}}
+  if {keyed} then
+    headers["Idempotency-Key"] = user
+  end
+  local body = string.format('{{"eventId":"%s","userId":"%s"}}', event, user)
+  return wrk.format("POST", "/api/book", headers, body)
 end
 """
 
@@ -56,12 +62,15 @@ class Scenario:
     method: str  # POST: a booking; GET: a status read
     events: int  # how many events the requests are spread over
     through_balancer: bool  # else straight to the first instance
+    keyed: bool = False  # each booking with an Idempotency-Key of its own
 
 
 SCENARIOS = [
     Scenario("book, one hot event, balancer -> 3 instances", "POST", 1, True),
     Scenario(f"book, {SPREAD_EVENTS} events, balancer -> 3 instances", "POST", SPREAD_EVENTS, True),
     Scenario(f"status, {SPREAD_EVENTS} events, balancer -> 3 instances", "GET", SPREAD_EVENTS, True),
+    Scenario("book + Idempotency-Key, one hot event, balancer", "POST", 1, True, keyed=True),
+    Scenario(f"book + Idempotency-Key, {SPREAD_EVENTS} events, balancer", "POST", SPREAD_EVENTS, True, keyed=True),
     Scenario("book, one hot event, one instance", "POST", 1, False),
     Scenario(f"book, {SPREAD_EVENTS} events, one instance", "POST", SPREAD_EVENTS, False),
     Scenario(f"status, {SPREAD_EVENTS} events, one instance", "GET", SPREAD_EVENTS, False),
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             for run_number, scenario in enumerate(SCENARIOS):
                 url = cluster.base_url if scenario.through_balancer else f"http://127.0.0.1:{cluster.instance_ports[0]}"
                 result = run(wrk, url, scenario, run_number, events[: scenario.events], args, settings.state_dir)
-                print(f"{scenario.name:<45} {result.requests_per_s:>7.0f} req/s  p50 {result.latency_p50:>8}"
+                print(f"{scenario.name:<52} {result.requests_per_s:>7.0f} req/s  p50 {result.latency_p50:>8}"
                       f"  p99 {result.latency_p99:>8}  failed {result.failed}", flush=True)
     except ClusterError as exc:
         say(f"error: {exc}")
@@ -107,7 +116,8 @@ def run(wrk: str, url: str, scenario: Scenario, run_number: int, events: list[st
     """One wrk run of `scenario` against `url`."""
     script = state_dir / "wrk.lua"
     quoted = ", ".join(f'"{event}"' for event in events)
-    script.write_text(WRK_SCRIPT.format(events=quoted, method=scenario.method, run=run_number))
+    keyed = "true" if scenario.keyed else "false"
+    script.write_text(WRK_SCRIPT.format(events=quoted, method=scenario.method, run=run_number, keyed=keyed))
     argv = [wrk, "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return parse(output)

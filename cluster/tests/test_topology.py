@@ -39,12 +39,13 @@ def test_the_bouncer_refuses_per_connection_options_so_the_app_sends_none(cluste
         bouncer_connection(cluster, cluster.settings.database, options="-c statement_timeout=1000")
 
 
-def test_the_statement_timeout_reaches_server_connections_as_the_database_default(cluster):
+@pytest.mark.parametrize(("setting", "value"), [("statement_timeout", "10s"), ("lock_timeout", "5s")])
+def test_the_apps_timeouts_reach_server_connections_as_database_defaults(cluster, setting, value):
     conn = bouncer_connection(cluster, cluster.settings.database)
     try:
         with conn.cursor() as cur:
-            cur.execute("SHOW statement_timeout")
-            assert cur.fetchone() == ("10s",)
+            cur.execute(f"SHOW {setting}")
+            assert cur.fetchone() == (value,)
     finally:
         conn.close()
 

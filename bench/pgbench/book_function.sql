@@ -1,6 +1,8 @@
--- One booking as the service makes it: one statement, book_ticket() (migrations/versions/0001),
--- in autocommit, so the event lock is released when the statement's COMMIT is durable.
+-- One booking exactly as the service makes it: one transaction around one statement, book_ticket()
+-- (migrations/versions/0002: the rules plus the ledger row), with the request id it records.
 -- Variables (pgbench -D): event_prefix, event_count, n=0. Users are pg-<client>-<n>, all distinct.
 \set n :n + 1
 \set k random(1, :event_count)
-SELECT * FROM book_ticket((:event_prefix || lpad(:k::text, 12, '0'))::uuid, 'pg-' || :client_id || '-' || :n);
+BEGIN;
+SELECT * FROM book_ticket((:event_prefix || lpad(:k::text, 12, '0'))::uuid, 'pg-' || :client_id || '-' || :n, 'pgbench');
+COMMIT;

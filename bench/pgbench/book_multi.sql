@@ -1,4 +1,4 @@
--- One booking as the statements of book_ticket() sent one by one (5 round trips): the naive design
+-- One booking as the statements of book_ticket() sent one by one (6 round trips): the naive design
 -- whose event lock is held across three client round trips. Same statements, same locks.
 -- Variables (pgbench -D): event_prefix, event_count, n=0. Users are pg-<client>-<n>, all distinct.
 \set n :n + 1
@@ -17,4 +17,7 @@ UPDATE events
        waiting_count = waiting_count + (:booking_status = 'waiting')::int,
        updated_at = now()
  WHERE id = :event_id;
+INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+VALUES (:event_id, :id, 'pg-' || :client_id || '-' || :n,
+        CASE WHEN :booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, 'pgbench');
 COMMIT;

@@ -17,6 +17,9 @@ UPDATE bookings b SET status = 'confirmed', updated_at = now()
  WHERE b.id = (SELECT w.id FROM bookings w
                 WHERE w.event_id = :event_id AND w.status = 'waiting'
                 ORDER BY w.seq LIMIT 1)
-RETURNING b.id, b.user_id, b.created_at, b.updated_at;
+RETURNING b.id AS promoted_id, b.user_id AS promoted_user_id, b.created_at, b.updated_at \gset
 UPDATE events SET waiting_count = waiting_count - 1, updated_at = now() WHERE id = :event_id;
+INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+VALUES (:event_id, :booking_id, 'c-' || :client_id || '-' || :c, 'cancelled', 'pgbench'),
+       (:event_id, :promoted_id, :promoted_user_id, 'promoted', 'pgbench');
 COMMIT;

@@ -50,16 +50,21 @@ class UtcDateTime(fields.DateTime):
         return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def user_id_field(**kwargs) -> fields.String:
+def text_field(max_length: int, example: str, **kwargs) -> fields.String:
+    """1..max_length characters of text, Unicode allowed, no control characters (stated as `pattern`)."""
     return fields.String(
-        validate=[validate.Length(min=1, max=128), no_control_characters],
+        validate=[validate.Length(min=1, max=max_length), no_control_characters],
         metadata={
-            "description": "1..128 characters, Unicode allowed, no control characters",
+            "description": f"1..{max_length} characters, Unicode allowed, no control characters",
             "pattern": NO_CONTROL_CHARACTERS,
-            "example": "user-123",
+            "example": example,
         },
         **kwargs,
     )
+
+
+def user_id_field(**kwargs) -> fields.String:
+    return text_field(128, "user-123", **kwargs)
 
 
 class InitializeRequest(Schema):
@@ -67,14 +72,7 @@ class InitializeRequest(Schema):
         data_key="totalTickets", required=True, validate=validate.Range(min=1, max=1_000_000),
         metadata={"example": 100},
     )
-    name = fields.String(
-        validate=[validate.Length(min=1, max=200), no_control_characters],
-        metadata={
-            "description": "1..200 characters, no control characters",
-            "pattern": NO_CONTROL_CHARACTERS,
-            "example": "Spring concert",
-        },
-    )
+    name = text_field(200, "Spring concert")
 
 
 class BookingRequest(Schema):

@@ -5,15 +5,19 @@ flask-smorest's `Api` keeps one app and one spec, so `create_app` builds one per
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from webargs.flaskparser import FlaskParser
 
 from app.http import bind_subjects
 
 
 APPLICATION_NAME = "booking-service"  # how the service's sessions are named in pg_stat_activity
+# A pooled connection idle for longer is pinged before use (see `_ping_idle_connections`).
+PING_IF_IDLE_S = 1.0
 
 
 def sqlstate(error: DBAPIError) -> str | None:
@@ -25,18 +29,42 @@ class Database:
     """Owns one SQLAlchemy engine per app; services receive `db.engine` as a plain argument."""
 
     def init_app(self, app: Flask, config) -> None:
-        app.extensions["database"] = create_engine(
+        engine = create_engine(
             config.database_url,
             pool_size=config.db_pool_size,
             max_overflow=0,
             pool_timeout=5,
-            pool_pre_ping=True,  # a connection the database dropped (restart) is replaced, not used
             connect_args=_connect_args(config),
         )
+        _ping_idle_connections(engine)
+        app.extensions["database"] = engine
 
     @property
     def engine(self) -> Engine:
         return current_app.extensions["database"]
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Replace, before use, a pooled connection that idled PING_IF_IDLE_S and no longer answers.
+
+    A connection the database dropped while it idled (a restart, an idle timeout) is thus never
+    handed to a request. A connection in steady use skips the round trip, which under load would
+    cost every request one: if the database restarts under load, the requests it interrupts fail
+    with 503, and SQLAlchemy then discards every connection of the pool opened before the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.pop("idle_since", time.monotonic()) < PING_IF_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("the database dropped an idle connection") from error  # the pool reconnects
 
 
 def _connect_args(config) -> dict:

@@ -7,25 +7,29 @@ the event row lock with `SELECT ... FOR UPDATE` and does its work in the same ro
 a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
 domain objects and domain errors.
 
-Every write goes through `write`, the one place that opens its transaction: with an Idempotency-Key
-the key is claimed and the response stored in that same transaction (app/idempotency.py); without
-one, a booking is still one statement, the function call, between BEGIN and COMMIT. `write` also
-runs a transaction again that PostgreSQL aborted to resolve a deadlock or a serialization failure.
+Every write but one goes through `write`, the one place that opens a transaction: with an
+Idempotency-Key the key is claimed and the response stored in that same transaction
+(app/idempotency.py). The exception is a booking without a key, the hot path of a flash sale: it
+joins the other bookings of its event that queue in this process (app/group_commit.py) and goes
+with them as one `book_many` statement in autocommit mode, a transaction of its own that the server
+commits in the same round trip. Both run again, a bounded number of times, a transaction that
+PostgreSQL aborted to resolve a deadlock or a serialization failure.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, Row, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app import domain_events
+from app import domain_events, group_commit
 from app.domain import (
     CANCELLED,
     CONFIRMED,
@@ -46,6 +50,7 @@ from app.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
 BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id)")
+BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids)")  # lists: text[]
 CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id)")
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart.
 BOOKING_STATUS = text("""
@@ -102,25 +107,33 @@ def write(
     before the error surfaces (as 503 unavailable). `announce` is told `work`'s result once it has
     committed (app/domain_events.py); a replay or a refusal made no change, so it announces nothing.
     """
-    value, effect = _transaction_with_retries(engine, work, idempotency)
+    value, effect = _with_retries(partial(_transaction, engine, work, idempotency))
     if announce is not None and effect.done:
         announce(effect.result)  # committed: the transaction has ended
     return value
 
 
-def _transaction_with_retries(engine: Engine, work: Callable[[Connection], Any], idempotency: Idempotency | None):
-    """(the transaction's value, what `work` did in the attempt that committed)."""
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        effect = _Effect(work)
+def _transaction(engine: Engine, work: Callable[[Connection], Any], idempotency: Idempotency | None):
+    """(the transaction's value, what `work` did in it)."""
+    effect = _Effect(work)
+    with engine.begin() as conn:
+        value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
+    return value, effect
+
+
+T = TypeVar("T")
+
+
+def _with_retries(attempt: Callable[[], T]) -> T:
+    """`attempt()`, run again while PostgreSQL aborts it with a retryable error, WRITE_ATTEMPTS in all."""
+    for number in range(1, WRITE_ATTEMPTS + 1):
         try:
-            with engine.begin() as conn:
-                value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
-            return value, effect
+            return attempt()
         except DBAPIError as error:
-            if attempt == WRITE_ATTEMPTS or sqlstate(error) not in RETRYABLE_SQLSTATES:
+            if number == WRITE_ATTEMPTS or sqlstate(error) not in RETRYABLE_SQLSTATES:
                 raise
-            log.warning("transaction_retried", attempt=attempt, sqlstate=sqlstate(error))
-            time.sleep(random.uniform(0, RETRY_BACKOFF_S * 2**attempt))
+            log.warning("transaction_retried", attempt=number, sqlstate=sqlstate(error))
+            time.sleep(random.uniform(0, RETRY_BACKOFF_S * 2**number))
 
 
 class _Effect:
@@ -158,9 +171,17 @@ def book(
     """Give `user_id` a ticket if one is left, else a place at the back of the waiting list.
 
     `request_id` is recorded in the ledger beside the change; see `write` for `idempotency`.
+    Without a key, the booking may share its statement with others of the event (group_commit).
     """
-    work = partial(_book, event_id=event_id, user_id=user_id, request_id=request_id)
-    return write(engine, work, idempotency, announce=domain_events.booked)
+    if idempotency is not None:
+        work = partial(_book, event_id=event_id, user_id=user_id, request_id=request_id)
+        return write(engine, work, idempotency, announce=domain_events.booked)
+    event_uuid = parse_event_id(event_id)
+    send = partial(_book_many, engine)
+    row = group_commit.batcher(engine).submit(event_uuid, (user_id, request_id), send)
+    booking = _booking_from(row, event_id, event_uuid, user_id)
+    domain_events.booked(booking)
+    return booking
 
 
 def cancel(
@@ -218,6 +239,24 @@ def _insert_event(conn: Connection, total_tickets: int, name: str | None) -> Eve
 def _book(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Booking:
     event_uuid = parse_event_id(event_id)
     row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
+    return _booking_from(row, event_id, event_uuid, user_id)
+
+
+def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None]]) -> list[Row]:
+    """One `book_many` statement for (user_id, request_id) pairs: book_ticket's row for each, in order."""
+    user_ids, request_ids = (list(column) for column in zip(*bookings))
+    parameters = {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids}
+
+    def attempt() -> list[Row]:
+        # Autocommit: the server commits the statement in its own round trip, holding the lock no longer.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return conn.execute(BOOK_MANY, parameters).all()
+
+    return _with_retries(attempt)
+
+
+def _booking_from(row: Row, event_id: str, event_uuid: uuid.UUID, user_id: str) -> Booking:
+    """The booking that book_ticket's `row` describes, or its refusal raised as a domain error."""
     _raise_unless_ok(row.outcome, event_id, user_id)
     return Booking(
         id=row.booking_id,

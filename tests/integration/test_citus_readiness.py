@@ -20,7 +20,7 @@ from tests.sql_checks import first_arguments, plpgsql_statements, session_state,
 # tables by their event_id, in one colocation group, so one event's rows live on one shard.
 # Idempotency keys are global to the service, so they are distributed by key (docs/scaling.md).
 DISTRIBUTION = {"events": "id", "bookings": "event_id", "booking_events": "event_id", "idempotency_keys": "key"}
-BOOKING_FUNCTIONS = {"book_ticket", "cancel_booking"}
+BOOKING_FUNCTIONS = {"book_ticket", "book_many", "cancel_booking"}
 DISTRIBUTION_ARGUMENT = "p_event_id"
 
 FUNCTION_DEFINITIONS = text("""
@@ -67,11 +67,13 @@ def issued(app):
 
 @pytest.fixture
 def exercise_every_booking_path(client, admin_headers):
-    """Book, queue, refuse a double booking, cancel with a promotion, read both statuses and the history."""
+    """Book (with and without a key), queue, refuse a double booking, cancel with a promotion, read
+    both statuses and the history."""
 
     def exercise(event_id: str) -> None:
         for user in ("holder", "waiter", "waiter"):
             client.post("/api/book", json={"eventId": event_id, "userId": user})
+        client.post("/api/book", json={"eventId": event_id, "userId": "keyed"}, headers={"Idempotency-Key": event_id})
         client.post("/api/cancel", json={"eventId": event_id, "userId": "holder"})
         client.post("/api/cancel", json={"eventId": event_id, "userId": "nobody"})
         client.get(f"/api/status/{event_id}")

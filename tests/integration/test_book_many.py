@@ -1,0 +1,131 @@
+"""Bookings without a key travel together: `book_many` in SQL, and the service's batches on PostgreSQL.
+
+To know which booking travels with which, a test holds the event's row lock from another session:
+the first booking then waits for it in PostgreSQL, and the next ones queue behind it in the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import event, select, text
+
+from app import create_app, group_commit
+from app.tables import booking_events, bookings
+from tests.e2e.test_workers import wait_until, waiting_sessions
+from tests.integration.test_errors import assert_problem
+
+BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids)")
+
+
+def book_many(engine, event_id: str, user_ids: list[str]) -> list:
+    request_ids = [f"r-{user}" for user in user_ids]
+    with engine.begin() as conn:
+        return conn.execute(BOOK_MANY, {"event_id": event_id, "user_ids": user_ids, "request_ids": request_ids}).all()
+
+
+def test_book_many_books_in_the_order_given_with_the_rules_of_book_ticket(engine, new_event):
+    event_id = new_event(2)["id"]
+
+    rows = book_many(engine, event_id, ["a", "b", "a", "c", "d"])
+
+    assert [(row.outcome, row.booking_status, row.waiting_position) for row in rows] == [
+        ("ok", "confirmed", None),
+        ("ok", "confirmed", None),
+        ("already_booked", None, None),
+        ("ok", "waiting", 1),
+        ("ok", "waiting", 2),
+    ]
+
+
+def test_book_many_records_each_booking_with_its_request_id_in_the_ledger(engine, new_event):
+    event_id = new_event(1)["id"]
+
+    book_many(engine, event_id, ["a", "b"])
+
+    statement = select(booking_events.c.user_id, booking_events.c.kind, booking_events.c.request_id).where(
+        booking_events.c.event_id == event_id).order_by(booking_events.c.seq)
+    with engine.connect() as conn:
+        assert conn.execute(statement).all() == [("a", "booked", "r-a"), ("b", "waitlisted", "r-b")]
+
+
+def test_book_many_on_an_unknown_event_answers_event_not_found_for_each(engine):
+    rows = book_many(engine, "00000000-0000-4000-8000-000000000000", ["a", "b"])
+
+    assert [row.outcome for row in rows] == ["event_not_found", "event_not_found"]
+
+
+@pytest.fixture
+def statements(app):
+    """The statements the app sends from now on."""
+    sent: list[str] = []
+    engine = app.extensions["database"]
+
+    def capture(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    yield sent
+    event.remove(engine, "before_cursor_execute", capture)
+
+
+def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answered_while_held=False) -> list:
+    """Book `users` while another session holds the event's row lock; their responses, in order.
+
+    The first booking waits for the lock in PostgreSQL; the others queue behind it, in this order.
+    The lock is let go once they are queued, or with `answered_while_held` once all were answered.
+    """
+    queues = group_commit.batcher(app.extensions["database"]).queues
+    with engine.connect() as holder, ThreadPoolExecutor(len(users)) as pool:
+        with holder.begin():
+            holder.execute(text("SELECT 1 FROM events WHERE id = :e FOR UPDATE"), {"e": event_id})
+            responses = []
+            for queued, user in enumerate(users):
+                body = {"eventId": event_id, "userId": user}
+                responses.append(pool.submit(app.test_client().post, "/api/book", json=body))
+                if queued == 0:
+                    wait_until(lambda: waiting_sessions(engine), "the first booking waits for the lock")
+                else:
+                    wait_until(lambda n=queued: len(queues.get(uuid.UUID(event_id), ())) == n, f"{queued} queued")
+            if answered_while_held:
+                return [response.result() for response in responses]
+        return [response.result() for response in responses]
+
+
+def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_order(
+    app, engine, new_event, statements
+):
+    event_id = new_event(2)["id"]
+
+    responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third", "fourth"])
+
+    bodies = [response.get_json()["booking"] for response in responses]
+    assert [(b["userId"], b["status"], b["waitingPosition"]) for b in bodies] == [
+        ("first", "confirmed", None),
+        ("second", "confirmed", None),
+        ("third", "waiting", 1),
+        ("fourth", "waiting", 2),
+    ]
+    assert sum("book_many" in statement for statement in statements) == 2
+    # One transaction per statement: the three that travelled together share its timestamp.
+    with engine.connect() as conn:
+        created = dict(conn.execute(select(bookings.c.user_id, bookings.c.created_at).where(
+            bookings.c.event_id == event_id)).all())
+    assert created["second"] == created["third"] == created["fourth"] != created["first"]
+
+
+def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(config, engine, new_event):
+    app = create_app(dataclasses.replace(config, db_lock_timeout_ms=1000))
+    event_id = new_event(5)["id"]
+    try:
+        responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third"], True)
+    finally:
+        app.extensions["database"].dispose()
+
+    for response in responses:
+        assert_problem(response, 503, "unavailable")
+    with engine.connect() as conn:
+        assert conn.execute(select(bookings.c.id).where(bookings.c.event_id == event_id)).all() == []

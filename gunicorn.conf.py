@@ -6,13 +6,15 @@ import os
 # All interfaces, so that the service is reachable from outside a container as well as on loopback.
 bind = f"0.0.0.0:{os.environ.get('PORT') or 8000}"
 
-# Threads per worker: requests spend most of their time waiting on PostgreSQL, which releases the GIL,
-# so a few threads per process serve more requests than processes alone, at a lower memory cost.
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
-
-# Processes: 2 per core keeps the cores busy while some workers wait on I/O (gunicorn's usual advice).
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * multiprocessing.cpu_count())
+# One gevent worker per core. A request spends most of its time waiting: for PostgreSQL, for its
+# turn at the event's row lock, for its batch (app/group_commit.py). A gevent worker switches to
+# another request at each such wait, at the cost of a function call, where threads would fight over
+# the GIL and the kernel would switch them; one process per core is enough to keep the cores busy,
+# and leaves PostgreSQL its share. docs/performance.md has the measurements behind this choice.
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+# Connections one worker holds open; the requests they carry are admitted by app/admission.py.
+worker_connections = 1000
 
 # A worker silent for this long is killed and replaced; the app's statement timeout is shorter.
 timeout = 30
@@ -32,6 +34,17 @@ control_socket_disable = True
 # No preload_app: each worker imports the app and builds its own database engine after the fork,
 # so no connection pool is ever shared between processes.
 preload_app = False
+
+
+def post_fork(server, worker):
+    """Let psycopg2 wait for PostgreSQL through select(), which gevent makes yield to other requests.
+
+    Without it, a worker would stand still, all its requests with it, during every query.
+    """
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
 
 
 def child_exit(server, worker):

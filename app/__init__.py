@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from app import cli, docs, errors, http, limits, metrics, security
+from app import admission, cli, docs, errors, http, limits, metrics, security
 from app.config import Config
 from app.extensions import db
 from app.logging import configure_logging
@@ -25,6 +25,7 @@ def create_app(config: Config | None = None) -> Flask:
     errors.init_app(app)  # after the Api, whose own error handler it replaces
     http.init_app(app)  # first of the request hooks: the request id is set before any can refuse
     limits.init_app(app, config)
+    admission.init_app(app, config)  # a request refused by a hook above (415, 429) never waits
     metrics.init_app(app, app.extensions["database"])
     security.init_app(app, config)
     cli.init_app(app)

@@ -43,6 +43,9 @@ class Config:
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
+    # Per worker: writes running at once, and how long a write waits for reads in progress (app/admission.py).
+    write_concurrency: int = 8
+    read_priority_ms: int = 50
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -68,6 +71,8 @@ class Config:
             db_statement_timeout_ms=_optional_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
             db_lock_timeout_ms=_optional_int(env, "DB_LOCK_TIMEOUT_MS", cls.db_lock_timeout_ms),
             idempotency_retention_s=_duration(env, "IDEMPOTENCY_RETENTION", cls.idempotency_retention_s),
+            write_concurrency=_at_least_one(env, "WRITE_CONCURRENCY", cls.write_concurrency),
+            read_priority_ms=_whole_number(env, "READ_PRIORITY_MS", cls.read_priority_ms),
         )
         check_admin_token(config.app_env, config.admin_token)
         return config
@@ -81,6 +86,13 @@ def _whole_number(env, name: str, default: int) -> int:
     if not value.isdigit():
         raise ValueError(f"{name} must be a whole number, not {value!r}")
     return int(value)
+
+
+def _at_least_one(env, name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
 
 
 def _rate_limit(env, name: str, default: str) -> str:

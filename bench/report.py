@@ -206,7 +206,8 @@ def _setting_line(results: dict) -> str:
     machine, settings, app = results["machine"], results["settings"], results["servers"].get("app", {})
     return (f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
             f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
-            f"gunicorn {app.get('workers')} x {app.get('threads')} {app.get('worker_class')}, pool "
+            f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "
+            f"per worker, pool "
             f"{app.get('db_pool_size_per_worker')}/worker; {settings['clients']} clients, "
             f"{settings['duration_s']} s x {settings['repeats']} per scenario (medians); commit {machine['git_commit']}, "
             f"{results['timestamp']}.")

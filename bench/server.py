@@ -81,7 +81,7 @@ class Gunicorn:
         return {
             "worker_class": conf["worker_class"],
             "workers": conf["workers"],
-            "threads": conf.get("threads", 1),
+            "write_concurrency": int(self.env.get("WRITE_CONCURRENCY") or Config.write_concurrency),
             "db_pool_size_per_worker": int(self.env.get("DB_POOL_SIZE") or Config.db_pool_size),
             "app": self.app_spec,
         }

@@ -43,7 +43,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _describe(cluster: Cluster) -> None:
     settings = cluster.settings
     ports = ", ".join(f"{instance.name} :{port}" for instance, port in zip(cluster.instances, cluster.instance_ports))
-    say(f"instances: {ports} ({settings.workers} workers x {settings.threads} threads each)")
+    say(f"instances: {ports} ({settings.workers} workers x {settings.concurrency} requests at once each)")
     say(f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")

@@ -46,7 +46,7 @@ backend instances
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    # no more requests at once than an instance has threads: the rest wait in HAProxy's queue, from
+    # no more requests at once than an instance serves at once: the rest wait in HAProxy's queue, from
     # which they go to a live instance should this one die (none wait unseen in its accept backlog)
     # Out of rotation at the first refused connection (it would look idle and draw the queue), or
     # after two failed checks; back after two good ones.

@@ -32,15 +32,15 @@ class Settings:
     database: str = "booking_cluster"
     scratch_database: bool = False  # created anew at start and dropped at stop (the cluster tests)
     workers: int = 2  # gunicorn processes per instance
-    threads: int = 4  # threads per process; each holds at most one database connection
+    concurrency: int = 4  # requests a worker serves at once (WRITE_CONCURRENCY); each holds one connection at most
     bouncer_pool_size: int = 8  # PgBouncer's server connections to PostgreSQL
     rate_limit: str | None = None  # None: the app's default
     state_dir: Path = field(default=INSTANCE_DIR / "cluster")
 
     @property
     def client_connections(self) -> int:
-        """The most connections the instances open to PgBouncer (each thread's pool slot)."""
-        return self.instances * self.workers * self.threads
+        """The most connections the instances open to PgBouncer (each worker's pool)."""
+        return self.instances * self.workers * self.concurrency
 
 
 class Cluster:
@@ -88,7 +88,7 @@ class Cluster:
         self._start_bouncer(programs["pgbouncer"])
         for index in range(self.settings.instances):
             self._start_instance(index, free_port())
-        per_instance = self.settings.workers * self.settings.threads
+        per_instance = self.settings.workers * self.settings.concurrency
         self.balancer = balancer.start(programs["haproxy"], self.settings.port, self.instance_ports, per_instance,
                                        self.settings.state_dir, self.log_dir)
 
@@ -164,9 +164,9 @@ class Cluster:
             "DATABASE_URL": f"postgresql://{database.USER}@127.0.0.1:{self.bouncer_port}/{settings.database}",
             "DB_STATEMENT_TIMEOUT_MS": "",  # set on the server: PgBouncer refuses per-connection options
             "DB_LOCK_TIMEOUT_MS": "",
-            "DB_POOL_SIZE": str(settings.threads),
+            "DB_POOL_SIZE": str(settings.concurrency),
             "WEB_CONCURRENCY": str(settings.workers),
-            "GUNICORN_THREADS": str(settings.threads),
+            "WRITE_CONCURRENCY": str(settings.concurrency),
             "ADMIN_TOKEN": self.admin_token,
             "RATE_LIMIT_STORAGE_URI": self.redis_uri,
             "RATE_LIMIT_KEY_PREFIX": settings.database,  # apart from other deployments on the same Redis

@@ -23,9 +23,10 @@ def test_config_from_env_reads_every_variable():
         "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
         "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
         "RATE_LIMIT_WRITE": "5 per second", "RATE_LIMIT_KEY_PREFIX": "staging", "TRUSTED_PROXIES": "2",
-        "IDEMPOTENCY_RETENTION": "48h",
+        "IDEMPOTENCY_RETENTION": "48h", "WRITE_CONCURRENCY": "3", "READ_PRIORITY_MS": "0",
     })
     assert config.idempotency_retention_s == 48 * 3600
+    assert (config.write_concurrency, config.read_priority_ms) == (3, 0)
     assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
     assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
     assert (config.rate_limit_write, config.rate_limit_key_prefix, config.trusted_proxies) == ("5 per second", "staging", 2)
@@ -123,7 +124,8 @@ def test_an_empty_stored_admin_token_is_replaced_by_a_new_one(tmp_path, monkeypa
 @pytest.mark.parametrize(
     "name, value",
     [("RATE_LIMIT", "lots please"), ("RATE_LIMIT_WRITE", "10 per fortnight"), ("MAX_BODY_BYTES", "64k"),
-     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5"), ("DB_LOCK_TIMEOUT_MS", "5s")],
+     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5"), ("DB_LOCK_TIMEOUT_MS", "5s"),
+     ("WRITE_CONCURRENCY", "0"), ("READ_PRIORITY_MS", "-1")],
 )
 def test_a_malformed_setting_is_refused_by_name(name, value):
     with pytest.raises(ValueError, match=name):

@@ -44,7 +44,7 @@ class Config:
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
     # Per worker: writes running at once, and how long a write waits for reads in progress (app/admission.py).
-    write_concurrency: int = 8
+    write_concurrency: int = 6
     read_priority_ms: int = 50
 
     @classmethod

@@ -7,13 +7,13 @@ the event row lock with `SELECT ... FOR UPDATE` and does its work in the same ro
 a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
 domain objects and domain errors.
 
-Every write but one goes through `write`, the one place that opens a transaction: with an
-Idempotency-Key the key is claimed and the response stored in that same transaction
-(app/idempotency.py). The exception is a booking without a key, the hot path of a flash sale: it
-joins the other bookings of its event that queue in this process (app/group_commit.py) and goes
-with them as one `book_many` statement in autocommit mode, a transaction of its own that the server
-commits in the same round trip. Both run again, a bounded number of times, a transaction that
-PostgreSQL aborted to resolve a deadlock or a serialization failure.
+A write with an Idempotency-Key goes through `write`, which opens a transaction where the key is
+claimed, the effect made and the response stored (app/idempotency.py). A booking or cancellation
+without a key is one statement in autocommit mode (`_autocommit`), a transaction of its own that
+the server commits in the same round trip, so the event lock is not held while a COMMIT travels; a
+booking also joins the other bookings of its event that queue in this process (app/group_commit.py)
+and goes with them as one `book_many` statement. Both run again, a bounded number of times, a
+transaction that PostgreSQL aborted to resolve a deadlock or a serialization failure.
 """
 
 from __future__ import annotations
@@ -190,9 +190,16 @@ def cancel(
     """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry.
 
     `request_id` is recorded in the ledger beside the change(s); see `write` for `idempotency`.
+    Without a key, the cancellation is one statement in autocommit mode.
     """
-    work = partial(_cancel, event_id=event_id, user_id=user_id, request_id=request_id)
-    return write(engine, work, idempotency, announce=domain_events.cancelled)
+    if idempotency is not None:
+        work = partial(_cancel, event_id=event_id, user_id=user_id, request_id=request_id)
+        return write(engine, work, idempotency, announce=domain_events.cancelled)
+    event_uuid = parse_event_id(event_id)
+    parameters = {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}
+    cancellation = _cancellation_from(_autocommit(engine, CANCEL, parameters)[0], event_id, event_uuid, user_id)
+    domain_events.cancelled(cancellation)
+    return cancellation
 
 
 def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:
@@ -245,12 +252,16 @@ def _book(conn: Connection, event_id: str, user_id: str, request_id: str | None)
 def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None]]) -> list[Row]:
     """One `book_many` statement for (user_id, request_id) pairs: book_ticket's row for each, in order."""
     user_ids, request_ids = (list(column) for column in zip(*bookings))
-    parameters = {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids}
+    return _autocommit(engine, BOOK_MANY, {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids})
+
+
+def _autocommit(engine: Engine, statement, parameters: dict) -> list[Row]:
+    """The rows of `statement` run as a transaction of its own, committed by the server in the same
+    round trip: the event lock it takes is not held while a COMMIT travels back and forth."""
 
     def attempt() -> list[Row]:
-        # Autocommit: the server commits the statement in its own round trip, holding the lock no longer.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return conn.execute(BOOK_MANY, parameters).all()
+            return conn.execute(statement, parameters).all()
 
     return _with_retries(attempt)
 
@@ -272,6 +283,11 @@ def _booking_from(row: Row, event_id: str, event_uuid: uuid.UUID, user_id: str) 
 def _cancel(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Cancellation:
     event_uuid = parse_event_id(event_id)
     row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
+    return _cancellation_from(row, event_id, event_uuid, user_id)
+
+
+def _cancellation_from(row: Row, event_id: str, event_uuid: uuid.UUID, user_id: str) -> Cancellation:
+    """The cancellation that cancel_booking's `row` describes, or its refusal raised as a domain error."""
     _raise_unless_ok(row.outcome, event_id, user_id)
     cancelled = Booking(
         row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at

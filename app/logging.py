@@ -23,10 +23,28 @@ def configure_logging(level: str) -> None:
     structlog.configure(
         processors=[*shared, TRACEBACKS, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=_LineLogger,
         cache_logger_on_first_use=False,
     )
     _route_stdlib_logging(shared, numeric_level)
+
+
+class _LineLogger:
+    """Writes each line to the `sys.stdout` of the moment with one write() call.
+
+    gunicorn's workers share one stdout. print() writes a line's newline separately, and with
+    PYTHONUNBUFFERED set (as containers often do) each write is a system call of its own: two
+    workers' lines then interleave into one line that no JSON parser reads.
+    """
+
+    def __init__(self, *_args) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+    debug = info = warning = error = critical = exception = msg
 
 
 class _StdoutHandler(logging.StreamHandler):

@@ -39,7 +39,9 @@ class _Pending:
 
     def outcome(self) -> Any:
         if self.error is not None:
-            raise self.error
+            # A copy per caller, as several threads raise it at once; the original, with the
+            # leader's traceback, is its cause.
+            raise copy.copy(self.error) from self.error
         return self.result
 
 
@@ -57,30 +59,49 @@ class Batcher:
         """
         pending = _Pending(item)
         with self.lock:
-            queue = self.queues.get(key)
-            if queue is None:
-                queue = self.queues[key] = deque()
-                pending.leads = True
-            queue.append(pending)
+            pending.leads = key not in self.queues
+            self.queues.setdefault(key, deque()).append(pending)
         if not pending.leads:
-            pending.done.wait()  # until a leader sent it, or handed this one the lead
+            self._wait(key, pending)
         if pending.leads:
-            self._lead(key, queue, send)
+            self._lead(key, send)
         return pending.outcome()
 
-    def _lead(self, key: Hashable, queue: deque[_Pending], send: Send) -> None:
+    def _wait(self, key: Hashable, pending: _Pending) -> None:
+        """Until a leader sent `pending`, or handed it the lead; an interrupted waiter leaves cleanly."""
+        try:
+            pending.done.wait()
+        except BaseException:  # its greenlet or thread was killed: the others must not wait for it
+            with self.lock:
+                if pending in self.queues.get(key, ()):
+                    self.queues[key].remove(pending)
+            if pending.leads:
+                self._pass_lead(key)
+            raise
+
+    def _lead(self, key: Hashable, send: Send) -> None:
         """Send the queue's first MAX_BATCH requests (this thread's among them), then pass the lead on."""
         with self.lock:
+            queue = self.queues[key]
             batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
-        _send(key, batch, send)
+        try:
+            _send(key, batch, send)
+        finally:  # even if this thread is interrupted: its batch is told, and the queue goes on
+            for pending in batch:
+                pending.done.set()
+            self._pass_lead(key)
+
+    def _pass_lead(self, key: Hashable) -> None:
+        """Wake the oldest waiting request to lead the next batch, or retire the idle key."""
         with self.lock:
+            queue = self.queues[key]
             successor = queue[0] if queue else None
             if successor is None:
                 del self.queues[key]
             else:
                 successor.leads = True
-        for waiting in batch if successor is None else [*batch, successor]:
-            waiting.done.set()
+        if successor is not None:
+            successor.done.set()
 
 
 def _send(key: Hashable, batch: list[_Pending], send: Send) -> None:
@@ -88,9 +109,11 @@ def _send(key: Hashable, batch: list[_Pending], send: Send) -> None:
         results = send(key, [pending.item for pending in batch])
         for pending, result in zip(batch, results, strict=True):
             pending.result = result
-    except Exception as error:  # noqa: BLE001 - each caller of the batch raises it, in its own thread
+    except BaseException as error:  # each caller of the batch raises it, in its own thread
         for pending in batch:
-            pending.error = copy.copy(error)
+            pending.error = error
+        if not isinstance(error, Exception):
+            raise  # the leader itself was interrupted: it stops here, after telling its batch
 
 
 _batchers: weakref.WeakKeyDictionary[Any, Batcher] = weakref.WeakKeyDictionary()

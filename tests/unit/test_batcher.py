@@ -134,3 +134,65 @@ def test_each_owner_has_one_batcher_of_its_own():
 
     assert group_commit.batcher(first) is group_commit.batcher(first)
     assert group_commit.batcher(first) is not group_commit.batcher(second)
+
+
+class Interrupted(BaseException):
+    """What killing a greenlet or thread raises in it (GreenletExit, say): not an Exception."""
+
+
+def victim_pending(monkeypatch, victim_item) -> None:
+    """Make the request of `victim_item` be interrupted the moment it is woken (to lead, or with a result)."""
+
+    class WokenThenInterrupted(threading.Event):
+        def wait(self, timeout=None):
+            super().wait(timeout)
+            raise Interrupted
+
+    class Pending(group_commit._Pending):
+        def __init__(self, item):
+            super().__init__(item)
+            if item == victim_item:
+                self.done = WokenThenInterrupted()
+
+    monkeypatch.setattr(group_commit, "_Pending", Pending)
+
+
+def test_a_waiter_interrupted_as_it_is_handed_the_lead_passes_it_on(monkeypatch):
+    victim_pending(monkeypatch, "victim")
+    gate, batcher = Gate(), Batcher()
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(batcher.submit, "event", 1, gate)
+        sending(gate)
+        victim = pool.submit(batcher.submit, "event", "victim", gate)
+        queued(batcher, "event", 1)
+        last = pool.submit(batcher.submit, "event", 3, gate)
+        queued(batcher, "event", 2)
+        gate.opened.set()
+
+        assert (first.result(DEADLINE_S), last.result(DEADLINE_S)) == (10, 30)
+        with pytest.raises(Interrupted):
+            victim.result(DEADLINE_S)
+    assert gate.batches == [[1], [3]]
+    assert batcher.queues == {}
+
+
+def test_a_leader_interrupted_while_sending_tells_its_batch_and_the_queue_goes_on():
+    def interrupted(key, items):
+        raise Interrupted
+
+    gate, batcher = Gate(), Batcher()
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(batcher.submit, "event", 1, gate)
+        sending(gate)
+        leader = pool.submit(batcher.submit, "event", 2, interrupted)
+        queued(batcher, "event", 1)
+        follower = pool.submit(batcher.submit, "event", 3, gate)
+        queued(batcher, "event", 2)
+        gate.opened.set()
+
+        assert first.result(DEADLINE_S) == 10
+        for both in (leader, follower):
+            with pytest.raises(Interrupted):
+                both.result(DEADLINE_S)
+    assert batcher.submit("event", 4, gate) == 40
+    assert batcher.queues == {}

@@ -3,11 +3,11 @@
 Under a flash sale the writes alone can keep every core busy. A worker (one gevent loop) runs the
 Python of every request it has started in turns, so a status read that arrives behind dozens of
 bookings waits for all of their turns. Hence two rules, per worker:
-- at most `write_slots` writes (POST requests) run at once; the others wait, not on the CPU, and
-  start in arrival order (no newcomer overtakes a waiting one, so no write starves);
-- a write does not start while a read (GET) is in progress, for at most `read_priority_s`: reads
-  are short, and the bound keeps a stream of reads from holding writes back for longer.
-Waiting writes also let more bookings of one event queue for the same batch (app/group_commit.py).
+- a write (POST) does not start while a read (GET) is in progress, for at most `read_priority_s`:
+  reads are short, and the bound keeps a stream of reads from holding writes back for longer;
+- then at most `write_slots` writes run at once; the others wait, not on the CPU, and start in the
+  order they queued (a freed slot passes straight to the oldest, so no write starves).
+A write's body is read before it queues, so a slow upload never holds a slot.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class Admission:
     """The gate every request of a worker passes; thread- and greenlet-safe (gevent patches threading)."""
+
+    Turn = threading.Event  # a queued write's signal that it has been handed a slot
 
     def __init__(self, write_slots: int, read_priority_s: float) -> None:
         self.lock = threading.Lock()
@@ -50,9 +52,21 @@ class Admission:
             if self.free_slots and not self.waiting:
                 self.free_slots -= 1
                 return
-            turn = threading.Event()
+            turn = self.Turn()
             self.waiting.append(turn)
-        turn.wait()  # end_write hands this write its slot
+        try:
+            turn.wait()  # end_write hands this write its slot
+        except BaseException:  # its greenlet or thread was killed: its place or slot goes on
+            self._give_up(turn)
+            raise
+
+    def _give_up(self, turn: threading.Event) -> None:
+        with self.lock:
+            handed_a_slot = turn not in self.waiting
+            if not handed_a_slot:
+                self.waiting.remove(turn)
+        if handed_a_slot:
+            self.end_write()
 
     def end_write(self) -> None:
         with self.lock:
@@ -67,13 +81,18 @@ def init_app(app: Flask, config) -> None:
     admission = Admission(config.write_concurrency, config.read_priority_ms / 1000)
 
     def admit() -> None:
-        g.admitted_as = "read" if request.method in READ_METHODS else "write"
-        getattr(admission, f"start_{g.admitted_as}")()
+        if request.method in READ_METHODS:
+            admission.start_read()
+            g.end_admission = admission.end_read
+        else:
+            request.get_data(cache=True)  # the upload, however slow, before a slot is taken
+            admission.start_write()
+            g.end_admission = admission.end_write
 
     def release(_error: BaseException | None) -> None:
-        kind = g.pop("admitted_as", None)
-        if kind is not None:
-            getattr(admission, f"end_{kind}")()
+        end = g.pop("end_admission", None)
+        if end is not None:
+            end()
 
     app.before_request(admit)
     app.teardown_request(release)

@@ -37,14 +37,15 @@ preload_app = False
 
 
 def post_fork(server, worker):
-    """Let psycopg2 wait for PostgreSQL through select(), which gevent makes yield to other requests.
+    """Let psycopg2 wait for PostgreSQL in a way gevent turns into a switch to other requests.
 
     Without it, a worker would stand still, all its requests with it, during every query.
     """
     import psycopg2.extensions
-    import psycopg2.extras
 
-    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    from app.extensions import wait_cooperatively
+
+    psycopg2.extensions.set_wait_callback(wait_cooperatively)
 
 
 def child_exit(server, worker):

@@ -5,8 +5,11 @@ flask-smorest's `Api` keeps one app and one spec, so `create_app` builds one per
 
 from __future__ import annotations
 
+import select
 import time
 
+import psycopg2
+import psycopg2.extensions
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -59,8 +62,9 @@ def _ping_idle_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
-        if time.monotonic() - record.info.pop("idle_since", time.monotonic()) < PING_IF_IDLE_S:
-            return
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_IF_IDLE_S:
+            return  # a new connection, or one in steady use
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
@@ -86,6 +90,29 @@ def _connect_args(config) -> dict:
         # empty and the timeouts on the server.
         args["options"] = options
     return args
+
+
+def wait_cooperatively(conn) -> None:
+    """psycopg2's wait callback in gevent workers (gunicorn.conf.py): wait for the server in select(),
+    which gevent turns into a switch to other requests, instead of blocking the whole worker.
+
+    Like psycopg2.extras.wait_select, except that a connection attempt gives up after the
+    connection's connect_timeout: libpq applies that timeout only to a blocking connect, and a
+    database host that silently drops packets would otherwise hold the request for minutes.
+    """
+    deadline = _connect_deadline(conn)
+    while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
+        sockets = ([conn.fileno()], [], []) if state == psycopg2.extensions.POLL_READ else ([], [conn.fileno()], [])
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not any(select.select(*sockets, timeout)):
+            raise psycopg2.OperationalError("timeout expired while connecting to the database")
+
+
+def _connect_deadline(conn) -> float | None:
+    if conn.status != psycopg2.extensions.STATUS_SETUP:
+        return None  # a query: statement_timeout and TCP keepalives bound it
+    timeout = psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout")
+    return time.monotonic() + float(timeout) if timeout else None
 
 
 class ContractParser(FlaskParser):

@@ -42,8 +42,9 @@ def test_a_connection_dropped_while_idle_is_replaced_before_a_request_uses_it(po
     assert backend_pid() != dropped
 
 
-def test_a_connection_in_steady_use_is_not_pinged_and_a_drop_fails_one_request_only(pool_of_one, engine):
+def test_a_connection_in_steady_use_is_not_pinged_and_a_drop_fails_one_request_only(pool_of_one, engine, monkeypatch):
     app_engine, backend_pid = pool_of_one
+    monkeypatch.setattr(extensions, "PING_IF_IDLE_S", 3600.0)  # however slow this machine, still "in use"
     terminate(engine, backend_pid())
 
     with pytest.raises(OperationalError):

@@ -34,7 +34,8 @@ class _LineLogger:
 
     gunicorn's workers share one stdout. print() writes a line's newline separately, and with
     PYTHONUNBUFFERED set (as containers often do) each write is a system call of its own: two
-    workers' lines then interleave into one line that no JSON parser reads.
+    workers' lines then interleave into one line that no JSON parser reads. (A single write is
+    atomic on a pipe up to 4 KiB: a longer line, such as a traceback, may still be split there.)
     """
 
     def __init__(self, *_args) -> None:

@@ -32,7 +32,7 @@ class Settings:
     database: str = "booking_cluster"
     scratch_database: bool = False  # created anew at start and dropped at stop (the cluster tests)
     workers: int = 2  # gunicorn processes per instance
-    concurrency: int = 4  # requests a worker serves at once (WRITE_CONCURRENCY); each holds one connection at most
+    concurrency: int = 4  # writes a worker runs at once (WRITE_CONCURRENCY); HAProxy's maxconn is workers x this
     bouncer_pool_size: int = 8  # PgBouncer's server connections to PostgreSQL
     rate_limit: str | None = None  # None: the app's default
     state_dir: Path = field(default=INSTANCE_DIR / "cluster")
@@ -40,7 +40,13 @@ class Settings:
     @property
     def client_connections(self) -> int:
         """The most connections the instances open to PgBouncer (each worker's pool)."""
-        return self.instances * self.workers * self.concurrency
+        return self.instances * self.workers * self.pool_size
+
+    @property
+    def pool_size(self) -> int:
+        """Per worker: HAProxy sends an instance at most workers x concurrency requests, reads and
+        writes alike, and one worker may get them all; each holds one connection at most."""
+        return self.workers * self.concurrency
 
 
 class Cluster:
@@ -164,7 +170,7 @@ class Cluster:
             "DATABASE_URL": f"postgresql://{database.USER}@127.0.0.1:{self.bouncer_port}/{settings.database}",
             "DB_STATEMENT_TIMEOUT_MS": "",  # set on the server: PgBouncer refuses per-connection options
             "DB_LOCK_TIMEOUT_MS": "",
-            "DB_POOL_SIZE": str(settings.concurrency),
+            "DB_POOL_SIZE": str(settings.pool_size),
             "WEB_CONCURRENCY": str(settings.workers),
             "WRITE_CONCURRENCY": str(settings.concurrency),
             "ADMIN_TOKEN": self.admin_token,

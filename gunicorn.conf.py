@@ -37,9 +37,27 @@ preload_app = False
 
 
 def post_fork(server, worker):
+    """Make a SIGTERM, SIGINT or SIGQUIT that arrives while the worker boots stop it once booted.
+
+    The gevent worker patches the standard library before it installs its own signal handlers, and
+    until then the master's handlers, inherited through fork, would swallow the signal: the worker
+    would serve on until the master's graceful timeout ran out and it was killed.
+    """
+    import signal
+
+    def stop_once_booted(_signum, _frame):
+        worker.alive = False
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, stop_once_booted)
+
+
+def post_worker_init(worker):
     """Let psycopg2 wait for PostgreSQL in a way gevent turns into a switch to other requests.
 
-    Without it, a worker would stand still, all its requests with it, during every query.
+    Without it, a worker would stand still, all its requests with it, during every query. Not in
+    post_fork: that runs before the worker installs its signal handlers, and a SIGTERM arriving
+    while the import below ran was lost, leaving the worker up until the graceful timeout.
     """
     import psycopg2.extensions
 

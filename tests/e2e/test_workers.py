@@ -121,3 +121,22 @@ def test_sigterm_lets_the_request_in_flight_finish_while_refusing_new_ones(one_w
     assert status == 201 and body["booking"]["userId"] == "caught"
     assert one_worker.process.wait(timeout=DEADLINE_S) == 0
     assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+
+
+QUICK_STOP_S = 10  # well under the graceful timeout (30 s), which a lost SIGTERM would run out
+
+
+def test_a_sigterm_while_a_worker_boots_stops_the_server_at_once(database_url, tmp_path):
+    server = Gunicorn(database_url, E2E_ADMIN_TOKEN, tmp_path / "gunicorn.log", workers=1)
+    server.start()
+    try:
+        killed = server.workers()[0]
+        killed.kill()
+        wait_until(lambda: [w for w in server.workers() if w.pid != killed.pid], "the master forks a new worker")
+        started = time.monotonic()
+        server.stop()  # the new worker is still booting
+        stopped_after = time.monotonic() - started
+    finally:
+        server.kill()
+
+    assert stopped_after < QUICK_STOP_S, server.log()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 
 from app import create_app
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, normalise_database_url
@@ -97,6 +97,20 @@ def app(config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def issued(app):
+    """The SQL the app sends from now on, as sent (psycopg2 interpolates parameters client-side)."""
+    statements: list[str] = []
+
+    def capture(_conn, cursor, statement, parameters, _context, _executemany):
+        statements.append(cursor.mogrify(statement, parameters).decode())
+
+    engine = app.extensions["database"]
+    event.listen(engine, "before_cursor_execute", capture)
+    yield statements
+    event.remove(engine, "before_cursor_execute", capture)
 
 
 @pytest.fixture

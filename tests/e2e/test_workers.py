@@ -18,6 +18,7 @@ from app.extensions import APPLICATION_NAME
 from app.tables import bookings, idempotency_keys
 from tests.e2e.test_server import E2E_ADMIN_TOKEN
 from tests.serving import Gunicorn, call
+from tests.waiting import wait_until
 
 DEADLINE_S = 20
 
@@ -26,13 +27,6 @@ WAITING_SESSIONS = text("""
 SELECT pid FROM pg_stat_activity
  WHERE application_name = :name AND datname = current_database() AND wait_event_type = 'Lock'
 """)
-
-
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)  # polling interval, not ordering
 
 
 def waiting_sessions(engine) -> list[int]:

@@ -11,14 +11,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from app import create_app, group_commit
+from app.services import BOOK_MANY
 from app.tables import booking_events, bookings
-from tests.e2e.test_workers import wait_until, waiting_sessions
+from tests.e2e.test_workers import waiting_sessions
 from tests.integration.test_errors import assert_problem
-
-BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids)")
+from tests.waiting import wait_until
 
 
 def book_many(engine, event_id: str, user_ids: list[str]) -> list:
@@ -58,20 +58,6 @@ def test_book_many_on_an_unknown_event_answers_event_not_found_for_each(engine):
     assert [row.outcome for row in rows] == ["event_not_found", "event_not_found"]
 
 
-@pytest.fixture
-def statements(app):
-    """The statements the app sends from now on."""
-    sent: list[str] = []
-    engine = app.extensions["database"]
-
-    def capture(_conn, _cursor, statement, *_args):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", capture)
-    yield sent
-    event.remove(engine, "before_cursor_execute", capture)
-
-
 def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answered_while_held=False) -> list:
     """Book `users` while another session holds the event's row lock; their responses, in order.
 
@@ -96,7 +82,7 @@ def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answer
 
 
 def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_order(
-    app, engine, new_event, statements
+    app, engine, new_event, issued
 ):
     event_id = new_event(2)["id"]
 
@@ -109,7 +95,7 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
         ("third", "waiting", 1),
         ("fourth", "waiting", 2),
     ]
-    assert sum("book_many" in statement for statement in statements) == 2
+    assert sum("book_many" in statement for statement in issued) == 2
     # One transaction per statement: the three that travelled together share its timestamp.
     with engine.connect() as conn:
         created = dict(conn.execute(select(bookings.c.user_id, bookings.c.created_at).where(

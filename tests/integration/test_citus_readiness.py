@@ -11,7 +11,7 @@ Checked here, on what the running code really does:
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from tests.conftest import drop_database, migrate, scratch_database
 from tests.sql_checks import first_arguments, plpgsql_statements, session_state, unpinned_accesses
@@ -49,20 +49,6 @@ SELECT c.conname, c.conrelid::regclass::text AS table_name, c.confrelid::regclas
   FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
  WHERE n.nspname = 'public' AND c.contype = 'f'
 """)
-
-
-@pytest.fixture
-def issued(app):
-    """The SQL the app sends from now on, as sent (psycopg2 interpolates parameters client-side)."""
-    statements: list[str] = []
-
-    def capture(_conn, cursor, statement, parameters, _context, _executemany):
-        statements.append(cursor.mogrify(statement, parameters).decode())
-
-    engine = app.extensions["database"]
-    event.listen(engine, "before_cursor_execute", capture)
-    yield statements
-    event.remove(engine, "before_cursor_execute", capture)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from app import create_app, extensions, services
-from tests.e2e.test_workers import session_exists, wait_until
+from tests.e2e.test_workers import session_exists
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
 from app.admission import Admission
+from tests import waiting
 
 DEADLINE_S = 10
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.001)  # polling interval, not ordering
+wait_until = partial(waiting.wait_until, deadline_s=DEADLINE_S, interval_s=0.001)
 
 
 def queue_writes(admission: Admission, pool, count: int, started: list) -> list:

@@ -7,13 +7,14 @@ can queue requests behind a running batch and know exactly which batch each one 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
 from app import group_commit
 from app.group_commit import Batcher
+from tests import waiting
 
 DEADLINE_S = 10
 
@@ -35,11 +36,7 @@ class Gate:
         return [item * 10 for item in items]
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.001)  # polling interval, not ordering
+wait_until = partial(waiting.wait_until, deadline_s=DEADLINE_S, interval_s=0.001)
 
 
 def sending(gate: Gate) -> None:

@@ -20,7 +20,7 @@ $(STAMP): requirements.lock
 	touch $@
 
 run: $(STAMP) ## Serve the API (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/python -m app.serve
+	$(BIN)/python -m app.operations.serve
 
 test: $(STAMP) ## Run the test suite with coverage
 	$(BIN)/python -m pytest
@@ -42,13 +42,13 @@ bench: $(STAMP) ## Hot-event booking throughput beside the PostgreSQL ceiling (d
 	$(BIN)/python -m bench
 
 migrate: $(STAMP) ## Apply database migrations (alembic upgrade head)
-	$(BIN)/python -m app.serve migrate
+	$(BIN)/python -m app.operations.serve migrate
 
 check: $(STAMP) ## Verify every event's invariants and its ledger (flask check); exit 1 on a mismatch
-	$(BIN)/python -m app.serve flask check
+	$(BIN)/python -m app.operations.serve flask check
 
 purge-keys: $(STAMP) ## Delete expired Idempotency-Keys (safe while serving; run it from cron)
-	$(BIN)/python -m app.serve flask purge-idempotency-keys
+	$(BIN)/python -m app.operations.serve flask purge-idempotency-keys
 
 # pip config is bypassed so that the lock names only packages and hashes from the public index.
 lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock

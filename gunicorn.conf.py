@@ -1,4 +1,4 @@
-"""Gunicorn settings for `make run` (`python -m app.serve` starts `gunicorn -c gunicorn.conf.py wsgi:app`)."""
+"""Gunicorn settings for `make run` (`python -m app.operations.serve` starts `gunicorn -c gunicorn.conf.py wsgi:app`)."""
 
 import multiprocessing
 import os
@@ -7,13 +7,13 @@ import os
 bind = f"0.0.0.0:{os.environ.get('PORT') or 8000}"
 
 # One gevent worker per core. A request spends most of its time waiting: for PostgreSQL, for its
-# turn at the event's row lock, for its batch (app/group_commit.py). A gevent worker switches to
+# turn at the event's row lock, for its batch (app/database/group_commit.py). A gevent worker switches to
 # another request at each such wait, at the cost of a function call, where threads would fight over
 # the GIL and the kernel would switch them; one process per core is enough to keep the cores busy,
 # and leaves PostgreSQL its share. docs/performance.md has the measurements behind this choice.
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
-# Connections one worker holds open; the requests they carry are admitted by app/admission.py.
+# Connections one worker holds open; the requests they carry are admitted by app/web/admission.py.
 worker_connections = 1000
 
 # A worker silent for this long is killed and replaced; the app's statement timeout is shorter.
@@ -61,13 +61,13 @@ def post_worker_init(worker):
     """
     import psycopg2.extensions
 
-    from app.extensions import wait_cooperatively
+    from app.database.cooperative_wait import wait_cooperatively
 
     psycopg2.extensions.set_wait_callback(wait_cooperatively)
 
 
 def child_exit(server, worker):
-    """A worker is gone: drop its live gauges from the metrics that /metrics adds up (app/metrics.py)."""
+    """A worker is gone: drop its live gauges from the metrics that /metrics adds up (app/web/metrics.py)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

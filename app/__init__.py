@@ -1,14 +1,15 @@
-"""Event ticket booking service."""
+"""Event ticket booking service: `create_app(config)` builds one app; nothing is built at import time."""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask_smorest import Api
 
-from app import admission, cli, docs, errors, http, limits, metrics, security
 from app.config import Config
-from app.extensions import db
-from app.logging import configure_logging
+from app.database.engine import db
+from app.operations import cli
+from app.operations.logs import configure_logging
+from app.web import admission, docs, errors, limits, metrics, request_context, security
 
 API_VERSION = "1.0.0"
 
@@ -23,10 +24,16 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app, config)
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
-    http.init_app(app)  # first of the request hooks: the request id is set before any can refuse
+    # The request hooks, in the order they run. before_request, in order of registration:
+    #   1. request_context: request id and log context (before any hook can refuse), JSON-only POSTs (415)
+    #   2. limits: the rate limit (429)
+    #   3. admission: reads first, then N writes at once (a request refused above never waits)
+    # after_request runs in reverse: security headers, metrics, limits' headers, then
+    # request_context's X-Request-ID and access log line, last, so it sees the final status.
+    request_context.init_app(app)
     limits.init_app(app, config)
-    admission.init_app(app, config)  # a request refused by a hook above (415, 429) never waits
-    metrics.init_app(app, app.extensions["database"])
+    admission.init_app(app, config)
+    metrics.init_app(app, db.engine_of(app))
     security.init_app(app, config)
     cli.init_app(app)
     return app
@@ -47,7 +54,7 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.api import book, cancel, health, history, initialize, status
+    from app.web.routes import book, cancel, health, history, initialize, status
 
     for module in (initialize, book, cancel, status, history, health):
         api.register_blueprint(module.blp)

@@ -11,7 +11,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from limits import parse_many
 
-from app.security import check_admin_token
+from app.web.security import check_admin_token
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -43,7 +43,7 @@ class Config:
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
-    # Per worker: writes running at once, and how long a write waits for reads in progress (app/admission.py).
+    # Per worker: writes running at once, and how long a write waits for reads in progress (app/web/admission.py).
     write_concurrency: int = 6
     read_priority_ms: int = 50
 

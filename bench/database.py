@@ -14,7 +14,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from app.config import normalise_database_url
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 from bench.settings import ROOT
 
 DATABASE_NAME = "booking_bench"

@@ -12,9 +12,9 @@ import uuid
 from datetime import datetime, timezone
 
 from app import create_app
-from app.api import Blueprint
-from app.domain import CONFIRMED, Booking, parse_event_id
-from app.schemas import BookingEnvelope, BookingRequest
+from app.web.blueprint import Blueprint
+from app.booking.domain import CONFIRMED, Booking, parse_event_id
+from app.web.schemas import BookingEnvelope, BookingRequest
 
 blp = Blueprint("bench_floor", __name__, url_prefix="/bench", description="Bench floor (not in production)")
 NOW = datetime.now(timezone.utc)

@@ -1,6 +1,6 @@
 """The cluster's PostgreSQL: the machine's own at 127.0.0.1:5432 when it answers, else an embedded one.
 
-The embedded server (app/embedded_pg.py) listens on a Unix socket only; PgBouncer reaches it there.
+The embedded server (app/operations/embedded_pg.py) listens on a Unix socket only; PgBouncer reaches it there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy import make_url
 
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 from cluster import say
 
 MACHINE_HOST, MACHINE_PORT, USER = "127.0.0.1", 5432, "postgres"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
-from app.metrics import MULTIPROC_DIR_VARIABLE
+from app.web.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, redis_store, say
 from cluster.packages import ensure_programs
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
@@ -137,7 +137,7 @@ class Cluster:
     def _migrate(self) -> None:
         """`make migrate`'s command, run directly against PostgreSQL."""
         env = {**os.environ, "DATABASE_URL": self.database_url(), "ADMIN_TOKEN": self.admin_token}
-        result = subprocess.run([sys.executable, "-m", "app.serve", "migrate"], env=env, cwd=PROJECT_ROOT,
+        result = subprocess.run([sys.executable, "-m", "app.operations.serve", "migrate"], env=env, cwd=PROJECT_ROOT,
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
@@ -184,7 +184,7 @@ class Cluster:
 
 
     def _metrics_dir(self, index: int) -> Path:
-        """Instance `index`'s folder for its workers' metrics (app/metrics.py), emptied of a previous run's."""
+        """Instance `index`'s folder for its workers' metrics (app/web/metrics.py), emptied of a previous run's."""
         path = self.settings.state_dir / "prometheus" / f"app{index + 1}"
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):

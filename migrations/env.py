@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from app.config import normalise_database_url
-from app.tables import metadata
+from app.database.tables import metadata
 
 config = context.config
 
@@ -19,7 +19,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:  # handed in by a test or by app.serve
+    if connection is not None:  # handed in by a test or by app.operations.serve
         _run_with(connection)
         return
     with create_engine(_database_url()).connect() as connection:

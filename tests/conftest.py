@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, event, make_url, text
 
 from app import create_app
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, normalise_database_url
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 

@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-11-28
 
 The service gathers the bookings that arrive for an event while its previous batch is in the
-database, and sends them as one call (app/group_commit.py). Each element is exactly one
+database, and sends them as one call (app/database/group_commit.py). Each element is exactly one
 `book_ticket` call, in the order given, so every rule stays in `book_ticket`; the first call takes
 the event row lock and the others find it already held by their own transaction. Rows come back in
 input order, one per element.

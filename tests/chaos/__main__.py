@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 from tests.chaos.harness import LONG, Harness
 from tests.conftest import migrate
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import PROJECT_ROOT
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 from tests.serving import Gunicorn, call
 
 ADMIN_TOKEN = "chaos-admin-token-0123456789abcdef"

@@ -10,7 +10,7 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from app.tables import booking_events, bookings
+from app.database.tables import booking_events, bookings
 from tests.concurrency.test_races import race
 
 SAME_KEY_REQUESTS = 20

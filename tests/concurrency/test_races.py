@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from app.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
-from app.services import book, cancel, get_booking, initialize_event
-from app.tables import bookings, events
+from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
+from app.booking.services import book, cancel, get_booking, initialize_event
+from app.database.tables import bookings, events
 
 THREADS = 64  # one pooled connection each
 BARRIER_TIMEOUT_S = 30

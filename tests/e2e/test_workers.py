@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select, text
 
-from app import audit
-from app.extensions import APPLICATION_NAME
-from app.tables import bookings, idempotency_keys
+from app.operations import audit
+from app.database.engine import APPLICATION_NAME
+from app.database.tables import bookings, idempotency_keys
 from tests.e2e.test_server import E2E_ADMIN_TOKEN
 from tests.serving import Gunicorn, call
 from tests.waiting import wait_until

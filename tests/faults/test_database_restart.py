@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import create_engine, select
 
-from app import audit, create_app
+from app import create_app
+from app.operations import audit
 from app.config import Config
-from app.tables import bookings
+from app.database.tables import bookings
 from tests.conftest import ADMIN_TOKEN
 
 LOAD_THREADS = 4

@@ -11,9 +11,10 @@ import psycopg2
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from app import create_app, services
+from app import create_app
+from app.booking import services
 from app.config import Config
-from app.extensions import db
+from app.database.engine import db
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_errors import assert_problem
 

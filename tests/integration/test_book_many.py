@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select, text
 
-from app import create_app, group_commit
-from app.services import BOOK_MANY
-from app.tables import booking_events, bookings
+from app import create_app
+from app.database import group_commit
+from app.booking.services import BOOK_MANY
+from app.database.tables import booking_events, bookings
 from tests.e2e.test_workers import waiting_sessions
 from tests.integration.test_errors import assert_problem
 from tests.waiting import wait_until

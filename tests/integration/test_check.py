@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from app import audit, create_app
+from app import create_app
+from app.operations import audit
 from app.config import Config
-from app.services import book, cancel, initialize_event
-from app.tables import events
+from app.booking.services import book, cancel, initialize_event
+from app.database.tables import events
 from tests.conftest import ADMIN_TOKEN, drop_database, migrate, scratch_database
 
 

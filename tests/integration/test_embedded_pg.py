@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.embedded_pg import EmbeddedPostgres
+from app.operations.embedded_pg import EmbeddedPostgres
 
 
 

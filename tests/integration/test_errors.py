@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from app import create_app, services
+from app import create_app
+from app.booking import services
 from app.config import Config
 
 PROBLEM = "application/problem+json"

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 from app import create_app
 from app.config import Config
-from app.tables import booking_events, bookings, idempotency_keys
+from app.database.tables import booking_events, bookings, idempotency_keys
 from tests.integration.test_errors import NIL_UUID, assert_problem
 from tests.integration.test_metrics import sample, scrape
 

@@ -1,4 +1,4 @@
-"""A pooled connection that idled is pinged before use; one in steady use is not (app/extensions.py)."""
+"""A pooled connection that idled is pinged before use; one in steady use is not (app/database/engine.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app import create_app, extensions, services
+from app import create_app
+from app.database import engine as extensions
+from app.booking import services
 from tests.e2e.test_workers import session_exists
 from tests.waiting import wait_until
 

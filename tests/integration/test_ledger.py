@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from app.tables import booking_events
+from app.database.tables import booking_events
 
 
 def ledger(engine, event_id) -> list[tuple]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app import services
+from app.booking import services
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_errors import NIL_UUID
 

@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import metrics
+from app.web import metrics
 from tests.integration.test_errors import NIL_UUID
 
 

@@ -1,8 +1,8 @@
-"""The alembic migrations and `app.tables` describe the same schema, and migrate both ways.
+"""The alembic migrations and `app.database.tables` describe the same schema, and migrate both ways.
 
 Alembic's autogenerate compares tables, columns (types, nullability, server defaults, identities),
 indexes (columns, uniqueness) and foreign keys, but neither CHECK constraints nor the WHERE clause of
-a partial index. Those two are compared here through PostgreSQL itself: `app.tables` is created with
+a partial index. Those two are compared here through PostgreSQL itself: `app.database.tables` is created with
 `create_all` in a scratch database, and the definitions PostgreSQL renders for both are compared.
 """
 
@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from app.tables import metadata
+from app.database.tables import metadata
 from tests.conftest import drop_database, migrate, scratch_database
 
 OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)")

@@ -5,7 +5,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from app.errors import PROBLEM_JSON
+from app.web.errors import PROBLEM_JSON
 
 
 @pytest.fixture(scope="module")

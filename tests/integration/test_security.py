@@ -4,7 +4,7 @@ import pytest
 
 from app import create_app
 from app.config import Config
-from app.security import API_CSP, DOCS_CSP
+from app.web.security import API_CSP, DOCS_CSP
 from tests.integration.test_errors import NIL_UUID
 
 ALLOWED = "https://tickets.example"

@@ -1,4 +1,4 @@
-"""`python -m app.serve`: set-up steps, error messages and signal handling, with gunicorn faked."""
+"""`python -m app.operations.serve`: set-up steps, error messages and signal handling, with gunicorn faked."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import serve
-from app.embedded_pg import EmbeddedPostgres
+from app.operations import serve
+from app.operations.embedded_pg import EmbeddedPostgres
 
 
 class FakeGunicorn:

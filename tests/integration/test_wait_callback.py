@@ -1,4 +1,4 @@
-"""The wait callback of the gevent workers (app/extensions.py): queries work, and a connection attempt
+"""The wait callback of the gevent workers (app/database/engine.py): queries work, and a connection attempt
 to a server that never answers gives up after connect_timeout."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from app.extensions import wait_cooperatively
+from app.database.cooperative_wait import wait_cooperatively
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app import create_app, services
-from app.extensions import db
+from app import create_app
+from app.booking import services
+from app.database.engine import db
 from tests.integration.test_errors import assert_problem
 
 # PostgreSQL itself raising the error, as it would abort a transaction of ours.

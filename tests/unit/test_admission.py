@@ -1,4 +1,4 @@
-"""Admission: reads first, then at most N writes at once, started in the order they queued (app/admission.py)."""
+"""Admission: reads first, then at most N writes at once, started in the order they queued (app/web/admission.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from app.admission import Admission
+from app.web.admission import Admission
 from tests import waiting
 
 DEADLINE_S = 10

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.audit import Replay
+from app.operations.audit import Replay
 
 
 def entries(*steps: str) -> list[SimpleNamespace]:

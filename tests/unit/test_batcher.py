@@ -12,8 +12,8 @@ from functools import partial
 
 import pytest
 
-from app import group_commit
-from app.group_commit import Batcher
+from app.database import group_commit
+from app.database.group_commit import Batcher
 from tests import waiting
 
 DEADLINE_S = 10

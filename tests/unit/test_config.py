@@ -3,7 +3,7 @@ import stat
 import pytest
 
 from app.config import Config, normalise_database_url, parse_duration, resolve_admin_token
-from app.security import InsecureConfiguration
+from app.web.security import InsecureConfiguration
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"])

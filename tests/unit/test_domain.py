@@ -2,7 +2,7 @@ from uuid import UUID
 
 import pytest
 
-from app.domain import AlreadyBooked, EventNotFound, parse_event_id
+from app.booking.domain import AlreadyBooked, EventNotFound, parse_event_id
 
 
 def test_event_id_in_canonical_form_is_parsed():

@@ -1,6 +1,6 @@
 """The request fingerprint behind Idempotency-Key: what makes two requests the same request."""
 
-from app.idempotency import fingerprint
+from app.web.idempotency import fingerprint
 
 BODY = {"eventId": "e-1", "userId": "Zoë"}
 

@@ -8,8 +8,8 @@ from uuid import uuid4
 import pytest
 from marshmallow import ValidationError
 
-from app.domain import Booking, Event
-from app.schemas import NO_CONTROL_CHARACTERS, BookingRequest, BookingSchema, EventSchema, InitializeRequest
+from app.booking.domain import Booking, Event
+from app.web.schemas import NO_CONTROL_CHARACTERS, BookingRequest, BookingSchema, EventSchema, InitializeRequest
 
 NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=timezone.utc)
 

@@ -1,6 +1,6 @@
 """Prometheus metrics at /metrics: requests, latency, bookings by outcome, database connections in use.
 
-Under gunicorn each worker is a process with its own counters. `make run` (app/serve.py) sets
+Under gunicorn each worker is a process with its own counters. `make run` (app/operations/serve.py) sets
 PROMETHEUS_MULTIPROC_DIR, where prometheus-client keeps every process's values in files, and
 /metrics adds them up whichever worker answers; gunicorn.conf.py drops a dead worker's gauges.
 Without the variable (tests, a single process) the ordinary in-process registry is used.
@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine, event
 
-from app.http import request_duration_s
+from app.web.request_context import request_duration_s
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 BOOKING_OUTCOMES = ("confirmed", "waiting", "cancelled", "promoted")

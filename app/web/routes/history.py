@@ -1,9 +1,9 @@
-from app import services
-from app.api import Blueprint
-from app.api.auth import require_admin
-from app.docs import ADMIN_SECURITY
-from app.extensions import db
-from app.schemas import HistoryPageSchema, HistoryQuery
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.web.auth import require_admin
+from app.web.docs import ADMIN_SECURITY
+from app.database.engine import db
+from app.web.schemas import HistoryPageSchema, HistoryQuery
 
 blp = Blueprint("history", __name__, url_prefix="/api", description="The booking ledger of an event (admin)")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import structlog
 
-from app import metrics
-from app.domain import CONFIRMED, Booking, Cancellation
+from app.web import metrics
+from app.booking.domain import CONFIRMED, Booking, Cancellation
 
-log = structlog.get_logger("app.domain_events")
+log = structlog.get_logger("app.booking.announcements")
 
 
 def booked(booking: Booking) -> None:

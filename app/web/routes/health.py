@@ -1,7 +1,7 @@
-from app import services
-from app.api import Blueprint
-from app.extensions import db
-from app.schemas import HealthSchema
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.database.engine import db
+from app.web.schemas import HealthSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness")
 

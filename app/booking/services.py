@@ -8,10 +8,10 @@ a hot event the time that lock is held bounds the throughput. This module turns 
 domain objects and domain errors.
 
 A write with an Idempotency-Key goes through `write`, which opens a transaction where the key is
-claimed, the effect made and the response stored (app/idempotency.py). A booking or cancellation
+claimed, the effect made and the response stored (app/web/idempotency.py). A booking or cancellation
 without a key is one statement in autocommit mode (`_autocommit`), a transaction of its own that
 the server commits in the same round trip, so the event lock is not held while a COMMIT travels; a
-booking also joins the other bookings of its event that queue in this process (app/group_commit.py)
+booking also joins the other bookings of its event that queue in this process (app/database/group_commit.py)
 and goes with them as one `book_many` statement. Both run again, a bounded number of times, a
 transaction that PostgreSQL aborted to resolve a deadlock or a serialization failure.
 """
@@ -29,8 +29,9 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app import domain_events, group_commit
-from app.domain import (
+from app.booking import announcements as domain_events
+from app.database import group_commit
+from app.booking.domain import (
     CANCELLED,
     CONFIRMED,
     AlreadyBooked,
@@ -44,9 +45,9 @@ from app.domain import (
     LedgerEntry,
     parse_event_id,
 )
-from app.extensions import sqlstate
-from app.idempotency import Idempotency, StoredResponse, respond_once
-from app.tables import events
+from app.database.engine import sqlstate
+from app.web.idempotency import Idempotency, StoredResponse, respond_once
+from app.database.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
 BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id)")
@@ -87,7 +88,7 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
 
-log = structlog.get_logger("app.services")
+log = structlog.get_logger("app.booking.services")
 
 # The outcomes of book_ticket / cancel_booking that refuse the request, by the user they concern.
 USER_ERRORS = {error.code: error for error in (AlreadyBooked, AlreadyCancelled, BookingNotFound)}
@@ -105,7 +106,7 @@ def write(
     stored in the same transaction, or the one a previous request with the key left (a replay).
     A deadlock or serialization failure runs the transaction again, WRITE_ATTEMPTS times in all,
     before the error surfaces (as 503 unavailable). `announce` is told `work`'s result once it has
-    committed (app/domain_events.py); a replay or a refusal made no change, so it announces nothing.
+    committed (app/booking/announcements.py); a replay or a refusal made no change, so it announces nothing.
     """
     value, effect = _with_retries(partial(_transaction, engine, work, idempotency))
     if announce is not None and effect.done:

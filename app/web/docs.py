@@ -18,10 +18,10 @@ from apispec import BasePlugin
 from flask import Blueprint, Flask
 from flask_smorest import Api
 
-from app.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
-from app.http import SANE_REQUEST_ID
-from app.limits import API_PREFIX
-from app.schemas import ProblemSchema
+from app.web.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
+from app.web.request_context import SANE_REQUEST_ID
+from app.web.limits import API_PREFIX
+from app.web.schemas import ProblemSchema
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
@@ -114,7 +114,7 @@ def problem_response(status: HTTPStatus) -> dict:
 
 
 def codes_for(status: int) -> list[str]:
-    """The contract's `code` values that come with `status` (app/errors.py maps them)."""
+    """The contract's `code` values that come with `status` (app/web/errors.py maps them)."""
     codes = [code for code, code_status in DOMAIN_STATUS.items() if code_status == status]
     return codes + ([HTTP_CODES[status]] if status in HTTP_CODES else [])
 
@@ -136,7 +136,7 @@ class CrossCuttingPlugin(BasePlugin):
     def _plumbing_errors(path: str, method: str) -> list[int]:
         errors = [500]  # any operation can fail unexpectedly
         if path.startswith(API_PREFIX):
-            errors.append(429)  # app/limits.py
+            errors.append(429)  # app/web/limits.py
         if method == "post":
-            errors += [413, 415]  # MAX_BODY_BYTES; app/http.py's JSON-only rule
+            errors += [413, 415]  # MAX_BODY_BYTES; app/web/request_context.py's JSON-only rule
         return errors

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.domain import DomainError
+from app.booking.domain import DomainError
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -36,7 +36,7 @@ HTTP_CODES = {
 # Connection refused or lost, pool exhausted, statement or lock timeout: the database is unavailable.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
-log = structlog.get_logger("app.errors")
+log = structlog.get_logger("app.web.errors")
 
 
 def problem(status: int, code: str, detail: str | None = None, errors: dict | None = None) -> Response:

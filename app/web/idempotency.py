@@ -1,4 +1,4 @@
-"""Safe retries with `Idempotency-Key`, the service-layer half (the HTTP half: app/api/idempotency.py).
+"""Safe retries with `Idempotency-Key`, the service-layer half (the HTTP half: app/web/idempotent_response.py).
 
 In the one transaction of a request with a key: claim the key (insert its row), make the effect,
 render the response and store it in the key's row, commit. So the effect and its stored response
@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from app.domain import DomainError, IdempotencyKeyReused, RequestInProgress
-from app.extensions import sqlstate
+from app.booking.domain import DomainError, IdempotencyKeyReused, RequestInProgress
+from app.database.engine import sqlstate
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 

@@ -1,21 +1,12 @@
-"""Extensions, created once and attached to each app with `init_app`.
-
-flask-smorest's `Api` keeps one app and one spec, so `create_app` builds one per app instead.
-"""
+"""The database extension: one SQLAlchemy engine per app, its pool and its libpq settings."""
 
 from __future__ import annotations
 
-import select
 import time
 
-import psycopg2
-import psycopg2.extensions
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from webargs.flaskparser import FlaskParser
-
-from app.http import bind_subjects
 
 
 APPLICATION_NAME = "booking-service"  # how the service's sessions are named in pg_stat_activity
@@ -44,7 +35,11 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        return current_app.extensions["database"]
+        return self.engine_of(current_app)
+
+    @staticmethod
+    def engine_of(app: Flask) -> Engine:
+        return app.extensions["database"]
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -90,40 +85,6 @@ def _connect_args(config) -> dict:
         # empty and the timeouts on the server.
         args["options"] = options
     return args
-
-
-def wait_cooperatively(conn) -> None:
-    """psycopg2's wait callback in gevent workers (gunicorn.conf.py): wait for the server in select(),
-    which gevent turns into a switch to other requests, instead of blocking the whole worker.
-
-    Like psycopg2.extras.wait_select, except that a connection attempt gives up after the
-    connection's connect_timeout: libpq applies that timeout only to a blocking connect, and a
-    database host that silently drops packets would otherwise hold the request for minutes.
-    """
-    deadline = _connect_deadline(conn)
-    while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
-        sockets = ([conn.fileno()], [], []) if state == psycopg2.extensions.POLL_READ else ([], [conn.fileno()], [])
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not any(select.select(*sockets, timeout)):
-            raise psycopg2.OperationalError("timeout expired while connecting to the database")
-
-
-def _connect_deadline(conn) -> float | None:
-    if conn.status != psycopg2.extensions.STATUS_SETUP:
-        return None  # a query: statement_timeout and TCP keepalives bound it
-    timeout = psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout")
-    return time.monotonic() + float(timeout) if timeout else None
-
-
-class ContractParser(FlaskParser):
-    """The contract answers validation failures with 400, not webargs' default 422."""
-
-    DEFAULT_VALIDATION_STATUS = 400
-
-    def parse(self, *args, **kwargs):
-        parsed = super().parse(*args, **kwargs)
-        bind_subjects(parsed)  # validated values only: the log line says what the request was about
-        return parsed
 
 
 db = Database()

@@ -1,5 +1,5 @@
 """Safe retries with `Idempotency-Key`, the HTTP half: the header, the request's fingerprint, and the
-rendering of responses to store and to replay. The transaction is the service layer's (app/idempotency.py).
+rendering of responses to store and to replay. The transaction is the service layer's (app/web/idempotency.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from flask import Response, jsonify, request
 from flask_smorest.utils import unpack_tuple_response
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app import errors
-from app.domain import DomainError
-from app.idempotency import Idempotency, StoredResponse, fingerprint
+from app.web import errors
+from app.booking.domain import DomainError
+from app.web.idempotency import Idempotency, StoredResponse, fingerprint
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # What a replay needs besides status and body; X-Request-ID is the replaying request's own.

@@ -5,8 +5,8 @@ from http import HTTPStatus
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import resolve_schema_instance
 
-from app.api.idempotency import idempotent_response
-from app.extensions import ContractParser
+from app.web.idempotent_response import idempotent_response
+from app.web.parser import ContractParser
 
 
 class Blueprint(SmorestBlueprint):
@@ -18,7 +18,7 @@ class Blueprint(SmorestBlueprint):
         return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
 
     def problems(self, *statuses: int):
-        """Document the view's own error responses (problem+json, see app/docs.py); 400 comes with
+        """Document the view's own error responses (problem+json, see app/web/docs.py); 400 comes with
         `arguments`, and the errors of the request plumbing (413, 415, 429, 500) are added for every view."""
 
         def decorator(view):
@@ -29,5 +29,5 @@ class Blueprint(SmorestBlueprint):
         return decorator
 
     def idempotent_response(self, status, schema, present=lambda result: result, headers=None):
-        """`response(status, schema)` for a write that accepts an Idempotency-Key (app/api/idempotency.py)."""
+        """`response(status, schema)` for a write that accepts an Idempotency-Key (app/web/idempotent_response.py)."""
         return idempotent_response(self, status, schema, present, headers)

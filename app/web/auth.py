@@ -7,7 +7,7 @@ import hmac
 
 from flask import current_app, request
 
-from app.domain import Unauthorized
+from app.booking.domain import Unauthorized
 
 BEARER = "bearer "
 

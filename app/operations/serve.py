@@ -1,4 +1,4 @@
-"""Run the service: `python -m app.serve [serve|migrate|flask ...]` (`make run`, `make migrate`, `make check`).
+"""Run the service: `python -m app.operations.serve [serve|migrate|flask ...]` (`make run`, `make migrate`, `make check`).
 
 Sets up everything a fresh checkout lacks: settings from `.env`, the `instance/` folder, an embedded
 PostgreSQL when DATABASE_URL is unset, the admin token, and the schema (alembic upgrade head). Then
@@ -23,9 +23,9 @@ from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
 from app.config import ADMIN_TOKEN_FILE, INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
-from app.embedded_pg import EmbeddedPostgres
-from app.metrics import MULTIPROC_DIR_VARIABLE
-from app.security import InsecureConfiguration
+from app.operations.embedded_pg import EmbeddedPostgres
+from app.web.metrics import MULTIPROC_DIR_VARIABLE
+from app.web.security import InsecureConfiguration
 
 ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"
@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m app.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m app.operations.serve", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "flask"])
     parser.add_argument("flask_args", nargs=argparse.REMAINDER, help="with `flask`: the command and its options")
     return parser.parse_args(argv)
@@ -157,7 +157,7 @@ def _serve() -> int:
 
 
 def _prepare_metrics_dir() -> None:
-    """Give gunicorn's workers a folder for their metrics (app/metrics.py), emptied of a previous run's
+    """Give gunicorn's workers a folder for their metrics (app/web/metrics.py), emptied of a previous run's
     values, which /metrics would otherwise add to this run's. One per port: two instances started
     from one checkout must neither add up nor wipe each other's values."""
     path = Path(os.environ.get(MULTIPROC_DIR_VARIABLE) or INSTANCE_DIR / "prometheus" / _port())

@@ -53,7 +53,7 @@ def _budgets(config) -> list[ApplicationLimit]:
 
 
 def _remember_own_retry_after(response: Response) -> Response:
-    g.own_retry_after = response.headers.get("Retry-After")  # a 503's, set by app/errors.py
+    g.own_retry_after = response.headers.get("Retry-After")  # a 503's, set by app/web/errors.py
     return response
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-from app.docs import DOCS_PATH
+from app.web.docs import DOCS_PATH
 
 PRODUCTION = "production"
 MIN_ADMIN_TOKEN_LENGTH = 32

@@ -14,7 +14,7 @@ SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # What a request is about, bound to each of its log lines once known (path or parsed body).
 SUBJECTS = ("event_id", "user_id")
 
-log = structlog.get_logger("app.http")
+log = structlog.get_logger("app.web.request_context")
 
 
 def init_app(app: Flask) -> None:

@@ -1,11 +1,11 @@
 from flask import url_for
 
-from app import services
-from app.api import Blueprint
-from app.api.auth import require_admin
-from app.docs import ADMIN_SECURITY, LOCATION_HEADER
-from app.extensions import db
-from app.schemas import EventEnvelope, InitializeRequest
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.web.auth import require_admin
+from app.web.docs import ADMIN_SECURITY, LOCATION_HEADER
+from app.database.engine import db
+from app.web.schemas import EventEnvelope, InitializeRequest
 
 blp = Blueprint("initialize", __name__, url_prefix="/api", description="Open an event (admin)")
 

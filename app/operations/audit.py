@@ -13,8 +13,8 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.domain import CANCELLED, CONFIRMED, WAITING
-from app.tables import booking_events, bookings, events
+from app.booking.domain import CANCELLED, CONFIRMED, WAITING
+from app.database.tables import booking_events, bookings, events
 
 
 @dataclass

@@ -1,9 +1,9 @@
 from flask import g
 
-from app import services
-from app.api import Blueprint
-from app.extensions import db
-from app.schemas import BookingEnvelope, BookingRequest
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.database.engine import db
+from app.web.schemas import BookingEnvelope, BookingRequest
 
 blp = Blueprint("book", __name__, url_prefix="/api", description="Book a ticket or join the waiting list")
 

@@ -1,9 +1,9 @@
 from flask import g
 
-from app import services
-from app.api import Blueprint
-from app.extensions import db
-from app.schemas import BookingRequest, CancellationSchema
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.database.engine import db
+from app.web.schemas import BookingRequest, CancellationSchema
 
 blp = Blueprint("cancel", __name__, url_prefix="/api", description="Cancel a booking")
 

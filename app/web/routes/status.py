@@ -1,7 +1,7 @@
-from app import services
-from app.api import Blueprint
-from app.extensions import db
-from app.schemas import BookingEnvelope, BookingPath, EventEnvelope
+from app.booking import services
+from app.web.blueprint import Blueprint
+from app.database.engine import db
+from app.web.schemas import BookingEnvelope, BookingPath, EventEnvelope
 
 blp = Blueprint("status", __name__, url_prefix="/api", description="Read events and bookings")
 

@@ -1,0 +1,1 @@
+"""The booking core: the domain, its use cases, and the SQL functions that hold the rules."""

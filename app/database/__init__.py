@@ -1,0 +1,1 @@
+"""The database adapter: the engine extension, the tables, group commit."""

@@ -1,0 +1,1 @@
+"""What operators run: the server launcher, the embedded PostgreSQL, the CLI and the audit."""

@@ -1,0 +1,1 @@
+"""The web layer: blueprints and the request plumbing around them."""

@@ -1,0 +1,1 @@
+"""One blueprint per resource: parse with a schema, call one service, render."""

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import text
 
 from tests.e2e.test_workers import waiting_sessions
-from tests.waiting import wait_until
+from tests.helpers.waiting import wait_until
 
 
 def test_a_booking_aborted_by_a_deadlock_is_retried_and_succeeds(app, engine, new_event, capsys):

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import REQUEST_TIMEOUT_S, Gunicorn, call
+from tests.helpers.live_server import REQUEST_TIMEOUT_S, Gunicorn, call
 
 E2E_ADMIN_TOKEN = "e2e-admin-token-fedcba9876543210"
 

@@ -17,8 +17,8 @@ from app.operations import audit
 from app.database.engine import APPLICATION_NAME
 from app.database.tables import bookings, idempotency_keys
 from tests.e2e.test_server import E2E_ADMIN_TOKEN
-from tests.serving import Gunicorn, call
-from tests.waiting import wait_until
+from tests.helpers.live_server import Gunicorn, call
+from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 20
 

@@ -19,7 +19,7 @@ from app.booking.services import BOOK_MANY
 from app.database.tables import booking_events, bookings
 from tests.e2e.test_workers import waiting_sessions
 from tests.integration.test_errors import assert_problem
-from tests.waiting import wait_until
+from tests.helpers.waiting import wait_until
 
 
 def book_many(engine, event_id: str, user_ids: list[str]) -> list:

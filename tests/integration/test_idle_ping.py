@@ -12,7 +12,7 @@ from app import create_app
 from app.database import engine as extensions
 from app.booking import services
 from tests.e2e.test_workers import session_exists
-from tests.waiting import wait_until
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture

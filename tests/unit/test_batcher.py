@@ -14,7 +14,7 @@ import pytest
 
 from app.database import group_commit
 from app.database.group_commit import Batcher
-from tests import waiting
+from tests.helpers import waiting
 
 DEADLINE_S = 10
 

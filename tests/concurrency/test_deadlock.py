@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
-from tests.e2e.test_workers import waiting_sessions
+from tests.helpers.database import waiting_sessions
 from tests.helpers.waiting import wait_until
 
 

@@ -7,9 +7,7 @@ straight from the tables (`assert_invariants`) and with checks on what every thr
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -18,9 +16,9 @@ from sqlalchemy import create_engine, func, select
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
 from app.booking.services import book, cancel, get_booking, initialize_event
 from app.database.tables import bookings, events
+from tests.helpers.races import BARRIER_TIMEOUT_S, race
 
 THREADS = 64  # one pooled connection each
-BARRIER_TIMEOUT_S = 30
 
 # --- the race harness ----------------------------------------------------------------------------
 
@@ -53,18 +51,6 @@ def attempt(function, *args) -> Outcome:
         return Outcome(value=function(*args))
     except DomainError as exc:
         return Outcome(error=type(exc))
-
-
-def race(jobs: list) -> list:
-    """Run each no-argument job on a thread of its own, all released at once; their results in order."""
-    barrier = threading.Barrier(len(jobs), timeout=BARRIER_TIMEOUT_S)
-
-    def run(job):
-        barrier.wait()
-        return job()
-
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        return list(pool.map(run, jobs))
 
 
 def race_calls(calls: list[tuple]) -> list[Outcome]:

@@ -7,9 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.live_server import REQUEST_TIMEOUT_S, Gunicorn, call
-
-E2E_ADMIN_TOKEN = "e2e-admin-token-fedcba9876543210"
+from tests.helpers.live_server import E2E_ADMIN_TOKEN, REQUEST_TIMEOUT_S, Gunicorn, call
 
 
 @pytest.fixture

@@ -14,30 +14,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.operations import audit
-from app.database.engine import APPLICATION_NAME
 from app.database.tables import bookings, idempotency_keys
-from tests.e2e.test_server import E2E_ADMIN_TOKEN
-from tests.helpers.live_server import Gunicorn, call
+from tests.helpers.database import session_exists, waiting_sessions
+from tests.helpers.live_server import E2E_ADMIN_TOKEN, Gunicorn, call
 from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 20
-
-# The service's database sessions that wait for a lock: the booking the test holds up.
-WAITING_SESSIONS = text("""
-SELECT pid FROM pg_stat_activity
- WHERE application_name = :name AND datname = current_database() AND wait_event_type = 'Lock'
-""")
-
-
-def waiting_sessions(engine) -> list[int]:
-    """Backend pids of the service's sessions that wait for a lock."""
-    with engine.connect() as conn:
-        return list(conn.execute(WAITING_SESSIONS, {"name": APPLICATION_NAME}).scalars())
-
-
-def session_exists(engine, pid: int) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from app import create_app
 from app.operations import audit
 from app.config import Config
 from app.database.tables import bookings
-from tests.conftest import ADMIN_TOKEN
+from tests.helpers.api import ADMIN_TOKEN
 
 LOAD_THREADS = 4
 DEADLINE_S = 30

@@ -15,8 +15,8 @@ from app import create_app
 from app.booking import services
 from app.config import Config
 from app.database.engine import db
-from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_errors import assert_problem
+from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.api import assert_problem
 
 RECOVERY_DEADLINE_S = 30
 

@@ -24,6 +24,7 @@ GRACEFUL_TIMEOUT_S = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["gra
 # The master stops waiting for workers after the graceful timeout; it needs a moment more to exit.
 EXIT_MARGIN_S = 5
 REQUEST_TIMEOUT_S = 5
+E2E_ADMIN_TOKEN = "e2e-admin-token-fedcba9876543210"  # the live servers' own, apart from the in-process apps'
 
 
 def free_port() -> int:

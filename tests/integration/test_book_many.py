@@ -17,8 +17,8 @@ from app import create_app
 from app.database import group_commit
 from app.booking.services import BOOK_MANY
 from app.database.tables import booking_events, bookings
-from tests.e2e.test_workers import waiting_sessions
-from tests.integration.test_errors import assert_problem
+from tests.helpers.api import assert_problem
+from tests.helpers.database import waiting_sessions
 from tests.helpers.waiting import wait_until
 
 

@@ -10,7 +10,8 @@ from app.operations import audit
 from app.config import Config
 from app.booking.services import book, cancel, initialize_event
 from app.database.tables import events
-from tests.conftest import ADMIN_TOKEN, drop_database, migrate, scratch_database
+from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.database import drop_database, migrate, scratch_database
 
 
 def problems_after(engine, event_id, tampering: str) -> list[str]:

@@ -7,18 +7,7 @@ import pytest
 from app import create_app
 from app.booking import services
 from app.config import Config
-
-PROBLEM = "application/problem+json"
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_problem(response, status, code):
-    body = response.get_json(force=True)
-    assert response.status_code == status, body
-    assert response.mimetype == PROBLEM
-    assert body["code"] == code and body["status"] == status and body["type"] == "about:blank"
-    assert body["title"] and body["requestId"] == response.headers["X-Request-ID"]
-    return body
+from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, assert_problem
 
 
 @pytest.mark.parametrize(
@@ -111,7 +100,7 @@ def test_body_limit_follows_max_body_bytes(config):
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", "test-admin-token-0123456789abcdef"]
+    "authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", ADMIN_TOKEN]
 )
 def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     headers = {"Authorization": authorization} if authorization else {}

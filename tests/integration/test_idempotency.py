@@ -10,8 +10,8 @@ from sqlalchemy import func, select, text
 from app import create_app
 from app.config import Config
 from app.database.tables import booking_events, bookings, idempotency_keys
-from tests.integration.test_errors import NIL_UUID, assert_problem
-from tests.integration.test_metrics import sample, scrape
+from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.metrics import sample, scrape
 
 
 def post(client, path, body, key=None, headers=None):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from app import create_app
 from app.database import engine as extensions
 from app.booking import services
-from tests.e2e.test_workers import session_exists
+from tests.helpers.database import session_exists
 from tests.helpers.waiting import wait_until
 
 

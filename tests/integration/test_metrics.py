@@ -1,25 +1,10 @@
 """/metrics: Prometheus text with requests by route and status, latency, bookings, pool in use."""
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.web import metrics
-from tests.integration.test_errors import NIL_UUID
-
-
-def scrape(client) -> dict:
-    """{(sample name, frozenset of labels): value} from /metrics."""
-    response = client.get("/metrics")
-    assert response.status_code == 200 and response.mimetype == "text/plain"
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
-
-
-def sample(scraped, name, **labels) -> float:
-    return scraped.get((name, frozenset(labels.items())), 0.0)
+from tests.helpers.api import NIL_UUID
+from tests.helpers.metrics import sample, scrape
 
 
 def test_requests_are_counted_and_timed_by_route_not_by_raw_path(client):

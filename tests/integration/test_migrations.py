@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from app.database.tables import metadata
-from tests.conftest import drop_database, migrate, scratch_database
+from tests.helpers.database import drop_database, migrate, scratch_database
 
 OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)")
 

@@ -7,7 +7,7 @@ import pytest
 
 from app import create_app
 from app.config import Config
-from tests.integration.test_errors import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, assert_problem
 
 STATUS = f"/api/status/{NIL_UUID}"
 BOOK = {"eventId": NIL_UUID, "userId": "u"}

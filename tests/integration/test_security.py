@@ -5,7 +5,7 @@ import pytest
 from app import create_app
 from app.config import Config
 from app.web.security import API_CSP, DOCS_CSP
-from tests.integration.test_errors import NIL_UUID
+from tests.helpers.api import NIL_UUID
 
 ALLOWED = "https://tickets.example"
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from app import create_app
 from app.booking import services
 from app.database.engine import db
-from tests.integration.test_errors import assert_problem
+from tests.helpers.api import assert_problem
 
 # PostgreSQL itself raising the error, as it would abort a transaction of ours.
 RAISE = "DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{code}'; END $$"

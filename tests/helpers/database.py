@@ -1,0 +1,57 @@
+"""Databases for tests on the PostgreSQL server: scratch databases, migrations, and the service's sessions."""
+
+from __future__ import annotations
+
+import uuid
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, make_url, text
+
+from app.config import PROJECT_ROOT
+from app.database.engine import APPLICATION_NAME
+
+
+def scratch_database(server_url: str) -> str:
+    """Create an empty database named for this run on the server; return its URL."""
+    name = f"booking_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def migrate(url: str, revision: str, direction: str = "upgrade") -> None:
+    """Run alembic against `url`, as `alembic upgrade|downgrade <revision>` would."""
+    alembic_config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        alembic_config.attributes["connection"] = conn
+        getattr(command, direction)(alembic_config, revision)
+    engine.dispose()
+
+
+# The service's database sessions that wait for a lock: a request that a test holds up.
+WAITING_SESSIONS = text("""
+SELECT pid FROM pg_stat_activity
+ WHERE application_name = :name AND datname = current_database() AND wait_event_type = 'Lock'
+""")
+
+
+def waiting_sessions(engine) -> list[int]:
+    """Backend pids of the service's sessions that wait for a lock."""
+    with engine.connect() as conn:
+        return list(conn.execute(WAITING_SESSIONS, {"name": APPLICATION_NAME}).scalars())
+
+
+def session_exists(engine, pid: int) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event
 
-from app import create_app
 from app.config import INSTANCE_DIR, Config, normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
-from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.api import ADMIN_TOKEN, apps_from
 from tests.helpers.database import drop_database, migrate, scratch_database
 
 
@@ -72,6 +71,14 @@ def database_url(server_url):
     drop_database(server_url, url)
 
 
+@pytest.fixture
+def scratch_url(server_url):
+    """An empty database of this test's own, dropped afterwards."""
+    url = scratch_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
 @pytest.fixture(scope="session")
 def engine(database_url):
     engine = create_engine(database_url, pool_size=4, max_overflow=60)
@@ -86,9 +93,19 @@ def config(database_url):
 
 @pytest.fixture(scope="session")
 def app(config):
-    app = create_app(config)
-    yield app
-    app.extensions["database"].dispose()
+    with apps_from(config) as build:
+        yield build()
+
+
+@pytest.fixture
+def make_app(config):
+    """Build an app like the session's with some settings overridden, `make_app(rate_limit="2 per minute")`.
+
+    Each call is a new app with an engine of its own, disposed after the test; with no settings, a fresh
+    app to add a route to. Every test that needs another config gets its app this way.
+    """
+    with apps_from(config) as build:
+        yield build
 
 
 @pytest.fixture

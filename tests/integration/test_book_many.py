@@ -6,14 +6,11 @@ the first booking then waits for it in PostgreSQL, and the next ones queue behin
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import select, text
 
-from app import create_app
 from app.database import group_commit
 from app.booking.services import BOOK_MANY
 from app.database.tables import booking_events, bookings
@@ -104,13 +101,11 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
     assert created["second"] == created["third"] == created["fourth"] != created["first"]
 
 
-def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(config, engine, new_event):
-    app = create_app(dataclasses.replace(config, db_lock_timeout_ms=1000))
+def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(make_app, engine, new_event):
+    app = make_app(db_lock_timeout_ms=1000)
     event_id = new_event(5)["id"]
-    try:
-        responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third"], True)
-    finally:
-        app.extensions["database"].dispose()
+
+    responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third"], True)
 
     for response in responses:
         assert_problem(response, 503, "unavailable")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from app import create_app
 from app.operations import audit
-from app.config import Config
 from app.booking.services import book, cancel, initialize_event
 from app.database.tables import events
-from tests.helpers.api import ADMIN_TOKEN
-from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.database import migrate
 
 
 def problems_after(engine, event_id, tampering: str) -> list[str]:
@@ -110,14 +107,10 @@ def test_check_finds_a_freed_ticket_that_went_to_nobody(engine, queue):
 
 
 @pytest.fixture
-def scratch_app(server_url):
+def scratch_app(scratch_url, make_app):
     """An app on a database of its own, so that what one test breaks no other test sees."""
-    url = scratch_database(server_url)
-    migrate(url, "head")
-    app = create_app(Config(database_url=url, admin_token=ADMIN_TOKEN, rate_limit=""))
-    yield app
-    app.extensions["database"].dispose()
-    drop_database(server_url, url)
+    migrate(scratch_url, "head")
+    return make_app(database_url=scratch_url)  # disposed (make_app) before the database is dropped (scratch_url)
 
 
 def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
@@ -151,22 +144,20 @@ def test_flask_check_exits_1_listing_each_problem(scratch_app):
     assert lines[-1].startswith("check FAILED: 2 problem(s) in 1 events")
 
 
-def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(server_url):
-    url = scratch_database(server_url)
-    engine = create_engine(url)
+def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratch_url):
+    engine = create_engine(scratch_url)
     try:
-        migrate(url, "0001")
+        migrate(scratch_url, "0001")
         with engine.begin() as conn:
             new_event = "INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id"
             event_id = conn.execute(text(new_event)).scalar()
             for call in ["book_ticket('a')", "book_ticket('b')", "book_ticket('c')", "book_ticket('d')",
                          "cancel_booking('a')", "cancel_booking('c')", "book_ticket('a')", "cancel_booking('b')"]:
                 conn.execute(text(f"SELECT * FROM {call.replace('(', '(:event, ')}"), {"event": event_id})
-        migrate(url, "head")
+        migrate(scratch_url, "head")
 
         report = audit.check(engine)
 
         assert report.problems == [] and (report.bookings, report.ledger_entries) == (5, 8)
     finally:
         engine.dispose()
-        drop_database(server_url, url)

@@ -4,10 +4,8 @@ import json
 
 import pytest
 
-from app import create_app
 from app.booking import services
-from app.config import Config
-from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, assert_problem
+from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
 
 
 @pytest.mark.parametrize(
@@ -93,8 +91,8 @@ def test_body_over_the_limit_is_a_413(client):
     assert "65536" in assert_problem(response, 413, "payload_too_large")["detail"]
 
 
-def test_body_limit_follows_max_body_bytes(config):
-    small = create_app(Config(**{**config.__dict__, "max_body_bytes": 100})).test_client()
+def test_body_limit_follows_max_body_bytes(make_app):
+    small = make_app(max_body_bytes=100).test_client()
     response = small.post("/api/book", json={"eventId": NIL_UUID, "userId": "u" * 100})
     assert_problem(response, 413, "payload_too_large")
 
@@ -109,8 +107,8 @@ def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_an_empty_admin_token_admits_nobody(config):
-    open_door = create_app(Config(**{**config.__dict__, "admin_token": ""})).test_client()
+def test_an_empty_admin_token_admits_nobody(make_app):
+    open_door = make_app(admin_token="").test_client()
     for headers in ({}, {"Authorization": "Bearer "}):
         assert_problem(open_door.post("/api/initialize", json={"totalTickets": 1}, headers=headers), 401, "unauthorized")
 
@@ -169,13 +167,10 @@ def test_unexpected_error_is_a_500_without_internals(client, monkeypatch, capsys
     assert "secret internal detail" in log and "trace-me-500" in log and body["requestId"] == "trace-me-500"
 
 
-@pytest.fixture(scope="module")
-def down_client(config):
+@pytest.fixture
+def down_client(make_app):
     """An app whose database refuses connections (nothing listens on port 1)."""
-    unreachable = Config(**{**config.__dict__, "database_url": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
-    app = create_app(unreachable)
-    yield app.test_client()
-    app.extensions["database"].dispose()
+    return make_app(database_url=UNREACHABLE_DATABASE_URL).test_client()
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ import json
 import pytest
 from sqlalchemy import func, select, text
 
-from app import create_app
-from app.config import Config
 from app.database.tables import booking_events, bookings, idempotency_keys
 from tests.helpers.api import NIL_UUID, assert_problem
 from tests.helpers.metrics import sample, scrape
@@ -151,12 +149,10 @@ def test_a_key_of_255_printable_characters_is_accepted(client, new_event):
     assert post(client, "/api/book", {"eventId": new_event(1)["id"], "userId": "u"}, key=key).status_code == 201
 
 
-@pytest.fixture(scope="module")
-def impatient_app(config):
+@pytest.fixture
+def impatient_app(make_app):
     """The app with a lock timeout short enough for a test to wait it out."""
-    app = create_app(Config(**{**config.__dict__, "db_lock_timeout_ms": 200}))
-    yield app
-    app.extensions["database"].dispose()
+    return make_app(db_lock_timeout_ms=200)
 
 
 def test_a_repeat_while_the_first_is_in_flight_too_long_is_409_request_in_progress(impatient_app, engine, new_event):

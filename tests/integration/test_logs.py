@@ -5,8 +5,7 @@ import json
 import pytest
 
 from app.booking import services
-from tests.helpers.api import ADMIN_TOKEN
-from tests.helpers.api import NIL_UUID
+from tests.helpers.api import ADMIN_TOKEN, NIL_UUID
 
 
 def log_lines(capsys) -> list[dict]:

@@ -42,14 +42,6 @@ SELECT tablename, indexname, indexdef FROM pg_indexes
 """)
 
 
-@pytest.fixture
-def scratch_url(server_url):
-    """An empty database of this test's own, dropped afterwards."""
-    url = scratch_database(server_url)
-    yield url
-    drop_database(server_url, url)
-
-
 def query_set(url: str, statement) -> set[tuple]:
     engine = create_engine(url)
     try:

@@ -2,30 +2,20 @@
 
 import os
 import uuid
+from functools import partial
 
 import pytest
 
-from app import create_app
-from app.config import Config
-from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
 
 STATUS = f"/api/status/{NIL_UUID}"
 BOOK = {"eventId": NIL_UUID, "userId": "u"}
 
 
 @pytest.fixture
-def limited_app(config):
-    """Build apps with rate limits (the session's app has none); their engines are disposed after the test."""
-    apps = []
-
-    def build(**settings):
-        app = create_app(Config(**{**config.__dict__, "rate_limit_write": "", **settings}))
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["database"].dispose()
+def limited_app(make_app):
+    """`make_app` for apps with rate limits (the session's app has none), without a write budget unless set."""
+    return partial(make_app, rate_limit_write="")
 
 
 def statuses(client, count, path=STATUS, **kwargs):
@@ -59,7 +49,7 @@ def test_retry_after_comes_only_with_a_429(limited_app):
 
 
 def test_a_503_keeps_its_own_retry_after(limited_app):
-    down = limited_app(rate_limit="5 per minute", database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    down = limited_app(rate_limit="5 per minute", database_url=UNREACHABLE_DATABASE_URL)
     response = down.test_client().get(STATUS)
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
 

@@ -2,19 +2,15 @@
 
 import pytest
 
-from app import create_app
-from app.config import Config
 from app.web.security import API_CSP, DOCS_CSP
 from tests.helpers.api import NIL_UUID
 
 ALLOWED = "https://tickets.example"
 
 
-@pytest.fixture(scope="module")
-def cors_client(config):
-    app = create_app(Config(**{**config.__dict__, "cors_origins": (ALLOWED, "https://admin.example")}))
-    yield app.test_client()
-    app.extensions["database"].dispose()
+@pytest.fixture
+def cors_client(make_app):
+    return make_app(cors_origins=(ALLOWED, "https://admin.example")).test_client()
 
 
 @pytest.mark.parametrize(
@@ -69,9 +65,7 @@ def test_a_preflight_from_an_allowed_origin_allows_json_posts(cors_client):
     assert "content-type" in response.headers["Access-Control-Allow-Headers"].lower()
 
 
-def test_preflights_do_not_use_up_the_rate_limit(config):
-    app = create_app(Config(**{**config.__dict__, "rate_limit": "1 per minute", "cors_origins": (ALLOWED,)}))
-    client = app.test_client()
+def test_preflights_do_not_use_up_the_rate_limit(make_app):
+    client = make_app(rate_limit="1 per minute", cors_origins=(ALLOWED,)).test_client()
     preflight = {"Origin": ALLOWED, "Access-Control-Request-Method": "POST"}
     assert [client.options("/api/book", headers=preflight).status_code for _ in range(3)] == [200, 200, 200]
-    app.extensions["database"].dispose()

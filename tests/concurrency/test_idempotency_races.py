@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.database.tables import booking_events, bookings
+from tests.helpers.database import count_rows
 from tests.helpers.races import race
 
 SAME_KEY_REQUESTS = 20
@@ -36,8 +37,7 @@ def test_twenty_bookings_with_one_key_at_once_book_once_and_all_get_the_same_res
 
     assert {(r.status_code, r.get_data()) for r in responses} == {(201, responses[0].get_data())}
     assert Counter(r.headers.get("Idempotent-Replayed") for r in responses) == {"true": 19, None: 1}
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).where(bookings.c.event_id == event["id"])).scalar_one() == 1
+    assert count_rows(engine, bookings, event_id=event["id"]) == 1
     assert ledger_kinds(engine, event["id"]) == {"booked": 1}
 
 

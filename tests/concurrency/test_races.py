@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, select
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
 from app.booking.services import book, cancel, get_booking, initialize_event
 from app.database.tables import bookings, events
+from tests.helpers.database import count_rows
 from tests.helpers.races import BARRIER_TIMEOUT_S, race
 
 THREADS = 64  # one pooled connection each
@@ -125,12 +126,6 @@ def statuses_by_booking_id(engine, event_id) -> dict:
         return dict(conn.execute(statement).all())
 
 
-def booking_rows_of(engine, event_id, user_id) -> int:
-    statement = select(func.count()).where(bookings.c.event_id == event_id, bookings.c.user_id == user_id)
-    with engine.connect() as conn:
-        return conn.execute(statement).scalar_one()
-
-
 def waiting_positions(engine, event_id, users: list[str]) -> list[int | None]:
     """Each user's waitingPosition as the service reports it."""
     return [get_booking(engine, str(event_id), user).waiting_position for user in users]
@@ -221,7 +216,7 @@ def test_one_user_booking_many_times_at_once_gets_exactly_one_booking(race_engin
     outcomes = race_calls([(book, race_engine, event_id, "eager")] * SAME_REQUESTS)
 
     assert tally(outcomes) == {"ok": 1, AlreadyBooked.__name__: SAME_REQUESTS - 1}
-    assert booking_rows_of(race_engine, event_id, "eager") == 1
+    assert count_rows(race_engine, bookings, event_id=event_id, user_id="eager") == 1
     assert_invariants(race_engine, event_id)
 
 
@@ -400,8 +395,7 @@ def test_storm_leaves_each_user_as_their_last_successful_operation_left_them(sto
 
 
 def test_storm_keeps_one_booking_row_per_successful_booking(storm, race_engine):
-    with race_engine.connect() as conn:
-        rows = conn.execute(select(func.count()).where(bookings.c.event_id == storm.event_id)).scalar_one()
+    rows = count_rows(race_engine, bookings, event_id=storm.event_id)
     active = len(active_statuses_by_arrival(race_engine, storm.event_id))
 
     assert rows == len(storm.successes("book"))

@@ -11,11 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from app.operations import audit
 from app.database.tables import bookings, idempotency_keys
-from tests.helpers.database import session_exists, waiting_sessions
+from tests.helpers.database import count_rows, session_exists, waiting_sessions
 from tests.helpers.live_server import E2E_ADMIN_TOKEN, Gunicorn, call
 from tests.helpers.waiting import wait_until
 
@@ -55,11 +55,6 @@ def answers(base_url: str) -> bool:
         return False
 
 
-def count(engine, table, *where) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-
 def test_a_worker_killed_mid_transaction_leaves_nothing_behind_and_is_replaced(one_worker, held_event, engine):
     event_id, release = held_event
     with ThreadPoolExecutor(1) as pool:
@@ -75,11 +70,11 @@ def test_a_worker_killed_mid_transaction_leaves_nothing_behind_and_is_replaced(o
     wait_until(lambda: not session_exists(engine, orphan), "the killed worker's session is gone")
     one_worker.wait_until_healthy()  # gunicorn has started a new worker
 
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 0
-    assert count(engine, idempotency_keys, idempotency_keys.c.key == "killed-mid-way") == 0
+    assert count_rows(engine, bookings, event_id=event_id) == 0
+    assert count_rows(engine, idempotency_keys, key="killed-mid-way") == 0
     status, headers, _ = book(one_worker.base_url, event_id, "killed-mid-way")  # the client's retry
     assert status == 201 and "Idempotent-Replayed" not in headers
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+    assert count_rows(engine, bookings, event_id=event_id) == 1
     assert audit.check(engine).ok
 
 
@@ -96,7 +91,7 @@ def test_sigterm_lets_the_request_in_flight_finish_while_refusing_new_ones(one_w
 
     assert status == 201 and body["booking"]["userId"] == "caught"
     assert one_worker.process.wait(timeout=DEADLINE_S) == 0
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+    assert count_rows(engine, bookings, event_id=event_id) == 1
 
 
 QUICK_STOP_S = 10  # well under the graceful timeout (30 s), which a lost SIGTERM would run out

@@ -6,7 +6,7 @@ import uuid
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from app.config import PROJECT_ROOT
 from app.database.engine import APPLICATION_NAME
@@ -15,17 +15,19 @@ from app.database.engine import APPLICATION_NAME
 def scratch_database(server_url: str) -> str:
     """Create an empty database named for this run on the server; return its URL."""
     name = f"booking_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    run_on_server(server_url, f'CREATE DATABASE "{name}"')
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(server_url: str, url: str) -> None:
+    run_on_server(server_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+def run_on_server(server_url: str, statement: str) -> None:
+    """One statement outside a transaction, as CREATE and DROP DATABASE need."""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        conn.execute(text(statement))
     admin.dispose()
 
 
@@ -55,3 +57,10 @@ def waiting_sessions(engine) -> list[int]:
 def session_exists(engine, pid: int) -> bool:
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0
+
+
+def count_rows(engine, table, **equal_to) -> int:
+    """How many rows of `table` have the given column values, `count_rows(engine, bookings, event_id=...)`."""
+    statement = select(func.count()).select_from(table).where(*(table.c[k] == v for k, v in equal_to.items()))
+    with engine.connect() as conn:
+        return conn.execute(statement).scalar_one()

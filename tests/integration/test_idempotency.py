@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from app.database.tables import booking_events, bookings, idempotency_keys
 from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.database import count_rows
 from tests.helpers.metrics import sample, scrape
 
 
@@ -19,14 +20,8 @@ def post(client, path, body, key=None, headers=None):
     return client.post(path, data=data, content_type="application/json", headers=headers)
 
 
-def count(engine, table, **where) -> int:
-    statement = select(func.count()).select_from(table).where(*(table.c[k] == v for k, v in where.items()))
-    with engine.connect() as conn:
-        return conn.execute(statement).scalar_one()
-
-
 def key_stored(engine, key: str) -> bool:
-    return count(engine, idempotency_keys, key=key) == 1
+    return count_rows(engine, idempotency_keys, key=key) == 1
 
 
 def assert_replay_of(first, repeat):
@@ -45,8 +40,8 @@ def test_a_repeated_booking_returns_the_first_response_byte_for_byte_and_books_n
 
     assert first.status_code == 201
     assert_replay_of(first, repeat)
-    assert count(engine, bookings, event_id=event["id"]) == 1
-    assert count(engine, booking_events, event_id=event["id"]) == 1
+    assert count_rows(engine, bookings, event_id=event["id"]) == 1
+    assert count_rows(engine, booking_events, event_id=event["id"]) == 1
 
 
 def test_a_repeated_cancellation_cancels_and_promotes_once(client, engine, new_event):
@@ -110,7 +105,7 @@ def test_the_same_key_with_another_body_is_422_and_changes_nothing(client, engin
     response = post(client, "/api/book", {"eventId": event["id"], "userId": "b"}, key="one-body")
 
     assert_problem(response, 422, "idempotency_key_reused")
-    assert count(engine, bookings, event_id=event["id"], user_id="b") == 0
+    assert count_rows(engine, bookings, event_id=event["id"], user_id="b") == 0
 
 
 def test_the_same_key_on_another_endpoint_is_422(client, new_event):

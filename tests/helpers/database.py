@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, func, make_url, select, text
 
 from app.config import PROJECT_ROOT
 from app.database.engine import APPLICATION_NAME
+from app.database.tables import booking_events
 
 
 def scratch_database(server_url: str) -> str:
@@ -64,3 +65,11 @@ def count_rows(engine, table, **equal_to) -> int:
     statement = select(func.count()).select_from(table).where(*(table.c[k] == v for k, v in equal_to.items()))
     with engine.connect() as conn:
         return conn.execute(statement).scalar_one()
+
+
+def ledger_kinds(engine, event_id) -> list[str]:
+    """The kinds of the event's ledger rows (booked, waitlisted, cancelled, promoted), in order."""
+    ledger = booking_events.c
+    statement = select(ledger.kind).where(ledger.event_id == event_id).order_by(ledger.seq)
+    with engine.connect() as conn:
+        return list(conn.execute(statement).scalars())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from app.database.tables import booking_events, bookings, idempotency_keys
 from tests.helpers.api import NIL_UUID, assert_problem
-from tests.helpers.database import count_rows
+from tests.helpers.database import count_rows, ledger_kinds
 from tests.helpers.metrics import sample, scrape
 
 
@@ -54,14 +54,6 @@ def test_a_repeated_cancellation_cancels_and_promotes_once(client, engine, new_e
     assert first.get_json()["promoted"]["userId"] == "w1"
     assert_replay_of(first, repeat)
     assert ledger_kinds(engine, event["id"]) == ["booked", "waitlisted", "waitlisted", "cancelled", "promoted"]
-
-
-def ledger_kinds(engine, event_id) -> list[str]:
-    statement = (
-        select(booking_events.c.kind).where(booking_events.c.event_id == event_id).order_by(booking_events.c.seq)
-    )
-    with engine.connect() as conn:
-        return list(conn.execute(statement).scalars())
 
 
 def test_a_repeated_initialize_opens_one_event_and_replays_its_location(client, admin_headers):

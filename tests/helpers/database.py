@@ -1,4 +1,5 @@
-"""Databases for tests on the PostgreSQL server: scratch databases, migrations, and the service's sessions."""
+"""Databases in tests: scratch ones and migrations on the server, and reading what the service left in one
+(rows, the ledger, its sessions)."""
 
 from __future__ import annotations
 

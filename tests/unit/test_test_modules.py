@@ -1,6 +1,7 @@
 """The tests' own layout: what test modules share lives in tests/helpers/ or in fixtures, never in a test
 module or a conftest that another module imports (pytest imports those under names of its own, so such
-an import loads the module a second time, as a different one)."""
+an import loads the module a second time, as a different one); and an app with other settings comes
+from the `make_app` fixture."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ def imports_of(trees: list[Path], wanted) -> dict[str, list[str]]:
     return found
 
 
+def called_names(source: Path) -> set[str]:
+    """The plain names that `source` calls, `create_app(...)` or `Config(...)`."""
+    tree = ast.parse(source.read_text(), str(source))
+    return {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+
+
 def is_test_module(name: str) -> bool:
     return name.startswith("test_")
 
@@ -61,3 +68,13 @@ def test_no_test_module_imports_another_test_module():
 
 def test_no_module_under_tests_imports_a_conftest():
     assert imports_of([TESTS], lambda name: name == "conftest") == {}
+
+
+# schemathesis reads the document while collecting, before any fixture exists; that app needs no database.
+BUILDS_ITS_APP_AT_COLLECTION = {TESTS / "integration" / "test_openapi_fuzz.py"}
+
+
+def test_test_modules_build_apps_only_through_make_app():
+    builders = {str(source): sorted(called_names(source) & {"create_app", "Config"})
+                for source in sorted(TESTS.rglob("test_*.py")) if source not in BUILDS_ITS_APP_AT_COLLECTION}
+    assert {source: names for source, names in builders.items() if names} == {}

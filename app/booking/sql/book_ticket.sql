@@ -1,0 +1,49 @@
+-- book_ticket: give the user a ticket if one is left, else a place at the back of the waiting list,
+-- and append the change to the ledger (booking_events) with the request id it is given.
+--
+-- This file is the function's current definition (see app/database/functions.py for how a change
+-- reaches the database). The service calls it as one statement, so a booking costs one round trip
+-- while the event row is locked. Inside a VOLATILE plpgsql function every statement takes a fresh
+-- snapshot, so after `SELECT ... FOR UPDATE` returns it sees everything the previous lock holder
+-- committed (a single CTE statement would not: it keeps the snapshot it took before waiting).
+-- Outcomes: 'ok', 'event_not_found', 'already_booked'.
+
+CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
+               booking_created_at timestamptz, booking_updated_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev events%ROWTYPE;
+BEGIN
+    SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    booking_status := CASE WHEN ev.available_tickets > 0 THEN 'confirmed' ELSE 'waiting' END;
+    INSERT INTO bookings AS b (event_id, user_id, status)
+    VALUES (p_event_id, p_user_id, booking_status)
+    ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
+    RETURNING b.id, b.created_at, b.updated_at
+    INTO booking_id, booking_created_at, booking_updated_at;
+    IF NOT FOUND THEN
+        outcome := 'already_booked';
+        booking_status := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE events
+       SET available_tickets = available_tickets - (booking_status = 'confirmed')::int,
+           waiting_count = waiting_count + (booking_status = 'waiting')::int,
+           updated_at = now()
+     WHERE id = p_event_id;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+    VALUES (p_event_id, booking_id, p_user_id,
+            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id);
+    -- New entries join at the back, so the position is the queue length including them.
+    waiting_position := CASE WHEN booking_status = 'waiting' THEN ev.waiting_count + 1 END;
+    outcome := 'ok';
+    RETURN NEXT;
+END
+$$;

@@ -1,5 +1,6 @@
 -- book_ticket: give the user a ticket if one is left, else a place at the back of the waiting list,
--- and append the change to the ledger (booking_events) with the request id it is given.
+-- and append the change to the ledger (booking_events) with the request id it is given (the server's own
+-- id for the request, never a client's X-Request-ID: app/web/request_context.py).
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). The service calls it as one statement, so a booking costs one round trip

@@ -15,6 +15,9 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_posit
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -22,9 +25,10 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     booking_status := CASE WHEN ev.available_tickets > 0 THEN 'confirmed' ELSE 'waiting' END;
-    INSERT INTO bookings AS b (event_id, user_id, status)
-    VALUES (p_event_id, p_user_id, booking_status)
+    INSERT INTO bookings AS b (event_id, user_id, status, created_at, updated_at)
+    VALUES (p_event_id, p_user_id, booking_status, changed_at, changed_at)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
     RETURNING b.id, b.created_at, b.updated_at
     INTO booking_id, booking_created_at, booking_updated_at;
@@ -37,11 +41,11 @@ BEGIN
     UPDATE events
        SET available_tickets = available_tickets - (booking_status = 'confirmed')::int,
            waiting_count = waiting_count + (booking_status = 'waiting')::int,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
     VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id);
+            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id, changed_at);
     -- New entries join at the back, so the position is the queue length including them.
     waiting_position := CASE WHEN booking_status = 'waiting' THEN ev.waiting_count + 1 END;
     outcome := 'ok';

@@ -13,6 +13,9 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
 LANGUAGE plpgsql AS $$
 DECLARE
     was_status text;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -30,13 +33,15 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    UPDATE bookings b SET status = 'cancelled', updated_at = now()
+    changed_at := clock_timestamp();
+    UPDATE bookings b SET status = 'cancelled', updated_at = changed_at
      WHERE b.event_id = p_event_id AND b.id = booking_id
     RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
     IF was_status = 'confirmed' THEN
         -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
-        UPDATE bookings b SET status = 'confirmed', updated_at = now()
-         WHERE b.event_id = p_event_id AND b.id = (SELECT w.id FROM bookings w
+        UPDATE bookings b SET status = 'confirmed', updated_at = changed_at
+         WHERE b.event_id = p_event_id
+           AND b.id = (SELECT w.id FROM bookings w
                         WHERE w.event_id = p_event_id AND w.status = 'waiting'
                         ORDER BY w.seq LIMIT 1)
         RETURNING b.id, b.user_id, b.created_at, b.updated_at
@@ -47,11 +52,11 @@ BEGIN
                                + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
            waiting_count = waiting_count
                            - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     -- One statement for both rows (the cancellation, then any promotion): one less inside the lock.
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
-    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
+    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id, changed_at
       FROM (VALUES (1, booking_id, p_user_id, 'cancelled'),
                    (2, promoted_id, promoted_user_id, 'promoted')) AS change (step, booking, who, kind)
      WHERE change.booking IS NOT NULL

@@ -1,8 +1,7 @@
 """The service layer: one function per use case, each owning its transaction.
 
 The booking rules themselves (who gets a ticket, who waits, who is promoted) live in the database
-functions `book_ticket` and `cancel_booking` (created by migration 0001; current definitions in
-migrations/versions/0002_booking_ledger.py): each takes
+functions `book_ticket` and `cancel_booking` (current definitions: app/booking/sql/<function>.sql): each takes
 the event row lock with `SELECT ... FOR UPDATE` and does its work in the same round trip, because on
 a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
 domain objects and domain errors.

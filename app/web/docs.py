@@ -45,7 +45,8 @@ REQUEST_ID_HEADER = {
 REQUEST_ID_PARAMETER = {
     "in": "header", "name": "X-Request-ID", "required": False, "schema": {"type": "string"},
     "description": "An id for this request, echoed in the response and in every log line of the request; "
-    "replaced by a generated one unless it is 1..128 of `A-Z a-z 0-9 . _ : -`",
+    "replaced by a generated one unless it is 1..128 of `A-Z a-z 0-9 . _ : -`. The ledger records the "
+    "server's own id instead",
 }
 RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 RATE_LIMIT_HEADERS = {

@@ -5,12 +5,13 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import structlog
-from flask import Flask, Response, current_app, g, json
+from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app.booking.domain import DomainError
+from app.web.request_context import response_request_id
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -46,7 +47,7 @@ def problem(status: int, code: str, detail: str | None = None, errors: dict | No
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    body["requestId"] = g.get("request_id")
+    body["requestId"] = response_request_id()
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
 
 

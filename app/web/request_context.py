@@ -1,4 +1,4 @@
-"""Per-request plumbing: request ids, the JSON-only rule for POST, and one access log line each."""
+"""Per-request plumbing: request ids (ours and the client's), the JSON-only rule for POST, and one access log line each."""
 
 from __future__ import annotations
 
@@ -26,11 +26,22 @@ def init_app(app: Flask) -> None:
 
 def _start_request() -> None:
     g.started = time.perf_counter()
+    # The server's own id, always: the one the ledger records, so that no client can write there
+    # (not even the marker that migration 0002's backfill reserved for synthetic history).
+    g.request_id = uuid.uuid4().hex
+    # A client's sane X-Request-ID is its correlation id: echoed and logged beside ours, nothing more.
     supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = supplied if SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    g.client_request_id = supplied if SANE_REQUEST_ID.match(supplied) else None
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    if g.client_request_id:
+        structlog.contextvars.bind_contextvars(client_request_id=g.client_request_id)
     bind_subjects(request.view_args or {})
+
+
+def response_request_id() -> str | None:
+    """The X-Request-ID that the response carries: the client's own if it sent a sane one, else ours."""
+    return g.get("client_request_id") or g.get("request_id")
 
 
 def bind_subjects(values) -> None:
@@ -45,7 +56,7 @@ def _require_json_body() -> None:
 
 
 def _finish_request(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = response_request_id() or uuid.uuid4().hex
     log.info(
         "request",
         method=request.method,

@@ -149,7 +149,10 @@ class LedgerEntrySchema(Schema):
     user_id = fields.String(data_key="userId", required=True)
     request_id = fields.String(
         data_key="requestId", allow_none=True, required=True,
-        metadata={"description": "X-Request-ID of the request that made the change"},
+        metadata={
+            "description": "The server's id of the request that made the change: the X-Request-ID of its response, "
+            "unless the client sent its own (never recorded here; both are in the request's log lines)"
+        },
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
 

@@ -4,11 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 
-The booking rules live in `book_ticket` and `cancel_booking` below, and only there. Each runs as one
-statement from the service, so a booking costs one round trip while the event row is locked. Inside a
-VOLATILE plpgsql function every statement takes a fresh snapshot, so after `SELECT ... FOR UPDATE`
-returns, the function sees everything the previous lock holder committed (a single CTE statement
-would not: it keeps the snapshot it took before waiting for the lock).
+The booking rules live in `book_ticket` and `cancel_booking`; below are their first definitions, frozen.
+Their current ones are app/booking/sql/<function>.sql (see app/database/functions.py).
 """
 
 import sqlalchemy as sa

@@ -11,11 +11,13 @@ happened. `flask check` replays it from empty and compares the result with the c
 The functions gain a third argument, the request id that the ledger records. PostgreSQL identifies a
 function by its argument types, so `CREATE OR REPLACE` would add an overload beside the old one
 instead of replacing it: the two-argument versions are dropped, and the downgrade restores them from
-0001 unchanged. The rules themselves are 0001's, line for line; only the INSERTs into the ledger are new.
+0001 unchanged (`BOOK_TICKET_BEFORE`, `CANCEL_BOOKING_BEFORE`: frozen copies of 0001's, as
+app/database/functions.py explains). The rules themselves are 0001's, line for line; only the INSERTs
+into the ledger are new.
 """
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -121,6 +123,96 @@ END
 $$
 """
 
+# What the downgrade restores: 0001's definitions.
+BOOK_TICKET_BEFORE = """
+CREATE FUNCTION book_ticket(p_event_id uuid, p_user_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
+               booking_created_at timestamptz, booking_updated_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev events%ROWTYPE;
+BEGIN
+    SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    booking_status := CASE WHEN ev.available_tickets > 0 THEN 'confirmed' ELSE 'waiting' END;
+    INSERT INTO bookings AS b (event_id, user_id, status)
+    VALUES (p_event_id, p_user_id, booking_status)
+    ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
+    RETURNING b.id, b.created_at, b.updated_at
+    INTO booking_id, booking_created_at, booking_updated_at;
+    IF NOT FOUND THEN
+        outcome := 'already_booked';
+        booking_status := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE events
+       SET available_tickets = available_tickets - (booking_status = 'confirmed')::int,
+           waiting_count = waiting_count + (booking_status = 'waiting')::int,
+           updated_at = now()
+     WHERE id = p_event_id;
+    -- New entries join at the back, so the position is the queue length including them.
+    waiting_position := CASE WHEN booking_status = 'waiting' THEN ev.waiting_count + 1 END;
+    outcome := 'ok';
+    RETURN NEXT;
+END
+$$
+"""
+
+CANCEL_BOOKING_BEFORE = """
+CREATE FUNCTION cancel_booking(p_event_id uuid, p_user_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
+               booking_updated_at timestamptz, promoted_id uuid, promoted_user_id text,
+               promoted_created_at timestamptz, promoted_updated_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    was_status text;
+BEGIN
+    PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT b.id, b.status INTO booking_id, was_status
+      FROM bookings b
+     WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
+    IF NOT FOUND THEN
+        outcome := CASE WHEN EXISTS (SELECT 1 FROM bookings b
+                                      WHERE b.event_id = p_event_id AND b.user_id = p_user_id)
+                        THEN 'already_cancelled' ELSE 'booking_not_found' END;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE bookings b SET status = 'cancelled', updated_at = now()
+     WHERE b.id = booking_id
+    RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
+    IF was_status = 'confirmed' THEN
+        -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
+        UPDATE bookings b SET status = 'confirmed', updated_at = now()
+         WHERE b.id = (SELECT w.id FROM bookings w
+                        WHERE w.event_id = p_event_id AND w.status = 'waiting'
+                        ORDER BY w.seq LIMIT 1)
+        RETURNING b.id, b.user_id, b.created_at, b.updated_at
+        INTO promoted_id, promoted_user_id, promoted_created_at, promoted_updated_at;
+    END IF;
+    UPDATE events
+       SET available_tickets = available_tickets
+                               + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
+           waiting_count = waiting_count
+                           - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
+           updated_at = now()
+     WHERE id = p_event_id;
+    outcome := 'ok';
+    RETURN NEXT;
+END
+$$
+"""
+
 # Bookings made before the ledger existed get a history that leads to their current state, marked
 # with this request id: each cancelled booking booked and cancelled at once, then the confirmed ones,
 # then the waiting ones, each group oldest first. Replayed, it ends in exactly today's rows.
@@ -169,9 +261,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    initial = context.script.get_revision("0001").module  # 0001's own text, not a copy of it
     op.execute("DROP FUNCTION cancel_booking(uuid, text, text)")
     op.execute("DROP FUNCTION book_ticket(uuid, text, text)")
-    op.execute(initial.BOOK_TICKET)
-    op.execute(initial.CANCEL_BOOKING)
+    op.execute(BOOK_TICKET_BEFORE)
+    op.execute(CANCEL_BOOKING_BEFORE)
     op.drop_table("booking_events")

@@ -14,35 +14,144 @@ pins that column. So:
   its updates now say which event's booking they mean. On one PostgreSQL this only changes the index
   they use, (event_id, id) instead of (id).
 
-The function is 0002's (the latest definition), with only those two conditions changed (`_pinned`
-below; it fails loudly if that text ever stops matching).
+`CANCEL_BOOKING` is the definition this revision installs and `CANCEL_BOOKING_BEFORE` the one its
+downgrade restores (0002's), both frozen in full (app/database/functions.py). They differ only in
+those two conditions.
 """
 
-from alembic import context, op
+from alembic import op
+
+from app.database.functions import create_or_replace
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-EVENT_PINNED_CONDITIONS = (
-    ("WHERE b.id = booking_id", "WHERE b.event_id = p_event_id AND b.id = booking_id"),
-    ("WHERE b.id = (SELECT w.id", "WHERE b.event_id = p_event_id AND b.id = (SELECT w.id"),
-)
+CANCEL_BOOKING = """
+CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
+               booking_updated_at timestamptz, promoted_id uuid, promoted_user_id text,
+               promoted_created_at timestamptz, promoted_updated_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    was_status text;
+BEGIN
+    PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT b.id, b.status INTO booking_id, was_status
+      FROM bookings b
+     WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
+    IF NOT FOUND THEN
+        outcome := CASE WHEN EXISTS (SELECT 1 FROM bookings b
+                                      WHERE b.event_id = p_event_id AND b.user_id = p_user_id)
+                        THEN 'already_cancelled' ELSE 'booking_not_found' END;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE bookings b SET status = 'cancelled', updated_at = now()
+     WHERE b.event_id = p_event_id AND b.id = booking_id
+    RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
+    IF was_status = 'confirmed' THEN
+        -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
+        UPDATE bookings b SET status = 'confirmed', updated_at = now()
+         WHERE b.event_id = p_event_id AND b.id = (SELECT w.id FROM bookings w
+                        WHERE w.event_id = p_event_id AND w.status = 'waiting'
+                        ORDER BY w.seq LIMIT 1)
+        RETURNING b.id, b.user_id, b.created_at, b.updated_at
+        INTO promoted_id, promoted_user_id, promoted_created_at, promoted_updated_at;
+    END IF;
+    UPDATE events
+       SET available_tickets = available_tickets
+                               + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
+           waiting_count = waiting_count
+                           - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
+           updated_at = now()
+     WHERE id = p_event_id;
+    -- One statement for both rows (the cancellation, then any promotion): one less inside the lock.
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id
+      FROM (VALUES (1, booking_id, p_user_id, 'cancelled'),
+                   (2, promoted_id, promoted_user_id, 'promoted')) AS change (step, booking, who, kind)
+     WHERE change.booking IS NOT NULL
+     ORDER BY change.step;
+    outcome := 'ok';
+    RETURN NEXT;
+END
+$$;
+"""
 
-
-FUNCTIONS_FROM = "0002"  # the revision that last defined cancel_booking
+CANCEL_BOOKING_BEFORE = """
+CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
+               booking_updated_at timestamptz, promoted_id uuid, promoted_user_id text,
+               promoted_created_at timestamptz, promoted_updated_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    was_status text;
+BEGIN
+    PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT b.id, b.status INTO booking_id, was_status
+      FROM bookings b
+     WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
+    IF NOT FOUND THEN
+        outcome := CASE WHEN EXISTS (SELECT 1 FROM bookings b
+                                      WHERE b.event_id = p_event_id AND b.user_id = p_user_id)
+                        THEN 'already_cancelled' ELSE 'booking_not_found' END;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE bookings b SET status = 'cancelled', updated_at = now()
+     WHERE b.id = booking_id
+    RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
+    IF was_status = 'confirmed' THEN
+        -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
+        UPDATE bookings b SET status = 'confirmed', updated_at = now()
+         WHERE b.id = (SELECT w.id FROM bookings w
+                        WHERE w.event_id = p_event_id AND w.status = 'waiting'
+                        ORDER BY w.seq LIMIT 1)
+        RETURNING b.id, b.user_id, b.created_at, b.updated_at
+        INTO promoted_id, promoted_user_id, promoted_created_at, promoted_updated_at;
+    END IF;
+    UPDATE events
+       SET available_tickets = available_tickets
+                               + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
+           waiting_count = waiting_count
+                           - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
+           updated_at = now()
+     WHERE id = p_event_id;
+    -- One statement for both rows (the cancellation, then any promotion): one less inside the lock.
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id
+      FROM (VALUES (1, booking_id, p_user_id, 'cancelled'),
+                   (2, promoted_id, promoted_user_id, 'promoted')) AS change (step, booking, who, kind)
+     WHERE change.booking IS NOT NULL
+     ORDER BY change.step;
+    outcome := 'ok';
+    RETURN NEXT;
+END
+$$;
+"""
 
 
 def upgrade() -> None:
     _rekey("bookings", ["event_id", "id"])
     _rekey("booking_events", ["event_id", "seq"])
     op.drop_index("ix_booking_events_history", "booking_events")
-    op.execute(_replacing(_pinned(_previous().CANCEL_BOOKING)))
+    create_or_replace(CANCEL_BOOKING)
 
 
 def downgrade() -> None:
-    op.execute(_replacing(_previous().CANCEL_BOOKING))
+    create_or_replace(CANCEL_BOOKING_BEFORE)
     op.create_index("ix_booking_events_history", "booking_events", ["event_id", "seq"])
     _rekey("booking_events", ["seq"])
     _rekey("bookings", ["id"])
@@ -51,20 +160,3 @@ def downgrade() -> None:
 def _rekey(table: str, columns: list[str]) -> None:
     op.drop_constraint(f"pk_{table}", table, type_="primary")
     op.create_primary_key(f"pk_{table}", table, columns)
-
-
-def _previous():
-    """The migration whose function definitions this one amends (its own text, not a copy)."""
-    return context.script.get_revision(FUNCTIONS_FROM).module
-
-
-def _pinned(definition: str) -> str:
-    for old, new in EVENT_PINNED_CONDITIONS:
-        if definition.count(old) != 1:
-            raise RuntimeError(f"expected one {old!r} in cancel_booking's definition")
-        definition = definition.replace(old, new)
-    return definition
-
-
-def _replacing(definition: str) -> str:
-    return definition.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)

@@ -11,19 +11,24 @@ def history(client, event_id, headers, **params):
 
 @pytest.fixture
 def busy_event(client, new_event):
-    """One ticket, five changes: a booked, b waitlisted, a cancelled and b promoted, a waitlisted."""
+    """One ticket, five changes: a booked, b waitlisted, a cancelled and b promoted, a waitlisted.
+
+    `requestIds` are the X-Request-IDs that the four requests were answered with."""
     event = new_event(1)
-    for n, (path, user) in enumerate([("book", "a"), ("book", "b"), ("cancel", "a"), ("book", "a")]):
-        client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user}, headers={"X-Request-ID": f"r{n}"})
-    return event
+    replies = [
+        client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user})
+        for path, user in [("book", "a"), ("book", "b"), ("cancel", "a"), ("book", "a")]
+    ]
+    return event | {"requestIds": [reply.headers["X-Request-ID"] for reply in replies]}
 
 
 def test_history_lists_every_change_oldest_first(client, admin_headers, busy_event):
     body = history(client, busy_event["id"], admin_headers).get_json()
 
+    r0, r1, r2, r3 = busy_event["requestIds"]
     assert [(e["kind"], e["userId"], e["requestId"]) for e in body["entries"]] == [
-        ("booked", "a", "r0"), ("waitlisted", "b", "r1"), ("cancelled", "a", "r2"), ("promoted", "b", "r2"),
-        ("waitlisted", "a", "r3"),
+        ("booked", "a", r0), ("waitlisted", "b", r1), ("cancelled", "a", r2), ("promoted", "b", r2),
+        ("waitlisted", "a", r3),
     ]
     assert body["nextAfter"] is None
     assert body["entries"][1]["bookingId"] == body["entries"][3]["bookingId"]

@@ -12,8 +12,9 @@ def log_lines(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
 
-def lines_of(capsys, request_id) -> list[dict]:
-    return [line for line in log_lines(capsys) if line.get("request_id") == request_id]
+def lines_of(capsys, client_request_id) -> list[dict]:
+    """The log lines of the request that sent this X-Request-ID."""
+    return [line for line in log_lines(capsys) if line.get("client_request_id") == client_request_id]
 
 
 def test_request_line_names_the_event_and_user_of_a_body(client, new_event, capsys):
@@ -38,7 +39,8 @@ def test_every_line_of_a_request_carries_its_id(client, new_event, capsys):
     client.post("/api/book", json={"eventId": event["id"], "userId": "ana"}, headers={"X-Request-ID": "ids-1"})
     lines = log_lines(capsys)
     assert [line["event"] for line in lines] == ["booked", "request"]
-    assert all(line["request_id"] == "ids-1" and line["level"] == "info" for line in lines)
+    assert all(line["client_request_id"] == "ids-1" and line["level"] == "info" for line in lines)
+    assert len({line["request_id"] for line in lines}) == 1  # and the server's own id, the same in each
 
 
 def test_domain_events_are_logged_once_each(client, new_event, capsys):

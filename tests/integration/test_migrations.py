@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
+from app.config import PROJECT_ROOT
 from app.database.tables import metadata
 from tests.helpers.database import drop_database, migrate, scratch_database
 
-OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)")
+OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)", "book_many(uuid,text[],text[])")
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).
 SCHEMA_OBJECTS = text("""
@@ -120,14 +123,24 @@ SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n O
 """)
 
 
-def test_downgrade_of_the_ledger_restores_the_initial_booking_functions(scratch_url, server_url):
-    initial = scratch_database(server_url)
-    try:
-        migrate(initial, "0001")
-        migrate(scratch_url, "head")
-        migrate(scratch_url, "0001", "downgrade")
+def catalog(url: str) -> set[tuple]:
+    """The functions' definitions and the schema's objects."""
+    return query_set(url, FUNCTION_DEFINITIONS) | query_set(url, SCHEMA_OBJECTS)
 
-        assert query_set(scratch_url, FUNCTION_DEFINITIONS) == query_set(initial, FUNCTION_DEFINITIONS)
-        assert query_set(scratch_url, SCHEMA_OBJECTS) == query_set(initial, SCHEMA_OBJECTS)
-    finally:
-        drop_database(server_url, initial)
+
+def revisions_in_order() -> list[str]:
+    scripts = ScriptDirectory.from_config(AlembicConfig(str(PROJECT_ROOT / "alembic.ini")))
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
+def test_each_downgrade_restores_the_functions_and_objects_of_the_revision_before(scratch_url):
+    """Every migration holds its own frozen copies of what its downgrade restores; this proves them."""
+    revisions = revisions_in_order()
+    expected = {"base": catalog(scratch_url)}
+    for revision in revisions:
+        migrate(scratch_url, revision)
+        expected[revision] = catalog(scratch_url)
+    for previous in reversed(["base", *revisions[:-1]]):
+        migrate(scratch_url, previous, "downgrade")
+
+        assert catalog(scratch_url) == expected[previous], previous

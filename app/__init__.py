@@ -9,7 +9,7 @@ from app.config import Config
 from app.database.engine import db
 from app.operations import cli
 from app.operations.logs import configure_logging
-from app.web import admission, docs, errors, limits, metrics, request_context, security
+from app.web import admission, docs, errors, limits, metrics, request_body, request_context, security
 
 API_VERSION = "1.0.0"
 
@@ -19,6 +19,8 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     configure_logging(config.log_level)
     app = Flask(__name__)
+    app.request_class = request_body.Request  # MAX_BODY_BYTES holds for a chunked body too
+    app.json = request_body.StrictJSONProvider(app)
     app.json.sort_keys = False  # keep the schemas' field order: id first, as the contract shows
     app.config.update(_flask_settings(config))
     db.init_app(app, config)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
+from app.web import request_body
 from app.web.request_context import bind_subjects
 
 
@@ -16,3 +18,10 @@ class ContractParser(FlaskParser):
         parsed = super().parse(*args, **kwargs)
         bind_subjects(parsed)  # validated values only: the log line says what the request was about
         return parsed
+
+    def _raw_load_json(self, req):
+        # webargs' own, with the strict JSON of app/web/request_body.py: its JSONDecodeError is
+        # answered as any malformed body is, 400 "Invalid JSON body.".
+        if not is_json_request(req):
+            return core.missing
+        return request_body.loads(req.get_data(cache=True))

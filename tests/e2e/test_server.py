@@ -7,7 +7,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import REQUEST_TIMEOUT_S, Gunicorn, call
+from tests.helpers import padded
+from tests.serving import REQUEST_TIMEOUT_S, Gunicorn, call, post_chunked
 
 E2E_ADMIN_TOKEN = "e2e-admin-token-fedcba9876543210"
 
@@ -73,3 +74,16 @@ def test_metrics_add_up_the_requests_that_every_worker_answered(server_base_url)
         if sample.name == "http_requests_total" and sample.labels["endpoint"] == "/api/status/<event_id>"
     )
     assert answered == requests
+
+
+def test_chunked_body_over_the_limit_is_a_413_over_http_and_one_of_the_limit_is_booked(server_base_url):
+    event_id = call(server_base_url, "POST", "/api/initialize", {"totalTickets": 5}, E2E_ADMIN_TOKEN)[2]["event"]["id"]
+    limit = 65536  # MAX_BODY_BYTES's default
+    # Its first `limit` bytes are a valid booking: cut there, it used to be booked.
+    over = padded({"eventId": event_id, "userId": "cut"}, limit) + b'{"more": "bytes"}'
+    status, problem = post_chunked(server_base_url, "/api/book", over)
+    assert (status, problem["code"]) == (413, "payload_too_large")
+
+    status, booked = post_chunked(server_base_url, "/api/book", padded({"eventId": event_id, "userId": "whole"}, limit))
+    assert (status, booked["booking"]["userId"]) == (201, "whole")
+    assert call(server_base_url, "GET", f"/api/status/{event_id}")[2]["event"]["bookedTickets"] == 1

@@ -7,18 +7,9 @@ import pytest
 from app import create_app
 from app.booking import services
 from app.config import Config
+from tests.helpers import assert_problem
 
-PROBLEM = "application/problem+json"
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_problem(response, status, code):
-    body = response.get_json(force=True)
-    assert response.status_code == status, body
-    assert response.mimetype == PROBLEM
-    assert body["code"] == code and body["status"] == status and body["type"] == "about:blank"
-    assert body["title"] and body["requestId"] == response.headers["X-Request-ID"]
-    return body
 
 
 @pytest.mark.parametrize(

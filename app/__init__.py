@@ -27,7 +27,8 @@ def create_app(config: Config | None = None) -> Flask:
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
     # The request hooks, in the order they run. before_request, in order of registration:
-    #   1. request_context: request id and log context (before any hook can refuse), JSON-only POSTs (415)
+    #   1. request_context: request id and log context (before any hook can refuse), a URL that is not
+    #      UTF-8 (400), JSON-only POSTs (415)
     #   2. limits: the rate limit (429)
     #   3. admission: reads first, then N writes at once (a request refused above never waits)
     # after_request runs in reverse: security headers, metrics, limits' headers, then

@@ -87,3 +87,10 @@ def test_chunked_body_over_the_limit_is_a_413_over_http_and_one_of_the_limit_is_
     status, booked = post_chunked(server_base_url, "/api/book", padded({"eventId": event_id, "userId": "whole"}, limit))
     assert (status, booked["booking"]["userId"]) == (201, "whole")
     assert call(server_base_url, "GET", f"/api/status/{event_id}")[2]["event"]["bookedTickets"] == 1
+
+
+def test_a_user_id_that_is_not_utf8_is_a_400_over_http(server_base_url):
+    event_id = call(server_base_url, "POST", "/api/initialize", {"totalTickets": 5}, E2E_ADMIN_TOKEN)[2]["event"]["id"]
+    assert call(server_base_url, "POST", "/api/book", {"eventId": event_id, "userId": "\ufffd"})[0] == 201
+    status, _, problem = call(server_base_url, "GET", f"/api/booking-status/{event_id}/%ff")
+    assert (status, problem["code"]) == (400, "invalid_request")

@@ -36,7 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     request_context.init_app(app)
     limits.init_app(app, config)
     admission.init_app(app, config)
-    metrics.init_app(app, db.engine_of(app))
+    metrics.init_app(app, db.engine_of(app), config)
     security.init_app(app, config)
     cli.init_app(app)
     return app

@@ -87,7 +87,7 @@ def test_a_refused_request_changes_nothing(limited_app, new_event):
     assert unlimited.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"])
 def test_operator_routes_are_not_limited(limited_app, path):
     client = limited_app(rate_limit="1 per minute").test_client()
     assert len(set(statuses(client, 3, path))) == 1 and 429 not in statuses(client, 1, path)

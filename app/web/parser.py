@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.flaskparser import FlaskParser
 
 from app.web import request_body
 from app.web.request_context import bind_subjects
@@ -21,7 +20,6 @@ class ContractParser(FlaskParser):
 
     def _raw_load_json(self, req):
         # webargs' own, with the strict JSON of app/web/request_body.py: its JSONDecodeError is
-        # answered as any malformed body is, 400 "Invalid JSON body.".
-        if not is_json_request(req):
-            return core.missing
+        # answered as any malformed body is, 400 "Invalid JSON body.". No check of the content type:
+        # a POST that is not JSON never reaches a view (415, app/web/request_context.py).
         return request_body.loads(req.get_data(cache=True))

@@ -9,7 +9,7 @@ from app.config import Config
 from app.database.engine import db
 from app.operations import cli
 from app.operations.logs import configure_logging
-from app.web import admission, docs, errors, limits, metrics, request_context, security
+from app.web import admission, docs, errors, limits, metrics, request_body, request_context, security
 
 API_VERSION = "1.0.0"
 
@@ -19,13 +19,16 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     configure_logging(config.log_level)
     app = Flask(__name__)
+    app.request_class = request_body.Request  # MAX_BODY_BYTES holds for a chunked body too
+    app.json = request_body.StrictJSONProvider(app)
     app.json.sort_keys = False  # keep the schemas' field order: id first, as the contract shows
     app.config.update(_flask_settings(config))
     db.init_app(app, config)
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
     # The request hooks, in the order they run. before_request, in order of registration:
-    #   1. request_context: request id and log context (before any hook can refuse), JSON-only POSTs (415)
+    #   1. request_context: request id and log context (before any hook can refuse), a URL that is not
+    #      UTF-8 (400), JSON-only POSTs (415)
     #   2. limits: the rate limit (429)
     #   3. admission: reads first, then N writes at once (a request refused above never waits)
     # after_request runs in reverse: security headers, metrics, limits' headers, then
@@ -33,7 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     request_context.init_app(app)
     limits.init_app(app, config)
     admission.init_app(app, config)
-    metrics.init_app(app, db.engine_of(app))
+    metrics.init_app(app, db.engine_of(app), config)
     security.init_app(app, config)
     cli.init_app(app)
     return app
@@ -54,7 +57,7 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.web.routes import book, cancel, health, history, initialize, status
+    from app.web.routes import book, cancel, health, history, index, initialize, status
 
-    for module in (initialize, book, cancel, status, history, health):
+    for module in (initialize, book, cancel, status, history, health, index):
         api.register_blueprint(module.blp)

@@ -24,6 +24,8 @@ class Config:
 
     database_url: str
     admin_token: str
+    # The bearer token /metrics wants (app/web/metrics.py); unset: the admin token in production, none elsewhere.
+    metrics_token: str = ""
     rate_limit: str = "300 per minute"
     rate_limit_write: str = "60 per minute"
     rate_limit_storage_uri: str = "memory://"
@@ -58,6 +60,7 @@ class Config:
         config = cls(
             database_url=normalise_database_url(env["DATABASE_URL"]),
             admin_token=env.get("ADMIN_TOKEN") or resolve_admin_token(INSTANCE_DIR),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
             rate_limit=_rate_limit(env, "RATE_LIMIT", cls.rate_limit),
             rate_limit_write=_rate_limit(env, "RATE_LIMIT_WRITE", cls.rate_limit_write),
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI") or cls.rate_limit_storage_uri,

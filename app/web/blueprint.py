@@ -19,7 +19,7 @@ class Blueprint(SmorestBlueprint):
 
     def problems(self, *statuses: int):
         """Document the view's own error responses (problem+json, see app/web/docs.py); 400 comes with
-        `arguments`, and the errors of the request plumbing (413, 415, 429, 500) are added for every view."""
+        `arguments`, and the errors of the request plumbing (400, 413, 415, 429, 500) are added for every view."""
 
         def decorator(view):
             for status in statuses:

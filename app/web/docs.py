@@ -135,7 +135,9 @@ class CrossCuttingPlugin(BasePlugin):
 
     @staticmethod
     def _plumbing_errors(path: str, method: str) -> list[int]:
-        errors = [500]  # any operation can fail unexpectedly
+        # Any operation can fail unexpectedly (500), and refuses a URL that is not UTF-8 (400,
+        # app/web/request_context.py).
+        errors = [400, 500]
         if path.startswith(API_PREFIX):
             errors.append(429)  # app/web/limits.py
         if method == "post":

@@ -1,8 +1,9 @@
-"""Rate limits per client on the /api/ routes (flask-limiter).
+"""Rate limits per client (flask-limiter): every request but the operators' and the docs'.
 
 Two budgets, both shared by all the routes they cover, so that a client cannot multiply its budget
 by spreading requests over endpoints:
-- RATE_LIMIT on every /api/ request;
+- RATE_LIMIT on every /api/ request, and on any request that matches no route (an unknown path or
+  method), so that junk is not the one thing a client may send without limit;
 - RATE_LIMIT_WRITE, tighter, on the writes (POST): each takes the event's row lock and writes to
   the database, while reads are single primary-key lookups.
 
@@ -19,6 +20,12 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 API_PREFIX = "/api/"
+# Never limited: health, for the balancer; /metrics, for Prometheus (it has its token); the docs page,
+# its files, the document (the contract exempts them) and `/`, which points to them.
+UNLIMITED_ENDPOINTS = frozenset({
+    "health.healthz", "health.readyz", "metrics", "api-docs.openapi_swagger_ui", "docs_assets.static",
+    "api-docs.openapi_json", "index.index",
+})
 
 
 def init_app(app: Flask, config) -> None:
@@ -27,6 +34,8 @@ def init_app(app: Flask, config) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     limiter = Limiter(
         get_remote_address,
+        # flask-limiter skips a request that matched no route (no endpoint); name it, so it counts.
+        request_identifier=lambda: request.endpoint or "unmatched",
         application_limits=_budgets(config),
         storage_uri=config.rate_limit_storage_uri,
         key_prefix=config.rate_limit_key_prefix,
@@ -68,6 +77,6 @@ def _retry_after_only_when_limited(response: Response) -> Response:
 
 
 def _exempt() -> bool:
-    # Health, metrics, docs and the document are for operators and tools; a CORS preflight is the
-    # browser asking, not the client acting.
-    return not request.path.startswith(API_PREFIX) or request.method == "OPTIONS"
+    # A CORS preflight (OPTIONS on a route) is the browser asking, not the client acting.
+    preflight = request.method == "OPTIONS" and request.url_rule is not None
+    return request.endpoint in UNLIMITED_ENDPOINTS or preflight

@@ -165,6 +165,11 @@ class HistoryPageSchema(Schema):
     )
 
 
+class IndexSchema(Schema):
+    docs = fields.String(required=True, metadata={"description": "The interactive docs page", "example": "/docs"})
+    openapi = fields.String(required=True, metadata={"description": "This document", "example": "/openapi.json"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
 

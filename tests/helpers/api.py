@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,3 +48,9 @@ def apps_from(config: Config) -> Iterator[Callable[..., Flask]]:
     finally:
         for app in built:
             app.extensions["database"].dispose()
+
+
+def padded(body: dict, size: int) -> bytes:
+    """`body` as JSON followed by spaces up to `size` bytes: still valid JSON, of exactly that size."""
+    raw = json.dumps(body).encode()
+    return raw + b" " * (size - len(raw))

@@ -3,6 +3,7 @@ free port, and plain HTTP calls to it (urllib: no client library between us and 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import runpy
@@ -51,6 +52,18 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, json.loads(error.read() or b"null")
+
+
+def post_chunked(base_url: str, path: str, raw: bytes, chunk_bytes: int = 8192) -> tuple[int, dict]:
+    """POST `raw` as JSON with `Transfer-Encoding: chunked` (no Content-Length); (status, parsed JSON body)."""
+    connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=REQUEST_TIMEOUT_S)
+    chunks = (raw[start:start + chunk_bytes] for start in range(0, len(raw), chunk_bytes))
+    try:
+        connection.request("POST", path, body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
 
 
 class Gunicorn:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def scrape(client) -> dict:
+def scrape(client, headers: dict | None = None) -> dict:
     """{(sample name, frozenset of labels): value} from /metrics."""
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=headers)
     assert response.status_code == 200 and response.mimetype == "text/plain"
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value

@@ -77,10 +77,19 @@ def test_a_refused_request_changes_nothing(limited_app, new_event):
     assert unlimited.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/docs", "/nowhere"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"])
 def test_operator_routes_are_not_limited(limited_app, path):
     client = limited_app(rate_limit="1 per minute").test_client()
     assert len(set(statuses(client, 3, path))) == 1 and 429 not in statuses(client, 1, path)
+
+
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/nowhere"), ("GET", "/docs/nowhere"), ("FOO", "/api/book"), ("POST", "/healthz")],
+    ids=["unknown-path", "unknown-path-under-docs", "unknown-method", "wrong-method-on-health"],
+)
+def test_a_request_that_matches_no_route_is_limited(limited_app, method, path):
+    client = limited_app(rate_limit="2 per minute").test_client()
+    assert [client.open(path, method=method).status_code for _ in range(3)][2] == 429
 
 
 def test_empty_rate_limit_disables_limiting(limited_app):

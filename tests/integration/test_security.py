@@ -49,6 +49,19 @@ def test_an_allowed_origin_may_call_and_read_the_request_id(cors_client):
     assert "Idempotent-Replayed" in headers["Access-Control-Expose-Headers"]
 
 
+@pytest.fixture
+def one_origin_client(make_app):
+    return make_app(cors_origins=(ALLOWED,)).test_client()
+
+
+@pytest.mark.parametrize("origin", [ALLOWED, "https://evil.example", None], ids=["allowed", "refused", "none"])
+def test_with_cors_on_every_api_answer_varies_on_origin(one_origin_client, origin):
+    # With one allowed origin flask-cors adds no Vary, and it never does on an answer it refused.
+    headers = {"Origin": origin} if origin else {}
+    response = one_origin_client.get(f"/api/status/{NIL_UUID}", headers=headers)
+    assert response.headers.get_all("Vary") == ["Origin"]
+
+
 def test_an_origin_off_the_list_gets_no_cors_headers(cors_client):
     response = cors_client.get(f"/api/status/{NIL_UUID}", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers

@@ -13,5 +13,8 @@ blp = Blueprint("book", __name__, url_prefix="/api", description="Book a ticket 
 @blp.idempotent_response(201, BookingEnvelope, present=lambda booking: {"booking": booking})
 @blp.problems(404, 409, 422, 503)
 def book(args, idempotency):
-    """Book a ticket: `confirmed` while tickets remain, else `waiting` at the back of the list."""
+    """Book a ticket, or join the waiting list
+
+    The booking is `confirmed` while tickets remain, else `waiting` at the back of the list.
+    """
     return services.book(db.engine, args["event_id"], args["user_id"], g.request_id, idempotency)

@@ -13,5 +13,9 @@ blp = Blueprint("cancel", __name__, url_prefix="/api", description="Cancel a boo
 @blp.idempotent_response(200, CancellationSchema)
 @blp.problems(404, 409, 422, 503)
 def cancel(args, idempotency):
-    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+    """Cancel a booking
+
+    Cancels the user's active booking, confirmed or waiting. A freed ticket goes at once to the oldest
+    waiting entry, returned as `promoted`.
+    """
     return services.cancel(db.engine, args["event_id"], args["user_id"], g.request_id, idempotency)

@@ -15,5 +15,9 @@ blp = Blueprint("history", __name__, url_prefix="/api", description="The booking
 @require_admin
 @blp.arguments(HistoryQuery, location="query", as_kwargs=True)
 def event_history(event_id, after, limit):
-    """Every change to the event's bookings (booked, waitlisted, cancelled, promoted), oldest first, by pages."""
+    """Read an event's ledger (admin)
+
+    Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `promoted`), oldest
+    first, by pages: pass `nextAfter` as `after` for the next one.
+    """
     return services.event_history(db.engine, event_id, after, limit)

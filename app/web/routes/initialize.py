@@ -21,5 +21,8 @@ def with_location(event):
 @blp.problems(401, 409, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
 def initialize(args, idempotency):
-    """Open an event with `totalTickets` tickets, all available."""
+    """Open an event (admin)
+
+    The event gets `totalTickets` tickets, all available; `Location` is its status URL.
+    """
     return services.initialize_event(db.engine, args["total_tickets"], args.get("name"), idempotency)

@@ -10,7 +10,10 @@ blp = Blueprint("status", __name__, url_prefix="/api", description="Read events 
 @blp.response(200, EventEnvelope)
 @blp.problems(404, 503)
 def event_status(event_id):
-    """The event with its live ticket and waiting-list counts."""
+    """Read an event
+
+    The event with its live ticket and waiting-list counts.
+    """
     return {"event": services.get_event(db.engine, event_id)}
 
 
@@ -20,5 +23,9 @@ def event_status(event_id):
 @blp.response(200, BookingEnvelope)
 @blp.problems(404, 503)
 def booking_status(event_id, user_id):
-    """The user's active booking at the event, else their latest cancelled one."""
+    """Read a user's booking
+
+    The user's active booking at the event, else their latest cancelled one. The `user_id` is one
+    percent-encoded path segment (a `/` in it as `%2F`), in UTF-8.
+    """
     return {"booking": services.get_booking(db.engine, event_id, user_id)}

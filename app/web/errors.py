@@ -1,4 +1,5 @@
-"""The one place where failures become RFC 9457 problem+json responses."""
+"""The one place where failures become RFC 9457 problem+json responses, and the refusals of the
+HTTP protocol itself (the booking rules' own are in app/booking/domain.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.booking.domain import DomainError
+from app.booking.domain import Refusal
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
 
-DOMAIN_STATUS = {
-    "event_not_found": 404,
-    "booking_not_found": 404,
-    "already_booked": 409,
-    "already_cancelled": 409,
-    "unauthorized": 401,
-    "idempotency_key_reused": 422,
-    "request_in_progress": 409,
-}
 HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
@@ -39,6 +31,33 @@ UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 log = structlog.get_logger("app.web.errors")
 
 
+class Unauthorized(Refusal):
+    code, status, headers = "unauthorized", 401, {"WWW-Authenticate": 'Bearer realm="admin"'}
+
+    def __init__(self) -> None:
+        super().__init__("a valid admin bearer token is required")
+
+
+class IdempotencyKeyReused(Refusal):
+    code, status = "idempotency_key_reused", 422
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for another request (method, path or body differ)")
+
+
+class RequestInProgress(Refusal):
+    code, status, headers = "request_in_progress", 409, {"Retry-After": RETRY_AFTER_SECONDS}
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still in progress; retry shortly")
+
+
+def codes_for(status: int) -> list[str]:
+    """The `code` values that come with `status`: the refusals', then the plain HTTP error's."""
+    codes = [kind.code for kind in Refusal.kinds if kind.status == status] + [HTTP_CODES.get(status)]
+    return [code for code in dict.fromkeys(codes) if code is not None]  # 401's is both
+
+
 def problem(status: int, code: str, detail: str | None = None, errors: dict | None = None) -> Response:
     """A problem+json response; the request id is included so that a client can quote it."""
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "code": code}
@@ -51,7 +70,7 @@ def problem(status: int, code: str, detail: str | None = None, errors: dict | No
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(DomainError, domain_problem)
+    app.register_error_handler(Refusal, refused)
     app.register_error_handler(HTTPException, _http_error)
     for error_class in UNAVAILABLE:
         app.register_error_handler(error_class, _unavailable)
@@ -59,13 +78,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def domain_problem(error: DomainError) -> Response:
-    """The response to a refusal by the rules; also what an Idempotency-Key stores for it."""
-    response = problem(DOMAIN_STATUS[error.code], error.code, str(error))
-    if error.code == "unauthorized":
-        response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
-    if error.code == "request_in_progress":
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+def refused(refusal: Refusal) -> Response:
+    """The response to a refusal, by the rules or by the protocol; also what an Idempotency-Key stores."""
+    response = problem(refusal.status, refusal.code, str(refusal))
+    response.headers.update(refusal.headers)
     return response
 
 

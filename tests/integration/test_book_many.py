@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, text
 
 from app import create_app
-from app.database import group_commit
 from app.booking.services import BOOK_MANY
+from app.database.engine import Database
 from app.database.tables import booking_events, bookings
 from tests.e2e.test_workers import waiting_sessions
 from tests.integration.test_errors import assert_problem
@@ -65,7 +65,7 @@ def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answer
     The first booking waits for the lock in PostgreSQL; the others queue behind it, in this order.
     The lock is let go once they are queued, or with `answered_while_held` once all were answered.
     """
-    queues = group_commit.batcher(app.extensions["database"]).queues
+    queues = Database.batcher_of(app).queues
     with engine.connect() as holder, ThreadPoolExecutor(len(users)) as pool:
         with holder.begin():
             holder.execute(text("SELECT 1 FROM events WHERE id = :e FOR UPDATE"), {"e": event_id})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,11 @@ REPLAYED_DOC = {
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+# Printable ASCII but the comma: a WSGI server joins repeated headers with commas, so a key holding
+# one cannot be told from two keys.
+KEY_CHARACTERS = r"^[\x20-\x2b\x2d-\x7e]*$"
+_KEY_CHARACTERS = re.compile(KEY_CHARACTERS)
+
 # Inserts the key's row, or, if the key exists, returns the stored row. On a key whose first request is
 # still in flight, it waits for that transaction. The no-op DO UPDATE is what makes RETURNING give
 # the existing row (as committed, even after our snapshot) and holds it until we commit, out of the
@@ -68,18 +74,22 @@ DELETE FROM idempotency_keys WHERE key IN (
 """)
 
 
-def printable_ascii(value: str) -> None:
-    if not all(" " <= char <= "~" for char in value):
+def one_printable_key(value: str) -> None:
+    if "," in value:
+        raise ValidationError("Must be one key, without a comma: a comma is how HTTP joins repeated headers.")
+    if not _KEY_CHARACTERS.fullmatch(value):
         raise ValidationError("Must be printable ASCII characters only.")
 
 
 class IdempotencyKeyHeader(Schema):
     idempotency_key = fields.String(
         data_key="Idempotency-Key",
-        validate=[validate.Length(min=1, max=255), printable_ascii],
+        validate=[validate.Length(min=1, max=255), one_printable_key],
         metadata={
-            "description": "1..255 printable characters, unique per operation: a retry with the same key and "
-            "body returns the first response instead of acting twice (kept at least 24 hours)",
+            "description": "1..255 printable ASCII characters (space to `~`) other than `,`, sent once, unique "
+            "per operation: a retry with the same key and body returns the first response instead of acting "
+            "twice (kept at least 24 hours)",
+            "pattern": KEY_CHARACTERS,
             "example": "8e03978e-40d5-43e8-bc93-6894a57f9324",
         },
     )

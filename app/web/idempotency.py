@@ -82,6 +82,7 @@ def one_printable_key(value: str) -> None:
 
 
 class IdempotencyKeyHeader(Schema):
+    # No example: Swagger UI would send it with every "Try it out", and a key serves one request.
     idempotency_key = fields.String(
         data_key="Idempotency-Key",
         validate=[validate.Length(min=1, max=255), one_printable_key],
@@ -90,7 +91,6 @@ class IdempotencyKeyHeader(Schema):
             "per operation: a retry with the same key and body returns the first response instead of acting "
             "twice (kept at least 24 hours)",
             "pattern": KEY_CHARACTERS,
-            "example": "8e03978e-40d5-43e8-bc93-6894a57f9324",
         },
     )
 

@@ -144,3 +144,8 @@ def test_the_idempotency_key_states_the_rule_the_server_enforces(document, path)
     for refused in ("a,b", "tab\there", "del\x7f", "caf\xe9"):
         assert not rule.fullmatch(refused), refused
 
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_the_idempotency_key_has_no_example_for_swagger_ui_to_send_twice(document, path):
+    key = idempotency_key_parameter(document, path)
+    assert not {"example", "examples"} & (set(key) | set(key["schema"]))

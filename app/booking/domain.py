@@ -80,13 +80,13 @@ class Refusal(Exception):
 
 class DomainError(Refusal):
     """A request the booking rules refuse. It concerns one of the request's values, `about`
-    (event_id or user_id), which `detail` quotes."""
+    (event_id or user_id), which `detail` quotes, cut to QUOTED_LENGTH."""
 
     about: ClassVar[str]
     detail: ClassVar[str]
 
     def __init__(self, value: object) -> None:
-        super().__init__(self.detail.format(value))
+        super().__init__(self.detail.format(quoted(value)))
 
 
 class EventNotFound(DomainError):
@@ -114,6 +114,18 @@ REFUSALS: dict[str, type[DomainError]] = {
     "already_booked": AlreadyBooked,
     "already_cancelled": AlreadyCancelled,
 }
+
+# An error quotes at most this much of a value the client sent: a refusal may be stored with an
+# Idempotency-Key for a day, and the client, not the service, chose how long the value is.
+QUOTED_LENGTH = 64
+CUT = "\u2026"  # the ellipsis that ends a value cut short
+
+
+def quoted(value: object) -> object:
+    """`value` as an error may quote it: whole if short, else its first QUOTED_LENGTH characters and CUT."""
+    if isinstance(value, str) and len(value) > QUOTED_LENGTH:
+        return value[:QUOTED_LENGTH] + CUT
+    return value
 
 
 def raise_unless_ok(outcome: str, event_id: str, user_id: str) -> None:

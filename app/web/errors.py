@@ -3,6 +3,7 @@ HTTP protocol itself (the booking rules' own are in app/booking/domain.py)."""
 
 from __future__ import annotations
 
+import itertools
 from http import HTTPStatus
 
 import structlog
@@ -11,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.booking.domain import Refusal
+from app.booking.domain import Refusal, quoted
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -25,6 +26,7 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+MAX_FIELD_ERRORS = 10  # fields named in a 400's `errors`
 # Connection refused or lost, pool exhausted, statement or lock timeout: the database is unavailable.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
@@ -129,17 +131,24 @@ def _describe(error: HTTPException) -> str:
 
 
 def _field_errors(error: HTTPException) -> dict | None:
-    """webargs nests marshmallow's messages under the request location; clients want the fields."""
+    """webargs nests marshmallow's messages under the request location; clients want the fields.
+
+    At most MAX_FIELD_ERRORS of them, each name quoted as short as a refusal quotes a value: a body
+    may name thousands of unknown fields, each as long as the body limit allows.
+    """
     messages = (getattr(error, "data", None) or {}).get("messages")
     if not messages:
         return None
-    flat = {}
+    named = itertools.islice(_messages_by_field(messages), MAX_FIELD_ERRORS)
+    return {quoted(field): _as_strings(field_messages) for field, field_messages in named}
+
+
+def _messages_by_field(messages: dict):
     for location_messages in messages.values():
         if isinstance(location_messages, list):
             location_messages = {"body": location_messages}
         for field, field_messages in location_messages.items():
-            flat["body" if field == "_schema" else field] = _as_strings(field_messages)
-    return flat
+            yield "body" if field == "_schema" else field, field_messages
 
 
 def _as_strings(messages) -> list[str]:

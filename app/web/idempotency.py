@@ -153,7 +153,8 @@ def perform(write: services.Write, key: RequestKey | None, render: Render) -> Re
         outcome = write.alone(db.engine, db.batcher)
         response = render(outcome)
     else:
-        stored, outcome = services.write(db.engine, functools.partial(_respond_once, key=key, write=write, render=render))
+        keyed = functools.partial(_respond_once, key=key, write=write, render=render)
+        stored, outcome = services.write(db.engine, keyed)
         response = stored.to_response()
     if outcome is not None:
         announce(outcome)  # committed: the transaction has ended

@@ -116,3 +116,13 @@ def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(config,
         assert_problem(response, 503, "unavailable")
     with engine.connect() as conn:
         assert conn.execute(select(bookings.c.id).where(bookings.c.event_id == event_id)).all() == []
+
+
+def test_each_app_has_a_group_commit_of_its_own(app, config):
+    # gunicorn's workers each build their app: a worker's bookings batch with that worker's alone.
+    other = create_app(config)
+    try:
+        assert Database.batcher_of(app) is Database.batcher_of(app)
+        assert Database.batcher_of(other) is not Database.batcher_of(app)
+    finally:
+        other.extensions["database"].dispose()

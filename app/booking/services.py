@@ -171,20 +171,23 @@ class OpenEvent(Write[Event]):
 
 
 @dataclass(frozen=True)
-class BookTicket(Write[Booking]):
-    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list.
-
-    `request_id` is recorded in the ledger beside the change.
-    """
+class UserWrite(Write[T]):
+    """A write for one user at one event, as the booking functions take it: `request_id` is recorded
+    in the ledger beside the change(s)."""
 
     event_id: str
     user_id: str
     request_id: str | None = None
 
-    statement: ClassVar[Executable] = BOOK
-
     def parameters(self) -> dict:
         return {"event_id": parse_event_id(self.event_id), "user_id": self.user_id, "request_id": self.request_id}
+
+
+@dataclass(frozen=True)
+class BookTicket(UserWrite[Booking]):
+    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list."""
+
+    statement: ClassVar[Executable] = BOOK
 
     def alone(self, engine: Engine, batcher: Batcher) -> Booking:
         """With the bookings of the event that queue in this worker meanwhile, as one book_many statement."""
@@ -211,20 +214,10 @@ def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[s
 
 
 @dataclass(frozen=True)
-class CancelBooking(Write[Cancellation]):
-    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry.
-
-    `request_id` is recorded in the ledger beside the change(s).
-    """
-
-    event_id: str
-    user_id: str
-    request_id: str | None = None
+class CancelBooking(UserWrite[Cancellation]):
+    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
 
     statement: ClassVar[Executable] = CANCEL
-
-    def parameters(self) -> dict:
-        return {"event_id": parse_event_id(self.event_id), "user_id": self.user_id, "request_id": self.request_id}
 
     def result(self, row: Row) -> Cancellation:
         raise_unless_ok(row.outcome, self.event_id, self.user_id)

@@ -161,36 +161,10 @@ def perform(write: services.Write, key: RequestKey | None, render: Render) -> Re
     return response
 
 
-def fingerprint(method: str, path: str, body: Any) -> str:
-    """sha256 of method, path and the body as canonical JSON: key order and spacing do not count."""
-    # ensure_ascii: a lone surrogate in a string (valid JSON, not valid UTF-8) must still hash.
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
-
-
-def purge_expired(engine: Engine, retention_s: int, batch_size: int = 1000) -> int:
-    """Delete the keys older than `retention_s`, a short transaction per batch; return how many."""
-    total, batch = 0, batch_size
-    while batch == batch_size:
-        with engine.begin() as conn:
-            batch = conn.execute(PURGE_BATCH, {"retention_s": retention_s, "batch_size": batch_size}).rowcount
-        total += batch
-    return total
-
-
 def _request_key(idempotency_key: str | None) -> RequestKey | None:
     if idempotency_key is None:
         return None
     return RequestKey(idempotency_key, fingerprint(request.method, request.path, request.get_json()))
-
-
-def _render(status: int, schema: Schema, present: Callable[[Any], Any], result: Any) -> Response:
-    """The response to a write's result, as flask-smorest renders a view's."""
-    body, _, headers = unpack_tuple_response(present(result))
-    response = jsonify(schema.dump(body))
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
 
 
 def _respond_once(conn: Connection, key: RequestKey, write: services.Write, render: Render):
@@ -204,9 +178,10 @@ def _respond_once(conn: Connection, key: RequestKey, write: services.Write, rend
         return stored, None
     try:
         outcome = write(conn)
-        response = render(outcome)
     except DomainError as refusal:
         outcome, response = None, errors.refused(refusal)
+    else:
+        response = render(outcome)
     stored = StoredResponse.of(response)
     conn.execute(SAVE, {"key": key.key, "status": stored.status, "headers": json.dumps(stored.headers),
                         "body": stored.body})
@@ -226,3 +201,29 @@ def _claim(conn: Connection, key: RequestKey) -> StoredResponse | None:
     if row.fingerprint != key.fingerprint:
         raise errors.IdempotencyKeyReused()
     return StoredResponse(row.status, row.headers, bytes(row.body), replayed=True)
+
+
+def _render(status: int, schema: Schema, present: Callable[[Any], Any], result: Any) -> Response:
+    """The response to a write's result, as flask-smorest renders a view's."""
+    body, _, headers = unpack_tuple_response(present(result))
+    response = jsonify(schema.dump(body))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """sha256 of method, path and the body as canonical JSON: key order and spacing do not count."""
+    # ensure_ascii: a lone surrogate in a string (valid JSON, not valid UTF-8) must still hash.
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def purge_expired(engine: Engine, retention_s: int, batch_size: int = 1000) -> int:
+    """Delete the keys older than `retention_s`, a short transaction per batch; return how many."""
+    total, batch = 0, batch_size
+    while batch == batch_size:
+        with engine.begin() as conn:
+            batch = conn.execute(PURGE_BATCH, {"retention_s": retention_s, "batch_size": batch_size}).rowcount
+        total += batch
+    return total

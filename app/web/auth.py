@@ -7,7 +7,7 @@ import hmac
 
 from flask import current_app, request
 
-from app.booking.domain import Unauthorized
+from app.web.errors import Unauthorized
 
 BEARER = "bearer "
 

@@ -18,7 +18,7 @@ from apispec import BasePlugin
 from flask import Blueprint, Flask
 from flask_smorest import Api
 
-from app.web.errors import DOMAIN_STATUS, HTTP_CODES, PROBLEM_JSON
+from app.web.errors import PROBLEM_JSON, codes_for
 from app.web.request_context import SANE_REQUEST_ID
 from app.web.limits import API_PREFIX
 from app.web.schemas import ProblemSchema
@@ -112,12 +112,6 @@ def problem_response(status: HTTPStatus) -> dict:
         "content": {PROBLEM_JSON: {"schema": ProblemSchema, "example": example}},
         "headers": {"X-Request-ID": "RequestId", **STATUS_HEADERS.get(status, {})},
     }
-
-
-def codes_for(status: int) -> list[str]:
-    """The contract's `code` values that come with `status` (app/web/errors.py maps them)."""
-    codes = [code for code, code_status in DOMAIN_STATUS.items() if code_status == status]
-    return codes + ([HTTP_CODES[status]] if status in HTTP_CODES else [])
 
 
 class CrossCuttingPlugin(BasePlugin):

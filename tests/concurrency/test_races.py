@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
-from app.booking.services import BOOK, CANCEL, book, cancel, get_booking, initialize_event
+from app.booking.services import BOOK, CANCEL, BookTicket, CancelBooking, OpenEvent, get_booking
+from app.database.group_commit import Batcher
 from app.database.tables import booking_events, bookings, events
 from tests.helpers.database import count_rows
 from tests.helpers.races import BARRIER_TIMEOUT_S, race
@@ -131,11 +132,25 @@ def waiting_positions(engine, event_id, users: list[str]) -> list[int | None]:
     return [get_booking(engine, str(event_id), user).waiting_position for user in users]
 
 
+# --- the writes, as a worker runs them without an Idempotency-Key ------------------------------------
+
+# The threads play the requests of one worker: bookings of an event that queue meanwhile go together.
+WORKER_GROUP_COMMIT = Batcher()
+
+
+def book(engine, event_id: str, user_id: str):
+    return BookTicket(event_id, user_id).alone(engine, WORKER_GROUP_COMMIT)
+
+
+def cancel(engine, event_id: str, user_id: str):
+    return CancelBooking(event_id, user_id).alone(engine, WORKER_GROUP_COMMIT)
+
+
 # --- setting the scene, one request at a time ------------------------------------------------------
 
 
 def open_event(engine, tickets: int) -> str:
-    return str(initialize_event(engine, tickets).id)
+    return str(OpenEvent(tickets).alone(engine, WORKER_GROUP_COMMIT).id)
 
 
 def book_in_order(engine, event_id: str, users: list[str], status: str) -> None:

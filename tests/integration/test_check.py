@@ -6,9 +6,15 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from app.operations import audit
-from app.booking.services import book, cancel, initialize_event
+from app.booking.services import BookTicket, CancelBooking, OpenEvent, Write
+from app.database.group_commit import Batcher
 from app.database.tables import events
 from tests.helpers.database import migrate
+
+
+def alone(engine, write: Write):
+    """`write` as a worker runs it without an Idempotency-Key."""
+    return write.alone(engine, Batcher())
 
 
 def problems_after(engine, event_id, tampering: str) -> list[str]:
@@ -24,9 +30,9 @@ def problems_after(engine, event_id, tampering: str) -> list[str]:
 @pytest.fixture
 def queue(engine):
     """An event of one ticket: `holder` confirmed, `w1` then `w2` waiting."""
-    event_id = str(initialize_event(engine, 1).id)
+    event_id = str(alone(engine, OpenEvent(1)).id)
     for user in ("holder", "w1", "w2"):
-        book(engine, event_id, user)
+        alone(engine, BookTicket(event_id, user))
     return event_id
 
 
@@ -35,8 +41,8 @@ def booking_of(user: str) -> str:
 
 
 def test_an_untouched_event_has_no_problem(engine, queue):
-    cancel(engine, queue, "holder")
-    cancel(engine, queue, "w2")
+    alone(engine, CancelBooking(queue, "holder"))
+    alone(engine, CancelBooking(queue, "w2"))
 
     assert problems_after(engine, queue, "SELECT 1") == []
 
@@ -79,7 +85,7 @@ def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, t
 
 
 def test_check_finds_negative_available_tickets_even_without_the_constraint_that_forbids_them(engine):
-    event_id = str(initialize_event(engine, 1).id)
+    event_id = str(alone(engine, OpenEvent(1)).id)
     # The check does not trust the schema's own guards: someone may have dropped them.
     oversold = (
         "ALTER TABLE events DROP CONSTRAINT ck_events_available_tickets_range;"
@@ -90,7 +96,7 @@ def test_check_finds_negative_available_tickets_even_without_the_constraint_that
 
 
 def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):
-    cancel(engine, queue, "holder")  # promotes w1
+    alone(engine, CancelBooking(queue, "holder"))  # promotes w1
     skip = f"UPDATE booking_events SET booking_id = {booking_of('w2')}, user_id = 'w2'"
     skip += " WHERE kind = 'promoted' AND event_id = :event"
 
@@ -100,7 +106,7 @@ def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):
 
 
 def test_check_finds_a_freed_ticket_that_went_to_nobody(engine, queue):
-    cancel(engine, queue, "holder")
+    alone(engine, CancelBooking(queue, "holder"))
     found = problems_after(engine, queue, "DELETE FROM booking_events WHERE kind = 'promoted' AND event_id = :event")
 
     assert any("freed ticket not passed to the oldest waiting entry" in problem for problem in found)
@@ -115,10 +121,10 @@ def scratch_app(scratch_url, make_app):
 
 def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
     engine = scratch_app.extensions["database"]
-    event_id = str(initialize_event(engine, 1).id)
-    book(engine, event_id, "a")
-    book(engine, event_id, "b")
-    cancel(engine, event_id, "a")
+    event_id = str(alone(engine, OpenEvent(1)).id)
+    alone(engine, BookTicket(event_id, "a"))
+    alone(engine, BookTicket(event_id, "b"))
+    alone(engine, CancelBooking(event_id, "a"))
 
     result = scratch_app.test_cli_runner().invoke(args=["check"])
 
@@ -131,8 +137,8 @@ def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
 
 def test_flask_check_exits_1_listing_each_problem(scratch_app):
     engine = scratch_app.extensions["database"]
-    event_id = str(initialize_event(engine, 2).id)
-    book(engine, event_id, "a")
+    event_id = str(alone(engine, OpenEvent(2)).id)
+    alone(engine, BookTicket(event_id, "a"))
     with engine.begin() as conn:
         conn.execute(text("UPDATE events SET available_tickets = 2 WHERE id = :event"), {"event": event_id})
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from sqlalchemy import text
 
 from app.booking import services
 from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
@@ -206,3 +207,48 @@ def test_missing_or_insane_request_id_is_replaced(client, supplied):
     headers = {"X-Request-ID": supplied} if supplied is not None else {}
     request_id = client.get("/healthz", headers=headers).headers["X-Request-ID"]
     assert request_id != supplied and len(request_id) == 32
+
+
+# --- what an error quotes of the client's input is bounded -------------------------------------------
+
+LONG_ID = "x" * 60_000  # near the body limit: it could be echoed, and stored with a key, in full
+QUOTED_ID = "x" * 64 + "\u2026"
+
+
+@pytest.mark.parametrize("path", ["/api/book", "/api/cancel"])
+def test_a_404_quotes_at_most_64_characters_of_the_event_id(client, path):
+    response = client.post(path, json={"eventId": LONG_ID, "userId": "u"})
+    assert assert_problem(response, 404, "event_not_found")["detail"] == f"no event with id '{QUOTED_ID}'"
+
+
+def test_a_404_stored_with_a_key_for_a_huge_event_id_stays_small(client, engine):
+    key = "huge-event-id"
+    first = client.post("/api/book", json={"eventId": LONG_ID, "userId": "u"}, headers={"Idempotency-Key": key})
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT length(body) FROM idempotency_keys WHERE key = :key"), {"key": key}).one()
+
+    assert_problem(first, 404, "event_not_found")
+    assert stored.length == len(first.get_data()) < 512
+
+
+def test_a_404_on_a_path_quotes_at_most_64_characters_of_the_event_id(client):
+    response = client.get(f"/api/status/{'y' * 3000}")
+    assert assert_problem(response, 404, "event_not_found")["detail"] == f"no event with id '{'y' * 64}\u2026'"
+
+
+def test_a_409_quotes_at_most_64_characters_of_the_user_id(client, new_event):
+    event = new_event(2)
+    body = {"eventId": event["id"], "userId": "u" * 128}
+    client.post("/api/book", json=body)
+
+    detail = assert_problem(client.post("/api/book", json=body), 409, "already_booked")["detail"]
+    assert detail == f"{'u' * 64}\u2026 already holds a booking for this event"
+
+
+def test_a_400_names_at_most_ten_unknown_fields_each_cut_to_64_characters(client):
+    fields = {f"{n:02d}" + "z" * 1000: n for n in range(50)}  # 50 KB, under the body limit
+    response = client.post("/api/book", json={"eventId": NIL_UUID, "userId": "u", **fields})
+
+    named = assert_problem(response, 400, "invalid_request")["errors"]
+    assert len(named) == 10 and len(response.get_data()) < 2048
+    assert all(name[:2].isdigit() and name[2:] == "z" * 62 + "\u2026" for name in named)

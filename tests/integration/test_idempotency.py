@@ -197,3 +197,22 @@ def test_a_keyed_booking_is_counted_once_however_often_it_is_replayed(client, ne
         post(client, "/api/book", body, key="counted-once")
 
     assert sample(scrape(client), "bookings_total", outcome="confirmed") - before == 1
+
+
+def test_two_idempotency_key_headers_are_a_400_and_change_nothing(client, engine, new_event):
+    event = new_event(1)
+    two_keys = [("Idempotency-Key", "first"), ("Idempotency-Key", "second")]
+    response = client.post("/api/book", json={"eventId": event["id"], "userId": "u"}, headers=two_keys)
+
+    assert list(assert_problem(response, 400, "invalid_request")["errors"]) == ["Idempotency-Key"]
+    assert count_rows(engine, bookings, event_id=event["id"]) == 0
+    assert count_rows(engine, idempotency_keys, key="first, second") == 0
+
+
+def test_a_key_with_a_comma_as_gunicorn_joins_two_headers_is_a_400(client, engine, new_event):
+    event = new_event(1)
+    response = post(client, "/api/book", {"eventId": event["id"], "userId": "u"}, key="first,second")
+
+    assert list(assert_problem(response, 400, "invalid_request")["errors"]) == ["Idempotency-Key"]
+    assert not key_stored(engine, "first,second")
+    assert count_rows(engine, bookings, event_id=event["id"]) == 0

@@ -90,7 +90,7 @@ def test_no_token_or_authorization_header_reaches_a_log_line(client, monkeypatch
 
     for failing in (False, True):  # a success or a 401, then an unexpected failure with its traceback
         if failing:
-            monkeypatch.setattr(services, "initialize_event", explode)
+            monkeypatch.setattr(services, "OpenEvent", explode)
         client.post("/api/initialize", json={"totalTickets": 1}, headers={"Authorization": f"Bearer {token}"})
     output = capsys.readouterr().out
     assert '"request"' in output and token not in output and "Bearer" not in output

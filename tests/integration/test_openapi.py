@@ -134,10 +134,32 @@ def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
     assert 'data-spec-url="/openapi.json"' in html and "<script>" not in html
 
 
+def idempotency_key_parameter(document, path: str) -> dict:
+    [key] = [p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
+    return key
+
+
 @pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
 def test_writes_document_the_idempotency_key_and_the_replay_header(document, path):
     operation = document["paths"][path]["post"]
-    [key] = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    key = idempotency_key_parameter(document, path)
     assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", False, 255)
     success = next(r for status, r in operation["responses"].items() if status < "300")
     assert "Idempotent-Replayed" in success["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_the_idempotency_key_states_the_rule_the_server_enforces(document, path):
+    key = idempotency_key_parameter(document, path)
+    rule = re.compile(key["schema"]["pattern"])
+
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert rule.fullmatch("~ !azAZ09-_.:") and rule.fullmatch(" ")
+    for refused in ("a,b", "tab\there", "del\x7f", "caf\xe9"):
+        assert not rule.fullmatch(refused), refused
+
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_the_idempotency_key_has_no_example_for_swagger_ui_to_send_twice(document, path):
+    key = idempotency_key_parameter(document, path)
+    assert not {"example", "examples"} & (set(key) | set(key["schema"]))

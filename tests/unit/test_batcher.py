@@ -123,16 +123,6 @@ def test_a_running_batch_of_one_key_does_not_hold_back_another_key():
         assert held.result(DEADLINE_S) == 10
 
 
-def test_each_owner_has_one_batcher_of_its_own():
-    class Owner:
-        pass
-
-    first, second = Owner(), Owner()
-
-    assert group_commit.batcher(first) is group_commit.batcher(first)
-    assert group_commit.batcher(first) is not group_commit.batcher(second)
-
-
 class Interrupted(BaseException):
     """What killing a greenlet or thread raises in it (GreenletExit, say): not an Exception."""
 

@@ -25,6 +25,7 @@ from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, normalise_database_ur
 from app.operations.embedded_pg import EmbeddedPostgres
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+pytest_plugins = ["tests.identity_fixtures"]  # AUTH_MODE=jwt: a test identity provider, tokens, apps
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,12 @@ class HistoryPage:
     next_after: int | None  # pass as `after` for the next page; None on the last page
 
 
+@dataclass(frozen=True)
+class UserBookingsPage:
+    bookings: list[Booking]
+    next_after: int | None  # pass as `after` for the next (older) page; None on the last page
+
+
 class DomainError(Exception):
     """A request the rules refuse; `code` is the stable name clients see."""
 

@@ -27,6 +27,7 @@ DOMAIN_STATUS = {
 HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
+    403: "forbidden",  # app/web/identity.py
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",

@@ -12,7 +12,7 @@ from flask import Response, jsonify, request
 from flask_smorest.utils import unpack_tuple_response
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.web import errors
+from app.web import errors, identity
 from app.booking.domain import DomainError
 from app.web.idempotency import Idempotency, StoredResponse, fingerprint
 
@@ -63,7 +63,7 @@ def idempotent_response(
                 return present(view(*args, idempotency=None, **kwargs))
             request_print = fingerprint(request.method, request.path, request.get_json())
             render = functools.partial(_render, status, schema_instance, present)
-            idempotency = Idempotency(idempotency_key, request_print, render)
+            idempotency = Idempotency(identity.scoped_idempotency_key(idempotency_key), request_print, render)
             return _to_response(view(*args, idempotency=idempotency, **kwargs))
 
         documented = blp.response(status, schema, headers={**(headers or {}), **REPLAYED_DOC})(respond)

@@ -126,7 +126,7 @@ def _jwt_settings(env, app_env: str, instance_dir: Path) -> IdentitySettings:
     elif public_key and not public_key.startswith("-----BEGIN"):
         public_key = Path(public_key).read_text()
     symmetric = bool(secret) and not (jwks_url or public_key)
-    settings = IdentitySettings(
+    return IdentitySettings(
         mode=JWT,
         jwks_url=jwks_url,
         public_key_pem=None if jwks_url else public_key,
@@ -136,7 +136,6 @@ def _jwt_settings(env, app_env: str, instance_dir: Path) -> IdentitySettings:
         algorithms=_algorithms(env, SECRET_ALGORITHMS if symmetric else DEFAULT_ALGORITHMS, symmetric),
         development_key=development_key,
     )
-    return settings
 
 
 def _dev_default(name: str) -> str:

@@ -64,18 +64,24 @@ def test_a_flood_of_unknown_kids_fetches_the_set_once_per_cooldown(jwks_app, pub
     assert jwks_requests(httpserver) == 1
 
 
-@pytest.mark.parametrize("claims", [
-    {"exp": int(time.time()) - 60},  # expired beyond the 30 s leeway
-    {"nbf": int(time.time()) + 120},  # not yet valid
-    {"aud": "another-api"},
-    {"iss": "https://another-idp.test/"},
-    {"exp": None},
-    {"sub": None},
-    {"sub": "x" * 129},
-], ids=["expired", "not-yet-valid", "wrong-aud", "wrong-iss", "no-exp", "no-sub", "sub-too-long"])
-def test_a_token_with_wrong_claims_is_a_401(jwks_app, publish, signing_key, claims):
+# Each case's claims from the time of the test (not of collection, which may be minutes earlier).
+WRONG_CLAIMS = {
+    "expired": lambda now: {"exp": now - 60},  # beyond the 30 s leeway
+    "not-yet-valid": lambda now: {"nbf": now + 120},
+    "wrong-aud": lambda now: {"aud": "another-api"},
+    "wrong-iss": lambda now: {"iss": "https://another-idp.test/"},
+    "no-exp": lambda now: {"exp": None},
+    "no-sub": lambda now: {"sub": None},
+    "sub-too-long": lambda now: {"sub": "x" * 129},
+    "sub-with-a-newline": lambda now: {"sub": "ali\nce"},
+}
+
+
+@pytest.mark.parametrize("case", WRONG_CLAIMS)
+def test_a_token_with_wrong_claims_is_a_401(jwks_app, publish, signing_key, case):
     publish(signing_key)
-    assert_unauthorized(jwks_app().test_client().get(OWN_BOOKINGS, headers=bearer(signing_key.token("alice", **claims))))
+    token = signing_key.token("alice", **WRONG_CLAIMS[case](int(time.time())))
+    assert_unauthorized(jwks_app().test_client().get(OWN_BOOKINGS, headers=bearer(token)))
 
 
 def test_a_token_expired_within_the_leeway_is_accepted(jwks_app, publish, signing_key):

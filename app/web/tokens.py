@@ -3,9 +3,9 @@
 Verification is PyJWT's. The keys come from one source, in this order of precedence:
 - AUTH_JWKS_URL: an identity provider's JWK set, fetched with PyJWKClient. A key, once fetched, is
   kept by its `kid` (so a provider that is down does not stop requests whose key is known); a token
-  with an unknown `kid` refetches the set, at most once per JWKS_REFETCH_S, whatever the outcome,
-  so that a flood of bogus kids cannot hammer the provider. A key removed from the provider's set
-  stays trusted by a running process until it restarts.
+  with an unknown `kid` refetches the set, at most once per JWKS_REFETCH_S, and a failed fetch is not
+  tried again sooner, so that a flood of bogus kids cannot hammer the provider. A key removed from
+  the provider's set stays trusted by a running process until it restarts.
 - AUTH_JWT_PUBLIC_KEY: one PEM public key (the text itself, or the path of a file holding it).
 - AUTH_JWT_SECRET: an HS256 shared secret, for development only (refused in production).
 - none of them, in development: a signing key of the service's own under instance/, which
@@ -211,12 +211,12 @@ def _caller_from(claims: dict) -> Caller:
 
 
 class ProviderKeys:
-    """The identity provider's keys by kid: PyJWKClient, with every fetch at most once per `refetch_s`."""
+    """The identity provider's keys by kid: PyJWKClient, with refetches and failed attempts spaced out."""
 
     def __init__(self, url: str, refetch_s: float) -> None:
         self._client = _RateLimitedJWKClient(
-            url, cache_keys=True, max_cached_keys=MAX_CACHED_KEYS, lifespan=JWKS_LIFESPAN_S,
-            timeout=JWKS_TIMEOUT_S, cooldown_duration=refetch_s,
+            url, refetch_s, cache_keys=True, max_cached_keys=MAX_CACHED_KEYS, lifespan=JWKS_LIFESPAN_S,
+            timeout=JWKS_TIMEOUT_S, cooldown_duration=0,  # PyJWKClient's own cooldown: replaced, see below
         )
 
     def key(self, kid: str) -> jwt.PyJWK:
@@ -231,22 +231,38 @@ class ProviderKeys:
 
 
 class _RateLimitedJWKClient(PyJWKClient):
-    """PyJWKClient limits refetches after a successful one; this also spaces out failed attempts,
-    so that while the provider is down each worker tries it once per cooldown, not once per request."""
+    """PyJWKClient, where an unknown kid refetches the set at most once per `refetch_s`, counted from
+    the last refetch (PyJWKClient's own cooldown counts from any fetch, so a key rotated soon after
+    start-up would wait); and where a failed fetch is not tried again before `refetch_s` either, so
+    that while the provider is down each worker tries it once per period, not once per request."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._next_attempt = 0.0  # time.monotonic()
+    def __init__(self, url: str, refetch_s: float, **kwargs) -> None:
+        super().__init__(url, **kwargs)
+        self.refetch_s = refetch_s
+        self._next_refetch = 0.0  # time.monotonic()
+        self._next_attempt_after_failure = 0.0
+
+    def get_signing_keys(self, refresh: bool = False):
+        if refresh:  # for an unknown kid: held back, the cached set answers (and the kid stays unknown, 401)
+            self._raise_while_failing()  # unless the provider is known to be down: it may have the kid (503)
+            now = time.monotonic()
+            refresh = now >= self._next_refetch
+            self._next_refetch = now + self.refetch_s if refresh else self._next_refetch
+        return super().get_signing_keys(refresh)
 
     def fetch_data(self):
+        self._raise_while_failing()
         now = time.monotonic()
-        if now < self._next_attempt:
-            raise PyJWKClientConnectionError("the last attempt failed; the next one waits for the cooldown")
-        self._next_attempt = now + self.cooldown_duration
         try:
             return super().fetch_data()
-        except ValueError as error:  # not JSON: PyJWKClient lets json's error through
-            raise PyJWKClientConnectionError(f"the JWKS endpoint did not answer JSON: {error}") from None
+        # Unreachable, an error status, not JSON (ValueError, which PyJWKClient lets through), no usable key.
+        except (PyJWKClientError, PyJWKSetError, ValueError) as error:
+            self._next_attempt_after_failure = now + self.refetch_s
+            raise PyJWKClientConnectionError(f"the JWKS endpoint did not answer: {error}") from None
+
+    def _raise_while_failing(self) -> None:
+        if time.monotonic() < self._next_attempt_after_failure:
+            raise PyJWKClientConnectionError("the last attempt failed; the next one waits for the cooldown")
 
     def retry_after_s(self) -> int:
-        return max(1, math.ceil(self._next_attempt - time.monotonic()))
+        return max(1, math.ceil(self._next_attempt_after_failure - time.monotonic()))

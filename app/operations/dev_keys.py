@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None, environ=None) -> int:
               "provider's keys, not the development key", file=sys.stderr)
         return 2
     if args.command == "jwks":
-        print(json.dumps(jwk_set(public_key_pem())))
+        print(json.dumps(jwk_set(public_key_pem(INSTANCE_DIR))))
         return 0
     token_claims = claims(args.user, " ".join(args.scopes.split()), args.ttl,
                           env.get("AUTH_ISSUER") or DEV_ISSUER, env.get("AUTH_AUDIENCE") or DEV_AUDIENCE)
-    print(mint(token_claims, secret=env.get("AUTH_JWT_SECRET") or None))
+    print(mint(token_claims, INSTANCE_DIR, secret=env.get("AUTH_JWT_SECRET") or None))
     return 0
 
 

@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from app.booking import services
 from app.database.tables import idempotency_keys
+from app.operations import dev_keys
 from app.web.identity import scope_key
+from app.web.tokens import IdentitySettings
 from tests.identity_fixtures import bearer
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -119,3 +121,11 @@ def test_a_refused_token_is_not_logged(jwt_client, foreign_key, capsys):
     assert jwt_client.get("/api/users/mallory/bookings", headers=bearer(token)).status_code == 401
     output = capsys.readouterr().out
     assert "token_refused" in output and token.split(".")[2] not in output and '"sub"' not in output
+
+
+def test_with_no_key_source_the_app_trusts_its_development_key_and_says_so(build_app, scratch, capsys):
+    settings = IdentitySettings.from_env({"AUTH_MODE": "jwt"}, "development", scratch)
+    client = build_app(identity=settings).test_client()
+    assert "auth_development_key" in capsys.readouterr().out
+    token = dev_keys.mint(dev_keys.claims("erin"), scratch)
+    assert client.get("/api/users/erin/bookings", headers=bearer(token)).status_code == 200

@@ -129,6 +129,11 @@ def test_a_missing_or_malformed_token_is_a_401(jwt_client, authorization):
     assert_unauthorized(jwt_client.get(OWN_BOOKINGS, headers=headers))
 
 
+def test_a_malformed_token_is_a_401_without_fetching_the_set(jwks_app, httpserver):
+    assert_unauthorized(jwks_app().test_client().get(OWN_BOOKINGS, headers=bearer("not-a-jwt")))
+    assert jwks_requests(httpserver) == 0
+
+
 def test_a_token_in_the_query_string_is_ignored(jwt_client, signing_key):
     assert_unauthorized(jwt_client.get(f"{OWN_BOOKINGS}?access_token={signing_key.token('alice')}"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -111,6 +112,13 @@ def test_make_token_prints_a_token_for_the_user_and_scopes(tmp_path, monkeypatch
 def test_make_token_is_refused_in_production_and_with_a_real_provider(env, capsys):
     assert dev_keys.main(["token", "alice"], environ=env) == 2
     assert "refused" in capsys.readouterr().err
+
+
+def test_the_jwks_command_prints_the_development_key_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(dev_keys, "INSTANCE_DIR", tmp_path)
+    assert dev_keys.main(["jwks"], environ={}) == 0
+    (jwk,) = json.loads(capsys.readouterr().out)["keys"]
+    assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")
 
 
 def test_the_development_jwks_carries_the_kid_of_minted_tokens(tmp_path):

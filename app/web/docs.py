@@ -74,8 +74,8 @@ RATE_LIMIT_HEADERS = {
 }
 # Headers that a status always carries, besides X-Request-ID.
 STATUS_HEADERS = {
-    401: {"WWW-Authenticate": {"description": 'Bearer error="invalid_token" (AUTH_MODE=jwt)',
-                               "schema": {"type": "string"}}},
+    401: {"WWW-Authenticate": {"description": 'The bearer challenge: `Bearer error="invalid_token"` with AUTH_MODE=jwt, '
+                               '`Bearer realm="admin"` with AUTH_MODE=open', "schema": {"type": "string"}}},
     429: {"Retry-After": RETRY_AFTER_HEADER, **RATE_LIMIT_HEADERS},
     503: {"Retry-After": RETRY_AFTER_HEADER},
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dotenv import load_dotenv
 from limits import parse_many
 
 from app.web.security import check_admin_token
+from app.web.tokens import IdentitySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -48,6 +49,7 @@ class Config:
     # Per worker: writes running at once, and how long a write waits for reads in progress (app/web/admission.py).
     write_concurrency: int = 6
     read_priority_ms: int = 50
+    identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (app/web/tokens.py)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -78,7 +80,7 @@ class Config:
             read_priority_ms=_whole_number(env, "READ_PRIORITY_MS", cls.read_priority_ms),
         )
         check_admin_token(config.app_env, config.admin_token)
-        return config
+        return replace(config, identity=IdentitySettings.from_env(env, config.app_env, INSTANCE_DIR))
 
 
 def _whole_number(env, name: str, default: int) -> int:
@@ -163,11 +165,20 @@ def _stored_token(path: Path) -> str:
 
 
 def _store_new_token(path: Path) -> str:
-    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".admin_token.")  # mode 0600
+    return store_once(path, secrets.token_urlsafe(32))
+
+
+def store_once(path: Path, content: str) -> str:
+    """Write `content` to `path` unless it holds something already; return what the file holds.
+
+    The file appears whole or not at all (written aside, mode 0600, then linked into place): of
+    several processes storing at once, the first wins and all read its content.
+    """
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32))
+        f.write(content)
     try:
-        os.link(draft, path)  # fails if another process stored its token first: theirs wins
+        os.link(draft, path)  # fails if another process stored its content first: theirs wins
     except FileExistsError:
         if not _stored_token(path):
             os.replace(draft, path)

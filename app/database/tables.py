@@ -77,6 +77,8 @@ bookings = Table(
     ),
     Index("ix_bookings_waiting_queue", "event_id", "seq", postgresql_where=text("status = 'waiting'")),
     Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
+    # A user's bookings across events, newest first (GET /api/users/<userId>/bookings).
+    Index("ix_bookings_user_bookings", "user_id", "seq"),
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.

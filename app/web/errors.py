@@ -21,6 +21,7 @@ RETRY_AFTER_SECONDS = "1"
 HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
+    403: "forbidden",  # app/web/identity.py
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",

@@ -190,3 +190,22 @@ def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatc
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
     assert serve.main(["serve"]) == 1
     assert f"error: {name}" in capsys.readouterr().err and gunicorn.argv is None
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({}, "needs AUTH_MODE set explicitly"),
+    ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, "refuses AUTH_JWT_SECRET"),
+])
+def test_production_mode_refuses_to_start_without_a_real_identity_setting(monkeypatch, database_url, capsys,
+                                                                         settings, message):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("ADMIN_TOKEN", "k" * 40)
+    for name in ("AUTH_MODE", "AUTH_JWKS_URL", "AUTH_JWT_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main([]) == 1
+    assert message in capsys.readouterr().err and gunicorn.argv is None

@@ -93,7 +93,9 @@ def test_production_mode_refuses_a_short_or_placeholder_admin_token(token):
 
 
 def test_production_mode_accepts_a_long_random_admin_token():
-    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production"})
+    config = Config.from_env(
+        {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open"}
+    )
     assert config.app_env == "production"
 
 

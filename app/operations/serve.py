@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
     """Prepare database, token and schema; then serve, run a flask command, or stop there (migrate)."""
     if embedded is not None:
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
-    os.environ["ADMIN_TOKEN"] = _admin_token()
+    os.environ["ADMIN_TOKEN"] = _admin_token(announce=args.command == "serve")
     try:
         Config.from_env()  # every setting checked once, here, rather than failing in each worker
     except (InsecureConfiguration, ValueError) as exc:
@@ -97,10 +97,16 @@ def _start_embedded(embedded: EmbeddedPostgres) -> str:
     return url
 
 
-def _admin_token() -> str:
-    """Resolve the admin token and say where it comes from; echo it only if we generated it."""
+def _admin_token(announce: bool) -> str:
+    """Resolve the admin token; if `announce`, say where it comes from, echoing it only if we generated it.
+
+    Only the server's start announces it: the maintenance commands' output (migrate, check, purge-keys)
+    ends up in cron mail and CI logs, where a token must never be.
+    """
     from_env = bool(os.environ.get("ADMIN_TOKEN"))
     token = resolve_admin_token(INSTANCE_DIR)
+    if not announce:
+        return token
     if from_env:
         _say("Admin token: from the ADMIN_TOKEN variable")
     else:

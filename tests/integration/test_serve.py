@@ -100,11 +100,23 @@ def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_ur
     assert gunicorn.signals == [signal.SIGTERM]
 
 
-def test_migrate_generates_and_prints_the_admin_token(monkeypatch, database_url, capsys):
+def test_serve_prints_the_admin_token_it_generated(monkeypatch, database_url, capsys):
     monkeypatch.setenv("DATABASE_URL", database_url)
-    assert serve.main(["migrate"]) == 0
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))
+    assert serve.main(["serve"]) == 0
     token = (serve.INSTANCE_DIR / "admin_token").read_text().strip()
     assert f"Admin token: {token} (from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv", [["migrate"], ["flask", "check"], ["flask", "purge-idempotency-keys"]], ids=["migrate", "check", "purge"]
+)
+def test_maintenance_commands_never_print_the_admin_token(monkeypatch, database_url, capfd, argv):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert serve.main(argv) == 0
+    token = (serve.INSTANCE_DIR / "admin_token").read_text().strip()  # generated all the same, for `make run`
+    output = capfd.readouterr()
+    assert token not in output.out + output.err and "Admin token" not in output.err
 
 
 def test_embedded_postgres_is_started_and_stopped(monkeypatch, scratch, capsys):

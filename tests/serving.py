@@ -3,6 +3,7 @@ free port, and plain HTTP calls to it (urllib: no client library between us and 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import runpy
@@ -50,6 +51,24 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, json.loads(error.read() or b"null")
+
+
+def exchange(port: int, data: bytes, timeout: float = REQUEST_TIMEOUT_S) -> tuple[http.client.HTTPResponse, bytes]:
+    """Send `data` as it is, byte for byte, on a new connection; the response and its body.
+
+    For what a client library refuses to send: oversized lines, malformed headers, bad framing.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        response = read_response(sock)
+        return response, response.read()
+
+
+def read_response(sock: socket.socket) -> http.client.HTTPResponse:
+    """The HTTP response arriving on `sock`, its status and headers read (its body is left to read)."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
 
 
 class Gunicorn:

@@ -193,7 +193,8 @@ def test_flask_runs_a_flask_command_against_the_prepared_database(monkeypatch, d
 
 
 @pytest.mark.parametrize(
-    "name, value", [("RATE_LIMIT", "lots please"), ("MAX_BODY_BYTES", "64k"), ("TRUSTED_PROXIES", "-1")]
+    "name, value",
+    [("RATE_LIMIT", "lots please"), ("MAX_BODY_BYTES", "64k"), ("TRUSTED_PROXIES", "-1"), ("BODY_TIMEOUT", "0s")],
 )
 def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatch, database_url, capsys, name, value):
     monkeypatch.setenv("DATABASE_URL", database_url)

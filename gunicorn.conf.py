@@ -3,6 +3,8 @@
 import multiprocessing
 import os
 import resource
+import signal
+import threading
 
 
 def _fd_hard_limit() -> int:
@@ -69,6 +71,30 @@ def on_starting(server):
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
+def when_ready(server):
+    """Tell `make run` (app/operations/serve.py) that the port is bound: only then does it say "Serving on".
+
+    Then follow it: once its end of the lifeline pipe closes, because it exited however it died (even
+    SIGKILL, which it cannot pass on), stop gracefully as on its SIGTERM. Without it, a killed `make run`
+    left gunicorn serving on, holding the port, against a database nobody would stop.
+    """
+    # The variables' names are serve.py's; not imported from it, since that would load the app here,
+    # in the master, before a worker patches the standard library for gevent.
+    ready = os.environ.pop("BOOKING_LAUNCHER_READY_FD", None)
+    if ready is not None:
+        os.write(int(ready), b"ready")
+        os.close(int(ready))  # before the workers fork: they must not hold it open
+    lifeline = os.environ.pop("BOOKING_LAUNCHER_LIFELINE_FD", None)
+    if lifeline is not None:
+        threading.Thread(target=_stop_after, args=(server, int(lifeline)), name="launcher-lifeline", daemon=True).start()
+
+
+def _stop_after(server, lifeline: int) -> None:
+    os.read(lifeline, 1)  # blocks until the launcher's end closes; it never writes
+    server.log.info("make run is gone: shutting down")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def post_fork(server, worker):
     """Make a SIGTERM, SIGINT or SIGQUIT that arrives while the worker boots stop it once booted.
 
@@ -76,8 +102,6 @@ def post_fork(server, worker):
     until then the master's handlers, inherited through fork, would swallow the signal: the worker
     would serve on until the master's graceful timeout ran out and it was killed.
     """
-    import signal
-
     def stop_once_booted(_signum, _frame):
         worker.alive = False
 

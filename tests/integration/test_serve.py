@@ -20,10 +20,11 @@ class FakeGunicorn:
         self.code, self.signals, self.argv = code, [], None
         self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
 
-    def __call__(self, argv, cwd, start_new_session):
+    def __call__(self, argv, cwd, start_new_session, pass_fds):
         self.argv, self.own_session = argv, start_new_session
         if self.signal_during_spawn is not None:
             signal.raise_signal(self.signal_during_spawn)  # before serve.py holds the child's handle
+        os.write(int(os.environ[serve.READY_FD_VARIABLE]), b"ready")  # as gunicorn.conf.py's when_ready does
         return self
 
     def send_signal(self, signum: int) -> None:
@@ -40,10 +41,11 @@ class FakeGunicorn:
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, scratch):
     """No .env, a scratch instance/ folder, and the process's signal handlers put back afterwards."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV"):
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV",
+                 serve.READY_FD_VARIABLE, serve.LIFELINE_FD_VARIABLE):
         monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
         monkeypatch.delenv(name)
     yield

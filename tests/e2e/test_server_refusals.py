@@ -6,6 +6,7 @@ Spoken to over raw sockets: a client library would refuse to send most of these 
 from __future__ import annotations
 
 import json
+import resource
 import socket
 from urllib.parse import quote
 
@@ -90,3 +91,36 @@ def test_a_body_that_does_not_arrive_within_body_timeout_is_408_and_the_connecti
         assert response.headers["Connection"] == "close"
         assert sock.recv(1) == b""  # closed by the server: the rest of the body is never awaited
 
+
+
+HELD_CONNECTIONS = 1100  # more than the 1000 a worker held before
+
+
+@pytest.fixture
+def held_open_file_limit():
+    """Room in this process for the connections the test holds (the soft limit is often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = HELD_CONNECTIONS + 200
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_clients_trickling_their_bodies_on_many_connections_do_not_lock_others_out(
+    database_url, tmp_path, held_open_file_limit
+):
+    server = Gunicorn(database_url, ADMIN_TOKEN, tmp_path / "gunicorn.log", workers=1, settings={"RATE_LIMIT": ""})
+    server.start()
+    held = []
+    try:
+        for _ in range(HELD_CONNECTIONS):  # each holds a slot until BODY_TIMEOUT (10 s)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            held.append(sock)
+            sock.sendall(b"POST /api/book HTTP/1.1\r\n" + HEAD + b"Content-Type: application/json\r\n"
+                         b"Content-Length: 60\r\n\r\n{")
+        assert call(server.base_url, "GET", "/healthz", timeout=3)[0] == 200
+    finally:
+        for sock in held:
+            sock.close()
+        assert server.stop() == 0, server.log()

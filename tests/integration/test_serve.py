@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -205,3 +206,37 @@ def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatc
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
     assert serve.main(["serve"]) == 1
     assert f"error: {name}" in capsys.readouterr().err and gunicorn.argv is None
+
+
+@pytest.fixture
+def locked_checkout(scratch):
+    """instance/serve.lock held as a running `make run` holds it (another open file: flock tells them apart)."""
+    (scratch / "instance").mkdir()
+    fd = os.open(scratch / "instance" / serve.SERVE_LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"port 8123, pid 4242")
+    yield
+    os.close(fd)
+
+
+def test_serve_refuses_while_another_serve_holds_the_checkout_and_touches_no_database(
+    monkeypatch, scratch, capsys, locked_checkout
+):
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 1
+    assert "error: another `make run` is serving from this checkout (port 8123, pid 4242)" in capsys.readouterr().err
+    assert gunicorn.argv is None and not (scratch / "instance" / "pgdata").exists()
+
+
+def test_a_command_leaves_the_database_it_started_running_while_a_serve_holds_the_checkout(
+    scratch, capsys, locked_checkout
+):
+    database = EmbeddedPostgres(scratch / "instance" / "pgdata")
+    try:
+        assert serve.main(["migrate"]) == 0  # it started the server, which a `make run` then adopted
+        assert "Embedded PostgreSQL started" in capsys.readouterr().err
+        database.start()
+        assert database.adopted
+    finally:
+        database.stop()

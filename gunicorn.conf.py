@@ -86,7 +86,8 @@ def when_ready(server):
         os.close(int(ready))  # before the workers fork: they must not hold it open
     lifeline = os.environ.pop("BOOKING_LAUNCHER_LIFELINE_FD", None)
     if lifeline is not None:
-        threading.Thread(target=_stop_after, args=(server, int(lifeline)), name="launcher-lifeline", daemon=True).start()
+        watcher = threading.Thread(target=_stop_after, args=(server, int(lifeline)), name="lifeline", daemon=True)
+        watcher.start()
 
 
 def _stop_after(server, lifeline: int) -> None:

@@ -213,7 +213,8 @@ def _serve(lock: int | None) -> int:
     _prepare_metrics_dir()
     ready, ready_for_gunicorn = os.pipe()
     lifeline_for_gunicorn, lifeline = os.pipe()  # ours stays open, uninherited, while gunicorn runs
-    os.environ[READY_FD_VARIABLE], os.environ[LIFELINE_FD_VARIABLE] = str(ready_for_gunicorn), str(lifeline_for_gunicorn)
+    os.environ[READY_FD_VARIABLE] = str(ready_for_gunicorn)
+    os.environ[LIFELINE_FD_VARIABLE] = str(lifeline_for_gunicorn)
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True,
         pass_fds=[ready_for_gunicorn, lifeline_for_gunicorn, *([lock] if lock is not None else [])],
@@ -235,7 +236,7 @@ def _report_serving(gunicorn: subprocess.Popen[bytes], ready: int) -> int:
     if bound:
         _say(f"Serving on http://127.0.0.1:{_port()} (Ctrl-C to stop)")
     code = gunicorn.wait()
-    if not bound and code != 0:
+    if not bound and code > 0:  # gunicorn's own failure (a stop we passed on ends in 0 or a signal)
         _say(f"error: gunicorn exited before serving on port {_port()}; its messages above say why")
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
 

@@ -43,7 +43,7 @@ INTERNAL_ERROR = (500, "internal_error", "an unexpected error occurred; quote th
 class ProblemGeventWorker(GeventWorker):
     """gunicorn's gevent worker, answering its own refusals as problem+json and bounding body uploads."""
 
-    body_timeout_s = 10  # replaced by BODY_TIMEOUT once the app is loaded
+    body_timeout_s: int  # BODY_TIMEOUT, read once the app is loaded
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -84,7 +84,8 @@ class ProblemGeventWorker(GeventWorker):
              f"{cfg.limit_request_field_size} bytes"),
             (parse_errors.UnsupportedTransferCoding, 501, "unsupported_transfer_coding",
              "the only transfer-coding accepted is chunked"),
-            (parse_errors.ExpectationFailed, 417, "expectation_failed", "the only expectation accepted is 100-continue"),
+            (parse_errors.ExpectationFailed, 417, "expectation_failed",
+             "the only expectation accepted is 100-continue"),
             (parse_errors.ConfigurationProblem, *INTERNAL_ERROR),
             (parse_errors.ParseException, 400, "invalid_request",
              "the request is not valid HTTP/1.1: its request line or a header is malformed"),
@@ -102,8 +103,8 @@ def problem_response(status: int, code: str, detail: str, request_id: str) -> by
         {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail,
          "requestId": request_id}
     ).encode()
-    headers = {"Date": util.http_date(), "Connection": "close", "Content-Type": PROBLEM_JSON, "Content-Length": str(len(body)),
-               "X-Request-ID": request_id, **SECURITY_HEADERS}
+    headers = {"Date": util.http_date(), "Connection": "close", "Content-Type": PROBLEM_JSON,
+               "Content-Length": str(len(body)), "X-Request-ID": request_id, **SECURITY_HEADERS}
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return f"HTTP/1.1 {status} {title}\r\n{head}\r\n".encode("latin-1") + body
 

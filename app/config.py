@@ -46,6 +46,10 @@ class Config:
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
+    # BODY_TIMEOUT: a request body must arrive whole within this of its headers (app/operations/worker.py).
+    # 64 KiB (MAX_BODY_BYTES) in 10 s is 52 kbit/s, a slow mobile link; a client slower than that is
+    # more likely one holding connections open on purpose.
+    body_timeout_s: int = 10
     # Per worker: writes running at once, and how long a write waits for reads in progress (app/web/admission.py).
     write_concurrency: int = 6
     read_priority_ms: int = 50
@@ -76,6 +80,7 @@ class Config:
             db_statement_timeout_ms=_optional_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
             db_lock_timeout_ms=_optional_int(env, "DB_LOCK_TIMEOUT_MS", cls.db_lock_timeout_ms),
             idempotency_retention_s=_duration(env, "IDEMPOTENCY_RETENTION", cls.idempotency_retention_s),
+            body_timeout_s=_duration(env, "BODY_TIMEOUT", cls.body_timeout_s),
             write_concurrency=_at_least_one(env, "WRITE_CONCURRENCY", cls.write_concurrency),
             read_priority_ms=_whole_number(env, "READ_PRIORITY_MS", cls.read_priority_ms),
         )
@@ -113,7 +118,10 @@ def _rate_limit(env, name: str, default: str) -> str:
 
 def _duration(env, name: str, default_s: int) -> int:
     value = (env.get(name) or "").strip()
-    return parse_duration(value) if value else default_s
+    try:
+        return parse_duration(value) if value else default_s
+    except ValueError as exc:
+        raise ValueError(f"{name} is {exc}") from None  # which setting: the message is one line at start-up
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

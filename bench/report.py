@@ -243,7 +243,8 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
 
 
 def _setting_line(results: dict) -> str:
-    machine, settings, app = results["machine"], results["settings"], results["servers"].get("app", {})
+    servers = results["servers"]
+    machine, settings, app = results["machine"], results["settings"], servers.get("app") or servers.get("app-jwt", {})
     return (f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
             f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
             f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "

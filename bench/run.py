@@ -22,6 +22,7 @@ from bench.settings import RESULTS_DIR, Settings
 
 PGBENCH_FORMS = ("multi", "function")
 OPEN, JWT = "open", "jwt"  # AUTH_MODE of the server a scenario runs against
+WARM_UP_SCRIPTS = {OPEN: "book.lua", JWT: "book_jwt.lua"}
 # Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
 CHURN_CANCELS_PER_S_BUDGET = 3000
 CHURN_WAITERS = 2000
@@ -93,7 +94,7 @@ class Bench:
         server_env = self.identity.server_env() if auth == JWT else {}
         with Gunicorn("wsgi:app", self.database.url, self.log_path, server_env) as server:
             self.servers["app" if auth == OPEN else f"app-{auth}"] = server.settings()
-            self._warm_up(server, scenarios[0].wrk_script if auth == JWT else "book.lua", self._script_tail(auth))
+            self._warm_up(server, WARM_UP_SCRIPTS[auth], self._script_tail(auth))
             for scenario in scenarios:
                 self._scenario_over_http(server, scenario, repeat)
                 for form in PGBENCH_FORMS:

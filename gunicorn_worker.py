@@ -7,9 +7,10 @@
    closed: a client trickling its body would otherwise hold one of the worker's connection slots for as
    long as it liked, and enough of them would lock every other client out.
 
-Nothing of the app is imported at module level: gunicorn's master loads this class before forking, and
-a module imported there, before the worker patches the standard library for gevent, would keep the
-unpatched, blocking locks and sockets it made at import.
+Nothing of the app is imported at module level, and this module lives outside the `app` package, whose
+`__init__` imports the whole app: gunicorn's master loads this class before forking, and a module
+imported there, before the worker patches the standard library for gevent, would keep the unpatched,
+blocking locks and sockets it made at import (gevent warned so for PyJWT's ssl on every start).
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ bind = f"0.0.0.0:{os.environ.get('PORT') or 8000}"
 # the GIL and the kernel would switch them; one process per core is enough to keep the cores busy,
 # and leaves PostgreSQL its share. docs/performance.md has the measurements behind this choice. The
 # class is gunicorn's gevent worker, answering gunicorn's own refusals as problem+json and bounding how
-# long a request body may take to arrive (BODY_TIMEOUT): app/operations/worker.py.
-worker_class = "app.operations.worker.ProblemGeventWorker"
+# long a request body may take to arrive (BODY_TIMEOUT): gunicorn_worker.py, beside this file and outside
+# the `app` package, so that loading it in the master imports nothing of the app before gevent patches.
+worker_class = "gunicorn_worker.ProblemGeventWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 # Connections one worker holds open; the requests they carry are admitted by app/web/admission.py, so
 # this bounds only sockets, about 11 KB each when idle. It is what a client needs to lock everyone

@@ -10,6 +10,7 @@ from app.database.engine import db
 from app.operations import cli
 from app.operations.logs import configure_logging
 from app.web import admission, docs, errors, identity, limits, metrics, request_body, request_context, security
+from app.web.blueprint import AnyCharacterPath
 
 API_VERSION = "1.0.0"
 
@@ -23,6 +24,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.json = request_body.StrictJSONProvider(app)
     app.json.sort_keys = False  # keep the schemas' field order: id first, as the contract shows
     app.config.update(_flask_settings(config))
+    app.url_map.converters["path"] = AnyCharacterPath  # before any route is added: user ids hold any character
     db.init_app(app, config)
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces

@@ -46,7 +46,7 @@ class Config:
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
-    # BODY_TIMEOUT: a request body must arrive whole within this of its headers (app/operations/worker.py).
+    # BODY_TIMEOUT: a request body must arrive whole within this of its headers (gunicorn_worker.py).
     # 64 KiB (MAX_BODY_BYTES) in 10 s is 52 kbit/s, a slow mobile link; a client slower than that is
     # more likely one holding connections open on purpose.
     body_timeout_s: int = 10

@@ -4,9 +4,18 @@ from http import HTTPStatus
 
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import resolve_schema_instance
+from werkzeug.routing import PathConverter
 
 from app.web.idempotency import idempotent_response
 from app.web.parser import ContractParser
+
+
+class AnyCharacterPath(PathConverter):
+    """`<path:...>` for ids of any characters: werkzeug's `[^/].*?` matches no line feed after the first
+    character (its `.` is compiled without DOTALL), so `/api/users/a%0Ab/bookings` matched no route and
+    was a 404 the document does not list, where the id's own rule answers 400."""
+
+    regex = "[^/](?s:.*?)"
 
 
 class Blueprint(SmorestBlueprint):

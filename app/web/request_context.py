@@ -1,4 +1,5 @@
-"""Per-request plumbing: request ids (ours and the client's), URLs in UTF-8, the JSON-only rule for POST, one access log line each."""
+"""Per-request plumbing: request ids (ours and the client's), URLs in UTF-8, the JSON-only rule for POST
+(plain JSON: no Content-Encoding), one access log line each."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import unquote_to_bytes
 
 import structlog
 from flask import Flask, Response, abort, g, request
+from werkzeug.exceptions import UnsupportedMediaType
 
 # Echo a client's id only if it is short and plain, so it cannot forge log lines or headers.
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -67,10 +69,24 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+class ContentCodingRefused(UnsupportedMediaType):
+    """A body under a Content-Encoding (RFC 9110, 8.4): none is decoded here, so the body would be read
+    as it came, plain JSON under `gzip` booked, while a proxy that decodes it would read another body."""
+
+    description = "POST bodies must not be content-coded: send them without Content-Encoding"
+
+    def get_headers(self, environ=None, scope=None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Accept-Encoding", "identity")]  # RFC 7694
+
+
 def _require_json_body() -> None:
     # Only for POSTs that reach a view: a wrong path or method gets its own 404 or 405.
-    if request.method == "POST" and request.url_rule is not None and not request.is_json:
+    if request.method != "POST" or request.url_rule is None:
+        return
+    if not request.is_json:
         abort(415, description="POST bodies must be JSON (Content-Type: application/json)")
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        raise ContentCodingRefused()
 
 
 def _finish_request(response: Response) -> Response:

@@ -17,6 +17,7 @@ from tests.helpers.live_server import Gunicorn, call, exchange, read_response
 ADMIN_TOKEN = "e2e-refusals-admin-token-0123456789"
 BODY_TIMEOUT_S = 1
 HEAD = b"Host: localhost\r\n"
+BOOKING = b'{"eventId": "no-such-event", "userId": "smuggler"}'
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,13 @@ def assert_problem(response, body: bytes, status: int, code: str) -> dict:
         (b"GET /healthz HTTP/9.9\r\n" + HEAD + b"\r\n", 400, "invalid_request"),
         (b"POST /api/book HTTP/1.1\r\n" + HEAD + b"Transfer-Encoding: snappy\r\n\r\n", 501,
          "unsupported_transfer_coding"),
+        *[(b"POST /api/book HTTP/1.1\r\n" + HEAD + b"Content-Type: application/json\r\nTransfer-Encoding: " + coding
+           + b", chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(BOOKING), BOOKING), 501, "unsupported_transfer_coding")
+          for coding in (b"gzip", b"deflate", b"compress", b"identity")],
     ],
     ids=["long-request-line", "long-header", "too-many-headers", "control-byte", "bad-header-name", "bad-version",
-         "unknown-transfer-coding"],
+         "unknown-transfer-coding", "gzip-then-chunked", "deflate-then-chunked", "compress-then-chunked",
+         "identity-then-chunked"],
 )
 def test_what_the_http_server_refuses_is_problem_json_that_quotes_nothing_of_the_request(
     server, request_bytes, status, code

@@ -80,6 +80,26 @@ def test_post_that_is_not_json_is_a_415(client, content_type):
     assert_problem(response, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "identity, gzip"])
+def test_a_content_coded_body_is_a_415_and_books_nothing(client, new_event, coding):
+    # The body is plain JSON under a Content-Encoding that says otherwise: read as it came, it was booked,
+    # while a proxy that decodes the coding would have read another body (and a real gzip body was 400).
+    event = new_event(1)
+    body = json.dumps({"eventId": event["id"], "userId": "u"})
+    response = client.post("/api/book", data=body, content_type="application/json", headers={"Content-Encoding": coding})
+    assert "Content-Encoding" in assert_problem(response, 415, "unsupported_media_type")["detail"]
+    assert response.headers["Accept-Encoding"] == "identity"
+    assert client.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 1
+
+
+def test_content_encoding_identity_is_a_plain_body(client, new_event):
+    event = new_event(1)
+    body = json.dumps({"eventId": event["id"], "userId": "u"})
+    response = client.post("/api/book", data=body, content_type="application/json",
+                           headers={"Content-Encoding": "identity"})
+    assert response.status_code == 201
+
+
 def test_json_subtype_is_accepted_as_json(client, new_event):
     event = new_event(1)
     body = json.dumps({"eventId": event["id"], "userId": "u"})

@@ -48,3 +48,14 @@ def test_a_query_that_is_not_utf8_is_a_400(client, admin_headers, booked, query)
 def test_a_percent_encoded_utf8_user_id_is_read_as_that_user(client, booked):
     response = get(client, f"/api/booking-status/{booked}/%EF%BF%BD")  # U+FFFD itself, in UTF-8
     assert response.get_json()["booking"]["userId"] == "\ufffd"
+
+
+@pytest.mark.parametrize("template", ["/api/booking-status/{}/{}", "/api/users/{}/bookings"],
+                         ids=["booking-status", "user-bookings"])
+@pytest.mark.parametrize("user_id", ["a%0Ab", "a%0A", "a/%0A/b"], ids=["inner", "trailing", "after-slash"])
+def test_a_user_id_with_a_line_feed_reaches_its_route_and_is_a_400(client, booked, template, user_id):
+    # werkzeug's `path` converter, `[^/].*?`, matched no line feed after the first character: the
+    # route went unmatched and the answer was 404 not_found, which the document does not list.
+    path = template.format(booked, user_id) if "booking-status" in template else template.format(user_id)
+    body = assert_problem(get(client, path), 400, "invalid_request")
+    assert "userId" in body["errors"] or "user_id" in body["errors"], body

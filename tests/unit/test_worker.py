@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import gevent.socket
 import pytest
@@ -13,7 +16,7 @@ from gunicorn.http import errors as parse_errors
 from gunicorn.http.parser import RequestParser
 from werkzeug.exceptions import BadRequest, RequestTimeout
 
-from app.operations.worker import BoundedBody, ProblemGeventWorker
+from gunicorn_worker import BoundedBody, ProblemGeventWorker
 
 ADDR = ("127.0.0.1", 50000)
 
@@ -98,3 +101,23 @@ def test_a_malformed_chunk_is_a_400_and_closes_the_connection(cfg, pair):
 def test_a_body_iterates_by_line(cfg, pair):
     req = request_on(pair, cfg, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\na\nb\n")
     assert list(BoundedBody(req, 5)) == [b"a\n", b"b\n"]
+
+
+def test_loading_the_worker_class_imports_nothing_that_the_gevent_patch_would_come_too_late_for():
+    # gunicorn's master loads the class named in gunicorn.conf.py before it forks; each worker patches the
+    # standard library only then. A module imported by the master (the app, PyJWT's `from ssl import ...`)
+    # keeps the unpatched objects, and gevent warned so on every start of `make run`.
+    script = (
+        "import runpy, sys, warnings\n"
+        "from gunicorn.util import load_class\n"
+        "load_class(runpy.run_path('gunicorn.conf.py')['worker_class'])\n"
+        "from gevent import monkey\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    monkey.patch_all()\n"
+        "print(sorted(name for name in ('app', 'flask', 'jwt', 'sqlalchemy') if name in sys.modules))\n"
+        "print([str(warning.message)[:80] for warning in caught])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).parents[2])
+    assert result.stdout.splitlines() == ["[]", "[]"], result.stdout + result.stderr

@@ -1,15 +1,16 @@
 """The gunicorn worker of `make run` (gunicorn.conf.py): gunicorn's gevent worker with two changes.
 
 1. What gunicorn's HTTP parser refuses (a request line or headers over the limits, malformed bytes, an
-   unknown transfer-coding) is answered as the contract's problem+json, with a request id and the API's
+   a transfer-coding other than chunked) is answered as the contract's problem+json, with a request id and the API's
    security headers, instead of gunicorn's HTML page, which quoted the parser's internals.
 2. A request body must arrive whole within BODY_TIMEOUT of its headers, else 408 and the connection is
    closed: a client trickling its body would otherwise hold one of the worker's connection slots for as
    long as it liked, and enough of them would lock every other client out.
 
-Nothing of the app is imported at module level: gunicorn's master loads this class before forking, and
-a module imported there, before the worker patches the standard library for gevent, would keep the
-unpatched, blocking locks and sockets it made at import.
+Nothing of the app is imported at module level, and this module lives outside the `app` package, whose
+`__init__` imports the whole app: gunicorn's master loads this class before forking, and a module
+imported there, before the worker patches the standard library for gevent, would keep the unpatched,
+blocking locks and sockets it made at import (gevent warned so for PyJWT's ssl on every start).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class ProblemGeventWorker(GeventWorker):
         self.body_timeout_s = Config.from_env().body_timeout_s
 
     def handle_request(self, listener_name, req, sock, addr):
+        if _codings_besides_chunked(req):
+            raise parse_errors.UnsupportedTransferCoding(req.headers)
         if req.body is not None:
             req.body = BoundedBody(req, self.body_timeout_s)
         return super().handle_request(listener_name, req, sock, addr)
@@ -94,6 +97,18 @@ class ProblemGeventWorker(GeventWorker):
             if isinstance(exc, error_class):
                 return status, code, detail
         return INTERNAL_ERROR
+
+
+def _codings_besides_chunked(req) -> bool:
+    """Whether the request's Transfer-Encoding names a coding other than chunked.
+
+    gunicorn's parser lets gzip, deflate, compress and identity stand before chunked, removes only the
+    chunking and hands the app a body still in the other codings, which the app would read as plain
+    JSON: `gzip, chunked` with a plain body was booked, while a proxy that decodes gzip would have read
+    another body. No coding but chunked is implemented here, so any other is 501, as RFC 9112 asks.
+    """
+    codings = [value for name, value in req.headers if name == "TRANSFER-ENCODING"]
+    return any(coding.strip(" \t").lower() != "chunked" for value in codings for coding in value.split(","))
 
 
 def problem_response(status: int, code: str, detail: str, request_id: str) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from dataclasses import fields
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -86,6 +87,9 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
+
+# The event row's columns that the domain Event has; the queue's counters (migration 0006) stay in the database.
+EVENT_COLUMNS = [events.c[field.name] for field in fields(Event)]
 
 log = structlog.get_logger("app.booking.services")
 
@@ -157,7 +161,7 @@ def initialize_event(
 
 def get_event(engine: Engine, event_id: str) -> Event:
     """The event with its live ticket counts; one primary-key read, no scan of bookings."""
-    statement = select(events).where(events.c.id == parse_event_id(event_id))
+    statement = select(*EVENT_COLUMNS).where(events.c.id == parse_event_id(event_id))
     with engine.connect() as conn:
         row = conn.execute(statement).one_or_none()
     if row is None:
@@ -238,7 +242,7 @@ def _insert_event(conn: Connection, total_tickets: int, name: str | None) -> Eve
     statement = (
         insert(events)
         .values(name=name, total_tickets=total_tickets, available_tickets=total_tickets)
-        .returning(*events.c)
+        .returning(*EVENT_COLUMNS)
     )
     return Event(**conn.execute(statement).one()._mapping)
 

@@ -144,7 +144,7 @@ queue_departures = Table(
     Column("entries", BigInteger, nullable=False),
     Column("tickets", BigInteger, nullable=False),
     PrimaryKeyConstraint("event_id", "node"),
-    CheckConstraint("node BETWEEN 1 AND 2147483647", name="node_range"),
+    CheckConstraint("node BETWEEN 1 AND 2147483648", name="node_range"),
     CheckConstraint("entries >= 0 AND tickets >= entries", name="counts_range"),
 )
 

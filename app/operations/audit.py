@@ -286,10 +286,10 @@ class Replay:
             self.queue.remove(entry.booking_id)
             self.status[entry.booking_id] = CONFIRMED
         self.available -= entry.quantity
+        if oldest is not None and entry.booking_id != oldest:
+            return f"{oldest} had waited longer"
         if not fitted:
             return "no ticket had been freed for it"
-        if entry.booking_id != oldest:
-            return f"{oldest} had waited longer"
         if entry.quantity != self.quantity[entry.booking_id]:
             return f"it was promoted with {entry.quantity} tickets but wanted {self.quantity[entry.booking_id]}"
         return None

@@ -11,7 +11,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from app.database.tables import booking_events, bookings
-from tests.concurrency.test_races import race
+from tests.helpers import race
 
 SAME_KEY_REQUESTS = 20
 

@@ -7,33 +7,18 @@ straight from the tables (`assert_invariants`) and with checks on what every thr
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
 from app.booking.services import book, cancel, get_booking, initialize_event
 from app.database.tables import bookings, events
+from tests.helpers import THREADS, race
 
-THREADS = 64  # one pooled connection each
-BARRIER_TIMEOUT_S = 30
-
-# --- the race harness ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def race_engine(database_url):
-    """A connection per thread, opened before the first race so that every thread contends at once."""
-    engine = create_engine(database_url, pool_size=THREADS, max_overflow=0, pool_timeout=BARRIER_TIMEOUT_S)
-    warm = [engine.connect() for _ in range(THREADS)]
-    for conn in warm:
-        conn.close()
-    yield engine
-    engine.dispose()
+# --- the race harness (the race_engine fixture is in tests/concurrency/conftest.py) ---------------
 
 
 @dataclass(frozen=True)
@@ -53,18 +38,6 @@ def attempt(function, *args) -> Outcome:
         return Outcome(value=function(*args))
     except DomainError as exc:
         return Outcome(error=type(exc))
-
-
-def race(jobs: list) -> list:
-    """Run each no-argument job on a thread of its own, all released at once; their results in order."""
-    barrier = threading.Barrier(len(jobs), timeout=BARRIER_TIMEOUT_S)
-
-    def run(job):
-        barrier.wait()
-        return job()
-
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        return list(pool.map(run, jobs))
 
 
 def race_calls(calls: list[tuple]) -> list[Outcome]:

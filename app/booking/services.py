@@ -88,7 +88,7 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
 
-# The event row's columns that the domain Event has; the queue's counters (migration 0006) stay in the database.
+# The event row's columns that the domain Event has; the queue's counters (migration 0007) stay in the database.
 EVENT_COLUMNS = [events.c[field.name] for field in fields(Event)]
 
 log = structlog.get_logger("app.booking.services")

@@ -48,7 +48,7 @@ events = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("max_per_booking", Integer, nullable=False, server_default=text("10")),
     Column("waiting_tickets", BigInteger, nullable=False, server_default=text("0")),
-    # The queue's running totals, kept under the event lock (migration 0006, docs/performance.md): entries
+    # The queue's running totals, kept under the event lock (migration 0007, docs/performance.md): entries
     # and tickets ever queued, and those that left it from the head (promoted).
     Column("queue_joined_entries", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),

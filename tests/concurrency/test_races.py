@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
-from app.booking.services import book, cancel, get_booking, initialize_event
-from app.database.tables import bookings, events
+from app.booking.services import BOOK, CANCEL, book, cancel, get_booking, initialize_event
+from app.database.tables import booking_events, bookings, events
 from tests.helpers import THREADS, race
 
 # --- the race harness (the race_engine fixture is in tests/concurrency/conftest.py) ---------------
@@ -406,3 +406,45 @@ def test_storm_reports_each_promotion_once_and_only_of_a_waiting_booking(storm, 
     # A booking that joined the queue holds a ticket now only if a cancel reported promoting it.
     assert {id_ for id_ in booked_waiting if now[id_] == CONFIRMED} <= set(promoted)
     assert [id_ for id_ in promoted if now[id_] == WAITING] == []
+
+
+# --- timestamps follow the lock: each change is stamped in the order the event lock served it ----------
+
+STAMPED_HOLDERS = names("stamped-holder", 16)
+STAMPED_ARRIVALS = names("stamped-arrival", THREADS - len(STAMPED_HOLDERS))
+
+
+def in_own_transaction(engine, statement, event_id: str, user_id: str) -> None:
+    """One function call in a transaction of its own, as a keyed write makes it: BEGIN, the call, COMMIT."""
+    with engine.begin() as conn:
+        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None})
+
+
+def stamps_along_seq(engine, table, event_id: str) -> list:
+    statement = select(table.c.created_at).where(table.c.event_id == event_id).order_by(table.c.seq)
+    with engine.connect() as conn:
+        return list(conn.execute(statement).scalars())
+
+
+@pytest.fixture(scope="module")
+def stamped_rush(race_engine) -> str:
+    """A sold-out event where new users queue while holders cancel and promote the oldest waiters."""
+    event_id = sold_out_event(race_engine, STAMPED_HOLDERS, names("stamped-waiter", 8))
+    race_calls(
+        [(in_own_transaction, race_engine, BOOK, event_id, user) for user in STAMPED_ARRIVALS]
+        + [(in_own_transaction, race_engine, CANCEL, event_id, user) for user in STAMPED_HOLDERS]
+    )
+    return event_id
+
+
+@pytest.mark.parametrize("table", [bookings, booking_events], ids=["bookings", "ledger"])
+def test_concurrent_changes_are_stamped_in_the_order_the_event_lock_served_them(stamped_rush, race_engine, table):
+    stamps = stamps_along_seq(race_engine, table, stamped_rush)
+
+    assert len(stamps) > len(STAMPED_ARRIVALS) and stamps == sorted(stamps)
+
+
+def test_the_event_is_stamped_with_its_last_change(stamped_rush, race_engine):
+    last_change = stamps_along_seq(race_engine, booking_events, stamped_rush)[-1]
+
+    assert event_row(race_engine, stamped_rush).updated_at == last_change

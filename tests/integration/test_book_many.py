@@ -11,7 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import literal_column, select, text
 
 from app import create_app
 from app.database import group_commit
@@ -97,11 +97,14 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
         ("fourth", "waiting", 2),
     ]
     assert sum("book_many" in statement for statement in issued) == 2
-    # One transaction per statement: the three that travelled together share its timestamp.
+    # One transaction per statement: the three that travelled together share it (xmin), each stamped in turn.
     with engine.connect() as conn:
-        created = dict(conn.execute(select(bookings.c.user_id, bookings.c.created_at).where(
-            bookings.c.event_id == event_id)).all())
-    assert created["second"] == created["third"] == created["fourth"] != created["first"]
+        rows = conn.execute(select(bookings.c.user_id, literal_column("xmin::text"), bookings.c.created_at).where(
+            bookings.c.event_id == event_id).order_by(bookings.c.seq)).all()
+    assert [user for user, *_ in rows] == ["first", "second", "third", "fourth"]
+    transactions, stamps = [row[1] for row in rows], [row[2] for row in rows]
+    assert transactions[1] == transactions[2] == transactions[3] != transactions[0]
+    assert stamps == sorted(stamps)
 
 
 def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(config, engine, new_event):

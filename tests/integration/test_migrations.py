@@ -25,7 +25,7 @@ OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
     "cancel_booking(uuid,text,text,integer)",
     "book_many(uuid,text[],text[],integer[])",
-    "promote_waiting(uuid,integer)",
+    "promote_waiting(uuid,integer,timestamp with time zone)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).
@@ -164,21 +164,21 @@ def test_each_downgrade_restores_the_functions_and_objects_of_the_revision_befor
 ALEMBIC_VERSION = text("SELECT version_num FROM alembic_version")
 
 
-def test_downgrade_below_0006_refuses_while_a_booking_holds_several_tickets(scratch_url):
+def test_downgrade_below_0007_refuses_while_a_booking_holds_several_tickets(scratch_url):
     migrate(scratch_url, "head")
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
         book_sql(conn, open_event(conn, 5), "a", 2)
 
-    with pytest.raises(RuntimeError, match=r"below 0006: 1 booking\(s\) and 1 ledger entries concern several tickets"):
-        migrate(scratch_url, "0005", "downgrade")
+    with pytest.raises(RuntimeError, match=r"below 0007: 1 booking\(s\) and 1 ledger entries concern several tickets"):
+        migrate(scratch_url, "0006", "downgrade")
 
     assert query_set(scratch_url, ALEMBIC_VERSION) == {(revisions_in_order()[-1],)}
     engine.dispose()
 
 
-def test_upgrading_to_0006_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
-    migrate(scratch_url, "0005")
+def test_upgrading_to_0007_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
+    migrate(scratch_url, "0006")
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
         event = conn.execute(text("INSERT INTO events (total_tickets, available_tickets) VALUES (1, 1) RETURNING id"))

@@ -1,4 +1,4 @@
-"""Several tickets per booking, in the database functions themselves (migration 0006), edge by edge.
+"""Several tickets per booking, in the database functions themselves (migration 0007), edge by edge.
 
 Each call is one statement in autocommit mode, as the service sends it. The schema's CHECKs are
 tried with rows no function would write: they must refuse them.

@@ -23,6 +23,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
     waits boolean;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -36,13 +39,15 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     -- All or nothing, and nobody overtakes a waiting entry, not even a smaller booking.
     waits := ev.waiting_count > 0 OR p_quantity > ev.available_tickets;
     booking_status := CASE WHEN waits THEN 'waiting' ELSE 'confirmed' END;
-    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before)
+    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
+                               created_at, updated_at)
     VALUES (p_event_id, p_user_id, booking_status, p_quantity,
             CASE WHEN waits THEN ev.queue_joined_entries + 1 END,
-            CASE WHEN waits THEN ev.queue_joined_tickets END)
+            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
     RETURNING b.id, b.created_at, b.updated_at, b.quantity
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
@@ -58,7 +63,7 @@ BEGIN
            waiting_tickets = waiting_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            queue_joined_entries = queue_joined_entries + waits::int,
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
         -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
@@ -68,9 +73,9 @@ BEGIN
           FROM queue_departures d
          WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
     END IF;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
-            p_request_id, p_quantity);
+            p_request_id, p_quantity, changed_at);
     -- New entries join at the back: everyone waiting is ahead.
     waiting_position := CASE WHEN waits THEN ev.waiting_count + 1 END;
     tickets_ahead := CASE WHEN waits THEN ev.waiting_tickets END;

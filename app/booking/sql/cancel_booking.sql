@@ -26,6 +26,9 @@ DECLARE
     released integer;  -- the tickets the booking gives up
     available integer;  -- the event's, once they are released
     promoted_tickets integer;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -51,11 +54,12 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     released := coalesce(p_quantity, held.quantity);
     booking_status := CASE WHEN released = held.quantity THEN 'cancelled' ELSE held.status END;
     -- A whole cancel keeps the quantity it held, as history; a partial one keeps the rest.
     UPDATE bookings b
-       SET status = booking_status, updated_at = now(),
+       SET status = booking_status, updated_at = changed_at,
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.created_at, b.updated_at, b.quantity
@@ -68,22 +72,23 @@ BEGIN
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released);
+            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
+            changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
     IF available > 0 THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available);
+          FROM promote_waiting(p_event_id, available, changed_at);
     ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
         SELECT '{}', '{}', '{}', '{}', '{}', 0
           INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                promoted_updated_ats, promoted_tickets;
     END IF;
     IF promoted_tickets > 0 THEN
-        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
-        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
           FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
                AS p (id, user_id, quantity, step)
          ORDER BY p.step;
@@ -96,7 +101,7 @@ BEGIN
                              - promoted_tickets,
            queue_promoted_entries = queue_promoted_entries + cardinality(promoted_ids),
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     IF booking_id = ANY (promoted_ids) THEN
         booking_status := 'confirmed';  -- a head that shrank until it fitted

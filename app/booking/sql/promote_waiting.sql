@@ -1,6 +1,7 @@
 -- promote_waiting: the strict first-come-first-served rule, run under the event lock after every
 -- release of tickets: confirm the head of the queue while its quantity fits in `p_available`; the
--- first that does not fit stops it (nobody overtakes the head, not even a smaller booking).
+-- first that does not fit stops it (nobody overtakes the head, not even a smaller booking). The
+-- promoted bookings are stamped `p_changed_at`, the caller's time after the lock.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). It returns the promoted bookings, oldest first, as arrays, and the tickets
@@ -10,7 +11,7 @@
 -- stops it, whatever the queue's length.
 
 CREATE OR REPLACE FUNCTION promote_waiting(
-    p_event_id uuid, p_available integer,
+    p_event_id uuid, p_available integer, p_changed_at timestamptz,
     OUT promoted_ids uuid[], OUT promoted_user_ids text[], OUT promoted_quantities integer[],
     OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer)
 LANGUAGE plpgsql AS $$
@@ -25,7 +26,7 @@ BEGIN
     promoted_tickets := 0;
     LOOP
         -- The head (oldest waiting entry), confirmed only if it fits: the first that does not, stops.
-        UPDATE bookings b SET status = 'confirmed', updated_at = now()
+        UPDATE bookings b SET status = 'confirmed', updated_at = p_changed_at
          WHERE b.event_id = p_event_id
            AND b.id = (SELECT w.id FROM bookings w
                         WHERE w.event_id = p_event_id AND w.status = 'waiting'

@@ -1,7 +1,7 @@
 """Several tickets per booking, a strict first-come-first-served queue, and places that cost O(1).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 
 A booking holds `quantity` tickets, all or none (contract, "Several tickets per booking"). The
@@ -22,8 +22,8 @@ recording a departure updates at most 1 + log2(ordinals given), as the tree grow
 Nothing costs more as the queue grows, beyond that logarithm.
 
 Downgrade refuses, with the counts, while any booking or ledger entry concerns more than one ticket:
-the single-ticket schema cannot say what they hold. Otherwise it restores 0005's schema and
-functions exactly (events' max_per_booking, which nothing before 0006 reads, is dropped with it).
+the single-ticket schema cannot say what they hold. Otherwise it restores 0006's schema and
+functions exactly (events' max_per_booking, which nothing before 0007 reads, is dropped with it).
 """
 
 import sqlalchemy as sa
@@ -31,8 +31,8 @@ from alembic import op
 
 from app.database.functions import create_or_replace, drop
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -93,6 +93,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
     waits boolean;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -106,13 +109,15 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     -- All or nothing, and nobody overtakes a waiting entry, not even a smaller booking.
     waits := ev.waiting_count > 0 OR p_quantity > ev.available_tickets;
     booking_status := CASE WHEN waits THEN 'waiting' ELSE 'confirmed' END;
-    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before)
+    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
+                               created_at, updated_at)
     VALUES (p_event_id, p_user_id, booking_status, p_quantity,
             CASE WHEN waits THEN ev.queue_joined_entries + 1 END,
-            CASE WHEN waits THEN ev.queue_joined_tickets END)
+            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
     RETURNING b.id, b.created_at, b.updated_at, b.quantity
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
@@ -128,7 +133,7 @@ BEGIN
            waiting_tickets = waiting_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            queue_joined_entries = queue_joined_entries + waits::int,
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
         -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
@@ -138,9 +143,9 @@ BEGIN
           FROM queue_departures d
          WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
     END IF;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
-            p_request_id, p_quantity);
+            p_request_id, p_quantity, changed_at);
     -- New entries join at the back: everyone waiting is ahead.
     waiting_position := CASE WHEN waits THEN ev.waiting_count + 1 END;
     tickets_ahead := CASE WHEN waits THEN ev.waiting_tickets END;
@@ -152,7 +157,7 @@ $$;
 
 PROMOTE_WAITING = """
 CREATE OR REPLACE FUNCTION promote_waiting(
-    p_event_id uuid, p_available integer,
+    p_event_id uuid, p_available integer, p_changed_at timestamptz,
     OUT promoted_ids uuid[], OUT promoted_user_ids text[], OUT promoted_quantities integer[],
     OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer)
 LANGUAGE plpgsql AS $$
@@ -167,7 +172,7 @@ BEGIN
     promoted_tickets := 0;
     LOOP
         -- The head (oldest waiting entry), confirmed only if it fits: the first that does not, stops.
-        UPDATE bookings b SET status = 'confirmed', updated_at = now()
+        UPDATE bookings b SET status = 'confirmed', updated_at = p_changed_at
          WHERE b.event_id = p_event_id
            AND b.id = (SELECT w.id FROM bookings w
                         WHERE w.event_id = p_event_id AND w.status = 'waiting'
@@ -201,6 +206,9 @@ DECLARE
     released integer;  -- the tickets the booking gives up
     available integer;  -- the event's, once they are released
     promoted_tickets integer;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -226,11 +234,12 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     released := coalesce(p_quantity, held.quantity);
     booking_status := CASE WHEN released = held.quantity THEN 'cancelled' ELSE held.status END;
     -- A whole cancel keeps the quantity it held, as history; a partial one keeps the rest.
     UPDATE bookings b
-       SET status = booking_status, updated_at = now(),
+       SET status = booking_status, updated_at = changed_at,
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.created_at, b.updated_at, b.quantity
@@ -243,22 +252,23 @@ BEGIN
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released);
+            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
+            changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
     IF available > 0 THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available);
+          FROM promote_waiting(p_event_id, available, changed_at);
     ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
         SELECT '{}', '{}', '{}', '{}', '{}', 0
           INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                promoted_updated_ats, promoted_tickets;
     END IF;
     IF promoted_tickets > 0 THEN
-        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity)
-        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
           FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
                AS p (id, user_id, quantity, step)
          ORDER BY p.step;
@@ -271,7 +281,7 @@ BEGIN
                              - promoted_tickets,
            queue_promoted_entries = queue_promoted_entries + cardinality(promoted_ids),
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     IF booking_id = ANY (promoted_ids) THEN
         booking_status := 'confirmed';  -- a head that shrank until it fitted
@@ -304,7 +314,8 @@ END
 $$;
 """
 
-# 0005's definitions, which the downgrade restores.
+# The definitions before this revision (0006's book_ticket and cancel_booking, 0005's book_many),
+# which the downgrade restores.
 BOOK_TICKET_BEFORE = """
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
@@ -312,6 +323,9 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_posit
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -319,9 +333,10 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    changed_at := clock_timestamp();
     booking_status := CASE WHEN ev.available_tickets > 0 THEN 'confirmed' ELSE 'waiting' END;
-    INSERT INTO bookings AS b (event_id, user_id, status)
-    VALUES (p_event_id, p_user_id, booking_status)
+    INSERT INTO bookings AS b (event_id, user_id, status, created_at, updated_at)
+    VALUES (p_event_id, p_user_id, booking_status, changed_at, changed_at)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
     RETURNING b.id, b.created_at, b.updated_at
     INTO booking_id, booking_created_at, booking_updated_at;
@@ -334,11 +349,11 @@ BEGIN
     UPDATE events
        SET available_tickets = available_tickets - (booking_status = 'confirmed')::int,
            waiting_count = waiting_count + (booking_status = 'waiting')::int,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
     VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id);
+            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id, changed_at);
     -- New entries join at the back, so the position is the queue length including them.
     waiting_position := CASE WHEN booking_status = 'waiting' THEN ev.waiting_count + 1 END;
     outcome := 'ok';
@@ -355,6 +370,9 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
 LANGUAGE plpgsql AS $$
 DECLARE
     was_status text;
+    -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
+    -- them; now() is the transaction's start, which came before the wait for the lock.
+    changed_at timestamptz;
 BEGIN
     PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -372,13 +390,15 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    UPDATE bookings b SET status = 'cancelled', updated_at = now()
+    changed_at := clock_timestamp();
+    UPDATE bookings b SET status = 'cancelled', updated_at = changed_at
      WHERE b.event_id = p_event_id AND b.id = booking_id
     RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
     IF was_status = 'confirmed' THEN
         -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
-        UPDATE bookings b SET status = 'confirmed', updated_at = now()
-         WHERE b.event_id = p_event_id AND b.id = (SELECT w.id FROM bookings w
+        UPDATE bookings b SET status = 'confirmed', updated_at = changed_at
+         WHERE b.event_id = p_event_id
+           AND b.id = (SELECT w.id FROM bookings w
                         WHERE w.event_id = p_event_id AND w.status = 'waiting'
                         ORDER BY w.seq LIMIT 1)
         RETURNING b.id, b.user_id, b.created_at, b.updated_at
@@ -389,11 +409,11 @@ BEGIN
                                + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
            waiting_count = waiting_count
                            - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
-           updated_at = now()
+           updated_at = changed_at
      WHERE id = p_event_id;
     -- One statement for both rows (the cancellation, then any promotion): one less inside the lock.
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id)
-    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
+    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id, changed_at
       FROM (VALUES (1, booking_id, p_user_id, 'cancelled'),
                    (2, promoted_id, promoted_user_id, 'promoted')) AS change (step, booking, who, kind)
      WHERE change.booking IS NOT NULL
@@ -449,7 +469,7 @@ SINGLE_TICKET_SIGNATURES = (
 SEVERAL_TICKETS_SIGNATURES = (
     "book_many(uuid, text[], text[], integer[])",
     "cancel_booking(uuid, text, text, integer)",
-    "promote_waiting(uuid, integer)",
+    "promote_waiting(uuid, integer, timestamptz)",
     "book_ticket(uuid, text, text, integer)",
     "waiting_place(uuid, bigint, bigint)",
     "queue_cover_nodes(bigint, bigint)",
@@ -554,10 +574,10 @@ def _refuse_while_several_tickets_are_held() -> None:
     held = op.get_bind().execute(sa.text(SEVERAL_TICKETS_HELD)).one()
     if held.bookings or held.entries:
         raise RuntimeError(
-            f"cannot downgrade below 0006: {held.bookings} booking(s) and {held.entries} ledger entries concern "
+            f"cannot downgrade below 0007: {held.bookings} booking(s) and {held.entries} ledger entries concern "
             f"several tickets (events {', '.join(held.events)}{', ...' if len(held.events) == 5 else ''}), which "
             "the single-ticket schema cannot represent. Delete those events (their bookings and ledger go "
-            "with them) or restore a backup taken before 0006; nothing was changed."
+            "with them) or restore a backup taken before 0007; nothing was changed."
         )
 
 

@@ -11,20 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import create_engine, event
 
-from app import create_app
-from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, normalise_database_url
+from app.config import INSTANCE_DIR, Config, normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
-
-ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+from tests.helpers.api import ADMIN_TOKEN, apps_from
+from tests.helpers.database import drop_database, migrate, scratch_database
+pytest_plugins = ["tests.helpers.identity"]  # AUTH_MODE=jwt: a test identity provider, tokens, apps
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +72,14 @@ def database_url(server_url):
     drop_database(server_url, url)
 
 
+@pytest.fixture
+def scratch_url(server_url):
+    """An empty database of this test's own, dropped afterwards."""
+    url = scratch_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
 @pytest.fixture(scope="session")
 def engine(database_url):
     engine = create_engine(database_url, pool_size=4, max_overflow=60)
@@ -89,9 +94,19 @@ def config(database_url):
 
 @pytest.fixture(scope="session")
 def app(config):
-    app = create_app(config)
-    yield app
-    app.extensions["database"].dispose()
+    with apps_from(config) as build:
+        yield build()
+
+
+@pytest.fixture
+def make_app(config):
+    """Build an app like the session's with some settings overridden, `make_app(rate_limit="2 per minute")`.
+
+    Each call is a new app with an engine of its own, disposed after the test; with no settings, a fresh
+    app to add a route to. Every test that needs another config gets its app this way.
+    """
+    with apps_from(config) as build:
+        yield build
 
 
 @pytest.fixture
@@ -139,30 +154,3 @@ def new_event(client, admin_headers):
         return response.get_json()["event"]
 
     return open_event
-
-
-def scratch_database(server_url: str) -> str:
-    """Create an empty database named for this run on the server; return its URL."""
-    name = f"booking_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def migrate(url: str, revision: str, direction: str = "upgrade") -> None:
-    """Run alembic against `url`, as `alembic upgrade|downgrade <revision>` would."""
-    alembic_config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        alembic_config.attributes["connection"] = conn
-        getattr(command, direction)(alembic_config, revision)
-    engine.dispose()

@@ -1,20 +1,29 @@
-"""Domain events, told once their transaction has committed: one JSON log line and one count each.
+"""Committed outcomes, told: one JSON log line and one count each, the one place that tells them.
 
-The service layer calls these after the commit, so a rolled-back request never logs or counts an
-outcome that did not happen.
+`announce` is called once a write's transaction has committed, and only then (app/web/idempotency.py,
+`perform`, for every way a write runs), so a rolled-back request never logs or counts an outcome that
+did not happen, and a replay or a refusal, which changed nothing, tells nothing.
 """
 
 from __future__ import annotations
 
+from functools import singledispatch
+
 import structlog
 
-from app.web import metrics
 from app.booking.domain import CONFIRMED, Booking, Cancellation
+from app.web import metrics
 
 log = structlog.get_logger("app.booking.announcements")
 
 
-def booked(booking: Booking) -> None:
+@singledispatch
+def announce(outcome: object) -> None:
+    """Tell what a committed write did; an outcome nobody listens for (an event opened) is not told."""
+
+
+@announce.register
+def _booked(booking: Booking) -> None:
     """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list."""
     if booking.status == CONFIRMED:
         log.info("booked", **_describe(booking))
@@ -23,7 +32,8 @@ def booked(booking: Booking) -> None:
     metrics.count_booking(booking.status)
 
 
-def cancelled(cancellation: Cancellation) -> None:
+@announce.register
+def _cancelled(cancellation: Cancellation) -> None:
     """A booking was cancelled, and the freed ticket perhaps went to the oldest waiting entry."""
     log.info("cancelled", **_describe(cancellation.booking))
     metrics.count_booking("cancelled")

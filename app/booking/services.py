@@ -1,18 +1,21 @@
-"""The service layer: one function per use case, each owning its transaction.
+"""The service layer: the use cases, each owning its transaction.
 
-The booking rules themselves (who gets a ticket, who waits, who is promoted) live in the database
-functions `book_ticket` and `cancel_booking` (current definitions: app/booking/sql/<function>.sql): each takes
-the event row lock with `SELECT ... FOR UPDATE` and does its work in the same round trip, because on
-a hot event the time that lock is held bounds the throughput. This module turns their outcomes into
-domain objects and domain errors.
+The booking rules themselves (who gets a ticket, who waits, who is promoted) live in the PL/pgSQL
+functions `book_ticket` and `cancel_booking` (and `book_many`, which calls `book_ticket` once per
+booking), current definitions in app/booking/sql/<function>.sql: each takes the event row lock with `SELECT ... FOR UPDATE` and
+does its work in the same round trip, because on a hot event the time that lock is held bounds the
+throughput. This module turns their rows into domain objects, and their refusals into the domain
+errors of the one table `domain.REFUSALS`.
 
-A write with an Idempotency-Key goes through `write`, which opens a transaction where the key is
-claimed, the effect made and the response stored (app/web/idempotency.py). A booking or cancellation
-without a key is one statement in autocommit mode (`_autocommit`), a transaction of its own that
-the server commits in the same round trip, so the event lock is not held while a COMMIT travels; a
-booking also joins the other bookings of its event that queue in this process (app/database/group_commit.py)
-and goes with them as one `book_many` statement. Both run again, a bounded number of times, a
-transaction that PostgreSQL aborted to resolve a deadlock or a serialization failure.
+Each write is a `Write`: one statement, its parameters, and how its row becomes a result. Called
+with a connection, a Write is a plain unit of work in its caller's transaction; that is how a write
+with an Idempotency-Key runs, in one transaction with the key's claim and stored response
+(app/web/idempotency.py). `Write.alone` runs it as a transaction of its own, the fastest way it can
+commit: one statement in autocommit mode, which the server commits in the same round trip, so the
+event lock is not held while a COMMIT travels; a booking goes with the other bookings of its event
+that queue in this worker, as one `book_many` statement (app/database/group_commit.py). A
+transaction that PostgreSQL aborted to resolve a deadlock or a serialization failure runs again, a
+bounded number of times. Nothing here announces an outcome: its caller does, once it has committed.
 """
 
 from __future__ import annotations
@@ -20,22 +23,19 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from dataclasses import fields
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, insert, select, text
+from sqlalchemy import Connection, Engine, Executable, Row, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.booking import announcements as domain_events
-from app.database import group_commit
 from app.booking.domain import (
     CANCELLED,
     CONFIRMED,
-    AlreadyBooked,
-    AlreadyCancelled,
     Booking,
     BookingNotFound,
     Cancellation,
@@ -43,10 +43,12 @@ from app.booking.domain import (
     EventNotFound,
     HistoryPage,
     LedgerEntry,
+    UserBookingsPage,
     parse_event_id,
+    raise_unless_ok,
 )
 from app.database.engine import sqlstate
-from app.web.idempotency import Idempotency, StoredResponse, respond_once
+from app.database.group_commit import Batcher
 from app.database.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
@@ -82,50 +84,58 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
  ORDER BY h.seq
 """)
 
+# A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
+# ix_bookings_user_bookings (migration 0008) serves it.
+USER_BOOKINGS = text("""
+SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
+       CASE WHEN b.status = 'waiting' THEN
+            (SELECT count(*) FROM bookings w
+              WHERE w.event_id = b.event_id AND w.status = 'waiting' AND w.seq <= b.seq)
+       END AS waiting_position
+  FROM bookings b
+ WHERE b.user_id = :user_id AND b.seq < :before
+ ORDER BY b.seq DESC
+ LIMIT :limit
+""")
+NEWEST = 2**63 - 1  # a cursor above every bookings.seq (bigint)
+
 # Serialization failure, deadlock: PostgreSQL rolled the whole transaction back, so running it again
 # is safe and usually succeeds. Not a lost connection: its COMMIT may have happened.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
 
-# The event row's columns that the domain Event has; the queue's counters (migration 0007) stay in the database.
+# The event row's columns that the domain Event has; the queue's counters (migration 0008) stay in the database.
 EVENT_COLUMNS = [events.c[field.name] for field in fields(Event)]
 
 log = structlog.get_logger("app.booking.services")
 
-# The outcomes of book_ticket / cancel_booking that refuse the request, by the user they concern.
-USER_ERRORS = {error.code: error for error in (AlreadyBooked, AlreadyCancelled, BookingNotFound)}
-
-
-def write(
-    engine: Engine,
-    work: Callable[[Connection], Any],
-    idempotency: Idempotency | None = None,
-    announce: Callable[[Any], None] | None = None,
-):
-    """Run `work(conn)` in a transaction of its own and return its result.
-
-    With `idempotency`, return instead the response stored with the key: `work`'s, rendered and
-    stored in the same transaction, or the one a previous request with the key left (a replay).
-    A deadlock or serialization failure runs the transaction again, WRITE_ATTEMPTS times in all,
-    before the error surfaces (as 503 unavailable). `announce` is told `work`'s result once it has
-    committed (app/booking/announcements.py); a replay or a refusal made no change, so it announces nothing.
-    """
-    value, effect = _with_retries(partial(_transaction, engine, work, idempotency))
-    if announce is not None and effect.done:
-        announce(effect.result)  # committed: the transaction has ended
-    return value
-
-
-def _transaction(engine: Engine, work: Callable[[Connection], Any], idempotency: Idempotency | None):
-    """(the transaction's value, what `work` did in it)."""
-    effect = _Effect(work)
-    with engine.begin() as conn:
-        value = effect(conn) if idempotency is None else respond_once(conn, idempotency, effect)
-    return value, effect
-
-
 T = TypeVar("T")
+
+
+def write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` in a transaction of its own, committed; its result.
+
+    A deadlock or serialization failure runs the transaction again, WRITE_ATTEMPTS times in all,
+    before the error surfaces (as 503 unavailable).
+    """
+
+    def attempt() -> T:
+        with engine.begin() as conn:
+            return work(conn)
+
+    return _with_retries(attempt)
+
+
+def autocommit(engine: Engine, statement: Executable, parameters: dict) -> list[Row]:
+    """The rows of `statement` run as a transaction of its own, committed by the server in the same
+    round trip: the event lock it takes is not held while a COMMIT travels back and forth."""
+
+    def attempt() -> list[Row]:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return conn.execute(statement, parameters).all()
+
+    return _with_retries(attempt)
 
 
 def _with_retries(attempt: Callable[[], T]) -> T:
@@ -140,24 +150,118 @@ def _with_retries(attempt: Callable[[], T]) -> T:
             time.sleep(random.uniform(0, RETRY_BACKOFF_S * 2**number))
 
 
-class _Effect:
-    """`work`, remembering whether it ran to the end in this transaction, and its result."""
+class Write(ABC, Generic[T]):
+    """A write use case: one statement, and the result (or the refusal) that its row means."""
 
-    def __init__(self, work: Callable[[Connection], Any]) -> None:
-        self.work, self.done, self.result = work, False, None
+    statement: ClassVar[Executable]
 
-    def __call__(self, conn: Connection) -> Any:
-        self.result = self.work(conn)
-        self.done = True
-        return self.result
+    @abstractmethod
+    def parameters(self) -> dict:
+        """The statement's parameters; raises EventNotFound, before any round trip, for an id not ours."""
+
+    @abstractmethod
+    def result(self, row: Row) -> T:
+        """The domain object that the statement's `row` describes, or the refusal it names, raised."""
+
+    def __call__(self, conn: Connection) -> T:
+        """The write as a unit of work, in the caller's transaction."""
+        return self.result(conn.execute(self.statement, self.parameters()).one())
+
+    def alone(self, engine: Engine, batcher: Batcher) -> T:
+        """The write as a transaction of its own: its statement in autocommit mode (`batcher`, the
+        worker's group commit, is for the writes that can share a statement with others)."""
+        return self.result(autocommit(engine, self.statement, self.parameters())[0])
 
 
-def initialize_event(
-    engine: Engine, total_tickets: int, name: str | None = None, idempotency: Idempotency | None = None
-) -> Event | StoredResponse:
-    """Open a new event with `total_tickets` tickets, all available (see `write` for `idempotency`)."""
-    return write(engine, partial(_insert_event, total_tickets=total_tickets, name=name), idempotency)
+@dataclass(frozen=True)
+class OpenEvent(Write[Event]):
+    """Open a new event with `total_tickets` tickets, all available."""
 
+    total_tickets: int
+    name: str | None = None
+
+    statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
+
+    def parameters(self) -> dict:
+        return {"name": self.name, "total_tickets": self.total_tickets, "available_tickets": self.total_tickets}
+
+    def result(self, row: Row) -> Event:
+        return Event(**row._mapping)
+
+
+@dataclass(frozen=True)
+class UserWrite(Write[T]):
+    """A write for one user at one event, as the booking functions take it: `request_id` is recorded
+    in the ledger beside the change(s)."""
+
+    event_id: str
+    user_id: str
+    request_id: str | None = None
+
+    def parameters(self) -> dict:
+        return {"event_id": parse_event_id(self.event_id), "user_id": self.user_id, "request_id": self.request_id}
+
+
+@dataclass(frozen=True)
+class BookTicket(UserWrite[Booking]):
+    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list."""
+
+    statement: ClassVar[Executable] = BOOK
+
+    def alone(self, engine: Engine, batcher: Batcher) -> Booking:
+        """With the bookings of the event that queue in this worker meanwhile, as one book_many statement."""
+        event_uuid = parse_event_id(self.event_id)
+        return self.result(batcher.submit(event_uuid, (self.user_id, self.request_id), partial(_book_many, engine)))
+
+    def result(self, row: Row) -> Booking:
+        raise_unless_ok(row.outcome, self.event_id, self.user_id)
+        return Booking(
+            id=row.booking_id,
+            event_id=parse_event_id(self.event_id),
+            user_id=self.user_id,
+            status=row.booking_status,
+            waiting_position=row.waiting_position,
+            created_at=row.booking_created_at,
+            updated_at=row.booking_updated_at,
+        )
+
+
+def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None]]) -> list[Row]:
+    """One `book_many` statement for (user_id, request_id) pairs: book_ticket's row for each, in order."""
+    user_ids, request_ids = (list(column) for column in zip(*bookings))
+    return autocommit(engine, BOOK_MANY, {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids})
+
+
+@dataclass(frozen=True)
+class CancelBooking(UserWrite[Cancellation]):
+    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+
+    statement: ClassVar[Executable] = CANCEL
+
+    def result(self, row: Row) -> Cancellation:
+        raise_unless_ok(row.outcome, self.event_id, self.user_id)
+        event_uuid = parse_event_id(self.event_id)
+        cancelled = Booking(
+            row.booking_id, event_uuid, self.user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
+        )
+        return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
+
+
+def _promoted_booking(row: Row, event_uuid: uuid.UUID) -> Booking | None:
+    if row.promoted_id is None:
+        return None
+    return Booking(
+        id=row.promoted_id,
+        event_id=event_uuid,
+        user_id=row.promoted_user_id,
+        status=CONFIRMED,
+        waiting_position=None,
+        created_at=row.promoted_created_at,
+        updated_at=row.promoted_updated_at,
+    )
+
+
+# The reads: one statement each, on a connection of their own.
 
 def get_event(engine: Engine, event_id: str) -> Event:
     """The event with its live ticket counts; one primary-key read, no scan of bookings."""
@@ -167,43 +271,6 @@ def get_event(engine: Engine, event_id: str) -> Event:
     if row is None:
         raise EventNotFound(event_id)
     return Event(**row._mapping)
-
-
-def book(
-    engine: Engine, event_id: str, user_id: str, request_id: str | None = None, idempotency: Idempotency | None = None
-) -> Booking | StoredResponse:
-    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list.
-
-    `request_id` is recorded in the ledger beside the change; see `write` for `idempotency`.
-    Without a key, the booking may share its statement with others of the event (group_commit).
-    """
-    if idempotency is not None:
-        work = partial(_book, event_id=event_id, user_id=user_id, request_id=request_id)
-        return write(engine, work, idempotency, announce=domain_events.booked)
-    event_uuid = parse_event_id(event_id)
-    send = partial(_book_many, engine)
-    row = group_commit.batcher(engine).submit(event_uuid, (user_id, request_id), send)
-    booking = _booking_from(row, event_id, event_uuid, user_id)
-    domain_events.booked(booking)
-    return booking
-
-
-def cancel(
-    engine: Engine, event_id: str, user_id: str, request_id: str | None = None, idempotency: Idempotency | None = None
-) -> Cancellation | StoredResponse:
-    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry.
-
-    `request_id` is recorded in the ledger beside the change(s); see `write` for `idempotency`.
-    Without a key, the cancellation is one statement in autocommit mode.
-    """
-    if idempotency is not None:
-        work = partial(_cancel, event_id=event_id, user_id=user_id, request_id=request_id)
-        return write(engine, work, idempotency, announce=domain_events.cancelled)
-    event_uuid = parse_event_id(event_id)
-    parameters = {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}
-    cancellation = _cancellation_from(_autocommit(engine, CANCEL, parameters)[0], event_id, event_uuid, user_id)
-    domain_events.cancelled(cancellation)
-    return cancellation
 
 
 def get_booking(engine: Engine, event_id: str, user_id: str) -> Booking:
@@ -232,89 +299,19 @@ def event_history(engine: Engine, event_id: str, after: int = 0, limit: int = 10
     return HistoryPage(entries[:limit], next_after=entries[limit - 1].seq)
 
 
+def user_bookings(engine: Engine, user_id: str, after: int | None = None, limit: int = 100) -> UserBookingsPage:
+    """The user's bookings at every event, newest first, at most `limit`, older than cursor `after`."""
+    parameters = {"user_id": user_id, "before": after or NEWEST, "limit": limit + 1}
+    with engine.connect() as conn:
+        rows = conn.execute(USER_BOOKINGS, parameters).all()
+    page = [(row.seq, Booking(**{k: v for k, v in row._mapping.items() if k != "seq"})) for row in rows]
+    # One row more than asked for tells whether another page follows.
+    if len(page) <= limit:
+        return UserBookingsPage([booking for _, booking in page], next_after=None)
+    return UserBookingsPage([booking for _, booking in page[:limit]], next_after=page[limit - 1][0])
+
+
 def check_database(engine: Engine) -> None:
     """Raise the driver's error unless the database answers a trivial query."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-
-
-def _insert_event(conn: Connection, total_tickets: int, name: str | None) -> Event:
-    statement = (
-        insert(events)
-        .values(name=name, total_tickets=total_tickets, available_tickets=total_tickets)
-        .returning(*EVENT_COLUMNS)
-    )
-    return Event(**conn.execute(statement).one()._mapping)
-
-
-def _book(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Booking:
-    event_uuid = parse_event_id(event_id)
-    row = conn.execute(BOOK, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
-    return _booking_from(row, event_id, event_uuid, user_id)
-
-
-def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None]]) -> list[Row]:
-    """One `book_many` statement for (user_id, request_id) pairs: book_ticket's row for each, in order."""
-    user_ids, request_ids = (list(column) for column in zip(*bookings))
-    return _autocommit(engine, BOOK_MANY, {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids})
-
-
-def _autocommit(engine: Engine, statement, parameters: dict) -> list[Row]:
-    """The rows of `statement` run as a transaction of its own, committed by the server in the same
-    round trip: the event lock it takes is not held while a COMMIT travels back and forth."""
-
-    def attempt() -> list[Row]:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return conn.execute(statement, parameters).all()
-
-    return _with_retries(attempt)
-
-
-def _booking_from(row: Row, event_id: str, event_uuid: uuid.UUID, user_id: str) -> Booking:
-    """The booking that book_ticket's `row` describes, or its refusal raised as a domain error."""
-    _raise_unless_ok(row.outcome, event_id, user_id)
-    return Booking(
-        id=row.booking_id,
-        event_id=event_uuid,
-        user_id=user_id,
-        status=row.booking_status,
-        waiting_position=row.waiting_position,
-        created_at=row.booking_created_at,
-        updated_at=row.booking_updated_at,
-    )
-
-
-def _cancel(conn: Connection, event_id: str, user_id: str, request_id: str | None) -> Cancellation:
-    event_uuid = parse_event_id(event_id)
-    row = conn.execute(CANCEL, {"event_id": event_uuid, "user_id": user_id, "request_id": request_id}).one()
-    return _cancellation_from(row, event_id, event_uuid, user_id)
-
-
-def _cancellation_from(row: Row, event_id: str, event_uuid: uuid.UUID, user_id: str) -> Cancellation:
-    """The cancellation that cancel_booking's `row` describes, or its refusal raised as a domain error."""
-    _raise_unless_ok(row.outcome, event_id, user_id)
-    cancelled = Booking(
-        row.booking_id, event_uuid, user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
-    )
-    return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
-
-
-def _promoted_booking(row, event_uuid) -> Booking | None:
-    if row.promoted_id is None:
-        return None
-    return Booking(
-        id=row.promoted_id,
-        event_id=event_uuid,
-        user_id=row.promoted_user_id,
-        status=CONFIRMED,
-        waiting_position=None,
-        created_at=row.promoted_created_at,
-        updated_at=row.promoted_updated_at,
-    )
-
-
-def _raise_unless_ok(outcome: str, event_id: str, user_id: str) -> None:
-    if outcome == EventNotFound.code:
-        raise EventNotFound(event_id)
-    if outcome != "ok":
-        raise USER_ERRORS[outcome](user_id)

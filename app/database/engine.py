@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from app.database.group_commit import Batcher
 
 APPLICATION_NAME = "booking-service"  # how the service's sessions are named in pg_stat_activity
 # A pooled connection idle for longer is pinged before use (see `_ping_idle_connections`).
@@ -20,7 +21,8 @@ def sqlstate(error: DBAPIError) -> str | None:
 
 
 class Database:
-    """Owns one SQLAlchemy engine per app; services receive `db.engine` as a plain argument."""
+    """Owns one SQLAlchemy engine per app, and the Batcher that groups the app's bookings of one event
+    (app/database/group_commit.py); services receive `db.engine` and `db.batcher` as plain arguments."""
 
     def init_app(self, app: Flask, config) -> None:
         engine = create_engine(
@@ -32,14 +34,23 @@ class Database:
         )
         _ping_idle_connections(engine)
         app.extensions["database"] = engine
+        app.extensions["group_commit"] = Batcher()
 
     @property
     def engine(self) -> Engine:
         return self.engine_of(current_app)
 
+    @property
+    def batcher(self) -> Batcher:
+        return self.batcher_of(current_app)
+
     @staticmethod
     def engine_of(app: Flask) -> Engine:
         return app.extensions["database"]
+
+    @staticmethod
+    def batcher_of(app: Flask) -> Batcher:
+        return app.extensions["group_commit"]
 
 
 def _ping_idle_connections(engine: Engine) -> None:

@@ -2,20 +2,21 @@
 
 On a hot event every booking waits for the event's row lock, and the time that lock is held bounds
 the throughput. So a worker process sends the bookings of an event that arrive while the previous
-batch for that event is in the database as one statement (services.book, `book_many`), which
+batch for that event is in the database as one statement (services.BookTicket, `book_many`), which
 books them one by one, in arrival order, under one hold of the lock.
 
 No thread waits for a batch to fill: the first request for an idle key is sent at once, alone,
 and only requests that would otherwise have queued for the lock travel together. The thread that
 sends a batch (its key's leader) hands the lead to the oldest waiting request once it is done, so
-each thread returns as soon as its own batch has been answered.
+each thread returns as soon as its own batch has been answered. Each app has one Batcher, made by
+the database extension beside its engine (app/database/engine.py): gunicorn's workers each build
+their own app, so a worker's bookings batch with that worker's alone.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -114,15 +115,3 @@ def _send(key: Hashable, batch: list[_Pending], send: Send) -> None:
             pending.error = error
         if not isinstance(error, Exception):
             raise  # the leader itself was interrupted: it stops here, after telling its batch
-
-
-_batchers: weakref.WeakKeyDictionary[Any, Batcher] = weakref.WeakKeyDictionary()
-_batchers_lock = threading.Lock()
-
-
-def batcher(owner: Any) -> Batcher:
-    """`owner`'s one Batcher (an engine's, say: gunicorn's workers each build their own engine)."""
-    with _batchers_lock:
-        if owner not in _batchers:
-            _batchers[owner] = Batcher()
-        return _batchers[owner]

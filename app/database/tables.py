@@ -48,7 +48,7 @@ events = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("max_per_booking", Integer, nullable=False, server_default=text("10")),
     Column("waiting_tickets", BigInteger, nullable=False, server_default=text("0")),
-    # The queue's running totals, kept under the event lock (migration 0007, docs/performance.md): entries
+    # The queue's running totals, kept under the event lock (migration 0008, docs/performance.md): entries
     # and tickets ever queued, and those that left it from the head (promoted).
     Column("queue_joined_entries", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),
@@ -110,6 +110,8 @@ bookings = Table(
     ),
     Index("ix_bookings_waiting_queue", "event_id", "seq", postgresql_where=text("status = 'waiting'")),
     Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
+    # A user's bookings across events, newest first (GET /api/users/<userId>/bookings).
+    Index("ix_bookings_user_bookings", "user_id", "seq"),
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.

@@ -115,7 +115,7 @@ def place_problems(event, rows, departures) -> list[str]:
 
 
 class QueuePlaces:
-    """The places that the queue's counters give (migration 0007): the arrival rank and the tickets
+    """The places that the queue's counters give (migration 0008): the arrival rank and the tickets
     queued before, less the entries promoted from the head and those that left from elsewhere (a
     Fenwick tree over ordinals: node n sums the departures of ordinals n - lowbit(n) + 1 .. n)."""
 

@@ -1,4 +1,4 @@
-"""Admin bearer-token check."""
+"""Bearer-token checks: the admin endpoints' (and /metrics', app/web/metrics.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 from flask import current_app, request
 
-from app.booking.domain import Unauthorized
+from app.web.errors import Unauthorized
 
 BEARER = "bearer "
 
@@ -17,16 +17,16 @@ def require_admin(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if not _is_admin(request.headers.get("Authorization", "")):
+        if not bearer_matches(request.headers.get("Authorization", ""), current_app.config["ADMIN_TOKEN"]):
             raise Unauthorized()
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def _is_admin(authorization: str) -> bool:
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header's value is `Bearer <expected>` (the scheme in any case)."""
     supplied = authorization[len(BEARER):] if authorization.lower().startswith(BEARER) else ""
-    expected = current_app.config["ADMIN_TOKEN"]
     # An empty expected token must never match an absent header. Constant time, so the response
     # time tells nothing about how much of the token matched.
     return bool(expected) and hmac.compare_digest(supplied.encode(), expected.encode())

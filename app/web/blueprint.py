@@ -5,7 +5,7 @@ from http import HTTPStatus
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import resolve_schema_instance
 
-from app.web.idempotent_response import idempotent_response
+from app.web.idempotency import idempotent_response
 from app.web.parser import ContractParser
 
 
@@ -19,7 +19,7 @@ class Blueprint(SmorestBlueprint):
 
     def problems(self, *statuses: int):
         """Document the view's own error responses (problem+json, see app/web/docs.py); 400 comes with
-        `arguments`, and the errors of the request plumbing (413, 415, 429, 500) are added for every view."""
+        `arguments`, and the errors of the request plumbing (400, 413, 415, 429, 500) are added for every view."""
 
         def decorator(view):
             for status in statuses:
@@ -29,5 +29,6 @@ class Blueprint(SmorestBlueprint):
         return decorator
 
     def idempotent_response(self, status, schema, present=lambda result: result, headers=None):
-        """`response(status, schema)` for a write that accepts an Idempotency-Key (app/web/idempotent_response.py)."""
+        """`response(status, schema)` for a write, whose view returns the use case to run, with the
+        request's Idempotency-Key if it has one (app/web/idempotency.py)."""
         return idempotent_response(self, status, schema, present, headers)

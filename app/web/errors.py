@@ -1,7 +1,9 @@
-"""The one place where failures become RFC 9457 problem+json responses."""
+"""The one place where failures become RFC 9457 problem+json responses, and the refusals of the
+HTTP protocol itself (the booking rules' own are in app/booking/domain.py)."""
 
 from __future__ import annotations
 
+import itertools
 from http import HTTPStatus
 
 import structlog
@@ -10,34 +12,55 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.booking.domain import DomainError
+from app.booking.domain import Refusal, quoted
 from app.web.request_context import response_request_id
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
 
-DOMAIN_STATUS = {
-    "event_not_found": 404,
-    "booking_not_found": 404,
-    "already_booked": 409,
-    "already_cancelled": 409,
-    "unauthorized": 401,
-    "idempotency_key_reused": 422,
-    "request_in_progress": 409,
-}
 HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
+    403: "forbidden",  # app/web/identity.py
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+MAX_FIELD_ERRORS = 10  # fields named in a 400's `errors`
 # Connection refused or lost, pool exhausted, statement or lock timeout: the database is unavailable.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 log = structlog.get_logger("app.web.errors")
+
+
+class Unauthorized(Refusal):
+    code, status, headers = "unauthorized", 401, {"WWW-Authenticate": 'Bearer realm="admin"'}
+
+    def __init__(self) -> None:
+        super().__init__("a valid admin bearer token is required")
+
+
+class IdempotencyKeyReused(Refusal):
+    code, status = "idempotency_key_reused", 422
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for another request (method, path or body differ)")
+
+
+class RequestInProgress(Refusal):
+    code, status, headers = "request_in_progress", 409, {"Retry-After": RETRY_AFTER_SECONDS}
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still in progress; retry shortly")
+
+
+def codes_for(status: int) -> list[str]:
+    """The `code` values that come with `status`: the refusals', then the plain HTTP error's."""
+    codes = [kind.code for kind in Refusal.kinds if kind.status == status] + [HTTP_CODES.get(status)]
+    return [code for code in dict.fromkeys(codes) if code is not None]  # 401's is both
 
 
 def problem(status: int, code: str, detail: str | None = None, errors: dict | None = None) -> Response:
@@ -52,7 +75,7 @@ def problem(status: int, code: str, detail: str | None = None, errors: dict | No
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(DomainError, domain_problem)
+    app.register_error_handler(Refusal, refused)
     app.register_error_handler(HTTPException, _http_error)
     for error_class in UNAVAILABLE:
         app.register_error_handler(error_class, _unavailable)
@@ -60,13 +83,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def domain_problem(error: DomainError) -> Response:
-    """The response to a refusal by the rules; also what an Idempotency-Key stores for it."""
-    response = problem(DOMAIN_STATUS[error.code], error.code, str(error))
-    if error.code == "unauthorized":
-        response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
-    if error.code == "request_in_progress":
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+def refused(refusal: Refusal) -> Response:
+    """The response to a refusal, by the rules or by the protocol; also what an Idempotency-Key stores."""
+    response = problem(refusal.status, refusal.code, str(refusal))
+    response.headers.update(refusal.headers)
     return response
 
 
@@ -114,17 +134,24 @@ def _describe(error: HTTPException) -> str:
 
 
 def _field_errors(error: HTTPException) -> dict | None:
-    """webargs nests marshmallow's messages under the request location; clients want the fields."""
+    """webargs nests marshmallow's messages under the request location; clients want the fields.
+
+    At most MAX_FIELD_ERRORS of them, each name quoted as short as a refusal quotes a value: a body
+    may name thousands of unknown fields, each as long as the body limit allows.
+    """
     messages = (getattr(error, "data", None) or {}).get("messages")
     if not messages:
         return None
-    flat = {}
+    named = itertools.islice(_messages_by_field(messages), MAX_FIELD_ERRORS)
+    return {quoted(field): _as_strings(field_messages) for field, field_messages in named}
+
+
+def _messages_by_field(messages: dict):
     for location_messages in messages.values():
         if isinstance(location_messages, list):
             location_messages = {"body": location_messages}
         for field, field_messages in location_messages.items():
-            flat["body" if field == "_schema" else field] = _as_strings(field_messages)
-    return flat
+            yield "body" if field == "_schema" else field, field_messages
 
 
 def _as_strings(messages) -> list[str]:

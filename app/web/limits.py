@@ -1,12 +1,14 @@
-"""Rate limits per client on the /api/ routes (flask-limiter).
+"""Rate limits per client (flask-limiter): every request but the operators' and the docs'.
 
 Two budgets, both shared by all the routes they cover, so that a client cannot multiply its budget
 by spreading requests over endpoints:
-- RATE_LIMIT on every /api/ request;
+- RATE_LIMIT on every /api/ request, and on any request that matches no route (an unknown path or
+  method), so that junk is not the one thing a client may send without limit;
 - RATE_LIMIT_WRITE, tighter, on the writes (POST): each takes the event's row lock and writes to
   the database, while reads are single primary-key lookups.
 
-The client is the peer address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
+The client is the token's `sub` when the request carries a valid one (AUTH_MODE=jwt), else the peer
+address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
 it from that many X-Forwarded-For entries, counted from the right (the ones our proxies appended);
 with the default of 0 the header is ignored, so a client cannot dodge its limit by forging it.
 """
@@ -19,6 +21,12 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 API_PREFIX = "/api/"
+# Never limited: health, for the balancer; /metrics, for Prometheus (it has its token); the docs page,
+# its files, the document (the contract exempts them) and `/`, which points to them.
+UNLIMITED_ENDPOINTS = frozenset({
+    "health.healthz", "health.readyz", "metrics", "api-docs.openapi_swagger_ui", "docs_assets.static",
+    "api-docs.openapi_json", "index.index",
+})
 
 
 def init_app(app: Flask, config) -> None:
@@ -26,7 +34,9 @@ def init_app(app: Flask, config) -> None:
     if config.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     limiter = Limiter(
-        get_remote_address,
+        _client_key,
+        # flask-limiter skips a request that matched no route (no endpoint); name it, so it counts.
+        request_identifier=lambda: request.endpoint or "unmatched",
         application_limits=_budgets(config),
         storage_uri=config.rate_limit_storage_uri,
         key_prefix=config.rate_limit_key_prefix,
@@ -41,6 +51,12 @@ def init_app(app: Flask, config) -> None:
     app.after_request(_retry_after_only_when_limited)
     limiter.init_app(app)
     app.after_request(_remember_own_retry_after)
+
+
+def _client_key() -> str:
+    """The token's sub when app/web/identity.py verified one (AUTH_MODE=jwt), else the client address."""
+    sub = getattr(g.get("caller"), "sub", None)
+    return f"sub:{sub}" if sub else get_remote_address()
 
 
 def _budgets(config) -> list[ApplicationLimit]:
@@ -68,6 +84,6 @@ def _retry_after_only_when_limited(response: Response) -> Response:
 
 
 def _exempt() -> bool:
-    # Health, metrics, docs and the document are for operators and tools; a CORS preflight is the
-    # browser asking, not the client acting.
-    return not request.path.startswith(API_PREFIX) or request.method == "OPTIONS"
+    # A CORS preflight (OPTIONS on a route) is the browser asking, not the client acting.
+    preflight = request.method == "OPTIONS" and request.url_rule is not None
+    return request.endpoint in UNLIMITED_ENDPOINTS or preflight

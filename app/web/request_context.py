@@ -1,10 +1,11 @@
-"""Per-request plumbing: request ids (ours and the client's), the JSON-only rule for POST, and one access log line each."""
+"""Per-request plumbing: request ids (ours and the client's), URLs in UTF-8, the JSON-only rule for POST, one access log line each."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from urllib.parse import unquote_to_bytes
 
 import structlog
 from flask import Flask, Response, abort, g, request
@@ -19,6 +20,7 @@ log = structlog.get_logger("app.web.request_context")
 
 def init_app(app: Flask) -> None:
     app.before_request(_start_request)
+    app.before_request(_require_utf8_url)
     app.before_request(_require_json_body)
     app.after_request(_finish_request)
     app.teardown_request(_forget_request)
@@ -47,6 +49,22 @@ def response_request_id() -> str | None:
 def bind_subjects(values) -> None:
     """Add the event and user that `values` name to every later log line of the request."""
     structlog.contextvars.bind_contextvars(**{name: str(values[name]) for name in SUBJECTS if name in values})
+
+
+def _require_utf8_url() -> None:
+    # werkzeug decodes the path and the query with errors="replace": `/api/booking-status/<event>/%ff`
+    # would ask for the user named "\ufffd", someone else. A URL that is not UTF-8 names nothing.
+    if not (_is_utf8(request.environ.get("PATH_INFO", "").encode("latin-1")) and
+            _is_utf8(unquote_to_bytes(request.query_string))):
+        abort(400, description="the URL is not valid UTF-8 once percent-decoded")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _require_json_body() -> None:

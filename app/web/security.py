@@ -10,6 +10,7 @@ from flask import Flask, Response, request
 from flask_cors import CORS
 
 from app.web.docs import DOCS_PATH
+from app.web.limits import API_PREFIX
 
 PRODUCTION = "production"
 MIN_ADMIN_TOKEN_LENGTH = 32
@@ -52,6 +53,7 @@ def init_app(app: Flask, config) -> None:
     """Add the security headers to every response; allow CORS from `config.cors_origins` only."""
     app.after_request(_add_security_headers)
     if config.cors_origins:
+        app.after_request(_vary_on_origin)  # registered before flask-cors's hook, so it runs after it
         CORS(
             app,
             resources={r"/api/*": {"origins": list(config.cors_origins)}},
@@ -60,6 +62,15 @@ def init_app(app: Flask, config) -> None:
             expose_headers=CORS_EXPOSE_HEADERS,
             max_age=600,
         )
+
+
+def _vary_on_origin(response: Response) -> Response:
+    # An /api/ answer depends on the request's Origin (CORS headers for an allowed one, none for
+    # another); flask-cors says so only when several origins are allowed, and never on the answer
+    # to an origin it refused, which a cache could then hand to an allowed one.
+    if request.path.startswith(API_PREFIX):
+        response.vary.add("Origin")
+    return response
 
 
 def _add_security_headers(response: Response) -> Response:

@@ -81,7 +81,7 @@ def main(url: str) -> None:
     cur = conn.cursor()
     seed(url, cur)
     positions = [1, 500_000, 1_000_000]
-    for (label, sql) in (("v1: a count over the queue", COUNTED), ("0007: waiting_place", COUNTERS)):
+    for (label, sql) in (("v1: a count over the queue", COUNTED), ("0008: waiting_place", COUNTERS)):
         for position, user in zip(positions, users_at(cur, positions)):
             print(f"booking-status, {label:28} position {position:>9,}: {median_ms(cur, sql, dict(user=user, event=BIG)):8.3f} ms")
     for event, user, queue in ((BIG, "w505051", "1 000 000 waiting"), (SMALL, "s5", "10 waiting")):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.operations.embedded_pg import EmbeddedPostgres
 from tests.chaos.harness import LONG, Harness
-from tests.conftest import migrate
+from tests.helpers.database import migrate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from app.config import PROJECT_ROOT
 from app.operations.embedded_pg import EmbeddedPostgres
-from tests.serving import Gunicorn, call
+from tests.helpers.live_server import Gunicorn, call
 
 ADMIN_TOKEN = "chaos-admin-token-0123456789abcdef"
 DATABASE_DOWNTIME_S = 0.5

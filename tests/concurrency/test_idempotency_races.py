@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import func, select
-
-from app.database.tables import booking_events, bookings
-from tests.helpers import race
+from app.database.tables import bookings
+from tests.helpers.database import count_rows, ledger_kinds
+from tests.helpers.races import race
 
 SAME_KEY_REQUESTS = 20
 
@@ -23,12 +22,6 @@ def same_key_race(app, path: str, body: dict, key: str):
     return race([send] * SAME_KEY_REQUESTS)
 
 
-def ledger_kinds(engine, event_id) -> Counter:
-    statement = select(booking_events.c.kind).where(booking_events.c.event_id == event_id)
-    with engine.connect() as conn:
-        return Counter(conn.execute(statement).scalars())
-
-
 def test_twenty_bookings_with_one_key_at_once_book_once_and_all_get_the_same_response(app, engine, new_event):
     event = new_event(5)
 
@@ -36,9 +29,8 @@ def test_twenty_bookings_with_one_key_at_once_book_once_and_all_get_the_same_res
 
     assert {(r.status_code, r.get_data()) for r in responses} == {(201, responses[0].get_data())}
     assert Counter(r.headers.get("Idempotent-Replayed") for r in responses) == {"true": 19, None: 1}
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).where(bookings.c.event_id == event["id"])).scalar_one() == 1
-    assert ledger_kinds(engine, event["id"]) == {"booked": 1}
+    assert count_rows(engine, bookings, event_id=event["id"]) == 1
+    assert Counter(ledger_kinds(engine, event["id"])) == {"booked": 1}
 
 
 def test_twenty_cancellations_with_one_key_at_once_cancel_and_promote_once(app, client, engine, new_event):
@@ -51,4 +43,4 @@ def test_twenty_cancellations_with_one_key_at_once_cancel_and_promote_once(app, 
     assert {(r.status_code, r.get_data()) for r in responses} == {(200, responses[0].get_data())}
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 19
     assert responses[0].get_json()["promoted"]["userId"] == "w1"
-    assert ledger_kinds(engine, event["id"]) == {"booked": 1, "waitlisted": 2, "cancelled": 1, "promoted": 1}
+    assert Counter(ledger_kinds(engine, event["id"])) == {"booked": 1, "waitlisted": 2, "cancelled": 1, "promoted": 1}

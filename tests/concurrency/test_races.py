@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
-from app.booking.services import BOOK, CANCEL, book, cancel, get_booking, initialize_event
+from app.booking.services import BOOK, CANCEL, BookTicket, CancelBooking, OpenEvent, get_booking
+from app.database.group_commit import Batcher
 from app.database.tables import booking_events, bookings, events
-from tests.helpers import THREADS, race
+from tests.helpers.database import count_rows
+from tests.helpers.races import THREADS, race
 
-# --- the race harness (the race_engine fixture is in tests/concurrency/conftest.py) ---------------
+# --- the race harness (race_engine, a connection per thread, is in tests/concurrency/conftest.py) ---
 
 
 @dataclass(frozen=True)
@@ -112,22 +114,30 @@ def statuses_by_booking_id(engine, event_id) -> dict:
         return dict(conn.execute(statement).all())
 
 
-def booking_rows_of(engine, event_id, user_id) -> int:
-    statement = select(func.count()).where(bookings.c.event_id == event_id, bookings.c.user_id == user_id)
-    with engine.connect() as conn:
-        return conn.execute(statement).scalar_one()
-
-
 def waiting_positions(engine, event_id, users: list[str]) -> list[int | None]:
     """Each user's waitingPosition as the service reports it."""
     return [get_booking(engine, str(event_id), user).waiting_position for user in users]
+
+
+# --- the writes, as a worker runs them without an Idempotency-Key ------------------------------------
+
+# The threads play the requests of one worker: bookings of an event that queue meanwhile go together.
+WORKER_GROUP_COMMIT = Batcher()
+
+
+def book(engine, event_id: str, user_id: str):
+    return BookTicket(event_id, user_id).alone(engine, WORKER_GROUP_COMMIT)
+
+
+def cancel(engine, event_id: str, user_id: str):
+    return CancelBooking(event_id, user_id).alone(engine, WORKER_GROUP_COMMIT)
 
 
 # --- setting the scene, one request at a time ------------------------------------------------------
 
 
 def open_event(engine, tickets: int) -> str:
-    return str(initialize_event(engine, tickets).id)
+    return str(OpenEvent(tickets).alone(engine, WORKER_GROUP_COMMIT).id)
 
 
 def book_in_order(engine, event_id: str, users: list[str], status: str) -> None:
@@ -208,7 +218,7 @@ def test_one_user_booking_many_times_at_once_gets_exactly_one_booking(race_engin
     outcomes = race_calls([(book, race_engine, event_id, "eager")] * SAME_REQUESTS)
 
     assert tally(outcomes) == {"ok": 1, AlreadyBooked.__name__: SAME_REQUESTS - 1}
-    assert booking_rows_of(race_engine, event_id, "eager") == 1
+    assert count_rows(race_engine, bookings, event_id=event_id, user_id="eager") == 1
     assert_invariants(race_engine, event_id)
 
 
@@ -387,8 +397,7 @@ def test_storm_leaves_each_user_as_their_last_successful_operation_left_them(sto
 
 
 def test_storm_keeps_one_booking_row_per_successful_booking(storm, race_engine):
-    with race_engine.connect() as conn:
-        rows = conn.execute(select(func.count()).where(bookings.c.event_id == storm.event_id)).scalar_one()
+    rows = count_rows(race_engine, bookings, event_id=storm.event_id)
     active = len(active_statuses_by_arrival(race_engine, storm.event_id))
 
     assert rows == len(storm.successes("book"))

@@ -1,7 +1,7 @@
 """Races with several tickets per booking: many threads, each on its own connection, straight into SQL.
 
-260 users race for 20 tickets with random quantities (1..4), then a third of them cancel at once,
-half of those only part of their tickets. After each race the invariants are read from the tables
+260 users race for 20 tickets with random quantities (1..4), then every holder and a fifth of the
+others cancel at once, about half of them only part of their tickets. After each race the invariants are read from the tables
 (tests.helpers.queue_violations: Σ confirmed quantities + available == total, a waiting head never
 fits, places 1..n without gaps, ticketsAhead the sum of the quantities ahead), `flask check`'s audit
 of the event (which replays the ledger) finds nothing, and the answers add up: every promoted booking
@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from app.database.tables import events
 from app.operations import audit
-from tests.helpers import THREADS, book_sql, booking_rows, cancel_sql, open_event, queue_violations, race
+from tests.helpers.queue import book_sql, booking_rows, cancel_sql, open_event, queue_violations
+from tests.helpers.races import THREADS, race
 
 TICKETS = 20
 USERS = [f"user-{n}" for n in range(260)]
@@ -73,7 +74,10 @@ def test_a_rush_confirms_whole_bookings_only_and_queues_everyone_else_in_arrival
 def test_concurrent_whole_and_partial_cancels_promote_each_waiter_once_by_the_rule(race_engine, rush):
     event, quantities, _ = rush
     chance = random.Random(31)
-    leaving = chance.sample(USERS, len(USERS) // 3)
+    with race_engine.connect() as conn:
+        holders = [row.user_id for row in booking_rows(conn, event) if row.status == "confirmed"]
+    # Every holder (so that tickets are surely freed) and a random fifth of the others.
+    leaving = holders + chance.sample(sorted(set(USERS) - set(holders)), len(USERS) // 5)
     calls = [(cancel_sql, event, user, chance.choice([None, max(1, quantities[user] - 1)])) for user in leaving]
 
     answers = race_sql(race_engine, calls)

@@ -7,9 +7,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import REQUEST_TIMEOUT_S, Gunicorn, call
-
-E2E_ADMIN_TOKEN = "e2e-admin-token-fedcba9876543210"
+from tests.helpers.api import padded
+from tests.helpers.live_server import E2E_ADMIN_TOKEN, REQUEST_TIMEOUT_S, Gunicorn, call, post_chunked
 
 
 @pytest.fixture
@@ -73,3 +72,23 @@ def test_metrics_add_up_the_requests_that_every_worker_answered(server_base_url)
         if sample.name == "http_requests_total" and sample.labels["endpoint"] == "/api/status/<event_id>"
     )
     assert answered == requests
+
+
+def test_chunked_body_over_the_limit_is_a_413_over_http_and_one_of_the_limit_is_booked(server_base_url):
+    event_id = call(server_base_url, "POST", "/api/initialize", {"totalTickets": 5}, E2E_ADMIN_TOKEN)[2]["event"]["id"]
+    limit = 65536  # MAX_BODY_BYTES's default
+    # Its first `limit` bytes are a valid booking: cut there, it used to be booked.
+    over = padded({"eventId": event_id, "userId": "cut"}, limit) + b'{"more": "bytes"}'
+    status, problem = post_chunked(server_base_url, "/api/book", over)
+    assert (status, problem["code"]) == (413, "payload_too_large")
+
+    status, booked = post_chunked(server_base_url, "/api/book", padded({"eventId": event_id, "userId": "whole"}, limit))
+    assert (status, booked["booking"]["userId"]) == (201, "whole")
+    assert call(server_base_url, "GET", f"/api/status/{event_id}")[2]["event"]["bookedTickets"] == 1
+
+
+def test_a_user_id_that_is_not_utf8_is_a_400_over_http(server_base_url):
+    event_id = call(server_base_url, "POST", "/api/initialize", {"totalTickets": 5}, E2E_ADMIN_TOKEN)[2]["event"]["id"]
+    assert call(server_base_url, "POST", "/api/book", {"eventId": event_id, "userId": "\ufffd"})[0] == 201
+    status, _, problem = call(server_base_url, "GET", f"/api/booking-status/{event_id}/%ff")
+    assert (status, problem["code"]) == (400, "invalid_request")

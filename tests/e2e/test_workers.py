@@ -11,33 +11,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from app.operations import audit
-from app.database.engine import APPLICATION_NAME
 from app.database.tables import bookings, idempotency_keys
-from tests.e2e.test_server import E2E_ADMIN_TOKEN
-from tests.serving import Gunicorn, call
-from tests.waiting import wait_until
+from tests.helpers.database import count_rows, session_exists, waiting_sessions
+from tests.helpers.live_server import E2E_ADMIN_TOKEN, Gunicorn, call
+from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 20
-
-# The service's database sessions that wait for a lock: the booking the test holds up.
-WAITING_SESSIONS = text("""
-SELECT pid FROM pg_stat_activity
- WHERE application_name = :name AND datname = current_database() AND wait_event_type = 'Lock'
-""")
-
-
-def waiting_sessions(engine) -> list[int]:
-    """Backend pids of the service's sessions that wait for a lock."""
-    with engine.connect() as conn:
-        return list(conn.execute(WAITING_SESSIONS, {"name": APPLICATION_NAME}).scalars())
-
-
-def session_exists(engine, pid: int) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar() > 0
 
 
 @pytest.fixture
@@ -73,11 +55,6 @@ def answers(base_url: str) -> bool:
         return False
 
 
-def count(engine, table, *where) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-
 def test_a_worker_killed_mid_transaction_leaves_nothing_behind_and_is_replaced(one_worker, held_event, engine):
     event_id, release = held_event
     with ThreadPoolExecutor(1) as pool:
@@ -93,11 +70,11 @@ def test_a_worker_killed_mid_transaction_leaves_nothing_behind_and_is_replaced(o
     wait_until(lambda: not session_exists(engine, orphan), "the killed worker's session is gone")
     one_worker.wait_until_healthy()  # gunicorn has started a new worker
 
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 0
-    assert count(engine, idempotency_keys, idempotency_keys.c.key == "killed-mid-way") == 0
+    assert count_rows(engine, bookings, event_id=event_id) == 0
+    assert count_rows(engine, idempotency_keys, key="killed-mid-way") == 0
     status, headers, _ = book(one_worker.base_url, event_id, "killed-mid-way")  # the client's retry
     assert status == 201 and "Idempotent-Replayed" not in headers
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+    assert count_rows(engine, bookings, event_id=event_id) == 1
     assert audit.check(engine).ok
 
 
@@ -114,7 +91,7 @@ def test_sigterm_lets_the_request_in_flight_finish_while_refusing_new_ones(one_w
 
     assert status == 201 and body["booking"]["userId"] == "caught"
     assert one_worker.process.wait(timeout=DEADLINE_S) == 0
-    assert count(engine, bookings, bookings.c.event_id == event_id) == 1
+    assert count_rows(engine, bookings, event_id=event_id) == 1
 
 
 QUICK_STOP_S = 10  # well under the graceful timeout (30 s), which a lost SIGTERM would run out

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import create_engine, select
 
-from app import create_app
 from app.operations import audit
 from app.config import Config
 from app.database.tables import bookings
-from tests.conftest import ADMIN_TOKEN
+from tests.helpers.api import ADMIN_TOKEN, apps_from
 
 LOAD_THREADS = 4
 DEADLINE_S = 30
@@ -90,8 +89,13 @@ class Outage:
 
 
 @pytest.fixture(scope="module")
-def outage(restartable_pg) -> Outage:
-    app = create_app(Config(database_url=restartable_pg.database_url, admin_token=ADMIN_TOKEN, rate_limit=""))
+def outage(config, restartable_pg) -> Outage:
+    with apps_from(config) as make_app:  # as the make_app fixture builds apps, but for the whole module
+        return record_an_outage(make_app(database_url=restartable_pg.database_url), restartable_pg.server)
+
+
+def record_an_outage(app, server) -> Outage:
+    """Load `app` from a few clients, stop the database `server` and start it again; what they saw."""
     client = app.test_client()
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     event_id = client.post("/api/initialize", json={"totalTickets": 50}, headers=admin).get_json()["event"]["id"]
@@ -99,13 +103,12 @@ def outage(restartable_pg) -> Outage:
     with ThreadPoolExecutor(LOAD_THREADS) as pool:
         threads = [pool.submit(outage.load.run, n) for n in range(LOAD_THREADS)]
         try:
-            stop_and_start_under_load(restartable_pg.server, client, outage)
+            stop_and_start_under_load(server, client, outage)
         finally:
             outage.load.stop.set()
-            restartable_pg.server.start()  # in case the test failed while it was down
+            server.start()  # in case the test failed while it was down
             for thread in threads:
                 thread.result()
-    app.extensions["database"].dispose()
     return outage
 
 

@@ -11,12 +11,9 @@ import psycopg2
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from app import create_app
 from app.booking import services
-from app.config import Config
 from app.database.engine import db
-from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_errors import assert_problem
+from tests.helpers.api import assert_problem
 
 RECOVERY_DEADLINE_S = 30
 
@@ -27,8 +24,8 @@ def crash_own_backend_then_return(conn):
     return "done"
 
 
-def test_a_connection_lost_at_commit_is_a_503_and_the_service_serves_again(restartable_pg):
-    app = create_app(Config(database_url=restartable_pg.database_url, admin_token=ADMIN_TOKEN, rate_limit=""))
+def test_a_connection_lost_at_commit_is_a_503_and_the_service_serves_again(make_app, restartable_pg):
+    app = make_app(database_url=restartable_pg.database_url)
 
     @app.route("/lost-at-commit")
     def lost_at_commit():
@@ -41,18 +38,17 @@ def test_a_connection_lost_at_commit_is_a_503_and_the_service_serves_again(resta
     while client.get("/readyz").status_code != 200:
         assert time.monotonic() < deadline, "the service did not recover from the crash"
         time.sleep(0.1)  # polling interval, not ordering
-    app.extensions["database"].dispose()
 
     assert_problem(response, 503, "unavailable")
     assert response.headers["Retry-After"] == "1"
 
 
-def test_a_bare_database_error_that_lost_its_connection_is_a_503_too(config):
+def test_a_bare_database_error_that_lost_its_connection_is_a_503_too(make_app):
     # psycopg2 reports a connection that closed during COMMIT as an OperationalError or, depending on
     # timing, as a bare DatabaseError: this is the one SQLAlchemy raised for it in a chaos run.
     closed = psycopg2.DatabaseError("server closed the connection unexpectedly")
     lost = DatabaseError("COMMIT", None, closed, connection_invalidated=True)
-    app = create_app(config)
+    app = make_app()
 
     @app.route("/lost")
     def raise_lost():

@@ -6,20 +6,18 @@ the first booking then waits for it in PostgreSQL, and the next ones queue behin
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import literal_column, select, text
 
-from app import create_app
-from app.database import group_commit
 from app.booking.services import BOOK_MANY
+from app.database.engine import Database
 from app.database.tables import booking_events, bookings
-from tests.e2e.test_workers import waiting_sessions
-from tests.integration.test_errors import assert_problem
-from tests.waiting import wait_until
+from tests.helpers.api import assert_problem
+from tests.helpers.database import waiting_sessions
+from tests.helpers.waiting import wait_until
 
 
 def book_many(engine, event_id: str, user_ids: list[str]) -> list:
@@ -65,7 +63,7 @@ def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answer
     The first booking waits for the lock in PostgreSQL; the others queue behind it, in this order.
     The lock is let go once they are queued, or with `answered_while_held` once all were answered.
     """
-    queues = group_commit.batcher(app.extensions["database"]).queues
+    queues = Database.batcher_of(app).queues
     with engine.connect() as holder, ThreadPoolExecutor(len(users)) as pool:
         with holder.begin():
             holder.execute(text("SELECT 1 FROM events WHERE id = :e FOR UPDATE"), {"e": event_id})
@@ -107,15 +105,21 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
     assert stamps == sorted(stamps)
 
 
-def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(config, engine, new_event):
-    app = create_app(dataclasses.replace(config, db_lock_timeout_ms=1000))
+def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(make_app, engine, new_event):
+    app = make_app(db_lock_timeout_ms=1000)
     event_id = new_event(5)["id"]
-    try:
-        responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third"], True)
-    finally:
-        app.extensions["database"].dispose()
+
+    responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third"], True)
 
     for response in responses:
         assert_problem(response, 503, "unavailable")
     with engine.connect() as conn:
         assert conn.execute(select(bookings.c.id).where(bookings.c.event_id == event_id)).all() == []
+
+
+def test_each_app_has_a_group_commit_of_its_own(app, make_app):
+    # gunicorn's workers each build their app: a worker's bookings batch with that worker's alone.
+    other = make_app()
+
+    assert Database.batcher_of(app) is Database.batcher_of(app)
+    assert Database.batcher_of(other) is not Database.batcher_of(app)

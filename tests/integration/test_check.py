@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from app import create_app
 from app.operations import audit
-from app.config import Config
-from app.booking.services import book, cancel, initialize_event
+from app.booking.services import BookTicket, CancelBooking, OpenEvent, Write
+from app.database.group_commit import Batcher
 from app.database.tables import events
-from tests.conftest import ADMIN_TOKEN, drop_database, migrate, scratch_database
+from tests.helpers.database import migrate
+
+
+def alone(engine, write: Write):
+    """`write` as a worker runs it without an Idempotency-Key."""
+    return write.alone(engine, Batcher())
 
 
 def problems_after(engine, event_id, tampering: str) -> list[str]:
@@ -26,9 +30,9 @@ def problems_after(engine, event_id, tampering: str) -> list[str]:
 @pytest.fixture
 def queue(engine):
     """An event of one ticket: `holder` confirmed, `w1` then `w2` waiting."""
-    event_id = str(initialize_event(engine, 1).id)
+    event_id = str(alone(engine, OpenEvent(1)).id)
     for user in ("holder", "w1", "w2"):
-        book(engine, event_id, user)
+        alone(engine, BookTicket(event_id, user))
     return event_id
 
 
@@ -37,8 +41,8 @@ def booking_of(user: str) -> str:
 
 
 def test_an_untouched_event_has_no_problem(engine, queue):
-    cancel(engine, queue, "holder")
-    cancel(engine, queue, "w2")
+    alone(engine, CancelBooking(queue, "holder"))
+    alone(engine, CancelBooking(queue, "w2"))
 
     assert problems_after(engine, queue, "SELECT 1") == []
 
@@ -90,7 +94,7 @@ def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, t
 
 
 def test_check_finds_negative_available_tickets_even_without_the_constraint_that_forbids_them(engine):
-    event_id = str(initialize_event(engine, 1).id)
+    event_id = str(alone(engine, OpenEvent(1)).id)
     # The check does not trust the schema's own guards: someone may have dropped them.
     oversold = (
         "ALTER TABLE events DROP CONSTRAINT ck_events_available_tickets_range;"
@@ -112,7 +116,7 @@ def test_check_finds_waiting_entries_without_a_place_even_without_the_constraint
 
 
 def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):
-    cancel(engine, queue, "holder")  # promotes w1
+    alone(engine, CancelBooking(queue, "holder"))  # promotes w1
     skip = f"UPDATE booking_events SET booking_id = {booking_of('w2')}, user_id = 'w2'"
     skip += " WHERE kind = 'promoted' AND event_id = :event"
 
@@ -122,29 +126,25 @@ def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):
 
 
 def test_check_finds_a_freed_ticket_that_went_to_nobody(engine, queue):
-    cancel(engine, queue, "holder")
+    alone(engine, CancelBooking(queue, "holder"))
     found = problems_after(engine, queue, "DELETE FROM booking_events WHERE kind = 'promoted' AND event_id = :event")
 
     assert any("freed ticket not passed to the oldest waiting entry" in problem for problem in found)
 
 
 @pytest.fixture
-def scratch_app(server_url):
+def scratch_app(scratch_url, make_app):
     """An app on a database of its own, so that what one test breaks no other test sees."""
-    url = scratch_database(server_url)
-    migrate(url, "head")
-    app = create_app(Config(database_url=url, admin_token=ADMIN_TOKEN, rate_limit=""))
-    yield app
-    app.extensions["database"].dispose()
-    drop_database(server_url, url)
+    migrate(scratch_url, "head")
+    return make_app(database_url=scratch_url)  # disposed (make_app) before the database is dropped (scratch_url)
 
 
 def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
     engine = scratch_app.extensions["database"]
-    event_id = str(initialize_event(engine, 1).id)
-    book(engine, event_id, "a")
-    book(engine, event_id, "b")
-    cancel(engine, event_id, "a")
+    event_id = str(alone(engine, OpenEvent(1)).id)
+    alone(engine, BookTicket(event_id, "a"))
+    alone(engine, BookTicket(event_id, "b"))
+    alone(engine, CancelBooking(event_id, "a"))
 
     result = scratch_app.test_cli_runner().invoke(args=["check"])
 
@@ -157,8 +157,8 @@ def test_flask_check_exits_0_with_a_summary_when_all_is_well(scratch_app):
 
 def test_flask_check_exits_1_listing_each_problem(scratch_app):
     engine = scratch_app.extensions["database"]
-    event_id = str(initialize_event(engine, 2).id)
-    book(engine, event_id, "a")
+    event_id = str(alone(engine, OpenEvent(2)).id)
+    alone(engine, BookTicket(event_id, "a"))
     with engine.begin() as conn:
         conn.execute(text("UPDATE events SET available_tickets = 2 WHERE id = :event"), {"event": event_id})
 
@@ -170,22 +170,20 @@ def test_flask_check_exits_1_listing_each_problem(scratch_app):
     assert lines[-1].startswith("check FAILED: 2 problem(s) in 1 events")
 
 
-def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(server_url):
-    url = scratch_database(server_url)
-    engine = create_engine(url)
+def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratch_url):
+    engine = create_engine(scratch_url)
     try:
-        migrate(url, "0001")
+        migrate(scratch_url, "0001")
         with engine.begin() as conn:
             new_event = "INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id"
             event_id = conn.execute(text(new_event)).scalar()
             for call in ["book_ticket('a')", "book_ticket('b')", "book_ticket('c')", "book_ticket('d')",
                          "cancel_booking('a')", "cancel_booking('c')", "book_ticket('a')", "cancel_booking('b')"]:
                 conn.execute(text(f"SELECT * FROM {call.replace('(', '(:event, ')}"), {"event": event_id})
-        migrate(url, "head")
+        migrate(scratch_url, "head")
 
         report = audit.check(engine)
 
         assert report.problems == [] and (report.bookings, report.ledger_entries) == (5, 8)
     finally:
         engine.dispose()
-        drop_database(server_url, url)

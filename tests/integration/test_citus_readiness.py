@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import drop_database, migrate, scratch_database
-from tests.sql_checks import first_arguments, plpgsql_statements, session_state, unpinned_accesses
+from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.sql_checks import first_arguments, plpgsql_statements, session_state, unpinned_accesses
 
 # Each table's distribution column. `events` is distributed by its id and the event's rows of other
 # tables by their event_id, in one colocation group, so one event's rows live on one shard.

@@ -6,12 +6,8 @@ parameter (the bouncer refuses it); its timeouts are then the server's own defau
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from sqlalchemy import create_engine, make_url, text
-
-from app import create_app
 
 # (setting, Config field, a value for the app to set, how PostgreSQL shows it)
 TIMEOUTS = [("statement_timeout", "db_statement_timeout_ms", 2500, "2500ms"),
@@ -19,13 +15,9 @@ TIMEOUTS = [("statement_timeout", "db_statement_timeout_ms", 2500, "2500ms"),
 SERVER_DEFAULT = "7s"
 
 
-def setting_seen_by_app(config, setting: str) -> str:
-    app = create_app(config)
-    try:
-        with app.extensions["database"].connect() as conn:
-            return conn.execute(text(f"SHOW {setting}")).scalar_one()
-    finally:
-        app.extensions["database"].dispose()
+def setting_seen_by_app(app, setting: str) -> str:
+    with app.extensions["database"].connect() as conn:
+        return conn.execute(text(f"SHOW {setting}")).scalar_one()
 
 
 @pytest.fixture
@@ -44,11 +36,11 @@ def database_defaults(database_url):
 
 
 @pytest.mark.parametrize(("setting", "field", "value", "shown"), TIMEOUTS, ids=[t[0] for t in TIMEOUTS])
-def test_app_sets_its_configured_timeouts_on_each_connection(config, setting, field, value, shown):
-    assert setting_seen_by_app(replace(config, **{field: value}), setting) == shown
+def test_app_sets_its_configured_timeouts_on_each_connection(make_app, setting, field, value, shown):
+    assert setting_seen_by_app(make_app(**{field: value}), setting) == shown
 
 
 @pytest.mark.parametrize(("setting", "field", "value", "shown"), TIMEOUTS, ids=[t[0] for t in TIMEOUTS])
-def test_app_without_a_timeout_leaves_the_servers_default_in_force(config, database_defaults, setting, field,
+def test_app_without_a_timeout_leaves_the_servers_default_in_force(make_app, database_defaults, setting, field,
                                                                    value, shown):
-    assert setting_seen_by_app(replace(config, **{field: None}), setting) == SERVER_DEFAULT
+    assert setting_seen_by_app(make_app(**{field: None}), setting) == SERVER_DEFAULT

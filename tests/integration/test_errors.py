@@ -3,22 +3,10 @@
 import json
 
 import pytest
+from sqlalchemy import text
 
-from app import create_app
 from app.booking import services
-from app.config import Config
-
-PROBLEM = "application/problem+json"
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_problem(response, status, code):
-    body = response.get_json(force=True)
-    assert response.status_code == status, body
-    assert response.mimetype == PROBLEM
-    assert body["code"] == code and body["status"] == status and body["type"] == "about:blank"
-    assert body["title"] and body["requestId"] == response.headers["X-Request-ID"]
-    return body
+from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
 
 
 @pytest.mark.parametrize(
@@ -104,14 +92,14 @@ def test_body_over_the_limit_is_a_413(client):
     assert "65536" in assert_problem(response, 413, "payload_too_large")["detail"]
 
 
-def test_body_limit_follows_max_body_bytes(config):
-    small = create_app(Config(**{**config.__dict__, "max_body_bytes": 100})).test_client()
+def test_body_limit_follows_max_body_bytes(make_app):
+    small = make_app(max_body_bytes=100).test_client()
     response = small.post("/api/book", json={"eventId": NIL_UUID, "userId": "u" * 100})
     assert_problem(response, 413, "payload_too_large")
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", "test-admin-token-0123456789abcdef"]
+    "authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", ADMIN_TOKEN]
 )
 def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     headers = {"Authorization": authorization} if authorization else {}
@@ -120,8 +108,8 @@ def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_an_empty_admin_token_admits_nobody(config):
-    open_door = create_app(Config(**{**config.__dict__, "admin_token": ""})).test_client()
+def test_an_empty_admin_token_admits_nobody(make_app):
+    open_door = make_app(admin_token="").test_client()
     for headers in ({}, {"Authorization": "Bearer "}):
         assert_problem(open_door.post("/api/initialize", json={"totalTickets": 1}, headers=headers), 401, "unauthorized")
 
@@ -180,13 +168,10 @@ def test_unexpected_error_is_a_500_without_internals(client, monkeypatch, capsys
     assert "secret internal detail" in log and "trace-me-500" in log and body["requestId"] == "trace-me-500"
 
 
-@pytest.fixture(scope="module")
-def down_client(config):
+@pytest.fixture
+def down_client(make_app):
     """An app whose database refuses connections (nothing listens on port 1)."""
-    unreachable = Config(**{**config.__dict__, "database_url": "postgresql+psycopg2://nobody@127.0.0.1:1/none"})
-    app = create_app(unreachable)
-    yield app.test_client()
-    app.extensions["database"].dispose()
+    return make_app(database_url=UNREACHABLE_DATABASE_URL).test_client()
 
 
 @pytest.mark.parametrize(
@@ -222,3 +207,48 @@ def test_missing_or_insane_request_id_is_replaced(client, supplied):
     headers = {"X-Request-ID": supplied} if supplied is not None else {}
     request_id = client.get("/healthz", headers=headers).headers["X-Request-ID"]
     assert request_id != supplied and len(request_id) == 32
+
+
+# --- what an error quotes of the client's input is bounded -------------------------------------------
+
+LONG_ID = "x" * 60_000  # near the body limit: it could be echoed, and stored with a key, in full
+QUOTED_ID = "x" * 64 + "\u2026"
+
+
+@pytest.mark.parametrize("path", ["/api/book", "/api/cancel"])
+def test_a_404_quotes_at_most_64_characters_of_the_event_id(client, path):
+    response = client.post(path, json={"eventId": LONG_ID, "userId": "u"})
+    assert assert_problem(response, 404, "event_not_found")["detail"] == f"no event with id '{QUOTED_ID}'"
+
+
+def test_a_404_stored_with_a_key_for_a_huge_event_id_stays_small(client, engine):
+    key = "huge-event-id"
+    first = client.post("/api/book", json={"eventId": LONG_ID, "userId": "u"}, headers={"Idempotency-Key": key})
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT length(body) FROM idempotency_keys WHERE key = :key"), {"key": key}).one()
+
+    assert_problem(first, 404, "event_not_found")
+    assert stored.length == len(first.get_data()) < 512
+
+
+def test_a_404_on_a_path_quotes_at_most_64_characters_of_the_event_id(client):
+    response = client.get(f"/api/status/{'y' * 3000}")
+    assert assert_problem(response, 404, "event_not_found")["detail"] == f"no event with id '{'y' * 64}\u2026'"
+
+
+def test_a_409_quotes_at_most_64_characters_of_the_user_id(client, new_event):
+    event = new_event(2)
+    body = {"eventId": event["id"], "userId": "u" * 128}
+    client.post("/api/book", json=body)
+
+    detail = assert_problem(client.post("/api/book", json=body), 409, "already_booked")["detail"]
+    assert detail == f"{'u' * 64}\u2026 already holds a booking for this event"
+
+
+def test_a_400_names_at_most_ten_unknown_fields_each_cut_to_64_characters(client):
+    fields = {f"{n:02d}" + "z" * 1000: n for n in range(50)}  # 50 KB, under the body limit
+    response = client.post("/api/book", json={"eventId": NIL_UUID, "userId": "u", **fields})
+
+    named = assert_problem(response, 400, "invalid_request")["errors"]
+    assert len(named) == 10 and len(response.get_data()) < 2048
+    assert all(name[:2].isdigit() and name[2:] == "z" * 62 + "\u2026" for name in named)

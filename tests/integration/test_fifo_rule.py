@@ -27,7 +27,7 @@ from sqlalchemy import select
 from app.booking.domain import CANCELLED, WAITING
 from app.database.tables import events
 from app.operations import audit
-from tests.helpers import book_sql, booking_rows, cancel_sql, event_row, open_event
+from tests.helpers.queue import book_sql, booking_rows, cancel_sql, event_row, open_event
 
 class FifoRule(RuleBasedStateMachine):
     """One event per run; `model` is the rule's own answer to every step."""

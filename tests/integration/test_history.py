@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.test_errors import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, assert_problem
 
 
 def history(client, event_id, headers, **params):

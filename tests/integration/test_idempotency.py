@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from app import create_app
-from app.config import Config
 from app.database.tables import booking_events, bookings, idempotency_keys
-from tests.integration.test_errors import NIL_UUID, assert_problem
-from tests.integration.test_metrics import sample, scrape
+from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.database import count_rows, ledger_kinds
+from tests.helpers.metrics import sample, scrape
 
 
 def post(client, path, body, key=None, headers=None):
@@ -21,14 +20,8 @@ def post(client, path, body, key=None, headers=None):
     return client.post(path, data=data, content_type="application/json", headers=headers)
 
 
-def count(engine, table, **where) -> int:
-    statement = select(func.count()).select_from(table).where(*(table.c[k] == v for k, v in where.items()))
-    with engine.connect() as conn:
-        return conn.execute(statement).scalar_one()
-
-
 def key_stored(engine, key: str) -> bool:
-    return count(engine, idempotency_keys, key=key) == 1
+    return count_rows(engine, idempotency_keys, key=key) == 1
 
 
 def assert_replay_of(first, repeat):
@@ -47,8 +40,8 @@ def test_a_repeated_booking_returns_the_first_response_byte_for_byte_and_books_n
 
     assert first.status_code == 201
     assert_replay_of(first, repeat)
-    assert count(engine, bookings, event_id=event["id"]) == 1
-    assert count(engine, booking_events, event_id=event["id"]) == 1
+    assert count_rows(engine, bookings, event_id=event["id"]) == 1
+    assert count_rows(engine, booking_events, event_id=event["id"]) == 1
 
 
 def test_a_repeated_cancellation_cancels_and_promotes_once(client, engine, new_event):
@@ -61,14 +54,6 @@ def test_a_repeated_cancellation_cancels_and_promotes_once(client, engine, new_e
     assert first.get_json()["promoted"]["userId"] == "w1"
     assert_replay_of(first, repeat)
     assert ledger_kinds(engine, event["id"]) == ["booked", "waitlisted", "waitlisted", "cancelled", "promoted"]
-
-
-def ledger_kinds(engine, event_id) -> list[str]:
-    statement = (
-        select(booking_events.c.kind).where(booking_events.c.event_id == event_id).order_by(booking_events.c.seq)
-    )
-    with engine.connect() as conn:
-        return list(conn.execute(statement).scalars())
 
 
 def test_a_repeated_initialize_opens_one_event_and_replays_its_location(client, admin_headers):
@@ -112,7 +97,7 @@ def test_the_same_key_with_another_body_is_422_and_changes_nothing(client, engin
     response = post(client, "/api/book", {"eventId": event["id"], "userId": "b"}, key="one-body")
 
     assert_problem(response, 422, "idempotency_key_reused")
-    assert count(engine, bookings, event_id=event["id"], user_id="b") == 0
+    assert count_rows(engine, bookings, event_id=event["id"], user_id="b") == 0
 
 
 def test_the_same_key_on_another_endpoint_is_422(client, new_event):
@@ -151,12 +136,10 @@ def test_a_key_of_255_printable_characters_is_accepted(client, new_event):
     assert post(client, "/api/book", {"eventId": new_event(1)["id"], "userId": "u"}, key=key).status_code == 201
 
 
-@pytest.fixture(scope="module")
-def impatient_app(config):
+@pytest.fixture
+def impatient_app(make_app):
     """The app with a lock timeout short enough for a test to wait it out."""
-    app = create_app(Config(**{**config.__dict__, "db_lock_timeout_ms": 200}))
-    yield app
-    app.extensions["database"].dispose()
+    return make_app(db_lock_timeout_ms=200)
 
 
 def test_a_repeat_while_the_first_is_in_flight_too_long_is_409_request_in_progress(impatient_app, engine, new_event):
@@ -214,3 +197,22 @@ def test_a_keyed_booking_is_counted_once_however_often_it_is_replayed(client, ne
         post(client, "/api/book", body, key="counted-once")
 
     assert sample(scrape(client), "bookings_total", outcome="confirmed") - before == 1
+
+
+def test_two_idempotency_key_headers_are_a_400_and_change_nothing(client, engine, new_event):
+    event = new_event(1)
+    two_keys = [("Idempotency-Key", "first"), ("Idempotency-Key", "second")]
+    response = client.post("/api/book", json={"eventId": event["id"], "userId": "u"}, headers=two_keys)
+
+    assert list(assert_problem(response, 400, "invalid_request")["errors"]) == ["Idempotency-Key"]
+    assert count_rows(engine, bookings, event_id=event["id"]) == 0
+    assert count_rows(engine, idempotency_keys, key="first, second") == 0
+
+
+def test_a_key_with_a_comma_as_gunicorn_joins_two_headers_is_a_400(client, engine, new_event):
+    event = new_event(1)
+    response = post(client, "/api/book", {"eventId": event["id"], "userId": "u"}, key="first,second")
+
+    assert list(assert_problem(response, 400, "invalid_request")["errors"]) == ["Idempotency-Key"]
+    assert not key_stored(engine, "first,second")
+    assert count_rows(engine, bookings, event_id=event["id"]) == 0

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app import create_app
 from app.database import engine as extensions
 from app.booking import services
-from tests.e2e.test_workers import session_exists
-from tests.waiting import wait_until
+from tests.helpers.database import session_exists
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture
-def pool_of_one(config):
-    """The app's engine with a single pooled connection, and a function that kills that connection."""
-    engine = create_app(dataclasses.replace(config, db_pool_size=1)).extensions["database"]
+def pool_of_one(make_app):
+    """The app's engine with a single pooled connection, and a function that tells that connection's pid."""
+    engine = make_app(db_pool_size=1).extensions["database"]
 
     def backend_pid() -> int:
         with engine.connect() as conn:
             return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
-    yield engine, backend_pid
-    engine.dispose()
+    return engine, backend_pid
 
 
 def terminate(engine, pid: int) -> None:

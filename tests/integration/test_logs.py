@@ -5,8 +5,7 @@ import json
 import pytest
 
 from app.booking import services
-from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_errors import NIL_UUID
+from tests.helpers.api import ADMIN_TOKEN, NIL_UUID
 
 
 def log_lines(capsys) -> list[dict]:
@@ -91,7 +90,7 @@ def test_no_token_or_authorization_header_reaches_a_log_line(client, monkeypatch
 
     for failing in (False, True):  # a success or a 401, then an unexpected failure with its traceback
         if failing:
-            monkeypatch.setattr(services, "initialize_event", explode)
+            monkeypatch.setattr(services, "OpenEvent", explode)
         client.post("/api/initialize", json={"totalTickets": 1}, headers={"Authorization": f"Bearer {token}"})
     output = capsys.readouterr().out
     assert '"request"' in output and token not in output and "Bearer" not in output

@@ -1,25 +1,12 @@
 """/metrics: Prometheus text with requests by route and status, latency, bookings, pool in use."""
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.web import metrics
-from tests.integration.test_errors import NIL_UUID
+from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.metrics import sample, scrape
 
-
-def scrape(client) -> dict:
-    """{(sample name, frozenset of labels): value} from /metrics."""
-    response = client.get("/metrics")
-    assert response.status_code == 200 and response.mimetype == "text/plain"
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
-
-
-def sample(scraped, name, **labels) -> float:
-    return scraped.get((name, frozenset(labels.items())), 0.0)
+METRICS_TOKEN = "metrics-token-0123456789abcdef0123456789"
 
 
 def test_requests_are_counted_and_timed_by_route_not_by_raw_path(client):
@@ -37,6 +24,53 @@ def test_requests_are_counted_and_timed_by_route_not_by_raw_path(client):
 def test_unknown_paths_share_one_label(client):
     client.get("/no/such/path/12345")
     assert sample(scrape(client), "http_requests_total", endpoint="unmatched", method="GET", status="404") >= 1
+
+
+def test_methods_a_client_invents_share_one_label(client):
+    for n in range(30):
+        client.open("/api/book", method=f"INVENTED{n}")
+        client.open("/nowhere", method=f"INVENTED{n}")
+    methods = {dict(labels).get("method") for name, labels in scrape(client) if name == "http_requests_total"}
+    assert methods <= metrics.KNOWN_METHODS | {"other"} and "other" in methods
+
+
+def test_a_wrong_method_on_a_route_is_counted_under_that_route(client):
+    labels = {"endpoint": "/api/status/<event_id>", "method": "POST", "status": "405"}
+    before = sample(scrape(client), "http_requests_total", **labels)
+    client.post(f"/api/status/{NIL_UUID}", json={})
+    assert sample(scrape(client), "http_requests_total", **labels) == before + 1
+
+
+@pytest.fixture
+def metrics_client(make_app):
+    """A client of an app with the given settings."""
+    return lambda **settings: make_app(**settings).test_client()
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Basic {METRICS_TOKEN}"])
+def test_with_a_metrics_token_a_scrape_without_it_is_a_401(metrics_client, authorization):
+    client = metrics_client(metrics_token=METRICS_TOKEN)
+    response = client.get("/metrics", headers={"Authorization": authorization} if authorization else {})
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+
+
+def test_with_a_metrics_token_a_scrape_with_it_is_answered(metrics_client):
+    client = metrics_client(metrics_token=METRICS_TOKEN)
+    assert ("bookings_total", frozenset({("outcome", "confirmed")})) in scrape(
+        client, {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+
+
+def test_in_production_metrics_want_the_admin_token_when_no_metrics_token_is_set(metrics_client, config):
+    client = metrics_client(app_env="production")
+    assert_problem(client.get("/metrics"), 401, "unauthorized")
+    assert scrape(client, {"Authorization": f"Bearer {config.admin_token}"})
+
+
+def test_in_production_a_metrics_token_replaces_the_admin_token(metrics_client, config):
+    client = metrics_client(app_env="production", metrics_token=METRICS_TOKEN)
+    assert_problem(client.get("/metrics", headers={"Authorization": f"Bearer {config.admin_token}"}), 401, "unauthorized")
 
 
 def test_bookings_are_counted_by_outcome(client, new_event):

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 from app.config import PROJECT_ROOT
 from app.database.tables import metadata
 from app.operations import audit
-from tests.conftest import drop_database, migrate, scratch_database
-from tests.helpers import book_sql, booking_rows, open_event, queue_violations
+from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.queue import book_sql, booking_rows, open_event, queue_violations
 
 OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
@@ -50,14 +50,6 @@ INDEXES = text("""
 SELECT tablename, indexname, indexdef FROM pg_indexes
  WHERE schemaname = 'public' AND tablename <> 'alembic_version'
 """)
-
-
-@pytest.fixture
-def scratch_url(server_url):
-    """An empty database of this test's own, dropped afterwards."""
-    url = scratch_database(server_url)
-    yield url
-    drop_database(server_url, url)
 
 
 def query_set(url: str, statement) -> set[tuple]:
@@ -164,21 +156,21 @@ def test_each_downgrade_restores_the_functions_and_objects_of_the_revision_befor
 ALEMBIC_VERSION = text("SELECT version_num FROM alembic_version")
 
 
-def test_downgrade_below_0007_refuses_while_a_booking_holds_several_tickets(scratch_url):
+def test_downgrade_below_0008_refuses_while_a_booking_holds_several_tickets(scratch_url):
     migrate(scratch_url, "head")
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
         book_sql(conn, open_event(conn, 5), "a", 2)
 
-    with pytest.raises(RuntimeError, match=r"below 0007: 1 booking\(s\) and 1 ledger entries concern several tickets"):
-        migrate(scratch_url, "0006", "downgrade")
+    with pytest.raises(RuntimeError, match=r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets"):
+        migrate(scratch_url, "0007", "downgrade")
 
     assert query_set(scratch_url, ALEMBIC_VERSION) == {(revisions_in_order()[-1],)}
     engine.dispose()
 
 
-def test_upgrading_to_0007_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
-    migrate(scratch_url, "0006")
+def test_upgrading_to_0008_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
+    migrate(scratch_url, "0007")
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
         event = conn.execute(text("INSERT INTO events (total_tickets, available_tickets) VALUES (1, 1) RETURNING id"))

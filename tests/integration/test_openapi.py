@@ -35,14 +35,15 @@ def test_openapi_document_is_valid_openapi_3(document):
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
         "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
-        "Cancellation", "Health", "HistoryPage", "LedgerEntry",
+        "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
     }
 
 
 def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
         "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
-        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history",
+        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history", "/",
+        "/api/users/{user_id}/bookings",
     }
 
 
@@ -70,7 +71,7 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
         ("POST /api/initialize", {"400", "401", "409", "413", "415", "422", "429", "500", "503"}),
         ("POST /api/book", {"400", "404", "409", "413", "415", "422", "429", "500", "503"}),
         ("POST /api/cancel", {"400", "404", "409", "413", "415", "422", "429", "500", "503"}),
-        ("GET /api/status/{event_id}", {"404", "429", "500", "503"}),
+        ("GET /api/status/{event_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/events/{event_id}/history", {"400", "401", "404", "429", "500", "503"}),
         ("GET /healthz", {"500"}),
@@ -79,6 +80,20 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
 def test_operation_documents_the_errors_of_the_contract(document, operation, statuses):
     documented = dict(operations(document))[operation]["responses"]
     assert statuses <= set(documented)
+
+
+def test_operation_summaries_are_plain_text_and_descriptions_say_the_rest(document):
+    # Swagger UI shows a summary as text: markdown there would show its backticks.
+    for name, operation in operations(document):
+        assert operation["summary"] and not re.search(r"[`*_\[\]<>]", operation["summary"]), name
+        assert operation["description"], name
+
+
+def test_the_root_points_to_the_docs_and_the_document(client):
+    links = client.get("/").get_json()
+    assert links == {"docs": "/docs", "openapi": "/openapi.json"}
+    for path in links.values():
+        assert client.get(path).status_code == 200, path
 
 
 def test_rate_limited_response_documents_retry_after_and_the_limit_headers(document):
@@ -120,10 +135,32 @@ def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
     assert 'data-spec-url="/openapi.json"' in html and "<script>" not in html
 
 
+def idempotency_key_parameter(document, path: str) -> dict:
+    [key] = [p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
+    return key
+
+
 @pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
 def test_writes_document_the_idempotency_key_and_the_replay_header(document, path):
     operation = document["paths"][path]["post"]
-    [key] = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    key = idempotency_key_parameter(document, path)
     assert (key["in"], key["required"], key["schema"]["maxLength"]) == ("header", False, 255)
     success = next(r for status, r in operation["responses"].items() if status < "300")
     assert "Idempotent-Replayed" in success["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_the_idempotency_key_states_the_rule_the_server_enforces(document, path):
+    key = idempotency_key_parameter(document, path)
+    rule = re.compile(key["schema"]["pattern"])
+
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert rule.fullmatch("~ !azAZ09-_.:") and rule.fullmatch(" ")
+    for refused in ("a,b", "tab\there", "del\x7f", "caf\xe9"):
+        assert not rule.fullmatch(refused), refused
+
+
+@pytest.mark.parametrize("path", ["/api/initialize", "/api/book", "/api/cancel"])
+def test_the_idempotency_key_has_no_example_for_swagger_ui_to_send_twice(document, path):
+    key = idempotency_key_parameter(document, path)
+    assert not {"example", "examples"} & (set(key) | set(key["schema"]))

@@ -2,30 +2,20 @@
 
 import os
 import uuid
+from functools import partial
 
 import pytest
 
-from app import create_app
-from app.config import Config
-from tests.integration.test_errors import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
 
 STATUS = f"/api/status/{NIL_UUID}"
 BOOK = {"eventId": NIL_UUID, "userId": "u"}
 
 
 @pytest.fixture
-def limited_app(config):
-    """Build apps with rate limits (the session's app has none); their engines are disposed after the test."""
-    apps = []
-
-    def build(**settings):
-        app = create_app(Config(**{**config.__dict__, "rate_limit_write": "", **settings}))
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["database"].dispose()
+def limited_app(make_app):
+    """`make_app` for apps with rate limits (the session's app has none), without a write budget unless set."""
+    return partial(make_app, rate_limit_write="")
 
 
 def statuses(client, count, path=STATUS, **kwargs):
@@ -59,7 +49,7 @@ def test_retry_after_comes_only_with_a_429(limited_app):
 
 
 def test_a_503_keeps_its_own_retry_after(limited_app):
-    down = limited_app(rate_limit="5 per minute", database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    down = limited_app(rate_limit="5 per minute", database_url=UNREACHABLE_DATABASE_URL)
     response = down.test_client().get(STATUS)
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
 
@@ -87,10 +77,19 @@ def test_a_refused_request_changes_nothing(limited_app, new_event):
     assert unlimited.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/docs", "/nowhere"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"])
 def test_operator_routes_are_not_limited(limited_app, path):
     client = limited_app(rate_limit="1 per minute").test_client()
     assert len(set(statuses(client, 3, path))) == 1 and 429 not in statuses(client, 1, path)
+
+
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/nowhere"), ("GET", "/docs/nowhere"), ("FOO", "/api/book"), ("POST", "/healthz")],
+    ids=["unknown-path", "unknown-path-under-docs", "unknown-method", "wrong-method-on-health"],
+)
+def test_a_request_that_matches_no_route_is_limited(limited_app, method, path):
+    client = limited_app(rate_limit="2 per minute").test_client()
+    assert [client.open(path, method=method).status_code for _ in range(3)][2] == 429
 
 
 def test_empty_rate_limit_disables_limiting(limited_app):

@@ -2,19 +2,15 @@
 
 import pytest
 
-from app import create_app
-from app.config import Config
 from app.web.security import API_CSP, DOCS_CSP
-from tests.integration.test_errors import NIL_UUID
+from tests.helpers.api import NIL_UUID
 
 ALLOWED = "https://tickets.example"
 
 
-@pytest.fixture(scope="module")
-def cors_client(config):
-    app = create_app(Config(**{**config.__dict__, "cors_origins": (ALLOWED, "https://admin.example")}))
-    yield app.test_client()
-    app.extensions["database"].dispose()
+@pytest.fixture
+def cors_client(make_app):
+    return make_app(cors_origins=(ALLOWED, "https://admin.example")).test_client()
 
 
 @pytest.mark.parametrize(
@@ -53,6 +49,19 @@ def test_an_allowed_origin_may_call_and_read_the_request_id(cors_client):
     assert "Idempotent-Replayed" in headers["Access-Control-Expose-Headers"]
 
 
+@pytest.fixture
+def one_origin_client(make_app):
+    return make_app(cors_origins=(ALLOWED,)).test_client()
+
+
+@pytest.mark.parametrize("origin", [ALLOWED, "https://evil.example", None], ids=["allowed", "refused", "none"])
+def test_with_cors_on_every_api_answer_varies_on_origin(one_origin_client, origin):
+    # With one allowed origin flask-cors adds no Vary, and it never does on an answer it refused.
+    headers = {"Origin": origin} if origin else {}
+    response = one_origin_client.get(f"/api/status/{NIL_UUID}", headers=headers)
+    assert response.headers.get_all("Vary") == ["Origin"]
+
+
 def test_an_origin_off_the_list_gets_no_cors_headers(cors_client):
     response = cors_client.get(f"/api/status/{NIL_UUID}", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -69,9 +78,7 @@ def test_a_preflight_from_an_allowed_origin_allows_json_posts(cors_client):
     assert "content-type" in response.headers["Access-Control-Allow-Headers"].lower()
 
 
-def test_preflights_do_not_use_up_the_rate_limit(config):
-    app = create_app(Config(**{**config.__dict__, "rate_limit": "1 per minute", "cors_origins": (ALLOWED,)}))
-    client = app.test_client()
+def test_preflights_do_not_use_up_the_rate_limit(make_app):
+    client = make_app(rate_limit="1 per minute", cors_origins=(ALLOWED,)).test_client()
     preflight = {"Origin": ALLOWED, "Access-Control-Request-Method": "POST"}
     assert [client.options("/api/book", headers=preflight).status_code for _ in range(3)] == [200, 200, 200]
-    app.extensions["database"].dispose()

@@ -1,4 +1,4 @@
-"""Several tickets per booking, in the database functions themselves (migration 0007), edge by edge.
+"""Several tickets per booking, in the database functions themselves (migration 0008), edge by edge.
 
 Each call is one statement in autocommit mode, as the service sends it. The schema's CHECKs are
 tried with rows no function would write: they must refuse them.
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from tests.helpers import book_sql, booking_rows, cancel_sql, event_row, open_event, queue_violations
+from tests.helpers.queue import book_sql, booking_rows, cancel_sql, event_row, open_event, queue_violations
 
 LEDGER = text("SELECT kind, user_id, quantity FROM booking_events WHERE event_id = :event ORDER BY seq")
 

@@ -7,10 +7,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app import create_app
 from app.booking import services
 from app.database.engine import db
-from tests.integration.test_errors import assert_problem
+from tests.helpers.api import assert_problem
 
 # PostgreSQL itself raising the error, as it would abort a transaction of ours.
 RAISE = "DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{code}'; END $$"
@@ -57,14 +56,13 @@ def test_other_errors_are_not_retried(engine):
 
 
 
-def test_other_database_errors_are_a_500(config):
-    app = create_app(config)
+def test_other_database_errors_are_a_500(make_app):
+    app = make_app()
 
     @app.route("/broken-sql")
     def broken_sql():
         return services.write(db.engine, lambda conn: conn.execute(text("SELECT 1/0")))
 
     response = app.test_client().get("/broken-sql")
-    app.extensions["database"].dispose()
 
     assert_problem(response, 500, "internal_error")

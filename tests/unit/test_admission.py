@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 
 from app.web.admission import Admission
-from tests import waiting
+from tests.helpers import waiting
 
 DEADLINE_S = 10
 

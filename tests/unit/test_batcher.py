@@ -14,7 +14,7 @@ import pytest
 
 from app.database import group_commit
 from app.database.group_commit import Batcher
-from tests import waiting
+from tests.helpers import waiting
 
 DEADLINE_S = 10
 
@@ -121,16 +121,6 @@ def test_a_running_batch_of_one_key_does_not_hold_back_another_key():
         assert batcher.submit("other event", 2, lambda key, items: [key]) == "other event"
         gate.opened.set()
         assert held.result(DEADLINE_S) == 10
-
-
-def test_each_owner_has_one_batcher_of_its_own():
-    class Owner:
-        pass
-
-    first, second = Owner(), Owner()
-
-    assert group_commit.batcher(first) is group_commit.batcher(first)
-    assert group_commit.batcher(first) is not group_commit.batcher(second)
 
 
 class Interrupted(BaseException):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.sql_checks import first_arguments, plpgsql_statements, session_state, unpinned_accesses
+from tests.helpers.sql_checks import first_arguments, plpgsql_statements, session_state, unpinned_accesses
 
 KEYS = {"events": "id", "bookings": "event_id"}
 

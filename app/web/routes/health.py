@@ -9,7 +9,10 @@ blp = Blueprint("health", __name__, description="Liveness and readiness")
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, HealthSchema)
 def healthz():
-    """Liveness: the process answers."""
+    """Liveness
+
+    200 while the process answers, whatever the database does.
+    """
     return {"status": "ok"}
 
 
@@ -17,6 +20,9 @@ def healthz():
 @blp.response(200, HealthSchema)
 @blp.problems(503)
 def readyz():
-    """Readiness: the database answers; 503 `unavailable` otherwise."""
+    """Readiness
+
+    200 while the database answers, else 503 `unavailable`.
+    """
     services.check_database(db.engine)
     return {"status": "ok"}

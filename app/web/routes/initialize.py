@@ -2,9 +2,8 @@ from flask import url_for
 
 from app.booking import services
 from app.web.blueprint import Blueprint
-from app.web.auth import require_admin
+from app.web.identity import require_admin
 from app.web.docs import ADMIN_SECURITY, LOCATION_HEADER
-from app.database.engine import db
 from app.web.schemas import EventEnvelope, InitializeRequest
 
 blp = Blueprint("initialize", __name__, url_prefix="/api", description="Open an event (admin)")
@@ -18,8 +17,11 @@ def with_location(event):
 @require_admin  # before anything else: a key's stored response is for admins only
 @blp.arguments(InitializeRequest)
 @blp.idempotent_response(201, EventEnvelope, present=with_location, headers={"Location": LOCATION_HEADER})
-@blp.problems(401, 409, 422, 503)
+@blp.problems(401, 403, 409, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
-def initialize(args, idempotency):
-    """Open an event with `totalTickets` tickets, all available."""
-    return services.initialize_event(db.engine, args["total_tickets"], args.get("name"), idempotency)
+def initialize(args):
+    """Open an event (admin)
+
+    The event gets `totalTickets` tickets, all available; `Location` is its status URL.
+    """
+    return services.OpenEvent(args["total_tickets"], args.get("name"))

@@ -1,7 +1,7 @@
 """Several tickets per booking, a strict first-come-first-served queue, and places that cost O(1).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 
 A booking holds `quantity` tickets, all or none (contract, "Several tickets per booking"). The
@@ -22,8 +22,8 @@ recording a departure updates at most 1 + log2(ordinals given), as the tree grow
 Nothing costs more as the queue grows, beyond that logarithm.
 
 Downgrade refuses, with the counts, while any booking or ledger entry concerns more than one ticket:
-the single-ticket schema cannot say what they hold. Otherwise it restores 0006's schema and
-functions exactly (events' max_per_booking, which nothing before 0007 reads, is dropped with it).
+the single-ticket schema cannot say what they hold. Otherwise it restores 0007's schema and
+functions exactly (events' max_per_booking, which nothing before 0008 reads, is dropped with it).
 """
 
 import sqlalchemy as sa
@@ -31,8 +31,8 @@ from alembic import op
 
 from app.database.functions import create_or_replace, drop
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -574,10 +574,10 @@ def _refuse_while_several_tickets_are_held() -> None:
     held = op.get_bind().execute(sa.text(SEVERAL_TICKETS_HELD)).one()
     if held.bookings or held.entries:
         raise RuntimeError(
-            f"cannot downgrade below 0007: {held.bookings} booking(s) and {held.entries} ledger entries concern "
+            f"cannot downgrade below 0008: {held.bookings} booking(s) and {held.entries} ledger entries concern "
             f"several tickets (events {', '.join(held.events)}{', ...' if len(held.events) == 5 else ''}), which "
             "the single-ticket schema cannot represent. Delete those events (their bookings and ledger go "
-            "with them) or restore a backup taken before 0007; nothing was changed."
+            "with them) or restore a backup taken before 0008; nothing was changed."
         )
 
 

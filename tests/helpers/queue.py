@@ -1,32 +1,13 @@
-"""Shared test helpers: the race harness, and the booking functions called straight in SQL."""
+"""The booking functions called straight in SQL, one statement each as the service sends them, and the
+queue's invariants read from the tables (several tickets per booking, migration 0008)."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Connection, text
 
 from app.booking.domain import CONFIRMED, WAITING
-
-BARRIER_TIMEOUT_S = 30
-THREADS = 64  # the races' threads, each on a pooled connection of its own
-
-
-def race(jobs: list) -> list:
-    """Run each no-argument job on a thread of its own, all released at once; their results in order."""
-    barrier = threading.Barrier(len(jobs), timeout=BARRIER_TIMEOUT_S)
-
-    def run(job):
-        barrier.wait()
-        return job()
-
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        return list(pool.map(run, jobs))
-
-
-# --- the booking functions, as the service calls them: one statement each -------------------------
 
 NEW_EVENT = text("""
 INSERT INTO events (total_tickets, available_tickets, max_per_booking)

@@ -1,0 +1,85 @@
+"""The request body: MAX_BODY_BYTES holds however the body is framed, and only strict JSON is read."""
+
+import io
+
+import pytest
+from flask import request
+from werkzeug.exceptions import BadRequest
+
+from tests.helpers.api import assert_problem, padded
+
+LIMIT = 65536  # the default MAX_BODY_BYTES of the `config` fixture
+
+
+def post_chunked(client, path: str, raw: bytes, headers: dict | None = None):
+    """POST `raw` without Content-Length, as gunicorn hands a `Transfer-Encoding: chunked` body to the app:
+    decoded, and marked as ended by the server (`wsgi.input_terminated`)."""
+    return client.post(
+        path, input_stream=io.BytesIO(raw), content_type="application/json",
+        headers={"Transfer-Encoding": "chunked", **(headers or {})},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_body_over_the_limit_is_a_413_and_books_nothing(client, new_event):
+    event = new_event(5)
+    # Its first LIMIT bytes are a valid booking: cut there, it used to be booked.
+    raw = padded({"eventId": event["id"], "userId": "cut"}, LIMIT) + b'{"more": "bytes"}'
+    assert_problem(post_chunked(client, "/api/book", raw), 413, "payload_too_large")
+    assert client.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
+
+
+def test_chunked_body_over_the_limit_leaves_its_idempotency_key_free(client, new_event):
+    event = new_event(5)
+    booking = {"eventId": event["id"], "userId": "keyed"}
+    key = {"Idempotency-Key": "chunked-over-the-limit"}
+    assert_problem(post_chunked(client, "/api/book", padded(booking, LIMIT + 1), key), 413, "payload_too_large")
+    assert client.post("/api/book", json=booking, headers=key).headers.get("Idempotent-Replayed") is None
+
+
+def test_chunked_body_of_exactly_the_limit_is_accepted(client, new_event):
+    event = new_event(5)
+    response = post_chunked(client, "/api/book", padded({"eventId": event["id"], "userId": "whole"}, LIMIT))
+    assert response.status_code == 201, response.get_json()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 30_000 + "]" * 30_000,  # RecursionError in json
+        '{"eventId": {"a": ' * 2000 + "1" + "}" * 2001,
+        '{"eventId": "e", "userId": ' + "1" * 4301 + "}",  # ValueError: more than 4300 digits
+        '{"eventId": "e", "userId": NaN}',  # not JSON
+        '{"eventId": "e", "userId": -Infinity}',
+        '{"eventId": "e", "userId": 1e999}',  # no float holds it
+        '{"eventId": "e", "userId": "a", "userId": "b"}',  # which one? a proxy in front may read the other
+    ],
+    ids=["deep-array", "deep-object", "long-integer", "nan", "infinity", "huge-float", "duplicate-key"],
+)
+def test_hostile_json_is_a_400_and_logs_no_traceback(client, capsys, raw):
+    body = assert_problem(client.post("/api/book", data=raw, content_type="application/json"), 400, "invalid_request")
+    assert body["errors"] == {"body": ["Invalid JSON body."]}
+    assert "unhandled_exception" not in capsys.readouterr().out
+
+
+def test_duplicate_key_books_nobody(client, new_event):
+    event = new_event(5)
+    raw = '{"eventId": "%s", "userId": "first", "userId": "second"}' % event["id"]
+    client.post("/api/book", data=raw, content_type="application/json")
+    assert client.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
+
+
+def test_an_integer_of_4300_digits_is_still_read_and_refused_by_range(client, admin_headers):
+    raw = '{"totalTickets": ' + "9" * 4300 + "}"
+    body = assert_problem(
+        client.post("/api/initialize", data=raw, content_type="application/json", headers=admin_headers),
+        400, "invalid_request",
+    )
+    assert list(body["errors"]) == ["totalTickets"]
+
+
+def test_flask_reads_json_as_strictly_as_the_parser(app):
+    # request.get_json (the Idempotency-Key fingerprint reads the body with it) must not accept more.
+    with app.test_request_context("/api/book", method="POST", data='{"a": 1, "a": 2}', content_type="application/json"):
+        with pytest.raises(BadRequest):
+            request.get_json()

@@ -295,6 +295,7 @@ class ProblemSchema(Schema):
     detail = fields.String()
     errors = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()),
-        metadata={"description": "Field-level messages; validation failures only"},
+        metadata={"description": "Field-level messages: validation failures, and a quantity over the limit of "
+                  "the event or of the booking"},
     )
     request_id = fields.String(data_key="requestId")

@@ -214,3 +214,12 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead"]
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]
     assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead"]
+
+
+def test_a_quantity_refusal_with_an_idempotency_key_is_stored_and_replayed_with_its_errors(client, new_event):
+    event = new_event(3)
+    request = {"json": {"eventId": event["id"], "userId": "keyed", "quantity": 4}, "headers": {"Idempotency-Key": "q-1"}}
+    first, replay = client.post("/api/book", **request), client.post("/api/book", **request)
+    assert first.status_code == replay.status_code == 400
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_data() == first.get_data()
+    assert "quantity" in first.get_json()["errors"]

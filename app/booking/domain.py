@@ -10,6 +10,7 @@ from uuid import UUID
 CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
+DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Event:
     waiting_count: int
     created_at: datetime
     updated_at: datetime
+    max_per_booking: int = DEFAULT_MAX_PER_BOOKING  # the most tickets one booking may hold
+    waiting_tickets: int = 0  # the tickets wanted by all waiting entries
 
     @property
     def booked_tickets(self) -> int:
@@ -36,12 +39,22 @@ class Booking:
     waiting_position: int | None
     created_at: datetime
     updated_at: datetime
+    quantity: int = 1  # tickets held (or wanted, while waiting), all or none
+    tickets_ahead: int | None = None  # while waiting: the tickets wanted by the entries ahead
 
 
 @dataclass(frozen=True)
 class Cancellation:
+    """A cancel, whole or partial: the booking as it is now, and every booking that the freed tickets
+    confirmed, oldest first (strict FIFO: app/booking/sql/promote_waiting.sql)."""
+
     booking: Booking
-    promoted: Booking | None
+    promoted_bookings: list[Booking]
+
+    @property
+    def promoted(self) -> Booking | None:
+        """The first promoted booking: v1's one `promoted`, for the clients that know no other."""
+        return self.promoted_bookings[0] if self.promoted_bookings else None
 
 
 @dataclass(frozen=True)
@@ -49,11 +62,12 @@ class LedgerEntry:
     """One state change of a booking, as the ledger (booking_events) recorded it."""
 
     seq: int
-    kind: str  # booked, waitlisted, cancelled or promoted
+    kind: str  # booked, waitlisted, cancelled, reduced (a partial cancel) or promoted
     booking_id: UUID
     user_id: str
     request_id: str | None
     created_at: datetime
+    quantity: int  # the tickets the change concerns: booked, released, or confirmed
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,10 @@ class Refusal(Exception):
         super().__init_subclass__(**kwargs)
         if "code" in cls.__dict__:
             Refusal.kinds.append(cls)
+
+    def field_errors(self) -> dict[str, list[str]] | None:
+        """The request fields at fault, with their messages, for the problem's `errors`; None: no field."""
+        return None
 
 
 class DomainError(Refusal):
@@ -112,6 +130,25 @@ class AlreadyCancelled(DomainError):
     detail = "{}'s booking for this event is already cancelled"
 
 
+class InvalidQuantity(DomainError):
+    """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
+    own, the message under `errors.quantity`."""
+
+    code, status, about = "invalid_request", 400, "quantity"
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {"quantity": [str(self)]}
+
+
+class QuantityAboveLimit(InvalidQuantity):
+    # More than totalTickets could never be confirmed, and would block the queue for ever.
+    detail = "{} tickets is more than this event allows per booking (maxPerBooking) or has (totalTickets)"
+
+
+class QuantityAboveHeld(InvalidQuantity):
+    detail = "{} tickets is more than this booking holds"
+
+
 # The `outcome` column of book_ticket, book_many and cancel_booking: "ok", or the refusal it names.
 OK = "ok"
 REFUSALS: dict[str, type[DomainError]] = {
@@ -119,6 +156,8 @@ REFUSALS: dict[str, type[DomainError]] = {
     "booking_not_found": BookingNotFound,
     "already_booked": AlreadyBooked,
     "already_cancelled": AlreadyCancelled,
+    "quantity_above_limit": QuantityAboveLimit,
+    "quantity_above_held": QuantityAboveHeld,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an
@@ -134,11 +173,11 @@ def quoted(value: object) -> object:
     return value
 
 
-def raise_unless_ok(outcome: str, event_id: str, user_id: str) -> None:
+def raise_unless_ok(outcome: str, event_id: str, user_id: str, quantity: int | None = None) -> None:
     """Raise the refusal that a booking function's `outcome` names, quoting the value it is about."""
     if outcome != OK:
         refusal = REFUSALS[outcome]
-        raise refusal({"event_id": event_id, "user_id": user_id}[refusal.about])
+        raise refusal({"event_id": event_id, "user_id": user_id, "quantity": quantity}[refusal.about])
 
 
 def parse_event_id(event_id: str) -> UUID:

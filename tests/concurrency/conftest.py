@@ -1,5 +1,6 @@
-"""The races that go through the app run in both AUTH_MODEs: in jwt mode every request carries the
-token of a partner backend (bookings:any), so that it may act for each user the races name."""
+"""The races' engine, a connection per thread. The races that go through the app run in both AUTH_MODEs:
+in jwt mode every request carries the token of a partner backend (bookings:any), so that it may act for
+each user the races name."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import replace
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 
 from app import create_app
 from app.web.identity import scope_key
 from app.web.tokens import OPEN
+from tests.helpers.races import BARRIER_TIMEOUT_S, THREADS
 
 PARTNER = "race-partner"
 
@@ -24,6 +27,17 @@ def app(request, config, jwt_settings, signing_key):
         app.test_client_class = _client_with(f"Bearer {signing_key.token(PARTNER, 'bookings:any')}")
     yield app
     app.extensions["database"].dispose()
+
+
+@pytest.fixture(scope="module")
+def race_engine(database_url):
+    """A connection per thread, opened before the first race so that every thread contends at once."""
+    engine = create_engine(database_url, pool_size=THREADS, max_overflow=0, pool_timeout=BARRIER_TIMEOUT_S)
+    warm = [engine.connect() for _ in range(THREADS)]
+    for conn in warm:
+        conn.close()
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

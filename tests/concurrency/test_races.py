@@ -11,29 +11,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
 from app.booking.services import BOOK, CANCEL, BookTicket, CancelBooking, OpenEvent, get_booking
 from app.database.group_commit import Batcher
 from app.database.tables import booking_events, bookings, events
 from tests.helpers.database import count_rows
-from tests.helpers.races import BARRIER_TIMEOUT_S, race
+from tests.helpers.races import THREADS, race
 
-THREADS = 64  # one pooled connection each
-
-# --- the race harness ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def race_engine(database_url):
-    """A connection per thread, opened before the first race so that every thread contends at once."""
-    engine = create_engine(database_url, pool_size=THREADS, max_overflow=0, pool_timeout=BARRIER_TIMEOUT_S)
-    warm = [engine.connect() for _ in range(THREADS)]
-    for conn in warm:
-        conn.close()
-    yield engine
-    engine.dispose()
+# --- the race harness (race_engine, a connection per thread, is in tests/concurrency/conftest.py) ---
 
 
 @dataclass(frozen=True)
@@ -436,10 +423,10 @@ STAMPED_HOLDERS = names("stamped-holder", 16)
 STAMPED_ARRIVALS = names("stamped-arrival", THREADS - len(STAMPED_HOLDERS))
 
 
-def in_own_transaction(engine, statement, event_id: str, user_id: str) -> None:
+def in_own_transaction(engine, statement, event_id: str, user_id: str, quantity: int | None) -> None:
     """One function call in a transaction of its own, as a keyed write makes it: BEGIN, the call, COMMIT."""
     with engine.begin() as conn:
-        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None})
+        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None, "quantity": quantity})
 
 
 def stamps_along_seq(engine, table, event_id: str) -> list:
@@ -453,8 +440,8 @@ def stamped_rush(race_engine) -> str:
     """A sold-out event where new users queue while holders cancel and promote the oldest waiters."""
     event_id = sold_out_event(race_engine, STAMPED_HOLDERS, names("stamped-waiter", 8))
     race_calls(
-        [(in_own_transaction, race_engine, BOOK, event_id, user) for user in STAMPED_ARRIVALS]
-        + [(in_own_transaction, race_engine, CANCEL, event_id, user) for user in STAMPED_HOLDERS]
+        [(in_own_transaction, race_engine, BOOK, event_id, user, 1) for user in STAMPED_ARRIVALS]
+        + [(in_own_transaction, race_engine, CANCEL, event_id, user, None) for user in STAMPED_HOLDERS]
     )
     return event_id
 

@@ -51,7 +51,7 @@ def test_an_untouched_event_has_no_problem(engine, queue):
     "tampering, expected",
     [
         (
-            "UPDATE events SET available_tickets = 1, waiting_count = 0 WHERE id = :event;"
+            "UPDATE events SET available_tickets = 1, waiting_count = 0, waiting_tickets = 0 WHERE id = :event;"
             f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')}",
             ["the ledger leaves 0", "is cancelled in the table but confirmed in the ledger", "2 bookings are waiting"],
         ),
@@ -62,7 +62,7 @@ def test_an_untouched_event_has_no_problem(engine, queue):
         (
             f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')};"
             f"UPDATE bookings SET status = 'confirmed' WHERE id = {booking_of('w2')};"
-            "UPDATE events SET waiting_count = 1 WHERE id = :event",
+            "UPDATE events SET waiting_count = 1, waiting_tickets = 1 WHERE id = :event",
             ["holds a ticket but joined after", "is confirmed in the table but waiting in the ledger"],
         ),
         (
@@ -70,12 +70,21 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             ["(waiting) has no ledger entry"],
         ),
         (
-            "INSERT INTO booking_events (event_id, booking_id, user_id, kind)"
-            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted'",
+            "INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity)"
+            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted', 1",
             ["the user already held", "is missing in the table but waiting in the ledger"],
         ),
+        (
+            "UPDATE events SET waiting_tickets = 3, queue_joined_tickets = 3 WHERE id = :event",
+            ["waitingTickets 3 but the waiting entries want 2"],
+        ),
+        (
+            f"UPDATE bookings SET queue_ordinal = 2, queue_tickets_before = 1 WHERE id = {booking_of('w1')}",
+            ["is at 1 with 0 tickets ahead, but the queue's counters say (2, 1)"],
+        ),
     ],
-    ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged"],
+    ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged",
+         "waiting-tickets-miscounted", "place-miscounted"],
 )
 def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, tampering, expected):
     found = "\n".join(problems_after(engine, queue, tampering))
@@ -93,6 +102,17 @@ def test_check_finds_negative_available_tickets_even_without_the_constraint_that
     )
 
     assert f"event {event_id}: availableTickets is negative (-1)" in problems_after(engine, event_id, oversold)
+
+
+def test_check_finds_waiting_entries_without_a_place_even_without_the_constraint_that_forbids_them(engine, queue):
+    placeless = (
+        "ALTER TABLE bookings DROP CONSTRAINT ck_bookings_waiting_has_a_place;"
+        "UPDATE bookings SET queue_ordinal = NULL WHERE event_id = :event"
+    )
+
+    found = "\n".join(problems_after(engine, queue, placeless))
+
+    assert "but the queue's counters say None" in found and "1 more waiting entries are misplaced" in found
 
 
 def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):

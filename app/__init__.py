@@ -51,6 +51,8 @@ def _flask_settings(config: Config) -> dict:
         "ADMIN_TOKEN": config.admin_token,
         "MAX_CONTENT_LENGTH": config.max_body_bytes,
         "IDEMPOTENCY_RETENTION_S": config.idempotency_retention_s,
+        "WEBHOOK_SECRET_KEYS": config.webhook_secret_keys,
+        "WEBHOOK_ALLOW_PRIVATE": config.webhook_allow_private,
         "API_TITLE": "Event ticket booking API",
         "API_VERSION": API_VERSION,
         "OPENAPI_VERSION": "3.1.0",
@@ -61,7 +63,7 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.web.routes import book, cancel, health, history, index, initialize, status, users
+    from app.web.routes import book, cancel, health, history, index, initialize, status, users, webhooks
 
-    for module in (initialize, book, cancel, status, users, history, health, index):
+    for module in (initialize, book, cancel, status, users, history, webhooks, health, index):
         api.register_blueprint(module.blp)

@@ -11,12 +11,15 @@ from pathlib import Path
 from dotenv import load_dotenv
 from limits import parse_many
 
-from app.web.security import check_admin_token
+from cryptography.fernet import Fernet
+
+from app.web.security import PRODUCTION, InsecureConfiguration, check_admin_token
 from app.web.tokens import IdentitySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 ADMIN_TOKEN_FILE = "admin_token"
+WEBHOOK_KEY_FILE = "webhook_secret_key"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,15 @@ class Config:
     # Per worker: writes running at once, and how long a write waits for reads in progress (app/web/admission.py).
     write_concurrency: int = 6
     read_priority_ms: int = 50
+    # Webhooks (app/notifications, docs/webhooks.md). The secret keys: Fernet keys, the first encrypts.
+    webhook_secret_keys: tuple[str, ...] = ()
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_retention_s: int = 7 * 86400  # delivered messages are purged after this
+    webhook_concurrency: int = 16  # sends in flight per dispatcher
+    webhook_per_receiver: int = 4  # of which at most this many to one webhook
+    webhook_poll_interval_s: float = 0.2
     identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (app/web/tokens.py)
 
     @classmethod
@@ -83,9 +95,58 @@ class Config:
             body_timeout_s=_duration(env, "BODY_TIMEOUT", cls.body_timeout_s),
             write_concurrency=_at_least_one(env, "WRITE_CONCURRENCY", cls.write_concurrency),
             read_priority_ms=_whole_number(env, "READ_PRIORITY_MS", cls.read_priority_ms),
+            **_webhook_settings(env),
         )
         check_admin_token(config.app_env, config.admin_token)
-        return replace(config, identity=IdentitySettings.from_env(env, config.app_env, INSTANCE_DIR))
+        return replace(
+            config,
+            identity=IdentitySettings.from_env(env, config.app_env, INSTANCE_DIR),
+            webhook_secret_keys=resolve_webhook_secret_keys(env, config.app_env),
+        )
+
+
+def _webhook_settings(env) -> dict:
+    defaults = Config.__dataclass_fields__
+    return {
+        "webhook_allow_private": _flag(env, "WEBHOOK_ALLOW_PRIVATE"),
+        "webhook_timeout_s": _positive_seconds(env, "WEBHOOK_TIMEOUT_S", defaults["webhook_timeout_s"].default),
+        "webhook_retry_schedule": _schedule(env, "WEBHOOK_RETRY_SCHEDULE", defaults["webhook_retry_schedule"].default),
+        "webhook_retention_s": _duration(env, "WEBHOOK_RETENTION", defaults["webhook_retention_s"].default),
+        "webhook_concurrency": _at_least_one(env, "WEBHOOK_CONCURRENCY", defaults["webhook_concurrency"].default),
+        "webhook_per_receiver": _at_least_one(env, "WEBHOOK_PER_RECEIVER", defaults["webhook_per_receiver"].default),
+        "webhook_poll_interval_s": _positive_seconds(
+            env, "WEBHOOK_POLL_INTERVAL_S", defaults["webhook_poll_interval_s"].default
+        ),
+    }
+
+
+def _flag(env, name: str) -> bool:
+    value = (env.get(name) or "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value in ("true", "1", "yes")
+
+
+def _positive_seconds(env, name: str, default: float) -> float:
+    value = (env.get(name) or "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise ValueError(f"{name} must be more than 0 seconds")
+    return seconds
+
+
+def _schedule(env, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Delays between tries, comma-separated durations: `5s,5m,30m,2h`."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        return tuple(parse_duration(part.strip()) for part in value.split(","))
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def _whole_number(env, name: str, default: int) -> int:
@@ -149,6 +210,22 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def resolve_webhook_secret_keys(env, app_env: str, instance_dir: Path = INSTANCE_DIR) -> tuple[str, ...]:
+    """WEBHOOK_SECRET_KEY (comma-separated Fernet keys, the first encrypts), else in development a key
+    generated under `instance_dir`; production refuses to start without the variable."""
+    configured = tuple(key.strip() for key in (env.get("WEBHOOK_SECRET_KEY") or "").split(",") if key.strip())
+    if configured:
+        return configured
+    if app_env == PRODUCTION:
+        raise InsecureConfiguration(
+            f"APP_ENV={PRODUCTION} requires WEBHOOK_SECRET_KEY (it encrypts webhook secrets at rest); make one "
+            "with: python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    path = instance_dir / WEBHOOK_KEY_FILE
+    return (_stored_token(path) or store_once(path, Fernet.generate_key().decode()),)
 
 
 def resolve_admin_token(instance_dir: Path) -> str:

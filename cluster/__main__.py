@@ -46,6 +46,7 @@ def _describe(cluster: Cluster) -> None:
     say(f"instances: {ports} ({settings.workers} workers x {settings.concurrency} requests at once each)")
     say(f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}")
+    say(f"webhook dispatchers: {', '.join(d.name for d in cluster.dispatchers)} (sharing the outbox)")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")
     if cluster.jwks is not None:
         say(f"AUTH_MODE=jwt, keys from {cluster.jwks.url}; a user's token: make token USER=alice")

@@ -1,7 +1,8 @@
 """The whole cluster, started in order and stopped in reverse: the handle `make cluster` and its tests use.
 
 Start: PostgreSQL (schema migrated directly, not through the bouncer), Redis, PgBouncer, the instances
-(each checked ready), and last HAProxy, so that the balancer's port answers only once all is in place.
+(each checked ready), two webhook dispatchers, and last HAProxy, so that the balancer's port answers
+only once all is in place.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
+from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, redis_store, say
 from cluster.jwks import JwksServer
@@ -22,6 +23,7 @@ from cluster.processes import Managed, free_port, http_ok, stop_together, wait_u
 
 PROGRAM_PACKAGES = {"haproxy": "haproxy", "pgbouncer": "pgbouncer"}
 INSTANCE_START_TIMEOUT_S = 30
+DISPATCHERS = 2  # they share the outbox through FOR UPDATE SKIP LOCKED (docs/webhooks.md)
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,14 @@ class Cluster:
         self.log_dir = self.settings.state_dir / "logs"
         self.support: list[Managed] = []  # Redis (if ours) and PgBouncer, in start order
         self.instances: list[Managed] = []
+        self.dispatchers: list[Managed] = []
         self.balancer: Managed | None = None
         self.instance_ports: list[int] = []
         self.postgres: database.Postgres | None = None
         self.redis_uri = ""
         self.bouncer_port = 0
         self.admin_token = ""
+        self.webhook_secret_key = ""
         self.jwks: JwksServer | None = None
 
     @property
@@ -91,6 +95,7 @@ class Cluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         programs = ensure_programs(PROGRAM_PACKAGES)
         self.admin_token = resolve_admin_token(self.settings.state_dir)
+        self.webhook_secret_key = ",".join(resolve_webhook_secret_keys({}, "", self.settings.state_dir))
         self._start_database()
         self.redis_uri, own_redis = redis_store.machine_or_own(self.settings.state_dir, self.log_dir)
         self.support += [own_redis] if own_redis else []
@@ -99,6 +104,8 @@ class Cluster:
             self.jwks = JwksServer().start()
         for index in range(self.settings.instances):
             self._start_instance(index, free_port())
+        for index in range(DISPATCHERS):
+            self._start_dispatcher(index)
         per_instance = self.settings.workers * self.settings.concurrency
         self.balancer = balancer.start(programs["haproxy"], self.settings.port, self.instance_ports, per_instance,
                                        self.settings.state_dir, self.log_dir)
@@ -106,7 +113,7 @@ class Cluster:
     def stop(self) -> None:
         """Stop the balancer, then the instances (together), then what they use; drop a scratch database."""
         stop_together([self.balancer] if self.balancer else [])
-        stop_together(self.instances)
+        stop_together(self.instances + self.dispatchers)
         if self.jwks is not None:
             self.jwks.stop()
             self.jwks = None
@@ -171,6 +178,17 @@ class Cluster:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), INSTANCE_START_TIMEOUT_S,
                    f"{instance.name} to be ready", instance)
 
+    def _start_dispatcher(self, index: int) -> None:
+        """A webhook dispatcher, through PgBouncer like the instances (it keeps no session state)."""
+        env = {**self._instance_env(), "DB_POOL_SIZE": ""}
+        # Not even empty: prometheus-client turns multiprocess on when the variable merely exists, and
+        # would write its files into the working directory.
+        env.pop(MULTIPROC_DIR_VARIABLE, None)
+        dispatcher = Managed(f"dispatcher{index + 1}", [sys.executable, "-m", "app.operations.dispatch"], self.log_dir,
+                             env=env, cwd=PROJECT_ROOT)
+        dispatcher.start()
+        self.dispatchers.append(dispatcher)
+
     def _instance_env(self) -> dict[str, str]:
         settings = self.settings
         env = {
@@ -182,6 +200,7 @@ class Cluster:
             "WEB_CONCURRENCY": str(settings.workers),
             "WRITE_CONCURRENCY": str(settings.concurrency),
             "ADMIN_TOKEN": self.admin_token,
+            "WEBHOOK_SECRET_KEY": self.webhook_secret_key,  # one key for every instance and dispatcher
             "RATE_LIMIT_STORAGE_URI": self.redis_uri,
             "RATE_LIMIT_KEY_PREFIX": settings.database,  # apart from other deployments on the same Redis
             "TRUSTED_PROXIES": "1",  # HAProxy is the one hop in front of the instances
@@ -190,7 +209,6 @@ class Cluster:
             env["RATE_LIMIT"] = settings.rate_limit
         env.update(self.jwks.instance_env() if self.jwks else {"AUTH_MODE": "open"})
         return env
-
 
     def _metrics_dir(self, index: int) -> Path:
         """Instance `index`'s folder for its workers' metrics (app/web/metrics.py), emptied of a previous run's."""

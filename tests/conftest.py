@@ -19,9 +19,10 @@ from sqlalchemy import create_engine, event
 
 from app.config import INSTANCE_DIR, Config, normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
-from tests.helpers.api import ADMIN_TOKEN, apps_from
+from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY, apps_from
 from tests.helpers.database import drop_database, migrate, scratch_database
-pytest_plugins = ["tests.helpers.identity"]  # AUTH_MODE=jwt: a test identity provider, tokens, apps
+# AUTH_MODE=jwt: a test identity provider, tokens, apps; webhooks: receivers, registrations, dispatchers.
+pytest_plugins = ["tests.helpers.identity", "tests.helpers.webhooks"]
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +90,10 @@ def engine(database_url):
 
 @pytest.fixture(scope="session")
 def config(database_url):
-    return Config(database_url=database_url, admin_token=ADMIN_TOKEN, rate_limit="")
+    return Config(
+        database_url=database_url, admin_token=ADMIN_TOKEN, rate_limit="", webhook_secret_keys=(WEBHOOK_SECRET_KEY,),
+        webhook_allow_private=True,  # the tests' receivers listen on loopback
+    )
 
 
 @pytest.fixture(scope="session")

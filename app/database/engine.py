@@ -25,15 +25,7 @@ class Database:
     (app/database/group_commit.py); services receive `db.engine` and `db.batcher` as plain arguments."""
 
     def init_app(self, app: Flask, config) -> None:
-        engine = create_engine(
-            config.database_url,
-            pool_size=config.db_pool_size,
-            max_overflow=0,
-            pool_timeout=5,
-            connect_args=_connect_args(config),
-        )
-        _ping_idle_connections(engine)
-        app.extensions["database"] = engine
+        app.extensions["database"] = build_engine(config, config.db_pool_size)
         app.extensions["group_commit"] = Batcher()
 
     @property
@@ -51,6 +43,19 @@ class Database:
     @staticmethod
     def batcher_of(app: Flask) -> Batcher:
         return app.extensions["group_commit"]
+
+
+def build_engine(config, pool_size: int) -> Engine:
+    """An engine with the service's libpq settings and idle-connection pings (the app's, the dispatcher's)."""
+    engine = create_engine(
+        config.database_url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=5,
+        connect_args=_connect_args(config),
+    )
+    _ping_idle_connections(engine)
+    return engine
 
 
 def _ping_idle_connections(engine: Engine) -> None:

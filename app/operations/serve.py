@@ -2,8 +2,8 @@
 
 Sets up everything a fresh checkout lacks: settings from `.env`, the `instance/` folder, an embedded
 PostgreSQL when DATABASE_URL is unset, the admin token, and the schema (alembic upgrade head). Then
-`serve` runs gunicorn as a child process and, once it exits, stops the embedded PostgreSQL; `flask`
-runs a Flask CLI command (`flask check`, ...) against the same database.
+`serve` runs gunicorn and the webhook dispatcher as child processes and, once gunicorn exits, stops
+the embedded PostgreSQL; `flask` runs a Flask CLI command (`flask check`, ...) against the same database.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from alembic.config import Config as AlembicConfig
 from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
-from app.config import ADMIN_TOKEN_FILE, INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
+from app.config import (
+    ADMIN_TOKEN_FILE, INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys,
+)
 from app.operations.embedded_pg import EmbeddedPostgres
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
-from app.web.security import InsecureConfiguration
+from app.web.security import PRODUCTION, InsecureConfiguration
 
 ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"
@@ -36,6 +38,8 @@ SERVE_LOCK_FILE = "serve.lock"
 # bound, and stops when the second reaches end-of-file, that is when we are gone, however we died.
 READY_FD_VARIABLE = "BOOKING_LAUNCHER_READY_FD"
 LIFELINE_FD_VARIABLE = "BOOKING_LAUNCHER_LIFELINE_FD"
+# Longer than a send may take (WEBHOOK_TIMEOUT_S, default 10 s, for connecting and again for the answer).
+DISPATCHER_STOP_TIMEOUT_S = 30
 
 
 class StartupError(Exception):
@@ -121,6 +125,9 @@ def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None, lock: int 
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
     os.environ["ADMIN_TOKEN"] = _admin_token(announce=args.command == "serve")
     try:
+        if os.environ.get("APP_ENV", "").strip().lower() != PRODUCTION:  # where Config.from_env refuses it unset
+            # One key for the workers and the dispatcher: WEBHOOK_SECRET_KEY, else the one under instance/.
+            os.environ["WEBHOOK_SECRET_KEY"] = ",".join(resolve_webhook_secret_keys(os.environ, "", INSTANCE_DIR))
         Config.from_env()  # every setting checked once, here, rather than failing in each worker
     except (InsecureConfiguration, ValueError) as exc:
         raise StartupError(str(exc)) from exc
@@ -195,10 +202,12 @@ def _serve(lock: int | None) -> int:
     gunicorn treats SIGINT as a quick shutdown that cuts requests short and SIGTERM as a graceful one
     that lets them finish, so every stop is passed on as SIGTERM; and gunicorn runs in a session of
     its own, so that the terminal's Ctrl-C reaches only us and not it directly. Should we die without
-    passing it on (SIGKILL), gunicorn stops by itself: see LIFELINE_FD_VARIABLE. The checkout's `lock`,
-    if any, goes to gunicorn too, so that it is held until the last of its processes is gone.
+    passing it on (SIGKILL), gunicorn and the webhook dispatcher stop by themselves: see
+    LIFELINE_FD_VARIABLE. The checkout's `lock`, if any, goes to both too, so that it is held until the
+    last of their processes is gone.
     """
     gunicorn: subprocess.Popen[bytes] | None = None
+    dispatcher: subprocess.Popen[bytes] | None = None
     early: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -207,6 +216,8 @@ def _serve(lock: int | None) -> int:
             early.append(signal.SIGTERM)  # arrived while gunicorn was being spawned; sent just below
         else:
             gunicorn.send_signal(signal.SIGTERM)  # gunicorn drains its workers; we wait for it below
+        if dispatcher is not None:
+            dispatcher.send_signal(signal.SIGTERM)  # it finishes its sends in flight
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
@@ -219,13 +230,17 @@ def _serve(lock: int | None) -> int:
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True,
         pass_fds=[ready_for_gunicorn, lifeline_for_gunicorn, *([lock] if lock is not None else [])],
     )
+    # The dispatcher follows the same lifeline (app/operations/dispatch.py), and holds the lock too.
+    dispatcher = _start_dispatcher(lifeline_for_gunicorn, lock)
     for fd in (ready_for_gunicorn, lifeline_for_gunicorn):
         os.close(fd)
     for signum in early:
         gunicorn.send_signal(signum)
+        dispatcher.send_signal(signum)
     try:
         return _report_serving(gunicorn, ready)
     finally:
+        _stop_dispatcher(dispatcher)
         os.close(lifeline)
 
 
@@ -239,6 +254,30 @@ def _report_serving(gunicorn: subprocess.Popen[bytes], ready: int) -> int:
     if not bound and code > 0:  # gunicorn's own failure (a stop we passed on ends in 0 or a signal)
         _say(f"error: gunicorn exited before serving on port {_port()}; its messages above say why")
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
+
+
+def _start_dispatcher(lifeline: int, lock: int | None) -> subprocess.Popen[bytes]:
+    """The webhook dispatcher (app/operations/dispatch.py) beside gunicorn, in a session of its own too;
+    it stops once the `lifeline` pipe reaches end-of-file, as gunicorn does."""
+    environment = {key: value for key, value in os.environ.items() if key != READY_FD_VARIABLE}  # gunicorn's
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.operations.dispatch"], cwd=ROOT, start_new_session=True,
+        env={**environment, LIFELINE_FD_VARIABLE: str(lifeline)},
+        pass_fds=[lifeline, *([lock] if lock is not None else [])],
+    )
+    _say("Webhook dispatcher started (python -m app.operations.dispatch)")
+    return process
+
+
+def _stop_dispatcher(dispatcher: subprocess.Popen[bytes]) -> None:
+    """Stop it (if gunicorn exited on its own it has not been told yet) and wait for its sends in flight."""
+    if dispatcher.poll() is None:
+        dispatcher.send_signal(signal.SIGTERM)
+    try:
+        dispatcher.wait(timeout=DISPATCHER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        dispatcher.kill()  # its claims expire and another dispatcher sends those messages again
+        dispatcher.wait()
 
 
 def _prepare_metrics_dir() -> None:

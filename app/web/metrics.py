@@ -102,12 +102,12 @@ def _scrape() -> Response:
         refused = problem(401, "unauthorized", "/metrics requires its bearer token")
         refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return refused
-    return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-def _registry() -> CollectorRegistry:
+def registry() -> CollectorRegistry:
     if not os.environ.get(MULTIPROC_DIR_VARIABLE):
         return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # reads every worker's files
-    return registry
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)  # reads every worker's files
+    return combined

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     for surprise in verdict.run.surprises:
         print(surprise)
+    notifications = verdict.notifications
+    for problem in notifications.undelivered + notifications.out_of_order + notifications.invented:
+        print(f"webhook: {problem}")
     if not verdict.check_passed:
         print(verdict.check_output)
     print(verdict.summary())

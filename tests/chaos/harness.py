@@ -5,6 +5,11 @@ Every client owns its users, so it knows exactly what each of its requests must 
 retries each request (same key, random client timeouts) until it gets an answer. At the end every
 acknowledged booking and cancellation must be in the ledger exactly once (lost 0, duplicated 0),
 every user must be where their last answer left them (read over HTTP), and `flask check` must pass.
+
+A webhook receiver (which fails a share of its deliveries with 503) hears about every change through a
+dispatcher process, which the faults also kill; at the end every committed change (every ledger
+entry) must have reached it at least once, each booking's changes in the ledger's order, and nothing
+may have reached it that the ledger does not hold.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from werkzeug import Response
+
 from app.config import PROJECT_ROOT
 from app.operations.embedded_pg import EmbeddedPostgres
-from tests.helpers.live_server import Gunicorn, call
+from tests.helpers.live_server import DispatcherProcess, Gunicorn, call
+from tests.helpers.receivers import Receiver
 
 ADMIN_TOKEN = "chaos-admin-token-0123456789abcdef"
+WEBHOOK_SETTINGS = {"WEBHOOK_SECRET_KEY": "Y2hhb3Mtd2ViaG9vay1rZXktY2hhb3Mtd2ViaG9vay0=", "WEBHOOK_ALLOW_PRIVATE": "true"}
+DISPATCHER_SETTINGS = {**WEBHOOK_SETTINGS, "ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_TIMEOUT_S": "1",
+                       "WEBHOOK_RETRY_SCHEDULE": ",".join(["1s"] * 30)}
+RECEIVER_FAILURE_RATE = 0.2  # of deliveries answered 503, to be tried again
+DELIVERY_DEADLINE_S = 90  # after the storm, for every message to reach the receiver
 DATABASE_DOWNTIME_S = 0.5
 SERVER_DOWNTIME_S = 0.3
 ANSWER_DEADLINE_S = 90  # a request still unanswered after this is a failure of the harness's run
@@ -39,7 +52,8 @@ class Settings:
     duration_s: float
     clients: int
     # Spread evenly over the run: "worker" (SIGKILL of one), "server" (SIGKILL of all gunicorn),
-    # "database" (clean fast stop, then start) or "crash" (immediate stop, then start with recovery).
+    # "database" (clean fast stop, then start), "crash" (immediate stop, then start with recovery) or
+    # "dispatcher" (SIGKILL of the webhook dispatcher, then a new one).
     faults: tuple[str, ...]
     users_per_client: int = 3
     events: int = 3
@@ -50,8 +64,8 @@ class Settings:
     seed: int = 0
 
 
-SHORT = Settings(duration_s=8, clients=6, faults=("worker", "crash"))
-LONG = Settings(duration_s=60, clients=12, faults=("worker", "database", "server", "crash") * 2)
+SHORT = Settings(duration_s=8, clients=6, faults=("worker", "crash", "dispatcher"))
+LONG = Settings(duration_s=60, clients=12, faults=("worker", "database", "server", "crash", "dispatcher") * 2)
 
 
 @dataclass
@@ -141,7 +155,12 @@ class Harness:
     def __init__(self, settings: Settings, server: EmbeddedPostgres, database_url: str, workdir: Path) -> None:
         self.settings, self.server, self.database_url = settings, server, database_url
         # No rate limit: the clients all come from one address, and the faults are what is under test.
-        self.gunicorn = Gunicorn(database_url, ADMIN_TOKEN, workdir / "chaos-gunicorn.log", settings={"RATE_LIMIT": ""})
+        self.gunicorn = Gunicorn(database_url, ADMIN_TOKEN, workdir / "chaos-gunicorn.log",
+                                 settings={"RATE_LIMIT": "", **WEBHOOK_SETTINGS})
+        self.receiver = Receiver()
+        self.receiver.answer = flaky_answer(random.Random(settings.seed))
+        self.dispatcher = DispatcherProcess(database_url, workdir / "chaos-dispatcher.log", DISPATCHER_SETTINGS)
+        self.webhook_id: str | None = None
         self.stopping, self.run = threading.Event(), Run()
         self.event_ids: list[str] = []
         self.clients: list[Client] = []
@@ -176,15 +195,31 @@ class Harness:
     def execute(self) -> Verdict:
         """Run the whole thing: server up, events, clients with faults among them, audit; the verdict."""
         self.gunicorn.start()
+        self.receiver.start()
+        self.dispatcher.start()
         try:
             self.open_events()
             self.storm()
             return audit(self)
         finally:
+            self.dispatcher.kill()
+            self.receiver.stop()
+            self.forget_webhook()
             self.gunicorn.kill()
 
+    def forget_webhook(self) -> None:
+        """Delete the webhook: the database may outlive the run (the tests' restartable one), and another
+        dispatcher, with another key, would otherwise be handed every later change for it."""
+        if self.webhook_id is not None:
+            call(self.gunicorn.base_url, "DELETE", f"/api/webhooks/{self.webhook_id}", token=ADMIN_TOKEN)
+
     def open_events(self) -> None:
+        """The events, and a webhook for all of them (registered first: it hears of every change)."""
         rng = random.Random(self.settings.seed)
+        status, answer = self.until_answered("/api/webhooks", {"url": self.receiver.url}, str(uuid.uuid4()), rng,
+                                             ADMIN_TOKEN)
+        assert status == 201, answer
+        self.receiver.secret, self.webhook_id = answer["webhook"]["secret"], answer["webhook"]["id"]
         for n in range(self.settings.events):
             body = {"totalTickets": self.settings.tickets_per_event, "name": f"chaos {n}"}
             status, answer = self.until_answered("/api/initialize", body, str(uuid.uuid4()), rng, ADMIN_TOKEN)
@@ -223,10 +258,41 @@ class Harness:
     def _crash_fault(self) -> None:
         self._database_fault("immediate")
 
+    def _dispatcher_fault(self) -> None:
+        self.dispatcher.kill()  # SIGKILL mid-send, perhaps: its claims expire and the new one sends again
+        self.dispatcher.start()
+
     def _server_fault(self) -> None:
         self.gunicorn.kill()  # SIGKILL, master and workers
         time.sleep(SERVER_DOWNTIME_S)
         self.gunicorn.start()
+
+
+def flaky_answer(rng: random.Random):
+    """The chaos receiver's answer: 503 for a share of deliveries, else 204."""
+    lock = threading.Lock()
+
+    def answer(_request):
+        with lock:
+            failing = rng.random() < RECEIVER_FAILURE_RATE
+        return Response(status=503 if failing else 204)
+
+    return answer
+
+
+@dataclass
+class Notifications:
+    """What the webhook receiver heard, against the ledger."""
+
+    undelivered: list[str] = field(default_factory=list)  # committed changes never acknowledged
+    out_of_order: list[str] = field(default_factory=list)  # bookings whose changes arrived out of order
+    invented: list[str] = field(default_factory=list)  # messages about changes the ledger does not hold
+    rejected: list[str] = field(default_factory=list)  # deliveries whose signature did not verify
+    deliveries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.undelivered or self.out_of_order or self.invented or self.rejected)
 
 
 @dataclass
@@ -236,10 +302,11 @@ class Verdict:
     duplicated: int
     check_passed: bool
     check_output: str
+    notifications: Notifications = field(default_factory=Notifications)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.run.surprises) and self.check_passed
+        return not (self.lost or self.duplicated or self.run.surprises) and self.check_passed and self.notifications.ok
 
     def summary(self) -> str:
         run, tally = self.run, self.run.tally
@@ -249,7 +316,9 @@ class Verdict:
             f"{sum(run.faults.values())} faults injected ({faults}), "
             f"{len(run.booked)} bookings and {len(run.cancelled)} cancellations acknowledged, "
             f"lost {self.lost}, duplicated {self.duplicated}, surprises {len(run.surprises)}, "
-            f"flask check {'passed' if self.check_passed else 'FAILED'}"
+            f"flask check {'passed' if self.check_passed else 'FAILED'}; webhook: {self.notifications.deliveries} "
+            f"deliveries, undelivered {len(self.notifications.undelivered)}, out of order "
+            f"{len(self.notifications.out_of_order)}, invented {len(self.notifications.invented)}"
         )
 
 
@@ -267,7 +336,35 @@ def audit(harness: Harness) -> Verdict:
         run.surprises += [f"{user.user_id}: {problem}" for user in client.users
                           if (problem := misplaced(harness.gunicorn.base_url, user))]
     check = flask_check(harness.database_url)
-    return Verdict(run, lost, duplicated, check.returncode == 0, check.stdout + check.stderr)
+    return Verdict(run, lost, duplicated, check.returncode == 0, check.stdout + check.stderr,
+                   notifications(harness, ledger))
+
+
+KIND_TYPES = {"booked": "booking.confirmed", "waitlisted": "booking.waitlisted", "promoted": "booking.promoted",
+              "cancelled": "booking.cancelled"}
+
+
+def notifications(harness: Harness, ledger: list[dict]) -> Notifications:
+    """Wait for the dispatcher to finish, then compare what the receiver acknowledged with the ledger."""
+    expected = [(entry["bookingId"], KIND_TYPES[entry["kind"]]) for entry in sorted(ledger, key=lambda e: e["seq"])]
+    deadline = time.monotonic() + DELIVERY_DEADLINE_S
+    while not set(expected) <= set(acknowledged(harness.receiver)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling interval, not ordering
+    heard = acknowledged(harness.receiver)
+    result = Notifications(deliveries=len(heard), rejected=list(harness.receiver.rejected))
+    result.undelivered = [f"{booking} {kind}" for booking, kind in expected if (booking, kind) not in set(heard)]
+    result.invented = [f"{booking} {kind}" for booking, kind in set(heard) - set(expected)]
+    for booking in {booking for booking, _ in expected}:
+        in_ledger = [kind for b, kind in expected if b == booking]
+        first_heard = list(dict.fromkeys(kind for b, kind in heard if b == booking))
+        if first_heard != in_ledger[:len(first_heard)]:
+            result.out_of_order.append(f"{booking}: ledger {in_ledger}, heard {first_heard}")
+    return result
+
+
+def acknowledged(receiver: Receiver) -> list[tuple[str, str]]:
+    """(booking id, type) of each delivery the receiver answered with a 2xx, in arrival order."""
+    return [(body["data"]["booking"]["id"], body["type"]) for body in list(receiver.delivered)]
 
 
 def history(base_url: str, event_id: str) -> list[dict]:

@@ -32,6 +32,14 @@ def test_chaos_ends_with_flask_check_passing(verdict):
 
 @pytest.mark.chaos
 def test_chaos_injected_its_faults_and_the_clients_felt_them(verdict):
-    assert verdict.run.faults == {"worker": 1, "crash": 1}
+    assert verdict.run.faults == {"worker": 1, "crash": 1, "dispatcher": 1}
     assert verdict.run.tally.retries > 0 and verdict.run.tally.repeats > 0
     assert verdict.run.booked and verdict.run.cancelled  # the load ran through the faults
+
+
+@pytest.mark.chaos
+def test_chaos_delivers_every_committed_change_in_order_and_nothing_else(verdict):
+    notifications = verdict.notifications
+    assert notifications.deliveries > 0
+    assert (notifications.undelivered, notifications.out_of_order, notifications.invented) == ([], [], [])
+    assert notifications.rejected == []

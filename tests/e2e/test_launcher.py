@@ -58,12 +58,14 @@ def test_a_port_in_use_is_an_error_and_serving_on_is_never_said(launch):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
-def test_gunicorn_and_its_workers_do_not_outlive_the_launcher(launch, signum):
+def test_gunicorn_its_workers_and_the_dispatcher_do_not_outlive_the_launcher(launch, signum):
     launcher = serving(launch())
-    wait_until(lambda: len(launcher.server_processes()) == 3, "gunicorn's master has forked its two workers")
+    wait_until(lambda: len(launcher.server_processes()) == 4, "gunicorn's master has forked its two workers")
     server = launcher.known
+    assert any("app.operations.dispatch" in process.cmdline() for process in server)
     launcher.process.send_signal(signum)
-    wait_until(lambda: not running(server), "gunicorn's master and workers are gone", EXIT_DEADLINE_S)
+    wait_until(lambda: not running(server), "gunicorn's master, its workers and the dispatcher are gone",
+               EXIT_DEADLINE_S)
     assert launcher.process.wait(timeout=EXIT_DEADLINE_S) == (-signal.SIGKILL if signum == signal.SIGKILL else 0)
 
 

@@ -14,6 +14,7 @@ from app import create_app
 from app.config import Config
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+WEBHOOK_SECRET_KEY = "dGVzdC13ZWJob29rLXNlY3JldC1rZXktMzItYnl0ZXM="  # a Fernet key: 32 bytes, base64
 NIL_UUID = "00000000-0000-0000-0000-000000000000"  # a well-formed id that names no event
 PROBLEM = "application/problem+json"
 UNREACHABLE_DATABASE_URL = "postgresql+psycopg2://nobody@127.0.0.1:1/none"  # nothing listens on port 1

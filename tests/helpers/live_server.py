@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from app.config import PROJECT_ROOT
+from app.web.metrics import MULTIPROC_DIR_VARIABLE
 
 STARTUP_DEADLINE_S = 20
 GRACEFUL_TIMEOUT_S = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["graceful_timeout"]
@@ -49,7 +50,7 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
     request = urllib.request.Request(base_url + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read() or b"null")  # a 204's None
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, json.loads(error.read() or b"null")
@@ -150,6 +151,35 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace")
 
 
+class DispatcherProcess:
+    """`python -m app.operations.dispatch` as its own process, as `make run` or an operator starts it."""
+
+    def __init__(self, database_url: str, log_path: Path, settings: dict | None = None) -> None:
+        self.log_path = Path(log_path)
+        self.env = {**os.environ, "DATABASE_URL": database_url, "WEBHOOK_POLL_INTERVAL_S": "0.05", **(settings or {})}
+        self.env.pop(MULTIPROC_DIR_VARIABLE, None)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "DispatcherProcess":
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.operations.dispatch"], cwd=PROJECT_ROOT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no goodbye, its claims left to expire."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
 # `make run`'s launcher with its instance/ folder (admin token, metrics, embedded PostgreSQL, lock) elsewhere.
 LAUNCH = (
     "import sys; from pathlib import Path; from app.operations import serve; "
@@ -192,8 +222,8 @@ class Launcher:
         return "".join(self.lines)
 
     def server_processes(self) -> list[psutil.Process]:
-        """gunicorn's master and workers (the embedded PostgreSQL detaches: not among them), remembered so
-        that kill() finds them even once they are orphaned."""
+        """gunicorn's master and workers, and the webhook dispatcher (the embedded PostgreSQL detaches: not
+        among them), remembered so that kill() finds them even once they are orphaned."""
         self.known = psutil.Process(self.process.pid).children(recursive=True)
         return self.known
 

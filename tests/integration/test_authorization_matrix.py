@@ -7,6 +7,7 @@ import pytest
 from tests.helpers.booking import book, open_event
 from tests.helpers.api import ADMIN_TOKEN
 from tests.helpers.identity import bearer
+from tests.helpers.webhooks import NOWHERE, add_webhook
 
 CALLERS = ["no token", "own user", "other user", "bookings:any", "events:admin", "static admin token"]
 # The route, as (method, path, body) for an event where alice holds a booking; then the status each caller gets.
@@ -18,6 +19,15 @@ MATRIX = {
     "booking-status": (("GET", "/api/booking-status/{event}/alice", None), [401, 200, 403, 200, 403, 403]),
     "user bookings": (("GET", "/api/users/alice/bookings", None), [401, 200, 403, 200, 403, 403]),
     "event status": (("GET", "/api/status/{event}", None), [200, 200, 200, 200, 200, 200]),
+    "register webhook": (("POST", "/api/webhooks", {"url": NOWHERE, "eventId": "{event}"}),
+                         [401, 403, 403, 403, 201, 201]),
+    "webhooks": (("GET", "/api/webhooks", None), [401, 403, 403, 403, 200, 200]),
+    "webhook": (("GET", "/api/webhooks/{webhook}", None), [401, 403, 403, 403, 200, 200]),
+    "delete webhook": (("DELETE", "/api/webhooks/{webhook}", None), [401, 403, 403, 403, 204, 204]),
+    "deliveries": (("GET", "/api/webhooks/{webhook}/deliveries", None), [401, 403, 403, 403, 200, 200]),
+    # No such message: past the authorization, an admin learns that.
+    "retry delivery": (("POST", f"/api/webhooks/{{webhook}}/deliveries/msg_{'0' * 32}/retry", {}),
+                       [401, 403, 403, 403, 404, 404]),
 }
 CASES = [
     pytest.param(route, caller, expected, id=f"{route}-{caller}")
@@ -38,20 +48,23 @@ def headers_of(signing_key):
     return lambda caller: bearer(tokens[caller]) if caller in tokens else {}
 
 
-def fill(value, event_id: str):
+def fill(value, event_id: str, webhook_id: str):
     if isinstance(value, str):
-        return value.replace("{event}", event_id)
+        return value.replace("{event}", event_id).replace("{webhook}", webhook_id)
     if isinstance(value, dict):
-        return {name: fill(item, event_id) for name, item in value.items()}
+        return {name: fill(item, event_id, webhook_id) for name, item in value.items()}
     return value
 
 
 @pytest.mark.parametrize(("route", "caller", "expected"), CASES)
-def test_each_route_answers_each_caller_as_the_contract_says(jwt_client, engine, headers_of, route, caller, expected):
+def test_each_route_answers_each_caller_as_the_contract_says(jwt_client, engine, config, headers_of, route, caller,
+                                                             expected):
     event_id = str(open_event(engine, 2).id)
     book(engine, event_id, "alice")
+    webhook_id = add_webhook(engine, config, event_id)  # after the booking: it has no message to send
     (method, path, body), _ = MATRIX[route]
-    response = jwt_client.open(fill(path, event_id), method=method, json=fill(body, event_id), headers=headers_of(caller))
+    response = jwt_client.open(fill(path, event_id, webhook_id), method=method, json=fill(body, event_id, webhook_id),
+                               headers=headers_of(caller))
     assert response.status_code == expected, response.get_json()
     code = {401: "unauthorized", 403: "forbidden"}.get(expected)
     if code:

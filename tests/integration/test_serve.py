@@ -21,7 +21,10 @@ class FakeGunicorn:
         self.code, self.signals, self.argv = code, [], None
         self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
 
-    def __call__(self, argv, cwd, start_new_session, pass_fds):
+    def __call__(self, argv, cwd, start_new_session, pass_fds, env=None):
+        if argv[-1] == "app.operations.dispatch":
+            self.dispatcher = FakeDispatcher(start_new_session, pass_fds, env)
+            return self.dispatcher
         self.argv, self.own_session = argv, start_new_session
         if self.signal_during_spawn is not None:
             signal.raise_signal(self.signal_during_spawn)  # before serve.py holds the child's handle
@@ -37,6 +40,20 @@ class FakeGunicorn:
         return self.code
 
 
+class FakeDispatcher:
+    """Stands in for the webhook dispatcher that serve.py starts beside gunicorn: records signals."""
+
+    def __init__(self, own_session: bool, pass_fds: list[int], env: dict) -> None:
+        self.own_session, self.pass_fds, self.env, self.signals = own_session, pass_fds, env, []
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+
+    def poll(self) -> int | None:
+        return 0 if self.signals else None
+
+    def wait(self, timeout: float) -> int:
+        return 0
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +62,7 @@ def isolated(monkeypatch, scratch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV",
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV", "WEBHOOK_SECRET_KEY",
                  serve.READY_FD_VARIABLE, serve.LIFELINE_FD_VARIABLE):
         monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
         monkeypatch.delenv(name)
@@ -93,6 +110,25 @@ def test_ctrl_c_and_sigterm_stop_gunicorn_gracefully_with_sigterm(monkeypatch, d
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
     assert serve.main(["serve"]) == 128 + signal.SIGTERM
     assert gunicorn.signals == [signal.SIGTERM] and gunicorn.own_session
+    assert gunicorn.dispatcher.signals == [signal.SIGTERM] and gunicorn.dispatcher.own_session
+
+
+def test_the_dispatcher_is_stopped_when_gunicorn_exits_on_its_own(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    gunicorn = FakeGunicorn(code=1)
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 1
+    assert gunicorn.dispatcher.signals == [signal.SIGTERM]
+
+
+def test_the_dispatcher_follows_gunicorns_lifeline_and_not_its_ready_pipe(monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 0
+    dispatcher = gunicorn.dispatcher
+    assert serve.READY_FD_VARIABLE not in dispatcher.env
+    assert int(dispatcher.env[serve.LIFELINE_FD_VARIABLE]) in dispatcher.pass_fds
 
 
 def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_url):

@@ -1,9 +1,11 @@
+import base64
 import stat
 
 import pytest
 
-from app.config import Config, normalise_database_url, parse_duration, resolve_admin_token
+from app.config import Config, normalise_database_url, parse_duration, resolve_admin_token, resolve_webhook_secret_keys
 from app.web.security import InsecureConfiguration
+from tests.helpers.api import WEBHOOK_SECRET_KEY as FERNET_KEY
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"])
@@ -94,10 +96,58 @@ def test_production_mode_refuses_a_short_or_placeholder_admin_token(token):
 
 
 def test_production_mode_accepts_a_long_random_admin_token():
-    config = Config.from_env(
-        {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open"}
-    )
+    config = Config.from_env({
+        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open",
+        "WEBHOOK_SECRET_KEY": FERNET_KEY,
+    })
     assert config.app_env == "production"
+
+
+def test_production_mode_refuses_to_start_without_a_webhook_secret_key():
+    with pytest.raises(InsecureConfiguration, match="WEBHOOK_SECRET_KEY"):
+        Config.from_env(
+            {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open"}
+        )
+
+
+def test_in_development_a_webhook_secret_key_is_made_once_under_instance(tmp_path):
+    key = resolve_webhook_secret_keys({}, "development", tmp_path)
+
+    assert len(base64.urlsafe_b64decode(key[0])) == 32
+    assert resolve_webhook_secret_keys({}, "development", tmp_path) == key
+
+
+def test_webhook_secret_keys_are_comma_separated_for_rotation(tmp_path):
+    assert resolve_webhook_secret_keys({"WEBHOOK_SECRET_KEY": "new, old"}, "production", tmp_path) == ("new", "old")
+
+
+def test_config_from_env_reads_the_webhook_settings():
+    config = Config.from_env({
+        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY,
+        "WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_TIMEOUT_S": "2.5", "WEBHOOK_RETRY_SCHEDULE": "1s, 2m,3h",
+        "WEBHOOK_RETENTION": "1d", "WEBHOOK_CONCURRENCY": "8", "WEBHOOK_PER_RECEIVER": "2",
+        "WEBHOOK_POLL_INTERVAL_S": "0.5",
+    })
+    assert (config.webhook_allow_private, config.webhook_timeout_s, config.webhook_retry_schedule) == (
+        True, 2.5, (1, 120, 3 * 3600))
+    assert (config.webhook_retention_s, config.webhook_concurrency, config.webhook_per_receiver) == (86400, 8, 2)
+    assert (config.webhook_poll_interval_s, config.webhook_secret_keys) == (0.5, (FERNET_KEY,))
+
+
+def test_the_webhook_defaults_are_the_contracts():
+    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY})
+    assert (config.webhook_allow_private, config.webhook_timeout_s) == (False, 10.0)
+    assert config.webhook_retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("WEBHOOK_ALLOW_PRIVATE", "maybe"), ("WEBHOOK_TIMEOUT_S", "ten"), ("WEBHOOK_TIMEOUT_S", "0"),
+    ("WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+])
+def test_a_malformed_webhook_setting_is_refused_by_name(name, value):
+    with pytest.raises(ValueError, match=name):
+        Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY,
+                         name: value})
 
 
 def test_outside_production_a_short_admin_token_is_allowed():

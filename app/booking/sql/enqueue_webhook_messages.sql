@@ -1,0 +1,33 @@
+-- enqueue_webhook_messages: the trigger on the ledger (booking_events) that turns each change into one
+-- message per webhook that wants it, in the outbox `webhook_messages`, in the change's own transaction.
+--
+-- This file is the function's current definition (see app/database/functions.py for how a change
+-- reaches the database). Each message keeps a snapshot of the booking and the event as the change left
+-- them, so that a retry hours later still reports that change; a newly waiting booking joins the back
+-- of the queue, so its position is the event's waiting count after the change, and the tickets ahead
+-- of it are all the waiting tickets but its own. Ledger kinds and the message types they become; a
+-- kind with no type (a partial cancel, `reduced`) sends nothing. event.* and booking.offered come with
+-- their own changes.
+
+CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
+    SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
+           to_jsonb(b) || jsonb_build_object(
+               'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
+               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END),
+           to_jsonb(e), NEW.created_at
+      FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
+                                 WHEN 'waitlisted' THEN 'booking.waitlisted'
+                                 WHEN 'promoted' THEN 'booking.promoted'
+                                 WHEN 'cancelled' THEN 'booking.cancelled' END AS type) m
+      JOIN webhooks w ON w.disabled_at IS NULL
+                     AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
+                     AND (w.types IS NULL OR m.type = ANY (w.types))
+      JOIN events e ON e.id = NEW.event_id
+      JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+     WHERE m.type IS NOT NULL;
+    RETURN NULL;
+END
+$$

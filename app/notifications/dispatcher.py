@@ -1,0 +1,199 @@
+"""The dispatcher: claims due messages, sends them signed, records each outcome.
+
+One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
+hands it to a pool of sender threads. Each webhook may have at most `per_receiver` sends in flight
+in this process, and the loop claims for a webhook only as many messages as it has free slots: a
+receiver that hangs holds its own slots until the timeout, and the others' messages go on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+import structlog
+from sqlalchemy import Engine, Row
+from sqlalchemy.exc import DBAPIError
+
+from app.config import Config
+from app.notifications import messages, metrics, store
+from app.notifications.model import message_key
+from app.notifications.secrets import SecretBox
+from app.notifications.sender import Outcome, Sender
+
+# A connection that dies while in use fails its return to the pool (the reset of its isolation level)
+# with the driver's own error, which SQLAlchemy does not wrap: both mean "the database is away".
+DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
+
+JITTER = 0.2  # each delay is drawn from ±20% of the schedule's, so that receivers back up unevenly
+MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
+LEASE_MARGIN_S = 5.0
+HOUSEKEEPING_EVERY_S = 10.0
+HEARTBEAT_EVERY_S = 1.0
+PURGE_BATCH = 1000
+GONE = 410
+
+log = structlog.get_logger("app.notifications.dispatcher")
+
+
+class RetryPolicy:
+    def __init__(self, schedule: tuple[int, ...]) -> None:
+        self.schedule = schedule
+
+    def delay_s(self, attempts: int, retry_after_s: float | None) -> float | None:
+        """Seconds until the next try after `attempts` tries; None once the schedule is spent."""
+        if attempts > len(self.schedule):
+            return None
+        delay = self.schedule[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
+        return delay
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, config: Config, sender: Sender | None = None) -> None:
+        self.engine, self.config = engine, config
+        # Every statement here is a transaction of its own: in autocommit it costs one round trip, not
+        # three (BEGIN, the statement, COMMIT). An outcome of two statements (410) needs no atomicity:
+        # if the second is lost, the next message's 410 disables the webhook.
+        self._database = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.box = SecretBox(config.webhook_secret_keys)
+        self.sender = sender or Sender(config.webhook_timeout_s, config.webhook_allow_private)
+        self.policy = RetryPolicy(config.webhook_retry_schedule)
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # Longer than a send can take (connect, then read, each bounded by the timeout).
+        self.lease_s = 2 * config.webhook_timeout_s + LEASE_MARGIN_S
+        self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
+        self._in_flight: Counter = Counter()
+        self._lock, self._wake = threading.Lock(), threading.Event()
+        self._last_housekeeping = self._last_heartbeat = 0.0
+        self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop` is set; then let the sends in flight finish and say goodbye."""
+        log.info("dispatcher_started", name=self.name)
+        while not stop.is_set():
+            self.loop_once()
+            self._wake.wait(self.config.webhook_poll_interval_s)
+            self._wake.clear()
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.sender.close()
+        self._quietly(lambda conn: store.forget_dispatcher(conn, self.name))
+        log.info("dispatcher_stopped", name=self.name)
+
+    def loop_once(self) -> None:
+        """Claim what is due for each webhook with a free slot and start sending it."""
+        try:
+            with self._database.connect() as conn:
+                self._heartbeat(conn)
+                due = store.due_webhooks(conn)
+            for webhook in due:
+                self._claim_for(webhook)
+            self._housekeeping()
+        except DATABASE_ERRORS as error:
+            log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
+            return
+        self.last_loop_at = time.monotonic()
+        metrics.LAST_LOOP.set_to_current_time()
+
+    def _heartbeat(self, conn) -> None:
+        """Tell the database this dispatcher lives, once a second at most: a commit per loop would cost a flush."""
+        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY_S:
+            store.heartbeat(conn, self.name)
+            self._last_heartbeat = time.monotonic()
+
+    def _claim_for(self, webhook: Row) -> None:
+        free = self._free_slots(webhook.id)
+        if free == 0:
+            return
+        with self._database.connect() as conn:
+            claimed = store.claim(conn, webhook.id, free, self.lease_s)
+        for message in claimed:
+            self._start(webhook, message)
+
+    def _free_slots(self, webhook_id) -> int:
+        with self._lock:
+            total_free = self.config.webhook_concurrency - sum(self._in_flight.values())
+            return max(0, min(self.config.webhook_per_receiver - self._in_flight[webhook_id], total_free))
+
+    def _start(self, webhook: Row, message: Row) -> None:
+        with self._lock:
+            self._in_flight[webhook.id] += 1
+        metrics.IN_FLIGHT.inc()
+        self._pool.submit(self._deliver, webhook, message)
+
+    def _deliver(self, webhook: Row, message: Row) -> None:
+        try:
+            key = message_key(message.message_id)
+            body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
+            outcome = self.sender.send(webhook.url, self.box.open(webhook.secret_ciphertext), key, body)
+            self._quietly(lambda conn: self._record(conn, webhook, message, outcome))
+        except Exception:  # a thread of the pool has nobody to tell: log it; the lease brings the message back
+            log.exception("webhook_send_crashed", webhook_id=str(webhook.id), seq=message.seq)
+        finally:
+            with self._lock:
+                self._in_flight[webhook.id] -= 1
+            metrics.IN_FLIGHT.dec()
+            self._wake.set()  # a slot is free: the loop may claim again at once
+
+    def _record(self, conn, webhook: Row, message: Row, outcome: Outcome) -> None:
+        described = dict(webhook_id=str(webhook.id), message=message_key(message.message_id),
+                         attempts=message.attempts, status=outcome.status, error=outcome.error)
+        if outcome.delivered:
+            store.record_delivered(conn, message, outcome.status)
+            metrics.DELIVERED.inc()
+            log.info("webhook_delivered", **described)
+        elif outcome.status == GONE:
+            store.record_failed(conn, message, GONE, "410 Gone: the webhook was disabled")
+            store.disable_webhook(conn, webhook.id, "the receiver answered 410 Gone")
+            metrics.FAILED.inc()
+            log.warning("webhook_disabled", **described)
+        else:
+            self._record_failure(conn, message, outcome, described)
+
+    def _record_failure(self, conn, message: Row, outcome: Outcome, described: dict) -> None:
+        delay_s = self.policy.delay_s(message.attempts, outcome.retry_after_s)
+        error = outcome.error or f"HTTP {outcome.status}"
+        if delay_s is None:
+            store.record_failed(conn, message, outcome.status, error)
+            metrics.FAILED.inc()
+            log.warning("webhook_failed", **described)
+        else:
+            store.record_retry(conn, message, outcome.status, error, delay_s)
+            metrics.RETRIED.inc()
+            log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
+
+    def _housekeeping(self) -> None:
+        """Now and then: purge delivered messages past their retention, and measure the lag."""
+        if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_S:
+            return
+        self._last_housekeeping = time.monotonic()
+        while self._purge_batch() == PURGE_BATCH:
+            pass
+        with self._database.connect() as conn:
+            metrics.LAG.set(store.oldest_pending_age_s(conn))
+
+    def _purge_batch(self) -> int:
+        with self._database.connect() as conn:
+            return store.purge_delivered(conn, self.config.webhook_retention_s, PURGE_BATCH)
+
+    def _quietly(self, work) -> None:
+        """`work(conn)`; a database error is logged: the lease brings the message back."""
+        try:
+            with self._database.connect() as conn:
+                work(conn)
+        except DATABASE_ERRORS as error:
+            log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
+
+    def healthy(self, within_s: float) -> bool:
+        """Whether a loop reached the database in the last `within_s` seconds."""
+        return self.last_loop_at is not None and time.monotonic() - self.last_loop_at < within_s

@@ -1,0 +1,48 @@
+"""The body a receiver gets: `{"id", "type", "timestamp", "data": {"booking", "event"}}`.
+
+`data` is rendered with the API's own schemas (app/web/schemas.py) from the snapshot that the
+outbox row keeps of the booking and the event as the change left them (migration 0009), so a
+receiver reads the same Booking and Event as a client of the API, new fields included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from datetime import datetime
+from uuid import UUID
+
+from app.booking.domain import Booking, Event
+from app.notifications.model import message_key
+from app.web.schemas import BookingSchema, EventSchema, UtcDateTime
+
+BOOKING_SCHEMA, EVENT_SCHEMA = BookingSchema(), EventSchema()
+TIMESTAMP = UtcDateTime()
+
+
+def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: dict | None, event: dict) -> str:
+    """The JSON text to send; the same text on every try, as the signature covers it."""
+    data = {}
+    if booking is not None:
+        data["booking"] = BOOKING_SCHEMA.dump(from_snapshot(Booking, booking))
+    data["event"] = EVENT_SCHEMA.dump(from_snapshot(Event, event))
+    envelope = {
+        "id": message_key(message_id),
+        "type": message_type,
+        "timestamp": TIMESTAMP._serialize(occurred_at, None, None),
+        "data": data,
+    }
+    return json.dumps(envelope, separators=(",", ":"))
+
+
+def from_snapshot(cls, row: dict):
+    """The dataclass `cls` built from a row as `to_jsonb` wrote it (timestamps as ISO 8601 text)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = row[field.name]
+        if hints[field.name] in (datetime, datetime | None) and value is not None:
+            value = datetime.fromisoformat(value)
+        values[field.name] = value
+    return cls(**values)

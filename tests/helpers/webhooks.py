@@ -1,0 +1,73 @@
+"""Webhook fixtures (a pytest plugin, see tests/conftest.py): real receivers, webhooks registered
+through the API, and dispatcher threads with test-sized settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+
+from app.database.engine import build_engine
+from app.notifications import service
+from app.notifications.dispatcher import Dispatcher
+from app.notifications.secrets import SecretBox
+from tests.helpers.receivers import Receiver
+
+# Nothing listens on port 9 (discard): for a webhook that must never receive anything.
+NOWHERE = "http://127.0.0.1:9/hooks"
+
+
+def add_webhook(engine, config, event_id: str, url: str = NOWHERE) -> str:
+    """Register a webhook for one event straight through the use case, bypassing HTTP; its id."""
+    box = SecretBox(config.webhook_secret_keys)
+    return str(service.create_webhook(engine, box, url, None, event_id, allow_private=True).id)
+
+
+@pytest.fixture
+def receiver():
+    """A started webhook receiver (tests/helpers/receivers.py); stopped afterwards."""
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def register(client, admin_headers):
+    """Register a webhook for a receiver through the API (its secret given to the receiver); removed afterwards."""
+    made = []
+
+    def register_webhook(receiver, **fields) -> dict:
+        response = client.post("/api/webhooks", json={"url": receiver.url, **fields}, headers=admin_headers)
+        assert response.status_code == 201, response.get_json()
+        webhook = response.get_json()["webhook"]
+        receiver.secret = webhook["secret"]
+        made.append(webhook["id"])
+        return webhook
+
+    yield register_webhook
+    for webhook_id in made:
+        client.delete(f"/api/webhooks/{webhook_id}", headers=admin_headers)
+
+
+@pytest.fixture
+def dispatcher(config):
+    """Start a dispatcher thread with test-sized settings (any Config field may be overridden); all stop afterwards."""
+    running = []
+
+    def start(**overrides) -> Dispatcher:
+        settings = {"webhook_retry_schedule": (0.2, 0.2, 0.2), "webhook_timeout_s": 1.0,
+                    "webhook_poll_interval_s": 0.05, **overrides}
+        dispatcher_config = dataclasses.replace(config, **settings)
+        engine = build_engine(dispatcher_config, pool_size=dispatcher_config.webhook_concurrency + 2)
+        instance, stop = Dispatcher(engine, dispatcher_config), threading.Event()
+        thread = threading.Thread(target=instance.run, args=(stop,), daemon=True)
+        thread.start()
+        running.append((thread, stop, engine))
+        return instance
+
+    yield start
+    for thread, stop, engine in running:
+        stop.set()
+        thread.join(timeout=10)
+        engine.dispose()

@@ -25,7 +25,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import ClassVar, Generic, TypeVar
 
@@ -88,6 +88,9 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
+
+# The event row's columns that the domain Event has; the queue's counters (migration 0007) stay in the database.
+EVENT_COLUMNS = [events.c[field.name] for field in fields(Event)]
 
 log = structlog.get_logger("app.booking.services")
 
@@ -161,7 +164,7 @@ class OpenEvent(Write[Event]):
     total_tickets: int
     name: str | None = None
 
-    statement: ClassVar[Executable] = insert(events).returning(*events.c)
+    statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
 
     def parameters(self) -> dict:
         return {"name": self.name, "total_tickets": self.total_tickets, "available_tickets": self.total_tickets}
@@ -246,7 +249,7 @@ def _promoted_booking(row: Row, event_uuid: uuid.UUID) -> Booking | None:
 
 def get_event(engine: Engine, event_id: str) -> Event:
     """The event with its live ticket counts; one primary-key read, no scan of bookings."""
-    statement = select(events).where(events.c.id == parse_event_id(event_id))
+    statement = select(*EVENT_COLUMNS).where(events.c.id == parse_event_id(event_id))
     with engine.connect() as conn:
         row = conn.execute(statement).one_or_none()
     if row is None:

@@ -46,11 +46,30 @@ events = Table(
     Column("waiting_count", Integer, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("max_per_booking", Integer, nullable=False, server_default=text("10")),
+    Column("waiting_tickets", BigInteger, nullable=False, server_default=text("0")),
+    # The queue's running totals, kept under the event lock (migration 0007, docs/performance.md): entries
+    # and tickets ever queued, and those that left it from the head (promoted).
+    Column("queue_joined_entries", BigInteger, nullable=False, server_default=text("0")),
+    Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),
+    Column("queue_promoted_entries", BigInteger, nullable=False, server_default=text("0")),
+    Column("queue_promoted_tickets", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
     CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
-    CheckConstraint("waiting_count = 0 OR available_tickets = 0", name="waiting_only_when_sold_out"),
     CheckConstraint("name IS NULL OR char_length(name) BETWEEN 1 AND 200", name="name_length"),
+    CheckConstraint("max_per_booking BETWEEN 1 AND 100", name="max_per_booking_range"),
+    CheckConstraint("waiting_tickets BETWEEN waiting_count AND 100 * waiting_count::bigint", name="waiting_tickets_range"),
+    CheckConstraint("waiting_count = 0 OR available_tickets < waiting_tickets", name="waiting_only_when_short"),
+    CheckConstraint(
+        "queue_joined_entries BETWEEN 0 AND 2147483647 AND queue_joined_tickets >= queue_joined_entries",
+        name="queue_joined_range",
+    ),
+    CheckConstraint(
+        "queue_promoted_entries BETWEEN 0 AND queue_joined_entries - waiting_count "
+        "AND queue_promoted_tickets BETWEEN queue_promoted_entries AND queue_joined_tickets - waiting_tickets",
+        name="queue_promoted_range",
+    ),
 )
 
 bookings = Table(
@@ -64,10 +83,24 @@ bookings = Table(
     Column("status", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("quantity", Integer, nullable=False, server_default=text("1")),
+    # Set when the booking joins the queue: its arrival rank among the event's entries ever queued, and
+    # the tickets queued before it. Its place is these less what left ahead of it since (waiting_place).
+    Column("queue_ordinal", BigInteger),
+    Column("queue_tickets_before", BigInteger),
     # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
     PrimaryKeyConstraint("event_id", "id"),
     CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name="status_known"),
     CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
+    CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+    CheckConstraint(
+        "status <> 'waiting' OR (queue_ordinal IS NOT NULL AND queue_tickets_before IS NOT NULL)",
+        name="waiting_has_a_place",
+    ),
+    CheckConstraint(
+        "queue_ordinal BETWEEN 1 AND 2147483647 AND queue_tickets_before >= queue_ordinal - 1",
+        name="queue_place_range",
+    ),
     Index(
         "uq_bookings_one_active_per_user",
         "event_id",
@@ -91,9 +124,28 @@ booking_events = Table(
     Column("kind", Text, nullable=False),
     Column("request_id", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # The tickets the change concerns: those booked, queued or promoted; for `cancelled` and `reduced`
+    # (a partial cancel), those given up.
+    Column("quantity", Integer, nullable=False),
     # event_id first, as in bookings; its index also serves an event's history, oldest first.
     PrimaryKeyConstraint("event_id", "seq"),
-    CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')", name="kind_known"),
+    CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted')", name="kind_known"),
+    CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+)
+
+# Who left the queue other than from its head (a waiting entry cancelled, or shrunk by a partial
+# cancel), as a Fenwick tree over queue ordinals: node n sums the departures of the ordinals
+# n - lowbit(n) + 1 .. n, so what left ahead of a place is a sum of at most 31 nodes.
+queue_departures = Table(
+    "queue_departures",
+    metadata,
+    Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("node", BigInteger, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("tickets", BigInteger, nullable=False),
+    PrimaryKeyConstraint("event_id", "node"),
+    CheckConstraint("node BETWEEN 1 AND 2147483647", name="node_range"),
+    CheckConstraint("entries >= 0 AND tickets >= entries", name="counts_range"),
 )
 
 # Idempotency-Key: the first response to each key, written in the transaction of its effect.

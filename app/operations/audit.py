@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING
-from app.database.tables import booking_events, bookings, events
+from app.database.tables import booking_events, bookings, events, queue_departures
 
 
 @dataclass
@@ -52,18 +52,19 @@ def check_event(conn: Connection, event, report: Report) -> None:
     entries = conn.execute(
         select(booking_events).where(booking_events.c.event_id == event.id).order_by(booking_events.c.seq)
     ).all()
+    departures = conn.execute(select(queue_departures).where(queue_departures.c.event_id == event.id)).all()
     report.events += 1
     report.bookings += len(rows)
     report.ledger_entries += len(entries)
-    found = row_problems(event, rows) + ledger_problems(event, rows, entries)
+    found = row_problems(event, rows) + place_problems(event, rows, departures) + ledger_problems(event, rows, entries)
     report.problems += [f"event {event.id}: {problem}" for problem in found]
 
 
 def row_problems(event, rows) -> list[str]:
     """The contract's invariants, read from the current rows alone."""
     active = [row for row in rows if row.status != CANCELLED]
-    confirmed = sum(row.status == CONFIRMED for row in active)
-    waiting = len(active) - confirmed
+    confirmed = sum(row.quantity for row in active if row.status == CONFIRMED)
+    queue = [row for row in active if row.status == WAITING]
     problems = []
     if event.available_tickets + confirmed != event.total_tickets:
         problems.append(
@@ -71,10 +72,15 @@ def row_problems(event, rows) -> list[str]:
         )
     if event.available_tickets < 0:
         problems.append(f"availableTickets is negative ({event.available_tickets})")
-    if waiting and event.available_tickets:
-        problems.append(f"{waiting} waiting while {event.available_tickets} tickets are available")
-    if event.waiting_count != waiting:
-        problems.append(f"waitingListCount {event.waiting_count} but {waiting} bookings are waiting")
+    if queue and queue[0].quantity <= event.available_tickets:
+        problems.append(
+            f"{len(queue)} waiting while {event.available_tickets} tickets are available,"
+            f" enough for the oldest waiting entry's {queue[0].quantity}"
+        )
+    if event.waiting_count != len(queue):
+        problems.append(f"waitingListCount {event.waiting_count} but {len(queue)} bookings are waiting")
+    if event.waiting_tickets != sum(row.quantity for row in queue):
+        problems.append(f"waitingTickets {event.waiting_tickets} but the waiting entries want {sum(row.quantity for row in queue)}")
     return problems + _several_active(active) + _queue_jumpers(active)
 
 
@@ -84,7 +90,7 @@ def _several_active(active) -> list[str]:
 
 
 def _queue_jumpers(active) -> list[str]:
-    """First come, first served: no entry holding a ticket joined after one still waiting."""
+    """First come, first served: no entry holding tickets joined after one still waiting."""
     first_waiting = next((row for row in active if row.status == WAITING), None)
     if first_waiting is None:
         return []
@@ -95,40 +101,124 @@ def _queue_jumpers(active) -> list[str]:
     ]
 
 
+def place_problems(event, rows, departures) -> list[str]:
+    """Each waiting entry's place as the queue's counters give it (waiting_place.sql, recomputed here)
+    against its rank in the queue; only the first that differs is named, and how many do."""
+    places = QueuePlaces(event, departures)
+    wrong, ahead = [], 0
+    for rank, row in enumerate((row for row in rows if row.status == WAITING), start=1):
+        counted = places.place(row.queue_ordinal, row.queue_tickets_before)
+        if counted != (rank, ahead):
+            wrong.append(f"booking {row.id} is at {rank} with {ahead} tickets ahead, but the queue's counters say {counted}")
+        ahead += row.quantity
+    return wrong[:1] + ([f"{len(wrong) - 1} more waiting entries are misplaced the same way"] if len(wrong) > 1 else [])
+
+
+class QueuePlaces:
+    """The places that the queue's counters give (migration 0007): the arrival rank and the tickets
+    queued before, less the entries promoted from the head and those that left from elsewhere (a
+    Fenwick tree over ordinals: node n sums the departures of ordinals n - lowbit(n) + 1 .. n)."""
+
+    def __init__(self, event, departures) -> None:
+        self.event = event
+        self.nodes = {node.node: (node.entries, node.tickets) for node in departures}
+
+    def place(self, ordinal: int | None, tickets_before: int | None) -> tuple[int, int] | None:
+        """(position, tickets ahead) of the waiting entry that joined at `ordinal`."""
+        if ordinal is None or tickets_before is None:
+            return None
+        left = [self.nodes.get(node, (0, 0)) for node in prefix_nodes(ordinal - 1)]
+        return (
+            ordinal - self.event.queue_promoted_entries - sum(entries for entries, _ in left),
+            tickets_before - self.event.queue_promoted_tickets - sum(tickets for _, tickets in left),
+        )
+
+
+def prefix_nodes(ordinal: int) -> list[int]:
+    """The tree's nodes that sum ordinals 1..`ordinal`: one per set bit, with the bits below cleared."""
+    return [(ordinal >> bit) << bit for bit in range(31) if (ordinal >> bit) & 1]
+
+
 def ledger_problems(event, rows, entries) -> list[str]:
     """Replay the ledger from empty, checking each step, then compare where it ends with the rows."""
     replay = Replay(event.total_tickets)
     problems = [
-        f"ledger #{entry.seq} ({entry.kind} {entry.booking_id}, user {entry.user_id!r}): {problem}"
+        f"ledger #{entry.seq} ({entry.kind} {entry.quantity} of {entry.booking_id}, user {entry.user_id!r}): {problem}"
         for entry in entries
         for problem in replay.apply(entry)
     ]
-    if replay.owed_promotion:
+    if replay.head_fits():
         problems.append("the ledger ends with a freed ticket not passed to the oldest waiting entry")
     return problems + replay.differences(event, rows)
 
 
-class Replay:
-    """An event's state rebuilt from its ledger, entry by entry, as the rules allow it to change.
+@dataclass(frozen=True)
+class Change:
+    """One ledger entry's content: what the rule does to a booking (see Replay.book and Replay.cancel)."""
 
-    Where an entry breaks a rule, the replay says so and still follows the ledger, so that one bad
-    entry is reported once rather than as a cascade of differences after it.
+    kind: str
+    booking_id: UUID
+    user_id: str
+    quantity: int
+
+
+class Replay:
+    """An event's state rebuilt from its ledger, entry by entry, as the rules allow it to change; and
+    the rules themselves, in plain Python (`book`, `cancel`: the changes they make, as ledger entries).
+
+    Strict first-come-first-served: a booking is confirmed, all its tickets at once, only if nobody
+    waits and they are all available; after every release the oldest waiting entry is confirmed while
+    it fits, and the first that does not fit stops it. Where an entry breaks a rule, the replay says so
+    and still follows the ledger, so that one bad entry is reported once rather than as a cascade of
+    differences after it.
     """
 
     def __init__(self, total_tickets: int) -> None:
         self.available = total_tickets
         self.status: dict[UUID, str] = {}
         self.user: dict[UUID, str] = {}
+        self.quantity: dict[UUID, int] = {}  # tickets held or wanted
         self.active: dict[str, UUID] = {}  # user -> their active booking
         self.queue: list[UUID] = []  # waiting bookings, oldest first
-        self.owed_promotion = False  # a ticket was freed while someone waited
+        self.overlooked: UUID | None = None  # a head that fitted but was not promoted, reported once
+
+    def book(self, booking_id: UUID, user_id: str, quantity: int) -> str:
+        """What the rule does with a new booking: its status."""
+        kind = "waitlisted" if self.queue or quantity > self.available else "booked"
+        self.apply(Change(kind, booking_id, user_id, quantity))
+        return WAITING if kind == "waitlisted" else CONFIRMED
+
+    def cancel(self, booking_id: UUID, quantity: int | None = None) -> list[UUID]:
+        """Give up `quantity` of the booking's tickets (all by default); the bookings promoted, oldest first."""
+        held = self.quantity[booking_id]
+        kind = "cancelled" if quantity in (None, held) else "reduced"
+        self.apply(Change(kind, booking_id, self.user[booking_id], quantity or held))
+        promoted = []
+        while self.head_fits():
+            promoted.append(self.queue[0])
+            self.apply(Change("promoted", self.queue[0], self.user[self.queue[0]], self.quantity[self.queue[0]]))
+        return promoted
+
+    def position(self, booking_id: UUID) -> int:
+        return self.queue.index(booking_id) + 1
+
+    def tickets_ahead(self, booking_id: UUID) -> int:
+        return sum(self.quantity[ahead] for ahead in self.queue[: self.queue.index(booking_id)])
+
+    @property
+    def waiting_tickets(self) -> int:
+        return sum(self.quantity[waiting] for waiting in self.queue)
+
+    def head_fits(self) -> bool:
+        """Whether the oldest waiting entry fits in the available tickets: the rule owes it a promotion."""
+        return bool(self.queue) and self.quantity[self.queue[0]] <= self.available
 
     def apply(self, entry) -> list[str]:
         """Apply one entry; what is wrong with it, if anything."""
         problems = []
-        if self.owed_promotion and entry.kind != "promoted":
+        if self.head_fits() and entry.kind != "promoted" and self.queue[0] != self.overlooked:
             problems.append(f"the ticket freed just before went to nobody, though {self.queue[0]} was waiting")
-            self.owed_promotion, self.available = False, self.available + 1
+            self.overlooked = self.queue[0]
         owner = self.user.get(entry.booking_id, entry.user_id)
         if owner != entry.user_id:
             problems.append(f"booking {entry.booking_id} belongs to {owner!r}, not {entry.user_id!r}")
@@ -136,12 +226,17 @@ class Replay:
         return problems + ([problem] if problem else [])
 
     def _booked(self, entry) -> str | None:
-        problem = None if self.available > 0 else "no ticket was left"
-        self.available -= 1
+        problem = None
+        if self.queue and self.queue[0] != self.overlooked:
+            problem = f"{self.queue[0]} was waiting"
+        elif entry.quantity > self.available:
+            problem = f"only {self.available} tickets were left" if self.available else "no ticket was left"
+        self.available -= entry.quantity
         return self._join(entry, CONFIRMED) or problem
 
     def _waitlisted(self, entry) -> str | None:
-        problem = f"{self.available} tickets were left" if self.available > 0 else None
+        fits = not self.queue and entry.quantity <= self.available
+        problem = f"{self.available} tickets were left" if fits else None
         self.queue.append(entry.booking_id)
         return self._join(entry, WAITING) or problem
 
@@ -152,6 +247,7 @@ class Replay:
         elif entry.user_id in self.active:
             problem = f"the user already held {self.active[entry.user_id]}"
         self.status[entry.booking_id], self.user[entry.booking_id] = status, entry.user_id
+        self.quantity[entry.booking_id] = entry.quantity
         self.active[entry.user_id] = entry.booking_id
         return problem
 
@@ -159,38 +255,60 @@ class Replay:
         was = self.status.get(entry.booking_id)
         if was not in (CONFIRMED, WAITING):
             return f"the booking was {was or 'never booked'}"
+        problem = self._release(entry, was)
         self.status[entry.booking_id] = CANCELLED
         self.active.pop(entry.user_id, None)
         if was == WAITING:
             self.queue.remove(entry.booking_id)
-        elif self.queue:
-            self.owed_promotion = True  # the next entry must promote the oldest waiting one
-        else:
-            self.available += 1
-        return None
+        if entry.quantity != self.quantity[entry.booking_id]:
+            problem = f"it gave up {entry.quantity} of the {self.quantity[entry.booking_id]} tickets it held"
+        return problem
+
+    def _reduced(self, entry) -> str | None:
+        was = self.status.get(entry.booking_id)
+        if was not in (CONFIRMED, WAITING):
+            return f"the booking was {was or 'never booked'}"
+        held = self.quantity[entry.booking_id]
+        self._release(entry, was)
+        self.quantity[entry.booking_id] = held - entry.quantity
+        return None if entry.quantity < held else f"a partial cancel of {entry.quantity} when it held {held}"
+
+    def _release(self, entry, was: str) -> None:
+        """A confirmed booking's tickets go back to the pool; a waiting entry's were never taken."""
+        if was == CONFIRMED:
+            self.available += entry.quantity
+        self.overlooked = None
 
     def _promoted(self, entry) -> str | None:
-        owed, self.owed_promotion = self.owed_promotion, False
+        fitted = self.head_fits()
         oldest = self.queue[0] if self.queue else None
         if entry.booking_id in self.queue:
             self.queue.remove(entry.booking_id)
             self.status[entry.booking_id] = CONFIRMED
-        if not owed:
-            self.available -= 1
+        self.available -= entry.quantity
+        if not fitted:
             return "no ticket had been freed for it"
         if entry.booking_id != oldest:
             return f"{oldest} had waited longer"
+        if entry.quantity != self.quantity[entry.booking_id]:
+            return f"it was promoted with {entry.quantity} tickets but wanted {self.quantity[entry.booking_id]}"
         return None
 
     def differences(self, event, rows) -> list[str]:
         """Where the replayed state and the current rows disagree."""
-        in_table = {row.id: row.status for row in rows}
+        in_table = {row.id: row for row in rows}
         problems = [
-            f"booking {booking} is {in_table.get(booking, 'missing')} in the table but {status} in the ledger"
+            f"booking {booking} is {getattr(in_table.get(booking), 'status', 'missing')} in the table but {status}"
+            " in the ledger"
             for booking, status in self.status.items()
-            if in_table.get(booking) != status
+            if getattr(in_table.get(booking), "status", None) != status
         ]
-        problems += [f"booking {b} ({in_table[b]}) has no ledger entry" for b in in_table if b not in self.status]
+        problems += [
+            f"booking {booking} holds {in_table[booking].quantity} tickets in the table but {quantity} in the ledger"
+            for booking, quantity in self.quantity.items()
+            if booking in in_table and in_table[booking].quantity != quantity
+        ]
+        problems += [f"booking {b} ({row.status}) has no ledger entry" for b, row in in_table.items() if b not in self.status]
         if self.available != event.available_tickets:
             problems.append(f"availableTickets is {event.available_tickets}, but the ledger leaves {self.available}")
         if self.queue != [row.id for row in rows if row.status == WAITING]:

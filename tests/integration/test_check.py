@@ -51,7 +51,7 @@ def test_an_untouched_event_has_no_problem(engine, queue):
     "tampering, expected",
     [
         (
-            "UPDATE events SET available_tickets = 1, waiting_count = 0 WHERE id = :event;"
+            "UPDATE events SET available_tickets = 1, waiting_count = 0, waiting_tickets = 0 WHERE id = :event;"
             f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')}",
             ["the ledger leaves 0", "is cancelled in the table but confirmed in the ledger", "2 bookings are waiting"],
         ),
@@ -62,7 +62,7 @@ def test_an_untouched_event_has_no_problem(engine, queue):
         (
             f"UPDATE bookings SET status = 'cancelled' WHERE id = {booking_of('holder')};"
             f"UPDATE bookings SET status = 'confirmed' WHERE id = {booking_of('w2')};"
-            "UPDATE events SET waiting_count = 1 WHERE id = :event",
+            "UPDATE events SET waiting_count = 1, waiting_tickets = 1 WHERE id = :event",
             ["holds a ticket but joined after", "is confirmed in the table but waiting in the ledger"],
         ),
         (
@@ -70,8 +70,8 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             ["(waiting) has no ledger entry"],
         ),
         (
-            "INSERT INTO booking_events (event_id, booking_id, user_id, kind)"
-            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted'",
+            "INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity)"
+            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted', 1",
             ["the user already held", "is missing in the table but waiting in the ledger"],
         ),
     ],

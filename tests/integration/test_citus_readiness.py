@@ -19,8 +19,16 @@ from tests.helpers.sql_checks import first_arguments, plpgsql_statements, sessio
 # Each table's distribution column. `events` is distributed by its id and the event's rows of other
 # tables by their event_id, in one colocation group, so one event's rows live on one shard.
 # Idempotency keys are global to the service, so they are distributed by key (docs/scaling.md).
-DISTRIBUTION = {"events": "id", "bookings": "event_id", "booking_events": "event_id", "idempotency_keys": "key"}
+DISTRIBUTION = {
+    "events": "id",
+    "bookings": "event_id",
+    "booking_events": "event_id",
+    "queue_departures": "event_id",
+    "idempotency_keys": "key",
+}
 BOOKING_FUNCTIONS = {"book_ticket", "book_many", "cancel_booking"}
+# Called by the booking functions, not by the service, and checked the same way.
+PLPGSQL_FUNCTIONS = BOOKING_FUNCTIONS | {"promote_waiting"}
 DISTRIBUTION_ARGUMENT = "p_event_id"
 
 FUNCTION_DEFINITIONS = text("""
@@ -101,14 +109,20 @@ def test_the_booking_functions_are_called_with_the_event_as_first_argument(
 
 
 def test_every_statement_inside_the_booking_functions_reaches_one_events_rows(engine):
-    functions = query_rows(engine, FUNCTION_DEFINITIONS, names=sorted(BOOKING_FUNCTIONS))
-    assert {row.proname for row in functions} == BOOKING_FUNCTIONS
+    functions = query_rows(engine, FUNCTION_DEFINITIONS, names=sorted(PLPGSQL_FUNCTIONS))
+    assert {row.proname for row in functions} == PLPGSQL_FUNCTIONS
 
     for row in functions:
         statements = plpgsql_statements(row.definition)
         unpinned = {sql: unpinned_accesses(sql, DISTRIBUTION, frozenset({DISTRIBUTION_ARGUMENT})) for sql in statements}
         assert unpinned == {sql: [] for sql in statements}, row.proname
         assert row.first_argument == DISTRIBUTION_ARGUMENT, row.proname
+
+
+def test_the_waiting_place_query_reaches_one_events_rows(engine):
+    (body,) = query_rows(engine, text("SELECT prosrc FROM pg_proc WHERE proname = 'waiting_place'"))[0]
+
+    assert unpinned_accesses(body, DISTRIBUTION, frozenset({DISTRIBUTION_ARGUMENT})) == []
 
 
 def test_every_table_has_a_distribution_column(engine):

@@ -19,7 +19,12 @@ from app.config import PROJECT_ROOT
 from app.database.tables import metadata
 from tests.helpers.database import drop_database, migrate, scratch_database
 
-OUR_FUNCTIONS = ("book_ticket(uuid,text,text)", "cancel_booking(uuid,text,text)", "book_many(uuid,text[],text[])")
+OUR_FUNCTIONS = (
+    "book_ticket(uuid,text,text,integer)",
+    "cancel_booking(uuid,text,text,integer)",
+    "book_many(uuid,text[],text[],integer[])",
+    "promote_waiting(uuid,integer,timestamp with time zone)",
+)
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).
 SCHEMA_OBJECTS = text("""

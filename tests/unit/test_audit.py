@@ -8,10 +8,10 @@ from app.operations.audit import Replay
 
 
 def entries(*steps: str) -> list[SimpleNamespace]:
-    """Ledger entries from 'kind booking user' strings, numbered in order."""
+    """Ledger entries from 'kind booking user [quantity]' strings (one ticket unless said), numbered in order."""
     return [
-        SimpleNamespace(seq=n, kind=kind, booking_id=booking, user_id=user)
-        for n, (kind, booking, user) in enumerate((step.split() for step in steps), start=1)
+        SimpleNamespace(seq=n, kind=kind, booking_id=booking, user_id=user, quantity=int(quantity[0]) if quantity else 1)
+        for n, (kind, booking, user, *quantity) in enumerate((step.split() for step in steps), start=1)
     ]
 
 

@@ -1,20 +1,28 @@
--- book_ticket: give the user a ticket if one is left, else a place at the back of the waiting list,
--- and append the change to the ledger (booking_events) with the request id it is given (the server's own
--- id for the request, never a client's X-Request-ID: app/web/request_context.py).
+-- book_ticket: book `p_quantity` tickets (default 1), all or none: confirmed if nobody is waiting and
+-- they are all available, else one waiting entry at the back of the queue; append the change to the
+-- ledger (booking_events) with the request id it is given (the server's own id for the request, never
+-- a client's X-Request-ID: app/web/request_context.py).
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). The service calls it as one statement, so a booking costs one round trip
 -- while the event row is locked. Inside a VOLATILE plpgsql function every statement takes a fresh
 -- snapshot, so after `SELECT ... FOR UPDATE` returns it sees everything the previous lock holder
 -- committed (a single CTE statement would not: it keeps the snapshot it took before waiting).
--- Outcomes: 'ok', 'event_not_found', 'already_booked'.
+-- A v1 call (three arguments) books one ticket: with single tickets only, "nobody waits and one is
+-- left" is v1's "one is left", so it behaves exactly as v1 did.
+-- A waiting entry gets its place in the queue from the event's running totals (queue_ordinal,
+-- queue_tickets_before; see waiting_place.sql).
+-- Outcomes: 'ok', 'event_not_found', 'quantity_above_limit' (more than the event's max_per_booking,
+-- or than its total_tickets: it could never be confirmed and would block the queue), 'already_booked'.
 
-CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text)
+CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT 1)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
-               booking_created_at timestamptz, booking_updated_at timestamptz)
+               booking_created_at timestamptz, booking_updated_at timestamptz,
+               booking_quantity integer, tickets_ahead bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
+    waits boolean;
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
     -- them; now() is the transaction's start, which came before the wait for the lock.
     changed_at timestamptz;
@@ -25,13 +33,24 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    -- More than the event allows, or than it has (it could never be confirmed and would block the queue).
+    IF p_quantity > least(ev.max_per_booking, ev.total_tickets) THEN
+        outcome := 'quantity_above_limit';
+        RETURN NEXT;
+        RETURN;
+    END IF;
     changed_at := clock_timestamp();
-    booking_status := CASE WHEN ev.available_tickets > 0 THEN 'confirmed' ELSE 'waiting' END;
-    INSERT INTO bookings AS b (event_id, user_id, status, created_at, updated_at)
-    VALUES (p_event_id, p_user_id, booking_status, changed_at, changed_at)
+    -- All or nothing, and nobody overtakes a waiting entry, not even a smaller booking.
+    waits := ev.waiting_count > 0 OR p_quantity > ev.available_tickets;
+    booking_status := CASE WHEN waits THEN 'waiting' ELSE 'confirmed' END;
+    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
+                               created_at, updated_at)
+    VALUES (p_event_id, p_user_id, booking_status, p_quantity,
+            CASE WHEN waits THEN ev.queue_joined_entries + 1 END,
+            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
-    RETURNING b.id, b.created_at, b.updated_at
-    INTO booking_id, booking_created_at, booking_updated_at;
+    RETURNING b.id, b.created_at, b.updated_at, b.quantity
+    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
     IF NOT FOUND THEN
         outcome := 'already_booked';
         booking_status := NULL;
@@ -39,15 +58,19 @@ BEGIN
         RETURN;
     END IF;
     UPDATE events
-       SET available_tickets = available_tickets - (booking_status = 'confirmed')::int,
-           waiting_count = waiting_count + (booking_status = 'waiting')::int,
+       SET available_tickets = available_tickets - CASE WHEN waits THEN 0 ELSE p_quantity END,
+           waiting_count = waiting_count + waits::int,
+           waiting_tickets = waiting_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
+           queue_joined_entries = queue_joined_entries + waits::int,
+           queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
-    VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'confirmed' THEN 'booked' ELSE 'waitlisted' END, p_request_id, changed_at);
-    -- New entries join at the back, so the position is the queue length including them.
-    waiting_position := CASE WHEN booking_status = 'waiting' THEN ev.waiting_count + 1 END;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
+            p_request_id, p_quantity, changed_at);
+    -- New entries join at the back: everyone waiting is ahead.
+    waiting_position := CASE WHEN waits THEN ev.waiting_count + 1 END;
+    tickets_ahead := CASE WHEN waits THEN ev.waiting_tickets END;
     outcome := 'ok';
     RETURN NEXT;
 END

@@ -1,30 +1,42 @@
--- cancel_booking: cancel the user's active booking; a freed ticket goes at once to the oldest waiting
--- entry (strict FIFO by seq). Both changes go to the ledger under the one request id.
+-- cancel_booking: cancel the user's active booking, or with `p_quantity` less than it holds, only that
+-- many of its tickets (a partial cancel: a confirmed booking releases them, a waiting entry shrinks
+-- and keeps its place). Whatever is freed goes by promote_waiting's strict FIFO rule, in the same
+-- transaction. The change and every promotion go to the ledger under the one request id.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
--- event_id each one runs on one shard (docs/scaling.md).
--- Outcomes: 'ok', 'event_not_found', 'booking_not_found', 'already_cancelled'.
+-- event_id each one runs on one shard (docs/scaling.md). It returns one row: the v1 columns
+-- (promoted_* is the first promoted booking, for v1 clients), then the booking as it is now and
+-- every promoted booking, oldest first, as arrays. A waiting entry that leaves or shrinks is counted
+-- in queue_departures at its ordinal, so that the places behind it move up (waiting_place.sql).
+-- Outcomes: 'ok', 'event_not_found', 'booking_not_found', 'already_cancelled', 'quantity_above_held'.
+-- A quantity below 1 is not a request the service sends: it raises check_violation.
 
-CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text)
+CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL)
 RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                booking_updated_at timestamptz, promoted_id uuid, promoted_user_id text,
-               promoted_created_at timestamptz, promoted_updated_at timestamptz)
+               promoted_created_at timestamptz, promoted_updated_at timestamptz,
+               booking_status text, booking_quantity integer, waiting_position integer, tickets_ahead bigint,
+               promoted_ids uuid[], promoted_user_ids text[], promoted_quantities integer[],
+               promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[])
 LANGUAGE plpgsql AS $$
 DECLARE
-    was_status text;
+    ev events%ROWTYPE;
+    held bookings%ROWTYPE;
+    released integer;  -- the tickets the booking gives up
+    available integer;  -- the event's, once they are released
+    promoted_tickets integer;
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
     -- them; now() is the transaction's start, which came before the wait for the lock.
     changed_at timestamptz;
 BEGIN
-    PERFORM 1 FROM events WHERE id = p_event_id FOR UPDATE;
+    SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'event_not_found';
         RETURN NEXT;
         RETURN;
     END IF;
-    SELECT b.id, b.status INTO booking_id, was_status
-      FROM bookings b
+    SELECT * INTO held FROM bookings b
      WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
     IF NOT FOUND THEN
         outcome := CASE WHEN EXISTS (SELECT 1 FROM bookings b
@@ -33,34 +45,72 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    changed_at := clock_timestamp();
-    UPDATE bookings b SET status = 'cancelled', updated_at = changed_at
-     WHERE b.event_id = p_event_id AND b.id = booking_id
-    RETURNING b.created_at, b.updated_at INTO booking_created_at, booking_updated_at;
-    IF was_status = 'confirmed' THEN
-        -- The freed ticket goes to the oldest waiting entry, if any (strict FIFO by seq).
-        UPDATE bookings b SET status = 'confirmed', updated_at = changed_at
-         WHERE b.event_id = p_event_id
-           AND b.id = (SELECT w.id FROM bookings w
-                        WHERE w.event_id = p_event_id AND w.status = 'waiting'
-                        ORDER BY w.seq LIMIT 1)
-        RETURNING b.id, b.user_id, b.created_at, b.updated_at
-        INTO promoted_id, promoted_user_id, promoted_created_at, promoted_updated_at;
+    IF p_quantity < 1 THEN
+        RAISE EXCEPTION 'cancel_booking: quantity % is not a number of tickets', p_quantity
+              USING ERRCODE = 'check_violation';
     END IF;
+    IF p_quantity > held.quantity THEN
+        outcome := 'quantity_above_held';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    changed_at := clock_timestamp();
+    released := coalesce(p_quantity, held.quantity);
+    booking_status := CASE WHEN released = held.quantity THEN 'cancelled' ELSE held.status END;
+    -- A whole cancel keeps the quantity it held, as history; a partial one keeps the rest.
+    UPDATE bookings b
+       SET status = booking_status, updated_at = changed_at,
+           quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
+     WHERE b.event_id = p_event_id AND b.id = held.id
+    RETURNING b.id, b.created_at, b.updated_at, b.quantity
+    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
+    IF held.status = 'waiting' THEN
+        -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
+        INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
+        SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
+          FROM unnest(queue_cover_nodes(held.queue_ordinal)) AS node
+        ON CONFLICT (event_id, node) DO UPDATE
+           SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
+    END IF;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    VALUES (p_event_id, booking_id, p_user_id,
+            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
+            changed_at);
+    available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
+    SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
+           array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
+           array_agg(p.promoted_updated_at ORDER BY p.step)
+      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
+      FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id, promoted_user_id,
+           promoted_quantity, promoted_created_at, promoted_updated_at, step);
+    promoted_ids := coalesce(promoted_ids, '{}');
+    promoted_user_ids := coalesce(promoted_user_ids, '{}');
+    promoted_quantities := coalesce(promoted_quantities, '{}');
+    promoted_created_ats := coalesce(promoted_created_ats, '{}');
+    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
+    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
+     ORDER BY p.step;
     UPDATE events
-       SET available_tickets = available_tickets
-                               + (was_status = 'confirmed' AND promoted_id IS NULL)::int,
-           waiting_count = waiting_count
-                           - (was_status = 'waiting' OR promoted_id IS NOT NULL)::int,
+       SET available_tickets = available - promoted_tickets,
+           waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
+                           - cardinality(promoted_ids),
+           waiting_tickets = waiting_tickets - CASE WHEN held.status = 'waiting' THEN released ELSE 0 END
+                             - promoted_tickets,
+           queue_promoted_entries = queue_promoted_entries + cardinality(promoted_ids),
+           queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    -- One statement for both rows (the cancellation, then any promotion): one less inside the lock.
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, created_at)
-    SELECT p_event_id, change.booking, change.who, change.kind, p_request_id, changed_at
-      FROM (VALUES (1, booking_id, p_user_id, 'cancelled'),
-                   (2, promoted_id, promoted_user_id, 'promoted')) AS change (step, booking, who, kind)
-     WHERE change.booking IS NOT NULL
-     ORDER BY change.step;
+    IF booking_status = 'waiting' THEN
+        SELECT * INTO waiting_position, tickets_ahead
+          FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);
+    END IF;
+    promoted_id := promoted_ids[1];
+    promoted_user_id := promoted_user_ids[1];
+    promoted_created_at := promoted_created_ats[1];
+    promoted_updated_at := promoted_updated_ats[1];
     outcome := 'ok';
     RETURN NEXT;
 END

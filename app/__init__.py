@@ -57,7 +57,7 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.web.routes import book, cancel, health, history, index, initialize, status
+    from app.web.routes import book, cancel, events, health, history, index, initialize, status
 
-    for module in (initialize, book, cancel, status, history, health, index):
+    for module in (initialize, book, cancel, status, history, events, health, index):
         api.register_blueprint(module.blp)

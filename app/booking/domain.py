@@ -10,6 +10,8 @@ from uuid import UUID
 CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
+# An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
+ACTIVE = "active"
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class Event:
     waiting_count: int
     created_at: datetime
     updated_at: datetime
+    max_per_booking: int
+    status: str
+    sales_open: bool
 
     @property
     def booked_tickets(self) -> int:
@@ -45,15 +50,79 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class EventChanges:
+    """What an organiser may change of an event; None leaves a setting as it is."""
+
+    name: str | None = None
+    total_tickets: int | None = None
+    max_per_booking: int | None = None
+    sales_open: bool | None = None
+
+
+@dataclass(frozen=True)
+class EventUpdate:
+    event: Event
+    promoted_bookings: list[Booking]  # confirmed by a capacity raise, oldest first
+
+
+@dataclass(frozen=True)
+class EventCancellation:
+    event: Event
+    cancelled_bookings: int | None  # how many were active; None if it was already cancelled (nothing changed)
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    events: list[Event]
+    next_after: int | None  # the last event's seq, for the next page; None on the last page
+
+
+@dataclass(frozen=True)
+class WaitingEntry:
+    """A waiting booking as its organiser sees it: its place, and the tickets wanted ahead of it."""
+
+    id: UUID
+    user_id: str
+    quantity: int
+    position: int
+    tickets_ahead: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """A booking of any status, as the organiser's list shows it (places are in the waiting list)."""
+
+    id: UUID
+    event_id: UUID
+    user_id: str
+    status: str
+    quantity: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    """Rows after a cursor, in order; `next_after` (a booking's seq) for the next page, None on the last."""
+
+    rows: list
+    next_after: int | None
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
-    """One state change of a booking, as the ledger (booking_events) recorded it."""
+    """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
+    change of the event (capacity_changed, sales_closed, sales_opened, event_cancelled: no booking)."""
 
     seq: int
-    kind: str  # booked, waitlisted, cancelled or promoted
-    booking_id: UUID
-    user_id: str
+    kind: str
+    booking_id: UUID | None
+    user_id: str | None
     request_id: str | None
     created_at: datetime
+    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,13 +175,35 @@ class AlreadyCancelled(DomainError):
     detail = "{}'s booking for this event is already cancelled"
 
 
-# The `outcome` column of book_ticket, book_many and cancel_booking: "ok", or the refusal it names.
+class EventCancelled(DomainError):
+    code, status, about, detail = "event_cancelled", 409, "event_id", "event {!r} is cancelled: it takes no more changes"
+
+
+class SalesClosed(DomainError):
+    code, status, about, detail = "sales_closed", 409, "event_id", "sales for event {!r} are closed"
+
+
+class CapacityBelowBooked(DomainError):
+    code, status, about = "capacity_below_booked", 409, "total_tickets"
+    detail = "totalTickets {} is below the tickets already held"
+
+
+class CapacityBelowWaiting(DomainError):
+    code, status, about = "capacity_below_waiting", 409, "total_tickets"
+    detail = "totalTickets {} is below a waiting entry's quantity, which could then never be confirmed"
+
+
+# The `outcome` column of the booking and organiser functions: "ok", or the refusal it names.
 OK = "ok"
 REFUSALS: dict[str, type[DomainError]] = {
     "event_not_found": EventNotFound,
     "booking_not_found": BookingNotFound,
     "already_booked": AlreadyBooked,
     "already_cancelled": AlreadyCancelled,
+    "event_cancelled": EventCancelled,
+    "sales_closed": SalesClosed,
+    "capacity_below_booked": CapacityBelowBooked,
+    "capacity_below_waiting": CapacityBelowWaiting,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an
@@ -128,11 +219,12 @@ def quoted(value: object) -> object:
     return value
 
 
-def raise_unless_ok(outcome: str, event_id: str, user_id: str) -> None:
-    """Raise the refusal that a booking function's `outcome` names, quoting the value it is about."""
+def raise_unless_ok(outcome: str, **request: object) -> None:
+    """Raise the refusal that a database function's `outcome` names, quoting the request's value it is
+    about (`request` holds them by name: event_id, user_id, total_tickets)."""
     if outcome != OK:
         refusal = REFUSALS[outcome]
-        raise refusal({"event_id": event_id, "user_id": user_id}[refusal.about])
+        raise refusal(request[refusal.about])
 
 
 def parse_event_id(event_id: str) -> UUID:

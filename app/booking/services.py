@@ -72,7 +72,7 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
-SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at
+SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.total_tickets_from, h.total_tickets_to
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
@@ -198,7 +198,7 @@ class BookTicket(UserWrite[Booking]):
         return self.result(batcher.submit(event_uuid, (self.user_id, self.request_id), partial(_book_many, engine)))
 
     def result(self, row: Row) -> Booking:
-        raise_unless_ok(row.outcome, self.event_id, self.user_id)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
         return Booking(
             id=row.booking_id,
             event_id=parse_event_id(self.event_id),
@@ -223,7 +223,7 @@ class CancelBooking(UserWrite[Cancellation]):
     statement: ClassVar[Executable] = CANCEL
 
     def result(self, row: Row) -> Cancellation:
-        raise_unless_ok(row.outcome, self.event_id, self.user_id)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
         event_uuid = parse_event_id(self.event_id)
         cancelled = Booking(
             row.booking_id, event_uuid, self.user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at

@@ -164,7 +164,8 @@ def perform(write: services.Write, key: RequestKey | None, render: Render) -> Re
 def _request_key(idempotency_key: str | None) -> RequestKey | None:
     if idempotency_key is None:
         return None
-    return RequestKey(idempotency_key, fingerprint(request.method, request.path, request.get_json()))
+    # silent: a POST that takes no body (app/web/request_context.py, takes_no_body) has none to read.
+    return RequestKey(idempotency_key, fingerprint(request.method, request.path, request.get_json(silent=True)))
 
 
 def _respond_once(conn: Connection, key: RequestKey, write: services.Write, render: Render):

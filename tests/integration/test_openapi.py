@@ -36,6 +36,8 @@ def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
         "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
         "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index",
+        "EventsPage", "EventPatchRequest", "EventUpdate", "WaitingListPage", "WaitingEntry", "BookingsPage",
+        "BookingRow",
     }
 
 
@@ -43,6 +45,8 @@ def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
         "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
         "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history", "/",
+        "/api/events", "/api/events/{event_id}", "/api/events/{event_id}/cancel", "/api/events/{event_id}/waiting-list",
+        "/api/events/{event_id}/bookings",
     }
 
 
@@ -73,6 +77,11 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
         ("GET /api/status/{event_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/events/{event_id}/history", {"400", "401", "404", "429", "500", "503"}),
+        ("GET /api/events", {"400", "401", "429", "500", "503"}),
+        ("PATCH /api/events/{event_id}", {"400", "401", "404", "409", "422", "429", "500", "503"}),
+        ("POST /api/events/{event_id}/cancel", {"400", "401", "404", "413", "415", "422", "429", "500", "503"}),
+        ("GET /api/events/{event_id}/waiting-list", {"400", "401", "404", "429", "500", "503"}),
+        ("GET /api/events/{event_id}/bookings", {"400", "401", "404", "429", "500", "503"}),
         ("GET /healthz", {"500"}),
     ],
 )

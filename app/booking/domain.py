@@ -51,7 +51,8 @@ class Cancellation:
 
 @dataclass(frozen=True)
 class EventChanges:
-    """What an organiser may change of an event; None leaves a setting as it is."""
+    """What an organiser may change of an event; None leaves a setting as it is. The offers issue adds
+    `promotion` and `offer_ttl_seconds` here, as update_event's arguments and EventPatchRequest's fields."""
 
     name: str | None = None
     total_tickets: int | None = None

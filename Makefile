@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench chaos migrate check purge-keys lock clean cluster cluster-test cluster-capacity
+.PHONY: help venv run test bench chaos migrate check purge-keys token lock clean cluster cluster-test cluster-capacity
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ check: $(STAMP) ## Verify every event's invariants and its ledger (flask check);
 
 purge-keys: $(STAMP) ## Delete expired Idempotency-Keys (safe while serving; run it from cron)
 	$(BIN)/python -m app.operations.serve flask purge-idempotency-keys
+
+# AUTH_MODE=jwt without a key source: a token signed with the development key (refused in production).
+token: $(STAMP) ## Print a development JWT: make token USER=alice [SCOPES="bookings:any events:admin"]
+	@# USER must come from the command line: the environment's USER (the login name) is not meant.
+	@test "$(origin USER)" = "command line" -a -n "$(USER)" || { echo 'usage: make token USER=alice [SCOPES="bookings:any"]' >&2; exit 2; }
+	@$(BIN)/python -m app.operations.dev_keys token "$(USER)" --scopes "$(SCOPES)"
 
 # pip config is bypassed so that the lock names only packages and hashes from the public index.
 lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock

@@ -2,6 +2,15 @@
 
 import multiprocessing
 import os
+import resource
+import signal
+import threading
+
+
+def _fd_hard_limit() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+
 
 # All interfaces, so that the service is reachable from outside a container as well as on loopback.
 bind = f"0.0.0.0:{os.environ.get('PORT') or 8000}"
@@ -10,11 +19,29 @@ bind = f"0.0.0.0:{os.environ.get('PORT') or 8000}"
 # turn at the event's row lock, for its batch (app/database/group_commit.py). A gevent worker switches to
 # another request at each such wait, at the cost of a function call, where threads would fight over
 # the GIL and the kernel would switch them; one process per core is enough to keep the cores busy,
-# and leaves PostgreSQL its share. docs/performance.md has the measurements behind this choice.
-worker_class = "gevent"
+# and leaves PostgreSQL its share. docs/performance.md has the measurements behind this choice. The
+# class is gunicorn's gevent worker, answering gunicorn's own refusals as problem+json and bounding how
+# long a request body may take to arrive (BODY_TIMEOUT): app/operations/worker.py.
+worker_class = "app.operations.worker.ProblemGeventWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
-# Connections one worker holds open; the requests they carry are admitted by app/web/admission.py.
-worker_connections = 1000
+# Connections one worker holds open; the requests they carry are admitted by app/web/admission.py, so
+# this bounds only sockets, about 11 KB each when idle. It is what a client needs to lock everyone
+# else out by holding connections open: with 1000, 2 100 clients trickling their bodies made every
+# other request time out (BODY_TIMEOUT then frees each slot after 10 s, but the tricklers just
+# reconnect). 4000 a worker is 8000 on two cores, within the file descriptors on_starting makes room for.
+FD_RESERVE = 100  # descriptors besides the connections: database connections, logs, the listener
+worker_connections = min(4000, _fd_hard_limit() - FD_RESERVE)
+
+# What gunicorn's parser accepts; beyond it the worker answers 414 uri_too_long or 431
+# headers_too_large. The longest line a client needs is a booking-status of a 128-character user id,
+# percent-encoded UTF-8 (up to 12 bytes a character): about 1.6 KB with the event id. 4094 (gunicorn's
+# default) leaves room for that and refuses nothing a client of this API sends.
+limit_request_line = 4094
+# A browser sends about 15 header fields and each proxy adds one or two; 50 leaves room for both, and
+# holds the headers a worker must keep of one request to 50 x 8 KB.
+limit_request_fields = 50
+# A field may be a bearer JWT with its claims (AUTH_MODE=jwt), a few KB; 8190 is gunicorn's default.
+limit_request_field_size = 8190
 
 # A worker silent for this long is killed and replaced; the app's statement timeout is shorter.
 timeout = 30
@@ -36,6 +63,39 @@ control_socket_disable = True
 preload_app = False
 
 
+def on_starting(server):
+    """Raise the soft limit on open files (often 1024) to what worker_connections needs; workers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = worker_connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def when_ready(server):
+    """Tell `make run` (app/operations/serve.py) that the port is bound: only then does it say "Serving on".
+
+    Then follow it: once its end of the lifeline pipe closes, because it exited however it died (even
+    SIGKILL, which it cannot pass on), stop gracefully as on its SIGTERM. Without it, a killed `make run`
+    left gunicorn serving on, holding the port, against a database nobody would stop.
+    """
+    # The variables' names are serve.py's; not imported from it, since that would load the app here,
+    # in the master, before a worker patches the standard library for gevent.
+    ready = os.environ.pop("BOOKING_LAUNCHER_READY_FD", None)
+    if ready is not None:
+        os.write(int(ready), b"ready")
+        os.close(int(ready))  # before the workers fork: they must not hold it open
+    lifeline = os.environ.pop("BOOKING_LAUNCHER_LIFELINE_FD", None)
+    if lifeline is not None:
+        watcher = threading.Thread(target=_stop_after, args=(server, int(lifeline)), name="lifeline", daemon=True)
+        watcher.start()
+
+
+def _stop_after(server, lifeline: int) -> None:
+    os.read(lifeline, 1)  # blocks until the launcher's end closes; it never writes
+    server.log.info("make run is gone: shutting down")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def post_fork(server, worker):
     """Make a SIGTERM, SIGINT or SIGQUIT that arrives while the worker boots stop it once booted.
 
@@ -43,8 +103,6 @@ def post_fork(server, worker):
     until then the master's handlers, inherited through fork, would swallow the signal: the worker
     would serve on until the master's graceful timeout ran out and it was killed.
     """
-    import signal
-
     def stop_once_booted(_signum, _frame):
         worker.alive = False
 

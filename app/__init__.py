@@ -9,7 +9,7 @@ from app.config import Config
 from app.database.engine import db
 from app.operations import cli
 from app.operations.logs import configure_logging
-from app.web import admission, docs, errors, limits, metrics, request_body, request_context, security
+from app.web import admission, docs, errors, identity, limits, metrics, request_body, request_context, security
 
 API_VERSION = "1.0.0"
 
@@ -29,11 +29,13 @@ def create_app(config: Config | None = None) -> Flask:
     # The request hooks, in the order they run. before_request, in order of registration:
     #   1. request_context: request id and log context (before any hook can refuse), a URL that is not
     #      UTF-8 (400), JSON-only POSTs (415)
-    #   2. limits: the rate limit (429)
-    #   3. admission: reads first, then N writes at once (a request refused above never waits)
+    #   2. identity: the caller of the request, from its bearer token (AUTH_MODE=jwt; refuses nothing yet)
+    #   3. limits: the rate limit (429), per caller
+    #   4. admission: reads first, then N writes at once (a request refused above never waits)
     # after_request runs in reverse: security headers, metrics, limits' headers, then
     # request_context's X-Request-ID and access log line, last, so it sees the final status.
     request_context.init_app(app)
+    identity.init_app(app, config.identity)
     limits.init_app(app, config)
     admission.init_app(app, config)
     metrics.init_app(app, db.engine_of(app), config)
@@ -52,12 +54,12 @@ def _flask_settings(config: Config) -> dict:
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
-        **docs.settings(),
+        **docs.settings(jwt_mode=config.identity.mode == "jwt"),
     }
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.web.routes import book, cancel, events, health, history, index, initialize, status
+    from app.web.routes import book, cancel, events, health, history, index, initialize, status, users
 
-    for module in (initialize, book, cancel, status, history, events, health, index):
+    for module in (initialize, book, cancel, status, users, history, events, health, index):
         api.register_blueprint(module.blp)

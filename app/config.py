@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dotenv import load_dotenv
 from limits import parse_many
 
 from app.web.security import check_admin_token
+from app.web.tokens import IdentitySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -45,9 +46,14 @@ class Config:
     # waiting for its first request (then 409 request_in_progress). Below the statement timeout.
     db_lock_timeout_ms: int | None = 5_000
     idempotency_retention_s: int = 24 * 3600  # IDEMPOTENCY_RETENTION, default 24h
+    # BODY_TIMEOUT: a request body must arrive whole within this of its headers (app/operations/worker.py).
+    # 64 KiB (MAX_BODY_BYTES) in 10 s is 52 kbit/s, a slow mobile link; a client slower than that is
+    # more likely one holding connections open on purpose.
+    body_timeout_s: int = 10
     # Per worker: writes running at once, and how long a write waits for reads in progress (app/web/admission.py).
     write_concurrency: int = 6
     read_priority_ms: int = 50
+    identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (app/web/tokens.py)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -74,11 +80,12 @@ class Config:
             db_statement_timeout_ms=_optional_int(env, "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
             db_lock_timeout_ms=_optional_int(env, "DB_LOCK_TIMEOUT_MS", cls.db_lock_timeout_ms),
             idempotency_retention_s=_duration(env, "IDEMPOTENCY_RETENTION", cls.idempotency_retention_s),
+            body_timeout_s=_duration(env, "BODY_TIMEOUT", cls.body_timeout_s),
             write_concurrency=_at_least_one(env, "WRITE_CONCURRENCY", cls.write_concurrency),
             read_priority_ms=_whole_number(env, "READ_PRIORITY_MS", cls.read_priority_ms),
         )
         check_admin_token(config.app_env, config.admin_token)
-        return config
+        return replace(config, identity=IdentitySettings.from_env(env, config.app_env, INSTANCE_DIR))
 
 
 def _whole_number(env, name: str, default: int) -> int:
@@ -111,7 +118,10 @@ def _rate_limit(env, name: str, default: str) -> str:
 
 def _duration(env, name: str, default_s: int) -> int:
     value = (env.get(name) or "").strip()
-    return parse_duration(value) if value else default_s
+    try:
+        return parse_duration(value) if value else default_s
+    except ValueError as exc:
+        raise ValueError(f"{name} is {exc}") from None  # which setting: the message is one line at start-up
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -163,11 +173,20 @@ def _stored_token(path: Path) -> str:
 
 
 def _store_new_token(path: Path) -> str:
-    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".admin_token.")  # mode 0600
+    return store_once(path, secrets.token_urlsafe(32))
+
+
+def store_once(path: Path, content: str) -> str:
+    """Write `content` to `path` unless it holds something already; return what the file holds.
+
+    The file appears whole or not at all (written aside, mode 0600, then linked into place): of
+    several processes storing at once, the first wins and all read its content.
+    """
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32))
+        f.write(content)
     try:
-        os.link(draft, path)  # fails if another process stored its token first: theirs wins
+        os.link(draft, path)  # fails if another process stored its content first: theirs wins
     except FileExistsError:
         if not _stored_token(path):
             os.replace(draft, path)

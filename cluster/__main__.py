@@ -47,6 +47,8 @@ def _describe(cluster: Cluster) -> None:
     say(f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")
+    if cluster.jwks is not None:
+        say(f"AUTH_MODE=jwt, keys from {cluster.jwks.url}; a user's token: make token USER=alice")
     say(f"logs in {cluster.log_dir}; HAProxy stats: echo 'show stat' | socat - {cluster.stats_socket}")
     say(f"serving on {cluster.base_url} (HAProxy); Ctrl-C stops everything")
 

@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wrk = ensure_programs({"wrk": "wrk"})["wrk"]
         settings = Settings(port=free_port(), database=f"booking_cluster_capacity_{uuid.uuid4().hex[:8]}",
-                            scratch_database=True, rate_limit="", state_dir=INSTANCE_DIR / "cluster-capacity")
+                            scratch_database=True, rate_limit="", state_dir=INSTANCE_DIR / "cluster-capacity",
+                            auth_mode="open")  # wrk's requests carry no token: the capacity of v1's requests
         with Cluster(settings) as cluster:
             admin = Api(cluster.base_url, admin_token=cluster.admin_token)
             events = [admin.initialize(TICKETS) for _ in range(SPREAD_EVENTS)]

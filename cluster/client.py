@@ -12,6 +12,7 @@ import itertools
 import json
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -64,10 +65,11 @@ class Api:
     """The service's endpoints, called from one source address."""
 
     def __init__(self, base_url: str, source_ip: str = "127.0.0.1", admin_token: str | None = None,
-                 timeout: float = 15) -> None:
+                 timeout: float = 15, tokens: Callable[[str], str] | None = None) -> None:
+        """`tokens(user)` is the bearer token a user's requests carry (AUTH_MODE=jwt); None sends none."""
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname, parts.port
-        self.source_ip, self.admin_token, self.timeout = source_ip, admin_token, timeout
+        self.source_ip, self.admin_token, self.timeout, self.tokens = source_ip, admin_token, timeout, tokens
 
     def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> Reply:
         """One request on a fresh connection; a transport failure is a Reply with status None."""
@@ -94,16 +96,22 @@ class Api:
         return reply.body["event"]["id"]
 
     def book(self, event_id: str, user_id: str, headers: dict | None = None) -> Reply:
-        return self.call("POST", "/api/book", {"eventId": event_id, "userId": user_id}, headers)
+        return self.call("POST", "/api/book", {"eventId": event_id, "userId": user_id}, self._as(user_id, headers))
 
     def cancel(self, event_id: str, user_id: str, headers: dict | None = None) -> Reply:
-        return self.call("POST", "/api/cancel", {"eventId": event_id, "userId": user_id}, headers)
+        return self.call("POST", "/api/cancel", {"eventId": event_id, "userId": user_id}, self._as(user_id, headers))
 
     def status(self, event_id: str) -> Reply:
         return self.call("GET", f"/api/status/{event_id}")
 
     def booking_status(self, event_id: str, user_id: str) -> Reply:
-        return self.call("GET", f"/api/booking-status/{event_id}/{quote(user_id, safe='')}")
+        return self.call("GET", f"/api/booking-status/{event_id}/{quote(user_id, safe='')}", headers=self._as(user_id))
+
+    def _as(self, user_id: str, headers: dict | None = None) -> dict:
+        """`headers`, with the user's own token when the service checks tokens."""
+        if self.tokens is None:
+            return dict(headers or {})
+        return {"Authorization": f"Bearer {self.tokens(user_id)}", **(headers or {})}
 
 
 def _json_or_none(raw: bytes) -> dict | None:

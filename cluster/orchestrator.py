@@ -16,6 +16,7 @@ from pathlib import Path
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, redis_store, say
+from cluster.jwks import JwksServer
 from cluster.packages import ensure_programs
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
 
@@ -35,6 +36,7 @@ class Settings:
     concurrency: int = 4  # writes a worker runs at once (WRITE_CONCURRENCY); HAProxy's maxconn is workers x this
     bouncer_pool_size: int = 8  # PgBouncer's server connections to PostgreSQL
     rate_limit: str | None = None  # None: the app's default
+    auth_mode: str = "jwt"  # jwt: the instances trust the cluster's JWKS server (cluster/jwks.py)
     state_dir: Path = field(default=INSTANCE_DIR / "cluster")
 
     @property
@@ -63,6 +65,7 @@ class Cluster:
         self.redis_uri = ""
         self.bouncer_port = 0
         self.admin_token = ""
+        self.jwks: JwksServer | None = None
 
     @property
     def base_url(self) -> str:
@@ -92,6 +95,8 @@ class Cluster:
         self.redis_uri, own_redis = redis_store.machine_or_own(self.settings.state_dir, self.log_dir)
         self.support += [own_redis] if own_redis else []
         self._start_bouncer(programs["pgbouncer"])
+        if self.settings.auth_mode == "jwt":
+            self.jwks = JwksServer().start()
         for index in range(self.settings.instances):
             self._start_instance(index, free_port())
         per_instance = self.settings.workers * self.settings.concurrency
@@ -102,6 +107,9 @@ class Cluster:
         """Stop the balancer, then the instances (together), then what they use; drop a scratch database."""
         stop_together([self.balancer] if self.balancer else [])
         stop_together(self.instances)
+        if self.jwks is not None:
+            self.jwks.stop()
+            self.jwks = None
         for process in reversed(self.support):
             process.stop()
         if self.postgres is not None:
@@ -180,6 +188,7 @@ class Cluster:
         }
         if settings.rate_limit is not None:
             env["RATE_LIMIT"] = settings.rate_limit
+        env.update(self.jwks.instance_env() if self.jwks else {"AUTH_MODE": "open"})
         return env
 
 

@@ -21,6 +21,7 @@ from app.config import INSTANCE_DIR, Config, normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
 from tests.helpers.api import ADMIN_TOKEN, apps_from
 from tests.helpers.database import drop_database, migrate, scratch_database
+pytest_plugins = ["tests.helpers.identity"]  # AUTH_MODE=jwt: a test identity provider, tokens, apps
 
 
 @pytest.fixture(scope="session")

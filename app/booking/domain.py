@@ -132,6 +132,12 @@ class HistoryPage:
     next_after: int | None  # pass as `after` for the next page; None on the last page
 
 
+@dataclass(frozen=True)
+class UserBookingsPage:
+    bookings: list[Booking]
+    next_after: int | None  # pass as `after` for the next (older) page; None on the last page
+
+
 class Refusal(Exception):
     """A final answer that refuses a request. Each subclass is one kind of refusal and says everything
     about it: its stable `code` (what clients see), its HTTP `status` and `headers`; the exception's

@@ -43,6 +43,7 @@ from app.booking.domain import (
     EventNotFound,
     HistoryPage,
     LedgerEntry,
+    UserBookingsPage,
     parse_event_id,
     raise_unless_ok,
 )
@@ -83,13 +84,28 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.tot
  ORDER BY h.seq
 """)
 
+# A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
+# ix_bookings_user_bookings (migration 0008) serves it.
+USER_BOOKINGS = text("""
+SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
+       CASE WHEN b.status = 'waiting' THEN
+            (SELECT count(*) FROM bookings w
+              WHERE w.event_id = b.event_id AND w.status = 'waiting' AND w.seq <= b.seq)
+       END AS waiting_position
+  FROM bookings b
+ WHERE b.user_id = :user_id AND b.seq < :before
+ ORDER BY b.seq DESC
+ LIMIT :limit
+""")
+NEWEST = 2**63 - 1  # a cursor above every bookings.seq (bigint)
+
 # Serialization failure, deadlock: PostgreSQL rolled the whole transaction back, so running it again
 # is safe and usually succeeds. Not a lost connection: its COMMIT may have happened.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = 0.02  # doubled at each attempt, with jitter, so that the contenders part ways
 
-# The event row's columns that the domain Event has; the queue's counters (migration 0007) stay in the database.
+# The event row's columns that the domain Event has; the queue's counters (migration 0008) stay in the database.
 EVENT_COLUMNS = [events.c[field.name] for field in fields(Event)]
 
 log = structlog.get_logger("app.booking.services")
@@ -281,6 +297,18 @@ def event_history(engine: Engine, event_id: str, after: int = 0, limit: int = 10
     if len(entries) <= limit:
         return HistoryPage(entries, next_after=None)
     return HistoryPage(entries[:limit], next_after=entries[limit - 1].seq)
+
+
+def user_bookings(engine: Engine, user_id: str, after: int | None = None, limit: int = 100) -> UserBookingsPage:
+    """The user's bookings at every event, newest first, at most `limit`, older than cursor `after`."""
+    parameters = {"user_id": user_id, "before": after or NEWEST, "limit": limit + 1}
+    with engine.connect() as conn:
+        rows = conn.execute(USER_BOOKINGS, parameters).all()
+    page = [(row.seq, Booking(**{k: v for k, v in row._mapping.items() if k != "seq"})) for row in rows]
+    # One row more than asked for tells whether another page follows.
+    if len(page) <= limit:
+        return UserBookingsPage([booking for _, booking in page], next_after=None)
+    return UserBookingsPage([booking for _, booking in page[:limit]], next_after=page[limit - 1][0])
 
 
 def check_database(engine: Engine) -> None:

@@ -49,13 +49,13 @@ events = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("max_per_booking", Integer, nullable=False, server_default=text("10")),
     Column("waiting_tickets", BigInteger, nullable=False, server_default=text("0")),
-    # The queue's running totals, kept under the event lock (migration 0007, docs/performance.md): entries
+    # The queue's running totals, kept under the event lock (migration 0008, docs/performance.md): entries
     # and tickets ever queued, and those that left it from the head (promoted).
     Column("queue_joined_entries", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_promoted_entries", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_promoted_tickets", BigInteger, nullable=False, server_default=text("0")),
-    # The organiser's (migration 0008): an event called off takes no more writes; closed sales take no booking.
+    # The organiser's (migration 0009): an event called off takes no more writes; closed sales take no booking.
     Column("status", Text, nullable=False, server_default=text("'active'")),
     Column("sales_open", Boolean, nullable=False, server_default=text("true")),
     # The order events were opened in (existing ones numbered by created_at), for the organisers' list.
@@ -120,6 +120,8 @@ bookings = Table(
     ),
     Index("ix_bookings_waiting_queue", "event_id", "seq", postgresql_where=text("status = 'waiting'")),
     Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
+    # A user's bookings across events, newest first (GET /api/users/<userId>/bookings).
+    Index("ix_bookings_user_bookings", "user_id", "seq"),
     Index("ix_bookings_event_id_seq", "event_id", "seq"),  # an event's bookings in order, for its organiser
 )
 
@@ -175,7 +177,7 @@ queue_departures = Table(
     Column("entries", BigInteger, nullable=False),
     Column("tickets", BigInteger, nullable=False),
     PrimaryKeyConstraint("event_id", "node"),
-    CheckConstraint("node BETWEEN 1 AND 2147483647", name="node_range"),
+    CheckConstraint("node BETWEEN 1 AND 2147483648", name="node_range"),
     CheckConstraint("entries >= 0 AND tickets >= entries", name="counts_range"),
 )
 

@@ -115,7 +115,7 @@ def place_problems(event, rows, departures) -> list[str]:
 
 
 class QueuePlaces:
-    """The places that the queue's counters give (migration 0007): the arrival rank and the tickets
+    """The places that the queue's counters give (migration 0008): the arrival rank and the tickets
     queued before, less the entries promoted from the head and those that left from elsewhere (a
     Fenwick tree over ordinals: node n sums the departures of ordinals n - lowbit(n) + 1 .. n)."""
 
@@ -331,10 +331,10 @@ class Replay:
             self.queue.remove(entry.booking_id)
             self.status[entry.booking_id] = CONFIRMED
         self.available -= entry.quantity
+        if oldest is not None and entry.booking_id != oldest:
+            return f"{oldest} had waited longer"
         if not fitted:
             return "no ticket had been freed for it"
-        if entry.booking_id != oldest:
-            return f"{oldest} had waited longer"
         if entry.quantity != self.quantity[entry.booking_id]:
             return f"it was promoted with {entry.quantity} tickets but wanted {self.quantity[entry.booking_id]}"
         return None

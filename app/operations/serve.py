@@ -9,6 +9,7 @@ runs a Flask CLI command (`flask check`, ...) against the same database.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import subprocess
@@ -29,6 +30,12 @@ from app.web.security import InsecureConfiguration
 
 ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"
+# Held by the `serve` that uses the embedded PostgreSQL of this checkout, and by its gunicorn.
+SERVE_LOCK_FILE = "serve.lock"
+# The pipes to gunicorn's master (gunicorn.conf.py's hooks): it writes to the first once its port is
+# bound, and stops when the second reaches end-of-file, that is when we are gone, however we died.
+READY_FD_VARIABLE = "BOOKING_LAUNCHER_READY_FD"
+LIFELINE_FD_VARIABLE = "BOOKING_LAUNCHER_LIFELINE_FD"
 
 
 class StartupError(Exception):
@@ -41,28 +48,78 @@ def main(argv: list[str] | None = None) -> int:
     # .env fills in only what the environment leaves unset: an explicit variable always wins.
     load_dotenv(ROOT / ".env", override=False)
     INSTANCE_DIR.mkdir(exist_ok=True)
-    # SIGTERM during set-up must unwind like Ctrl-C, so that `finally` stops the embedded server.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # SIGTERM or SIGHUP (the terminal closed) during set-up must unwind like Ctrl-C, so that
+    # `finally` stops the embedded server.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_keyboard_interrupt)
     embedded = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(INSTANCE_DIR / "pgdata")
+    lock = None
     try:
-        return _run(args, embedded)
+        if embedded is not None and args.command == "serve":
+            lock = _claim_checkout()
+        return _run(args, embedded, lock)
     except StartupError as exc:
         _say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
     finally:
-        # `migrate` leaves alone a server that another process (a running `make run`) started.
-        if embedded is not None and (args.command == "serve" or not embedded.adopted):
+        if embedded is not None and _ours_to_stop(args.command, embedded, lock):
             embedded.stop()
             _say("Embedded PostgreSQL stopped")
+        if lock is not None:
+            os.close(lock)  # only now: the next `make run` must not adopt a server while it stops
 
 
-def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
+def _claim_checkout() -> int:
+    """Lock this checkout's embedded PostgreSQL for one `serve`; the lock's file descriptor.
+
+    A second `make run` would adopt the first one's database and stop it on exit, under the first's
+    feet. The lock dies with the processes that hold it, whatever kills them.
+    """
+    fd = os.open(INSTANCE_DIR / SERVE_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 100).decode(errors="replace").strip() or "starting"
+        os.close(fd)
+        raise StartupError(
+            f"another `make run` is serving from this checkout ({holder}); stop it first, or give this one "
+            "a database of its own with DATABASE_URL"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"port {_port()}, pid {os.getpid()}".encode())
+    return fd
+
+
+def _ours_to_stop(command: str, embedded: EmbeddedPostgres, lock: int | None) -> bool:
+    """`serve` stops the embedded server it locked, even one it adopted (left by a killed run), never one
+    that another `serve` holds; the other commands stop only one they started, and not while a `serve`
+    uses it."""
+    if command == "serve":
+        return lock is not None
+    return not embedded.adopted and not _checkout_locked()
+
+
+def _checkout_locked() -> bool:
+    try:
+        fd = os.open(INSTANCE_DIR / SERVE_LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock just taken, if any
+
+
+def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None, lock: int | None) -> int:
     """Prepare database, token and schema; then serve, run a flask command, or stop there (migrate)."""
     if embedded is not None:
         os.environ["DATABASE_URL"] = _start_embedded(embedded)
-    os.environ["ADMIN_TOKEN"] = _admin_token()
+    os.environ["ADMIN_TOKEN"] = _admin_token(announce=args.command == "serve")
     try:
         Config.from_env()  # every setting checked once, here, rather than failing in each worker
     except (InsecureConfiguration, ValueError) as exc:
@@ -72,7 +129,7 @@ def _run(args: argparse.Namespace, embedded: EmbeddedPostgres | None) -> int:
         return _flask(args.flask_args)
     if args.command == "migrate":
         return 0
-    return _serve()
+    return _serve(lock)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -97,10 +154,16 @@ def _start_embedded(embedded: EmbeddedPostgres) -> str:
     return url
 
 
-def _admin_token() -> str:
-    """Resolve the admin token and say where it comes from; echo it only if we generated it."""
+def _admin_token(announce: bool) -> str:
+    """Resolve the admin token; if `announce`, say where it comes from, echoing it only if we generated it.
+
+    Only the server's start announces it: the maintenance commands' output (migrate, check, purge-keys)
+    ends up in cron mail and CI logs, where a token must never be.
+    """
     from_env = bool(os.environ.get("ADMIN_TOKEN"))
     token = resolve_admin_token(INSTANCE_DIR)
+    if not announce:
+        return token
     if from_env:
         _say("Admin token: from the ADMIN_TOKEN variable")
     else:
@@ -126,12 +189,14 @@ def _flask(flask_args: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "flask", "--app", "wsgi", *flask_args], cwd=ROOT)
 
 
-def _serve() -> int:
-    """Run gunicorn in the foreground, stopping it gracefully on Ctrl-C or SIGTERM; return its exit code.
+def _serve(lock: int | None) -> int:
+    """Run gunicorn in the foreground, stopping it gracefully on Ctrl-C, SIGTERM or SIGHUP; its exit code.
 
     gunicorn treats SIGINT as a quick shutdown that cuts requests short and SIGTERM as a graceful one
     that lets them finish, so every stop is passed on as SIGTERM; and gunicorn runs in a session of
-    its own, so that the terminal's Ctrl-C reaches only us and not it directly.
+    its own, so that the terminal's Ctrl-C reaches only us and not it directly. Should we die without
+    passing it on (SIGKILL), gunicorn stops by itself: see LIFELINE_FD_VARIABLE. The checkout's `lock`,
+    if any, goes to gunicorn too, so that it is held until the last of its processes is gone.
     """
     gunicorn: subprocess.Popen[bytes] | None = None
     early: list[int] = []
@@ -143,16 +208,36 @@ def _serve() -> int:
         else:
             gunicorn.send_signal(signal.SIGTERM)  # gunicorn drains its workers; we wait for it below
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
     _prepare_metrics_dir()
+    ready, ready_for_gunicorn = os.pipe()
+    lifeline_for_gunicorn, lifeline = os.pipe()  # ours stays open, uninherited, while gunicorn runs
+    os.environ[READY_FD_VARIABLE] = str(ready_for_gunicorn)
+    os.environ[LIFELINE_FD_VARIABLE] = str(lifeline_for_gunicorn)
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True,
+        pass_fds=[ready_for_gunicorn, lifeline_for_gunicorn, *([lock] if lock is not None else [])],
     )
+    for fd in (ready_for_gunicorn, lifeline_for_gunicorn):
+        os.close(fd)
     for signum in early:
         gunicorn.send_signal(signum)
-    _say(f"Serving on http://127.0.0.1:{_port()} (Ctrl-C to stop)")
+    try:
+        return _report_serving(gunicorn, ready)
+    finally:
+        os.close(lifeline)
+
+
+def _report_serving(gunicorn: subprocess.Popen[bytes], ready: int) -> int:
+    """Say "Serving on" once gunicorn has bound its port, or that it never did; wait for its exit code."""
+    with os.fdopen(ready, "rb") as pipe:
+        bound = bool(pipe.read())  # b"" if gunicorn exits first: it could not bind, or was stopped
+    if bound:
+        _say(f"Serving on http://127.0.0.1:{_port()} (Ctrl-C to stop)")
     code = gunicorn.wait()
+    if not bound and code > 0:  # gunicorn's own failure (a stop we passed on ends in 0 or a signal)
+        _say(f"error: gunicorn exited before serving on port {_port()}; its messages above say why")
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
 
 

@@ -21,12 +21,24 @@ from flask_smorest import Api
 from app.web.errors import PROBLEM_JSON, codes_for
 from app.web.request_context import SANE_REQUEST_ID
 from app.web.limits import API_PREFIX
-from app.web.schemas import ProblemSchema
+from app.web.schemas import ActingUserId, ProblemSchema
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
 SWAGGER_UI_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
-ADMIN_SECURITY = [{"adminToken": []}]
+# Security requirements, alternatives: the static ADMIN_TOKEN, or a JWT with the scope listed.
+ADMIN_SECURITY = [{"adminToken": []}, {"bearerJwt": ["events:admin"]}]
+# AUTH_MODE=jwt: the user's own token, or a partner backend's with bookings:any.
+USER_SECURITY = [{"bearerJwt": []}, {"bearerJwt": ["bookings:any"]}]
+SECURITY_SCHEMES = {
+    "adminToken": {"type": "http", "scheme": "bearer"},  # the static ADMIN_TOKEN, admin routes only
+    "bearerJwt": {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "With AUTH_MODE=jwt: an access token from the identity provider. Its `sub` is the acting "
+        "user; its `scope` (space-separated) may hold `bookings:any` (act for any user) or `events:admin`. "
+        "With AUTH_MODE=open no token is checked, except ADMIN_TOKEN on admin routes.",
+    },
+}
 LOCATION_HEADER = {"description": "The new event's status URL", "schema": {"type": "string"}}
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event is sold out.
@@ -34,7 +46,14 @@ Book tickets for events, with a first-come-first-served waiting list once an eve
 Every error is `application/problem+json` (RFC 9457) with a stable machine-readable `code` and the
 `requestId` to quote when reporting it. Every response carries `X-Request-ID`: the client's own when
 it sent a sane one (1..128 of `A-Z a-z 0-9 . _ : -`), else a generated one. Routes under `/api/` are
-rate limited per client: a `429` carries `Retry-After` and the `X-RateLimit-*` headers.
+rate limited per client (per token `sub` when a valid token is sent): a `429` carries `Retry-After`
+and the `X-RateLimit-*` headers.
+
+Identity (`AUTH_MODE`): with `jwt`, every `/api/` route but `GET /api/status/{eventId}` needs
+`Authorization: Bearer <JWT>`; a token acts for its own `sub`, the `bookings:any` scope for any user,
+`events:admin` (or the static admin token) on the admin routes. `401 unauthorized` for a missing or
+invalid token, `403 forbidden` for a valid one without the right. With `open` (v1), the body's `userId`
+is trusted.
 """
 
 REQUEST_ID_HEADER = {
@@ -56,17 +75,23 @@ RATE_LIMIT_HEADERS = {
 }
 # Headers that a status always carries, besides X-Request-ID.
 STATUS_HEADERS = {
+    401: {"WWW-Authenticate": {"description": 'The bearer challenge: `Bearer error="invalid_token"` with AUTH_MODE=jwt, '
+                               '`Bearer realm="admin"` with AUTH_MODE=open', "schema": {"type": "string"}}},
     429: {"Retry-After": RETRY_AFTER_HEADER, **RATE_LIMIT_HEADERS},
     503: {"Retry-After": RETRY_AFTER_HEADER},
 }
 
 
-def settings() -> dict:
-    """flask-smorest settings: the document, and Swagger UI pointed at the app's own copy of its files."""
+def settings(jwt_mode: bool) -> dict:
+    """flask-smorest settings: the document, and Swagger UI pointed at the app's own copy of its files.
+
+    With AUTH_MODE=open the document is v1's: no JWT scheme, since no route checks one.
+    """
+    schemes = SECURITY_SCHEMES if jwt_mode else {"adminToken": SECURITY_SCHEMES["adminToken"]}
     return {
         "API_SPEC_OPTIONS": {
             "info": {"description": DESCRIPTION},
-            "components": {"securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
+            "components": {"securitySchemes": schemes},
         },
         "OPENAPI_SWAGGER_UI_PATH": DOCS_PATH,
         "OPENAPI_SWAGGER_UI_URL": ASSETS_PATH + "/",
@@ -80,7 +105,8 @@ def create_api(app: Flask) -> Api:
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_DIST, static_url_path=ASSETS_PATH)
     )
-    return ProblemApi(app, spec_kwargs={"extra_plugins": [CrossCuttingPlugin()]})
+    plugin = CrossCuttingPlugin(jwt_mode="bearerJwt" in app.config["API_SPEC_OPTIONS"]["components"]["securitySchemes"])
+    return ProblemApi(app, spec_kwargs={"extra_plugins": [plugin]})
 
 
 class ProblemApi(Api):
@@ -117,8 +143,23 @@ def problem_response(status: HTTPStatus) -> dict:
 class CrossCuttingPlugin(BasePlugin):
     """Documents on every operation what the request plumbing, not the view, adds to it."""
 
+    def __init__(self, jwt_mode: bool) -> None:
+        self.jwt_mode = jwt_mode
+
+    def schema_helper(self, name, definition, schema=None, **kwargs):
+        """AUTH_MODE=open: a userId that jwt mode lets a token supply is required, as in v1."""
+        if self.jwt_mode or schema is None:
+            return None
+        instance = schema() if isinstance(schema, type) else schema
+        acting = [field.data_key or key for key, field in instance.fields.items() if isinstance(field, ActingUserId)]
+        if not acting:
+            return None
+        return {"required": [*definition.get("required", []), *acting]}
+
     def operation_helper(self, path=None, operations=None, **kwargs):
         for method, operation in (operations or {}).items():
+            if not self.jwt_mode:
+                _without_jwt(operation)
             operation.setdefault("parameters", []).append(REQUEST_ID_PARAMETER)
             responses = operation.setdefault("responses", {})
             for response in responses.values():
@@ -137,3 +178,14 @@ class CrossCuttingPlugin(BasePlugin):
         if method == "post":
             errors += [413, 415]  # MAX_BODY_BYTES; app/web/request_context.py's JSON-only rule
         return errors
+
+
+def _without_jwt(operation: dict) -> None:
+    """AUTH_MODE=open: only the admin token is ever checked, and 403 never answered."""
+    security = [requirement for requirement in operation.get("security", []) if "bearerJwt" not in requirement]
+    operation.pop("security", None)
+    responses = operation.get("responses", {})
+    for status in (403, "403") if security else (401, "401", 403, "403"):
+        responses.pop(status, None)
+    if security:
+        operation["security"] = security

@@ -36,7 +36,7 @@ from app.booking import services
 from app.booking.announcements import announce
 from app.booking.domain import DomainError
 from app.database.engine import db, sqlstate
-from app.web import errors
+from app.web import errors, identity
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -164,8 +164,9 @@ def perform(write: services.Write, key: RequestKey | None, render: Render) -> Re
 def _request_key(idempotency_key: str | None) -> RequestKey | None:
     if idempotency_key is None:
         return None
+    key = identity.scoped_idempotency_key(idempotency_key)  # one user's key never replays another's
     # silent: a POST that takes no body (app/web/request_context.py, takes_no_body) has none to read.
-    return RequestKey(idempotency_key, fingerprint(request.method, request.path, request.get_json(silent=True)))
+    return RequestKey(key, fingerprint(request.method, request.path, request.get_json(silent=True)))
 
 
 def _respond_once(conn: Connection, key: RequestKey, write: services.Write, render: Render):

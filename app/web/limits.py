@@ -7,7 +7,8 @@ by spreading requests over endpoints:
 - RATE_LIMIT_WRITE, tighter, on the writes (POST): each takes the event's row lock and writes to
   the database, while reads are single primary-key lookups.
 
-The client is the peer address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
+The client is the token's `sub` when the request carries a valid one (AUTH_MODE=jwt), else the peer
+address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
 it from that many X-Forwarded-For entries, counted from the right (the ones our proxies appended);
 with the default of 0 the header is ignored, so a client cannot dodge its limit by forging it.
 """
@@ -33,7 +34,7 @@ def init_app(app: Flask, config) -> None:
     if config.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     limiter = Limiter(
-        get_remote_address,
+        _client_key,
         # flask-limiter skips a request that matched no route (no endpoint); name it, so it counts.
         request_identifier=lambda: request.endpoint or "unmatched",
         application_limits=_budgets(config),
@@ -50,6 +51,12 @@ def init_app(app: Flask, config) -> None:
     app.after_request(_retry_after_only_when_limited)
     limiter.init_app(app)
     app.after_request(_remember_own_retry_after)
+
+
+def _client_key() -> str:
+    """The token's sub when app/web/identity.py verified one (AUTH_MODE=jwt), else the client address."""
+    sub = getattr(g.get("caller"), "sub", None)
+    return f"sub:{sub}" if sub else get_remote_address()
 
 
 def _budgets(config) -> list[ApplicationLimit]:

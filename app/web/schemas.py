@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from marshmallow import Schema, ValidationError, fields, post_dump, validate
+from flask import current_app, has_app_context
+from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
 # Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
 # category lookup, so that the OpenAPI document states (as `pattern`) the rule that validation applies.
@@ -50,12 +51,13 @@ class UtcDateTime(fields.DateTime):
         return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def text_field(max_length: int, example: str, **kwargs) -> fields.String:
+def text_field(max_length: int, example: str, cls=fields.String, description: str = "", **kwargs) -> fields.String:
     """1..max_length characters of text, Unicode allowed, no control characters (stated as `pattern`)."""
-    return fields.String(
+    return cls(
         validate=[validate.Length(min=1, max=max_length), no_control_characters],
         metadata={
-            "description": f"1..{max_length} characters, Unicode allowed, no control characters",
+            "description": f"1..{max_length} characters, Unicode allowed, no control characters"
+            + (f". {description}" if description else ""),
             "pattern": NO_CONTROL_CHARACTERS,
             "example": example,
         },
@@ -65,6 +67,20 @@ def text_field(max_length: int, example: str, **kwargs) -> fields.String:
 
 def user_id_field(**kwargs) -> fields.String:
     return text_field(128, "user-123", **kwargs)
+
+
+class ActingUserId(fields.String):
+    """The body's userId: required with AUTH_MODE=open (v1); optional with AUTH_MODE=jwt, where an
+    absent one means the token's `sub` (app/web/identity.py)."""
+
+    def _validate_missing(self, value) -> None:
+        if value is missing and not _jwt_mode():
+            raise self.make_error("required")
+        super()._validate_missing(value)
+
+
+def _jwt_mode() -> bool:
+    return has_app_context() and current_app.config.get("AUTH_MODE") == "jwt"
 
 
 class InitializeRequest(Schema):
@@ -83,13 +99,23 @@ class BookingRequest(Schema):
             "example": "3f8a1c9e-5b7d-4e2f-9a6c-1d0b8e7f4a25",
         },
     )
-    user_id = user_id_field(data_key="userId", required=True)
+    user_id = text_field(
+        128, "user-123", cls=ActingUserId, data_key="userId",
+        description="Required with AUTH_MODE=open. With AUTH_MODE=jwt: absent means the token's `sub`; another "
+        "user needs the `bookings:any` scope, which in turn requires it",
+    )
 
 
 class BookingPath(Schema):
     """The path of /api/booking-status; its names match the route's so the parsed values replace them."""
 
     event_id = fields.String(required=True)
+    user_id = user_id_field(required=True)
+
+
+class UserPath(Schema):
+    """The path of /api/users/<userId>/bookings."""
+
     user_id = user_id_field(required=True)
 
 
@@ -147,15 +173,15 @@ class CancellationSchema(Schema):
     )
 
 
+def page_limit_field() -> fields.Integer:
+    return fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={"example": 100})
+
+
 def next_after_field() -> fields.Integer:
     return fields.Integer(
         data_key="nextAfter", allow_none=True, required=True,
         metadata={"description": "`after` for the next page; null on the last page"},
     )
-
-
-def page_limit() -> fields.Integer:
-    return fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={"example": 100})
 
 
 def seq_after() -> fields.Integer:
@@ -168,7 +194,7 @@ def seq_after() -> fields.Integer:
 
 class HistoryQuery(Schema):
     after = seq_after()
-    limit = page_limit()
+    limit = page_limit_field()
 
 
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
@@ -216,6 +242,20 @@ class HistoryPageSchema(Schema):
     next_after = next_after_field()
 
 
+class UserBookingsQuery(Schema):
+    after = fields.Integer(
+        load_default=None, validate=validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "Return the bookings older than this cursor: the `nextAfter` of the previous page; "
+                  "absent for the newest"},
+    )
+    limit = page_limit_field()
+
+
+class UserBookingsPageSchema(Schema):
+    bookings = fields.List(fields.Nested(BookingSchema), required=True)
+    next_after = next_after_field()
+
+
 class StrictBoolean(fields.Boolean):
     """`true` or `false` in the JSON, not `1`, `"yes"` or `"true"`."""
 
@@ -232,7 +272,7 @@ class EventsQuery(Schema):
         metadata={"description": "Return the events older than this one: the `nextAfter` of the previous page; "
                   "absent for the first"},
     )
-    limit = page_limit()
+    limit = page_limit_field()
 
 
 class EventsPageSchema(Schema):
@@ -260,7 +300,7 @@ class EventUpdateSchema(Schema):
 
 class WaitingListQuery(Schema):
     after = seq_after()
-    limit = page_limit()
+    limit = page_limit_field()
 
 
 class WaitingEntrySchema(Schema):
@@ -282,7 +322,7 @@ class WaitingListPageSchema(Schema):
 class BookingsQuery(Schema):
     status = fields.String(validate=validate.OneOf(BOOKING_STATUSES))
     after = seq_after()
-    limit = page_limit()
+    limit = page_limit_field()
 
 
 class BookingRowSchema(Schema):

@@ -70,14 +70,19 @@ def admin(cluster, addresses) -> Api:
 @pytest.fixture(scope="session")
 def user_api(cluster, addresses) -> Callable[[], Api]:
     """A client on an address of its own, as each real user would be."""
-    return lambda: Api(cluster.base_url, addresses.next())
+    return lambda: Api(cluster.base_url, addresses.next(), tokens=user_tokens(cluster))
+
+
+def user_tokens(cluster: Cluster):
+    """Each user's own token when the cluster runs in jwt mode (its default), else None."""
+    return cluster.jwks.token if cluster.jwks is not None else None
 
 
 @pytest.fixture(scope="session")
 def idempotency_supported(cluster, admin, addresses) -> bool:
     """Whether the service replays a repeated Idempotency-Key (issue 4), found out over HTTP."""
     event_id = admin.initialize(1)
-    api, key = Api(cluster.base_url, addresses.next()), {"Idempotency-Key": uuid.uuid4().hex}
+    api, key = Api(cluster.base_url, addresses.next(), tokens=user_tokens(cluster)), {"Idempotency-Key": uuid.uuid4().hex}
     api.book(event_id, "probe", key)
     return api.book(event_id, "probe", key).headers.get("idempotent-replayed") == "true"
 

@@ -11,7 +11,7 @@ from tests.helpers.database import waiting_sessions
 from tests.helpers.waiting import wait_until
 
 
-def test_a_booking_aborted_by_a_deadlock_is_retried_and_succeeds(app, engine, new_event, capsys):
+def test_a_booking_aborted_by_a_deadlock_is_retried_and_succeeds(app, engine, new_event, stored_key, capsys):
     event = new_event(1)
     booking = {"eventId": event["id"], "userId": "deadlocked"}
     headers = {"Idempotency-Key": "deadlock"}
@@ -22,7 +22,8 @@ def test_a_booking_aborted_by_a_deadlock_is_retried_and_succeeds(app, engine, ne
             wait_until(lambda: waiting_sessions(engine), "the booking, its key claimed, waits for the event")
             # Now wait for the key the booking holds: a cycle. PostgreSQL breaks it by aborting the
             # booking, which waited first; this transaction then gets the key, and lets go of both.
-            other.execute(text("INSERT INTO idempotency_keys (key, fingerprint) VALUES ('deadlock', 'x')"))
+            other.execute(text("INSERT INTO idempotency_keys (key, fingerprint) VALUES (:key, 'x')"),
+                          {"key": stored_key("deadlock")})
             transaction.rollback()
 
         assert response.result().status_code == 201

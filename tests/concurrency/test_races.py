@@ -11,29 +11,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
 from app.booking.services import BOOK, CANCEL, BookTicket, CancelBooking, OpenEvent, get_booking
 from app.database.group_commit import Batcher
 from app.database.tables import booking_events, bookings, events
 from tests.helpers.database import count_rows
-from tests.helpers.races import BARRIER_TIMEOUT_S, race
+from tests.helpers.races import THREADS, race
 
-THREADS = 64  # one pooled connection each
-
-# --- the race harness ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def race_engine(database_url):
-    """A connection per thread, opened before the first race so that every thread contends at once."""
-    engine = create_engine(database_url, pool_size=THREADS, max_overflow=0, pool_timeout=BARRIER_TIMEOUT_S)
-    warm = [engine.connect() for _ in range(THREADS)]
-    for conn in warm:
-        conn.close()
-    yield engine
-    engine.dispose()
+# --- the race harness (race_engine, a connection per thread, is in tests/concurrency/conftest.py) ---
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +65,24 @@ def post_chunked(base_url: str, path: str, raw: bytes, chunk_bytes: int = 8192) 
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def exchange(port: int, data: bytes, timeout: float = REQUEST_TIMEOUT_S) -> tuple[http.client.HTTPResponse, bytes]:
+    """Send `data` as it is, byte for byte, on a new connection; the response and its body.
+
+    For what a client library refuses to send: oversized lines, malformed headers, bad framing.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        response = read_response(sock)
+        return response, response.read()
+
+
+def read_response(sock: socket.socket) -> http.client.HTTPResponse:
+    """The HTTP response arriving on `sock`, its status and headers read (its body is left to read)."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
 
 
 class Gunicorn:
@@ -129,3 +148,74 @@ class Gunicorn:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# `make run`'s launcher with its instance/ folder (admin token, metrics, embedded PostgreSQL, lock) elsewhere.
+LAUNCH = (
+    "import sys; from pathlib import Path; from app.operations import serve; "
+    "serve.INSTANCE_DIR = Path(sys.argv[1]); sys.exit(serve.main(['serve']))"
+)
+
+
+class Launcher:
+    """`python -m app.operations.serve` as `make run` runs it, on a free port, its messages collected."""
+
+    def __init__(self, instance_dir: Path, database_url: str | None, admin_token: str) -> None:
+        self.port, self.instance_dir = free_port(), instance_dir
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PORT": str(self.port), "ADMIN_TOKEN": admin_token, "WEB_CONCURRENCY": "2"}
+        for name in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
+            self.env.pop(name, None)
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
+        self.lines: list[str] = []
+        self.process: subprocess.Popen | None = None
+        self.known: list[psutil.Process] = []
+
+    def start(self) -> "Launcher":
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, str(self.instance_dir)], cwd=PROJECT_ROOT, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        self.reader = threading.Thread(target=self._collect, daemon=True)
+        self.reader.start()
+        return self
+
+    def _collect(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def messages(self) -> str:
+        return "".join(self.lines)
+
+    def server_processes(self) -> list[psutil.Process]:
+        """gunicorn's master and workers (the embedded PostgreSQL detaches: not among them), remembered so
+        that kill() finds them even once they are orphaned."""
+        self.known = psutil.Process(self.process.pid).children(recursive=True)
+        return self.known
+
+    def kill(self) -> None:
+        """SIGKILL the launcher and whatever it started that still runs."""
+        if self.process.poll() is None:
+            self.server_processes()
+            self.process.kill()
+        for process in running(self.known):
+            process.kill()
+        self.process.wait()
+        self.reader.join(timeout=STARTUP_DEADLINE_S)  # its pipe ends once all of them are gone
+        self.process.stderr.close()
+
+
+def running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of `processes` still running (a zombie, dead and not yet reaped, is not)."""
+    alive = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive

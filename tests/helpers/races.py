@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 BARRIER_TIMEOUT_S = 30
+THREADS = 64  # the races' threads, each on a pooled connection of its own (race_engine)
 
 
 def race(jobs: list) -> list:

@@ -75,6 +75,14 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             ["the user already held", "is missing in the table but waiting in the ledger"],
         ),
         (
+            "UPDATE events SET waiting_tickets = 3, queue_joined_tickets = 3 WHERE id = :event",
+            ["waitingTickets 3 but the waiting entries want 2"],
+        ),
+        (
+            f"UPDATE bookings SET queue_ordinal = 2, queue_tickets_before = 1 WHERE id = {booking_of('w1')}",
+            ["is at 1 with 0 tickets ahead, but the queue's counters say (2, 1)"],
+        ),
+        (
             "UPDATE events SET total_tickets = 2, available_tickets = 1 WHERE id = :event",
             # Without a capacity change in the ledger, the replay starts from the row's total.
             ["2 waiting while 1 tickets are available", "the ledger ends with a freed ticket not passed"],
@@ -96,7 +104,8 @@ def test_an_untouched_event_has_no_problem(engine, queue):
         ),
     ],
     ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged",
-         "capacity-unrecorded", "capacity-raise-without-promotion", "cancel-unrecorded", "booked-while-closed"],
+         "waiting-tickets-miscounted", "place-miscounted", "capacity-unrecorded", "capacity-raise-without-promotion",
+         "cancel-unrecorded", "booked-while-closed"],
 )
 def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, tampering, expected):
     found = "\n".join(problems_after(engine, queue, tampering))
@@ -114,6 +123,17 @@ def test_check_finds_negative_available_tickets_even_without_the_constraint_that
     )
 
     assert f"event {event_id}: availableTickets is negative (-1)" in problems_after(engine, event_id, oversold)
+
+
+def test_check_finds_waiting_entries_without_a_place_even_without_the_constraint_that_forbids_them(engine, queue):
+    placeless = (
+        "ALTER TABLE bookings DROP CONSTRAINT ck_bookings_waiting_has_a_place;"
+        "UPDATE bookings SET queue_ordinal = NULL WHERE event_id = :event"
+    )
+
+    found = "\n".join(problems_after(engine, queue, placeless))
+
+    assert "but the queue's counters say None" in found and "1 more waiting entries are misplaced" in found
 
 
 def test_check_finds_a_promotion_that_skipped_the_oldest_waiter(engine, queue):

@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, text
 
 from app.config import PROJECT_ROOT
 from app.database.tables import metadata
+from app.operations import audit
 from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.queue import book_sql, booking_rows, open_event, queue_violations
 
 OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
@@ -151,3 +153,37 @@ def test_each_downgrade_restores_the_functions_and_objects_of_the_revision_befor
         migrate(scratch_url, previous, "downgrade")
 
         assert catalog(scratch_url) == expected[previous], previous
+
+
+ALEMBIC_VERSION = text("SELECT version_num FROM alembic_version")
+
+
+def test_downgrade_below_0008_refuses_while_a_booking_holds_several_tickets(scratch_url):
+    migrate(scratch_url, "head")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        book_sql(conn, open_event(conn, 5), "a", 2)
+
+    with pytest.raises(RuntimeError, match=r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets"):
+        migrate(scratch_url, "0007", "downgrade")
+
+    assert query_set(scratch_url, ALEMBIC_VERSION) == {(revisions_in_order()[-1],)}
+    engine.dispose()
+
+
+def test_upgrading_to_0008_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
+    migrate(scratch_url, "0007")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        event = conn.execute(text("INSERT INTO events (total_tickets, available_tickets) VALUES (1, 1) RETURNING id"))
+        event = event.scalar_one()
+        for call, user in [("book_ticket", user) for user in "abcd"] + [("cancel_booking", "c")]:
+            conn.execute(text(f"SELECT * FROM {call}(:event, :user, 'v1')"), {"event": event, "user": user})
+    migrate(scratch_url, "head")
+
+    with engine.connect() as conn:
+        places = [(row.user_id, row.quantity, row.waiting_position, row.tickets_ahead) for row in booking_rows(conn, event)]
+        assert queue_violations(conn, event) == []
+    assert places == [("a", 1, None, None), ("b", 1, 1, 0), ("c", 1, None, None), ("d", 1, 2, 1)]
+    assert audit.check(engine).problems == []
+    engine.dispose()

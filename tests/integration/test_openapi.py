@@ -35,7 +35,7 @@ def test_openapi_document_is_valid_openapi_3(document):
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
         "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
-        "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index",
+        "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
         "EventsPage", "EventPatchRequest", "EventUpdate", "WaitingListPage", "WaitingEntry", "BookingsPage",
         "BookingRow",
     }
@@ -45,6 +45,7 @@ def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
         "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
         "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history", "/",
+        "/api/users/{user_id}/bookings",
         "/api/events", "/api/events/{event_id}", "/api/events/{event_id}/cancel", "/api/events/{event_id}/waiting-list",
         "/api/events/{event_id}/bookings",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -20,10 +21,11 @@ class FakeGunicorn:
         self.code, self.signals, self.argv = code, [], None
         self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
 
-    def __call__(self, argv, cwd, start_new_session):
+    def __call__(self, argv, cwd, start_new_session, pass_fds):
         self.argv, self.own_session = argv, start_new_session
         if self.signal_during_spawn is not None:
             signal.raise_signal(self.signal_during_spawn)  # before serve.py holds the child's handle
+        os.write(int(os.environ[serve.READY_FD_VARIABLE]), b"ready")  # as gunicorn.conf.py's when_ready does
         return self
 
     def send_signal(self, signum: int) -> None:
@@ -40,10 +42,11 @@ class FakeGunicorn:
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, scratch):
     """No .env, a scratch instance/ folder, and the process's signal handlers put back afterwards."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV"):
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV",
+                 serve.READY_FD_VARIABLE, serve.LIFELINE_FD_VARIABLE):
         monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
         monkeypatch.delenv(name)
     yield
@@ -100,11 +103,23 @@ def test_a_signal_during_the_spawn_reaches_gunicorn_too(monkeypatch, database_ur
     assert gunicorn.signals == [signal.SIGTERM]
 
 
-def test_migrate_generates_and_prints_the_admin_token(monkeypatch, database_url, capsys):
+def test_serve_prints_the_admin_token_it_generated(monkeypatch, database_url, capsys):
     monkeypatch.setenv("DATABASE_URL", database_url)
-    assert serve.main(["migrate"]) == 0
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=FakeGunicorn()))
+    assert serve.main(["serve"]) == 0
     token = (serve.INSTANCE_DIR / "admin_token").read_text().strip()
     assert f"Admin token: {token} (from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv", [["migrate"], ["flask", "check"], ["flask", "purge-idempotency-keys"]], ids=["migrate", "check", "purge"]
+)
+def test_maintenance_commands_never_print_the_admin_token(monkeypatch, database_url, capfd, argv):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert serve.main(argv) == 0
+    token = (serve.INSTANCE_DIR / "admin_token").read_text().strip()  # generated all the same, for `make run`
+    output = capfd.readouterr()
+    assert token not in output.out + output.err and "Admin token" not in output.err
 
 
 def test_embedded_postgres_is_started_and_stopped(monkeypatch, scratch, capsys):
@@ -181,7 +196,8 @@ def test_flask_runs_a_flask_command_against_the_prepared_database(monkeypatch, d
 
 
 @pytest.mark.parametrize(
-    "name, value", [("RATE_LIMIT", "lots please"), ("MAX_BODY_BYTES", "64k"), ("TRUSTED_PROXIES", "-1")]
+    "name, value",
+    [("RATE_LIMIT", "lots please"), ("MAX_BODY_BYTES", "64k"), ("TRUSTED_PROXIES", "-1"), ("BODY_TIMEOUT", "0s")],
 )
 def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatch, database_url, capsys, name, value):
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -190,3 +206,56 @@ def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatc
     monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
     assert serve.main(["serve"]) == 1
     assert f"error: {name}" in capsys.readouterr().err and gunicorn.argv is None
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({}, "needs AUTH_MODE set explicitly"),
+    ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, "refuses AUTH_JWT_SECRET"),
+])
+def test_production_mode_refuses_to_start_without_a_real_identity_setting(monkeypatch, database_url, capsys,
+                                                                         settings, message):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("ADMIN_TOKEN", "k" * 40)
+    for name in ("AUTH_MODE", "AUTH_JWKS_URL", "AUTH_JWT_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main([]) == 1
+    assert message in capsys.readouterr().err and gunicorn.argv is None
+
+
+@pytest.fixture
+def locked_checkout(scratch):
+    """instance/serve.lock held as a running `make run` holds it (another open file: flock tells them apart)."""
+    (scratch / "instance").mkdir()
+    fd = os.open(scratch / "instance" / serve.SERVE_LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"port 8123, pid 4242")
+    yield
+    os.close(fd)
+
+
+def test_serve_refuses_while_another_serve_holds_the_checkout_and_touches_no_database(
+    monkeypatch, scratch, capsys, locked_checkout
+):
+    gunicorn = FakeGunicorn()
+    monkeypatch.setattr(serve, "subprocess", SimpleNamespace(Popen=gunicorn))
+    assert serve.main(["serve"]) == 1
+    assert "error: another `make run` is serving from this checkout (port 8123, pid 4242)" in capsys.readouterr().err
+    assert gunicorn.argv is None and not (scratch / "instance" / "pgdata").exists()
+
+
+def test_a_command_leaves_the_database_it_started_running_while_a_serve_holds_the_checkout(
+    scratch, capsys, locked_checkout
+):
+    database = EmbeddedPostgres(scratch / "instance" / "pgdata")
+    try:
+        assert serve.main(["migrate"]) == 0  # it started the server, which a `make run` then adopted
+        assert "Embedded PostgreSQL started" in capsys.readouterr().err
+        database.start()
+        assert database.adopted
+    finally:
+        database.stop()

@@ -20,6 +20,25 @@ def replay(total_tickets: int, *steps: str) -> list[str]:
     return [problem for entry in entries(*steps) for problem in replayer.apply(entry)]
 
 
+def test_a_history_of_several_tickets_and_partial_cancels_replays_without_a_problem():
+    history = ["booked b1 a 3", "waitlisted b2 b 3", "waitlisted b3 c 1", "reduced b2 b 1", "reduced b1 a 1",
+               "promoted b2 b 2", "cancelled b1 a 2", "promoted b3 c 1", "booked b4 d 1"]
+
+    assert replay(4, *history) == []
+
+
+def test_the_rule_confirms_from_the_head_while_it_fits_and_stops_at_the_first_that_does_not():
+    rule = Replay(4)
+    statuses = [rule.book(booking, user, quantity)
+                for booking, user, quantity in [("b1", "a", 4), ("b2", "b", 2), ("b3", "c", 1), ("b4", "d", 3), ("b5", "e", 1)]]
+
+    promoted = rule.cancel("b1", 3)  # 3 free: b2 (2) and b3 (1) fit, b4 (3) does not, b5 (1) must not overtake it
+
+    assert statuses == ["confirmed", "waiting", "waiting", "waiting", "waiting"]
+    assert (promoted, rule.queue, rule.available) == (["b2", "b3"], ["b4", "b5"], 0)
+    assert (rule.position("b5"), rule.tickets_ahead("b5"), rule.waiting_tickets) == (2, 3, 4)
+
+
 def test_a_history_the_rules_allow_replays_without_a_problem():
     history = ["booked b1 a", "waitlisted b2 b", "waitlisted b3 c", "cancelled b1 a", "promoted b2 b",
                "cancelled b3 c", "cancelled b2 b", "booked b4 a"]
@@ -38,6 +57,15 @@ def test_a_history_the_rules_allow_replays_without_a_problem():
         (2, ["booked b1 a", "cancelled b1 a", "cancelled b1 a"], ["the booking was cancelled"]),
         (2, ["booked b1 a", "cancelled b1 b"], ["booking b1 belongs to 'a', not 'b'"]),
         (2, ["promoted b1 a"], ["no ticket had been freed for it"]),
+        (3, ["booked b1 a 2", "waitlisted b2 b 2", "promoted b2 b 2"], ["no ticket had been freed for it"]),
+        (3, ["booked b1 a 2", "waitlisted b2 b 3", "waitlisted b3 c 1", "promoted b3 c"], ["b2 had waited longer"]),
+        (3, ["booked b1 a 2", "waitlisted b2 b 3", "booked b3 c 1"], ["b2 was waiting"]),
+        (3, ["booked b1 a 2", "booked b2 b 2"], ["only 1 tickets were left"]),
+        (3, ["booked b1 a 2", "reduced b1 a 2"], ["a partial cancel of 2 when it held 2"]),
+        (3, ["reduced b1 a 1"], ["the booking was never booked"]),
+        (3, ["booked b1 a 2", "cancelled b1 a 1"], ["it gave up 1 of the 2 tickets it held"]),
+        (3, ["booked b1 a 2", "waitlisted b2 b 2", "reduced b1 a 1", "promoted b2 b 1"],
+         ["it was promoted with 1 tickets but wanted 2"]),
         (
             1,
             ["booked b1 a", "waitlisted b2 b", "cancelled b1 a", "booked b3 c"],

@@ -23,10 +23,11 @@ def test_config_from_env_reads_every_variable():
         "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
         "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
         "RATE_LIMIT_WRITE": "5 per second", "RATE_LIMIT_KEY_PREFIX": "staging", "TRUSTED_PROXIES": "2",
-        "IDEMPOTENCY_RETENTION": "48h", "WRITE_CONCURRENCY": "3", "READ_PRIORITY_MS": "0",
+        "IDEMPOTENCY_RETENTION": "48h", "WRITE_CONCURRENCY": "3", "READ_PRIORITY_MS": "0", "BODY_TIMEOUT": "30s",
         "METRICS_TOKEN": "scrape-me",
     })
-    assert config.idempotency_retention_s == 48 * 3600 and config.metrics_token == "scrape-me"
+    assert (config.idempotency_retention_s, config.body_timeout_s) == (48 * 3600, 30)
+    assert config.metrics_token == "scrape-me"
     assert (config.write_concurrency, config.read_priority_ms) == (3, 0)
     assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
     assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
@@ -93,7 +94,9 @@ def test_production_mode_refuses_a_short_or_placeholder_admin_token(token):
 
 
 def test_production_mode_accepts_a_long_random_admin_token():
-    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production"})
+    config = Config.from_env(
+        {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open"}
+    )
     assert config.app_env == "production"
 
 

@@ -71,6 +71,14 @@ BEGIN
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
+    IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
+        -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
+        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql).
+        INSERT INTO queue_departures (event_id, node, entries, tickets)
+        SELECT p_event_id, 2 * d.node, d.entries, d.tickets
+          FROM queue_departures d
+         WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
+    END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
             p_request_id, p_quantity, changed_at);

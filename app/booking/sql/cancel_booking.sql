@@ -75,7 +75,7 @@ BEGIN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
         SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
-          FROM unnest(queue_cover_nodes(held.queue_ordinal)) AS node
+          FROM unnest(queue_cover_nodes(held.queue_ordinal, ev.queue_joined_entries)) AS node
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
@@ -84,22 +84,22 @@ BEGIN
             CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
             changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
-    SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-           array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-           array_agg(p.promoted_updated_at ORDER BY p.step)
-      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-      FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id, promoted_user_id,
-           promoted_quantity, promoted_created_at, promoted_updated_at, step);
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
+    IF available > 0 THEN
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
+    END IF;
+    IF promoted_tickets > 0 THEN
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
+               AS p (id, user_id, quantity, step)
+         ORDER BY p.step;
+    END IF;
     UPDATE events
        SET available_tickets = available - promoted_tickets,
            waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
@@ -110,7 +110,9 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    IF booking_status = 'waiting' THEN
+    IF booking_id = ANY (promoted_ids) THEN
+        booking_status := 'confirmed';  -- a head that shrank until it fitted
+    ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);
     END IF;

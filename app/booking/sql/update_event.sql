@@ -53,19 +53,14 @@ BEGIN
     available := ev.available_tickets + total - ev.total_tickets;
     -- Only a raise frees tickets: after a cut, or with the same total, the head still does not fit.
     IF total > ev.total_tickets THEN
-        SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-               array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-               array_agg(p.promoted_updated_at ORDER BY p.step)
-          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-          FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id,
-               promoted_user_id, promoted_quantity, promoted_created_at, promoted_updated_at, step);
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
     END IF;
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
     INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
     SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
       FROM (VALUES (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL::integer, NULL::integer,

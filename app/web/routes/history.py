@@ -1,6 +1,6 @@
 from app.booking import services
 from app.web.blueprint import Blueprint
-from app.web.auth import require_admin
+from app.web.identity import require_admin
 from app.web.docs import ADMIN_SECURITY
 from app.database.engine import db
 from app.web.schemas import HistoryPageSchema, HistoryQuery
@@ -10,7 +10,7 @@ blp = Blueprint("history", __name__, url_prefix="/api", description="The booking
 
 @blp.route("/events/<event_id>/history", methods=["GET"])
 @blp.response(200, HistoryPageSchema)
-@blp.problems(401, 404, 503)
+@blp.problems(401, 403, 404, 503)
 @blp.doc(security=ADMIN_SECURITY)
 @require_admin
 @blp.arguments(HistoryQuery, location="query", as_kwargs=True)

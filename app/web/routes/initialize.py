@@ -2,7 +2,7 @@ from flask import url_for
 
 from app.booking import services
 from app.web.blueprint import Blueprint
-from app.web.auth import require_admin
+from app.web.identity import require_admin
 from app.web.docs import ADMIN_SECURITY, LOCATION_HEADER
 from app.web.schemas import EventEnvelope, InitializeRequest
 
@@ -17,7 +17,7 @@ def with_location(event):
 @require_admin  # before anything else: a key's stored response is for admins only
 @blp.arguments(InitializeRequest)
 @blp.idempotent_response(201, EventEnvelope, present=with_location, headers={"Location": LOCATION_HEADER})
-@blp.problems(401, 409, 422, 503)
+@blp.problems(401, 403, 409, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
 def initialize(args):
     """Open an event (admin)

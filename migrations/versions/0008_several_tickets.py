@@ -1,7 +1,7 @@
 """Several tickets per booking, a strict first-come-first-served queue, and places that cost O(1).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 
 A booking holds `quantity` tickets, all or none (contract, "Several tickets per booking"). The
@@ -18,11 +18,12 @@ its lock. What left the queue since is subtracted: entries promoted (always from
 ahead of every waiting entry) are totals on the event row; entries that left from anywhere else (a
 waiting entry cancelled, or shrunk by a partial cancel) are counted in `queue_departures`, a
 Fenwick tree over ordinals, so "how many left ahead of ordinal o" is a sum of at most 31 nodes and
-recording a departure updates at most 31. Nothing costs more as the queue grows.
+recording a departure updates at most 1 + log2(ordinals given), as the tree grows with the queue.
+Nothing costs more as the queue grows, beyond that logarithm.
 
 Downgrade refuses, with the counts, while any booking or ledger entry concerns more than one ticket:
-the single-ticket schema cannot say what they hold. Otherwise it restores 0006's schema and
-functions exactly (events' max_per_booking, which nothing before 0007 reads, is dropped with it).
+the single-ticket schema cannot say what they hold. Otherwise it restores 0007's schema and
+functions exactly (events' max_per_booking, which nothing before 0008 reads, is dropped with it).
 """
 
 import sqlalchemy as sa
@@ -30,8 +31,8 @@ from alembic import op
 
 from app.database.functions import create_or_replace, drop
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -39,17 +40,33 @@ depends_on = None
 # app/booking/sql/<function>.sql file as of this revision.
 QUEUE_PREFIX_NODES = """
 CREATE OR REPLACE FUNCTION queue_prefix_nodes(p_ordinal bigint) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT array(SELECT (p_ordinal >> j) << j FROM generate_series(0, 30) AS j
-                  WHERE (p_ordinal >> j) & 1 = 1)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    nodes bigint[] := '{}';
+    node bigint := p_ordinal;
+BEGIN
+    WHILE node > 0 LOOP
+        nodes := nodes || node;
+        node := node & (node - 1);
+    END LOOP;
+    RETURN nodes;
+END
 $$;
 """
 
 QUEUE_COVER_NODES = """
-CREATE OR REPLACE FUNCTION queue_cover_nodes(p_ordinal bigint) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT array(SELECT (((p_ordinal - 1) >> j) << j) + (1::bigint << j) FROM generate_series(0, 30) AS j
-                  WHERE ((p_ordinal - 1) >> j) & 1 = 0)
+CREATE OR REPLACE FUNCTION queue_cover_nodes(p_ordinal bigint, p_joined bigint) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    nodes bigint[] := '{}';
+    node bigint := p_ordinal;
+BEGIN
+    WHILE node < 2 * p_joined LOOP
+        nodes := nodes || node;
+        node := node + (node & -node);
+    END LOOP;
+    RETURN nodes;
+END
 $$;
 """
 
@@ -118,6 +135,14 @@ BEGIN
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
+    IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
+        -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
+        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql).
+        INSERT INTO queue_departures (event_id, node, entries, tickets)
+        SELECT p_event_id, 2 * d.node, d.entries, d.tickets
+          FROM queue_departures d
+         WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
+    END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
             p_request_id, p_quantity, changed_at);
@@ -131,13 +156,20 @@ $$;
 """
 
 PROMOTE_WAITING = """
-CREATE OR REPLACE FUNCTION promote_waiting(p_event_id uuid, p_available integer, p_changed_at timestamptz)
-RETURNS TABLE (promoted_id uuid, promoted_user_id text, promoted_quantity integer,
-               promoted_created_at timestamptz, promoted_updated_at timestamptz)
+CREATE OR REPLACE FUNCTION promote_waiting(
+    p_event_id uuid, p_available integer, p_changed_at timestamptz,
+    OUT promoted_ids uuid[], OUT promoted_user_ids text[], OUT promoted_quantities integer[],
+    OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer)
 LANGUAGE plpgsql AS $$
 DECLARE
-    available integer := p_available;
+    head record;
 BEGIN
+    promoted_ids := '{}';
+    promoted_user_ids := '{}';
+    promoted_quantities := '{}';
+    promoted_created_ats := '{}';
+    promoted_updated_ats := '{}';
+    promoted_tickets := 0;
     LOOP
         -- The head (oldest waiting entry), confirmed only if it fits: the first that does not, stops.
         UPDATE bookings b SET status = 'confirmed', updated_at = p_changed_at
@@ -145,12 +177,15 @@ BEGIN
            AND b.id = (SELECT w.id FROM bookings w
                         WHERE w.event_id = p_event_id AND w.status = 'waiting'
                         ORDER BY w.seq LIMIT 1)
-           AND b.quantity <= available
-        RETURNING b.id, b.user_id, b.quantity, b.created_at, b.updated_at
-        INTO promoted_id, promoted_user_id, promoted_quantity, promoted_created_at, promoted_updated_at;
+           AND b.quantity <= p_available - promoted_tickets
+        RETURNING b.id, b.user_id, b.quantity, b.created_at, b.updated_at INTO head;
         EXIT WHEN NOT FOUND;
-        available := available - promoted_quantity;
-        RETURN NEXT;
+        promoted_ids := promoted_ids || head.id;
+        promoted_user_ids := promoted_user_ids || head.user_id;
+        promoted_quantities := promoted_quantities || head.quantity;
+        promoted_created_ats := promoted_created_ats || head.created_at;
+        promoted_updated_ats := promoted_updated_ats || head.updated_at;
+        promoted_tickets := promoted_tickets + head.quantity;
     END LOOP;
 END
 $$;
@@ -213,7 +248,7 @@ BEGIN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
         SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
-          FROM unnest(queue_cover_nodes(held.queue_ordinal)) AS node
+          FROM unnest(queue_cover_nodes(held.queue_ordinal, ev.queue_joined_entries)) AS node
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
@@ -222,22 +257,22 @@ BEGIN
             CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
             changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
-    SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-           array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-           array_agg(p.promoted_updated_at ORDER BY p.step)
-      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-      FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id, promoted_user_id,
-           promoted_quantity, promoted_created_at, promoted_updated_at, step);
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
+    IF available > 0 THEN
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
+    END IF;
+    IF promoted_tickets > 0 THEN
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
+               AS p (id, user_id, quantity, step)
+         ORDER BY p.step;
+    END IF;
     UPDATE events
        SET available_tickets = available - promoted_tickets,
            waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
@@ -248,7 +283,9 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    IF booking_status = 'waiting' THEN
+    IF booking_id = ANY (promoted_ids) THEN
+        booking_status := 'confirmed';  -- a head that shrank until it fitted
+    ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);
     END IF;
@@ -277,7 +314,8 @@ END
 $$;
 """
 
-# 0006's definitions, which the downgrade restores.
+# The definitions before this revision (0006's book_ticket and cancel_booking, 0005's book_many),
+# which the downgrade restores.
 BOOK_TICKET_BEFORE = """
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
@@ -431,10 +469,10 @@ SINGLE_TICKET_SIGNATURES = (
 SEVERAL_TICKETS_SIGNATURES = (
     "book_many(uuid, text[], text[], integer[])",
     "cancel_booking(uuid, text, text, integer)",
-    "promote_waiting(uuid, integer, timestamp with time zone)",
+    "promote_waiting(uuid, integer, timestamptz)",
     "book_ticket(uuid, text, text, integer)",
     "waiting_place(uuid, bigint, bigint)",
-    "queue_cover_nodes(bigint)",
+    "queue_cover_nodes(bigint, bigint)",
     "queue_prefix_nodes(bigint)",
 )
 
@@ -467,8 +505,7 @@ def _add_event_columns() -> None:
         op.add_column("events", sa.Column(counter, sa.BigInteger, **BIGINT_ZERO))
     op.execute(BACKFILL_EVENTS)
     op.drop_constraint(op.f("ck_events_waiting_only_when_sold_out"), "events", type_="check")
-    for name, condition in EVENT_CHECKS.items():
-        op.create_check_constraint(op.f(f"ck_events_{name}"), "events", condition)
+    _add_checks("events", EVENT_CHECKS)
 
 
 EVENT_CHECKS = {
@@ -489,8 +526,7 @@ def _add_booking_columns() -> None:
     op.add_column("bookings", sa.Column("queue_ordinal", sa.BigInteger))
     op.add_column("bookings", sa.Column("queue_tickets_before", sa.BigInteger))
     op.execute(BACKFILL_QUEUE)
-    for name, condition in BOOKING_CHECKS.items():
-        op.create_check_constraint(op.f(f"ck_bookings_{name}"), "bookings", condition)
+    _add_checks("bookings", BOOKING_CHECKS)
 
 
 BOOKING_CHECKS = {
@@ -498,6 +534,11 @@ BOOKING_CHECKS = {
     "waiting_has_a_place": "status <> 'waiting' OR (queue_ordinal IS NOT NULL AND queue_tickets_before IS NOT NULL)",
     "queue_place_range": "queue_ordinal BETWEEN 1 AND 2147483647 AND queue_tickets_before >= queue_ordinal - 1",
 }
+
+
+def _add_checks(table: str, checks: dict[str, str]) -> None:
+    for name, condition in checks.items():
+        op.create_check_constraint(op.f(f"ck_{table}_{name}"), table, condition)
 
 
 def _add_ledger_quantity() -> None:
@@ -524,7 +565,7 @@ def _create_queue_departures() -> None:
         sa.ForeignKeyConstraint(
             ["event_id"], ["events.id"], name=op.f("fk_queue_departures_event_id_events"), ondelete="CASCADE"
         ),
-        sa.CheckConstraint("node BETWEEN 1 AND 2147483647", name=op.f("ck_queue_departures_node_range")),
+        sa.CheckConstraint("node BETWEEN 1 AND 2147483648", name=op.f("ck_queue_departures_node_range")),
         sa.CheckConstraint("entries >= 0 AND tickets >= entries", name=op.f("ck_queue_departures_counts_range")),
     )
 
@@ -533,10 +574,10 @@ def _refuse_while_several_tickets_are_held() -> None:
     held = op.get_bind().execute(sa.text(SEVERAL_TICKETS_HELD)).one()
     if held.bookings or held.entries:
         raise RuntimeError(
-            f"cannot downgrade below 0007: {held.bookings} booking(s) and {held.entries} ledger entries concern "
+            f"cannot downgrade below 0008: {held.bookings} booking(s) and {held.entries} ledger entries concern "
             f"several tickets (events {', '.join(held.events)}{', ...' if len(held.events) == 5 else ''}), which "
             "the single-ticket schema cannot represent. Delete those events (their bookings and ledger go "
-            "with them) or restore a backup taken before 0007; nothing was changed."
+            "with them) or restore a backup taken before 0008; nothing was changed."
         )
 
 

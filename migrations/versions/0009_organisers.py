@@ -1,7 +1,7 @@
 """Organisers run an event over its life: status, sales, capacity changes, calling it off, in the ledger.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01
 
 Contract, "Organisers: events over their life" (issue 14):
@@ -29,8 +29,8 @@ from alembic import op
 
 from app.database.functions import create_or_replace, drop
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -93,6 +93,14 @@ BEGIN
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
+    IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
+        -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
+        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql).
+        INSERT INTO queue_departures (event_id, node, entries, tickets)
+        SELECT p_event_id, 2 * d.node, d.entries, d.tickets
+          FROM queue_departures d
+         WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
+    END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
             p_request_id, p_quantity, changed_at);
@@ -169,7 +177,7 @@ BEGIN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
         SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
-          FROM unnest(queue_cover_nodes(held.queue_ordinal)) AS node
+          FROM unnest(queue_cover_nodes(held.queue_ordinal, ev.queue_joined_entries)) AS node
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
@@ -178,22 +186,22 @@ BEGIN
             CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
             changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
-    SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-           array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-           array_agg(p.promoted_updated_at ORDER BY p.step)
-      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-      FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id, promoted_user_id,
-           promoted_quantity, promoted_created_at, promoted_updated_at, step);
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
+    IF available > 0 THEN
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
+    END IF;
+    IF promoted_tickets > 0 THEN
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
+               AS p (id, user_id, quantity, step)
+         ORDER BY p.step;
+    END IF;
     UPDATE events
        SET available_tickets = available - promoted_tickets,
            waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
@@ -204,7 +212,9 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    IF booking_status = 'waiting' THEN
+    IF booking_id = ANY (promoted_ids) THEN
+        booking_status := 'confirmed';  -- a head that shrank until it fitted
+    ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);
     END IF;
@@ -259,19 +269,14 @@ BEGIN
     available := ev.available_tickets + total - ev.total_tickets;
     -- Only a raise frees tickets: after a cut, or with the same total, the head still does not fit.
     IF total > ev.total_tickets THEN
-        SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-               array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-               array_agg(p.promoted_updated_at ORDER BY p.step)
-          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-          FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id,
-               promoted_user_id, promoted_quantity, promoted_created_at, promoted_updated_at, step);
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
     END IF;
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
     INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
     SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
       FROM (VALUES (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL::integer, NULL::integer,
@@ -343,7 +348,7 @@ END
 $$;
 """
 
-# 0007's definitions, which the downgrade restores.
+# 0008's definitions, which the downgrade restores.
 BOOK_TICKET_BEFORE = """
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT 1)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
@@ -395,6 +400,14 @@ BEGIN
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
+    IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
+        -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
+        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql).
+        INSERT INTO queue_departures (event_id, node, entries, tickets)
+        SELECT p_event_id, 2 * d.node, d.entries, d.tickets
+          FROM queue_departures d
+         WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
+    END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
             p_request_id, p_quantity, changed_at);
@@ -464,7 +477,7 @@ BEGIN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
         SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
-          FROM unnest(queue_cover_nodes(held.queue_ordinal)) AS node
+          FROM unnest(queue_cover_nodes(held.queue_ordinal, ev.queue_joined_entries)) AS node
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
@@ -473,22 +486,22 @@ BEGIN
             CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
             changed_at);
     available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
-    SELECT array_agg(p.promoted_id ORDER BY p.step), array_agg(p.promoted_user_id ORDER BY p.step),
-           array_agg(p.promoted_quantity ORDER BY p.step), array_agg(p.promoted_created_at ORDER BY p.step),
-           array_agg(p.promoted_updated_at ORDER BY p.step)
-      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats
-      FROM promote_waiting(p_event_id, available, changed_at) WITH ORDINALITY AS p (promoted_id, promoted_user_id,
-           promoted_quantity, promoted_created_at, promoted_updated_at, step);
-    promoted_ids := coalesce(promoted_ids, '{}');
-    promoted_user_ids := coalesce(promoted_user_ids, '{}');
-    promoted_quantities := coalesce(promoted_quantities, '{}');
-    promoted_created_ats := coalesce(promoted_created_ats, '{}');
-    promoted_updated_ats := coalesce(promoted_updated_ats, '{}');
-    promoted_tickets := coalesce((SELECT sum(q) FROM unnest(promoted_quantities) AS q), 0);
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
+    IF available > 0 THEN
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                      promoted_updated_ats, promoted_tickets
+          FROM promote_waiting(p_event_id, available, changed_at);
+    ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
+        SELECT '{}', '{}', '{}', '{}', '{}', 0
+          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+               promoted_updated_ats, promoted_tickets;
+    END IF;
+    IF promoted_tickets > 0 THEN
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
+               AS p (id, user_id, quantity, step)
+         ORDER BY p.step;
+    END IF;
     UPDATE events
        SET available_tickets = available - promoted_tickets,
            waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
@@ -499,7 +512,9 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    IF booking_status = 'waiting' THEN
+    IF booking_id = ANY (promoted_ids) THEN
+        booking_status := 'confirmed';  -- a head that shrank until it fitted
+    ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);
     END IF;
@@ -563,7 +578,7 @@ def downgrade() -> None:
     entries = op.get_bind().execute(sa.text(ORGANISER_ENTRIES)).scalar_one()
     if entries:
         raise RuntimeError(
-            f"cannot downgrade below 0008: the ledger holds {entries} organiser entries (capacity changes, sales "
+            f"cannot downgrade below 0009: the ledger holds {entries} organiser entries (capacity changes, sales "
             "closed or opened, events cancelled), which the schema before it cannot represent; nothing was changed."
         )
     drop(*ORGANISER_FUNCTIONS)

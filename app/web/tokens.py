@@ -1,0 +1,268 @@
+"""Bearer JWTs: the identity settings (AUTH_*), and the verification of a token into a `Caller`.
+
+Verification is PyJWT's. The keys come from one source, in this order of precedence:
+- AUTH_JWKS_URL: an identity provider's JWK set, fetched with PyJWKClient. A key, once fetched, is
+  kept by its `kid` (so a provider that is down does not stop requests whose key is known); a token
+  with an unknown `kid` refetches the set, at most once per JWKS_REFETCH_S, and a failed fetch is not
+  tried again sooner, so that a flood of bogus kids cannot hammer the provider. A key removed from
+  the provider's set stays trusted by a running process until it restarts.
+- AUTH_JWT_PUBLIC_KEY: one PEM public key (the text itself, or the path of a file holding it).
+- AUTH_JWT_SECRET: an HS256 shared secret, for development only (refused in production).
+- none of them, in development: a signing key of the service's own under instance/, which
+  `make token` uses too (app/operations/dev_keys.py).
+The algorithms come from AUTH_ALGORITHMS, never from the token's header, and never include `none`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt import PyJWKClient, PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
+from marshmallow import ValidationError
+
+from app.web.schemas import no_control_characters
+from app.web.security import PRODUCTION, InsecureConfiguration
+
+OPEN, JWT = "open", "jwt"
+ANY_BOOKINGS = "bookings:any"  # a partner backend acting for its users
+EVENTS_ADMIN = "events:admin"
+DEFAULT_ALGORITHMS = ("RS256", "ES256")
+SECRET_ALGORITHMS = ("HS256",)
+LEEWAY_S = 30
+JWKS_REFETCH_S = 30.0
+JWKS_TIMEOUT_S = 3.0
+# How long PyJWKClient keeps the whole set before it reads it again for an unknown kid.
+JWKS_LIFESPAN_S = 300
+MAX_CACHED_KEYS = 16
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+MAX_SUB_LENGTH = 128  # the sub is the acting userId, which has the same bounds
+
+
+class IdentityError(Exception):
+    """A request whose caller cannot be established or may not do what it asks."""
+
+
+class InvalidToken(IdentityError):
+    """401: missing, malformed, expired, wrongly signed or wrongly addressed."""
+
+
+class ProviderUnavailable(IdentityError):
+    """503: the token's key must be fetched from the identity provider, which does not answer."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sends the request: a token's `sub` and scopes, or (sub None) the static ADMIN_TOKEN."""
+
+    sub: str | None
+    scopes: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return EVENTS_ADMIN in self.scopes
+
+    @property
+    def acts_for_anyone(self) -> bool:
+        return ANY_BOOKINGS in self.scopes
+
+    @property
+    def scope_id(self) -> str:
+        """What an Idempotency-Key is scoped to: the token's sub, or the static admin token."""
+        return "admin-token" if self.sub is None else f"sub:{self.sub}"
+
+
+STATIC_ADMIN = Caller(sub=None, scopes=frozenset({EVENTS_ADMIN}))
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """AUTH_MODE and, in jwt mode, where the keys come from and what a token must say."""
+
+    mode: str = OPEN
+    jwks_url: str | None = None
+    public_key_pem: str | None = None
+    secret: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    development_key: bool = False  # the key is the service's own (app/operations/dev_keys.py)
+    jwks_refetch_s: float = JWKS_REFETCH_S
+
+    @classmethod
+    def from_env(cls, env, app_env: str, instance_dir: Path) -> "IdentitySettings":
+        """The settings in `env`; refuses what production must not run with (InsecureConfiguration)."""
+        mode = (env.get("AUTH_MODE") or "").strip().lower()
+        if app_env == PRODUCTION and not mode:
+            raise InsecureConfiguration(f"APP_ENV={PRODUCTION} needs AUTH_MODE set explicitly: {JWT} or {OPEN}")
+        if mode not in ("", OPEN, JWT):
+            raise ValueError(f"AUTH_MODE must be {OPEN} or {JWT}, not {mode!r}")
+        if mode != JWT:
+            return cls()
+        return _jwt_settings(env, app_env, instance_dir)
+
+
+def _jwt_settings(env, app_env: str, instance_dir: Path) -> IdentitySettings:
+    sources = {name: (env.get(name) or "").strip() or None
+               for name in ("AUTH_JWKS_URL", "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_SECRET")}
+    jwks_url, public_key, secret = sources.values()
+    development_key = not any(sources.values())
+    if app_env == PRODUCTION and (secret and not (jwks_url or public_key) or development_key):
+        raise InsecureConfiguration(
+            f"APP_ENV={PRODUCTION} refuses AUTH_JWT_SECRET and the development key: set AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY"
+        )
+    if development_key:
+        from app.operations import dev_keys  # the service's own key, made on first use
+
+        public_key = dev_keys.public_key_pem(instance_dir)
+    elif public_key and not public_key.startswith("-----BEGIN"):
+        public_key = Path(public_key).read_text()
+    symmetric = bool(secret) and not (jwks_url or public_key)
+    return IdentitySettings(
+        mode=JWT,
+        jwks_url=jwks_url,
+        public_key_pem=None if jwks_url else public_key,
+        secret=secret if symmetric else None,
+        issuer=_required(env, "AUTH_ISSUER", development_key and _dev_default("ISSUER")),
+        audience=_required(env, "AUTH_AUDIENCE", development_key and _dev_default("AUDIENCE")),
+        algorithms=_algorithms(env, SECRET_ALGORITHMS if symmetric else DEFAULT_ALGORITHMS, symmetric),
+        development_key=development_key,
+    )
+
+
+def _dev_default(name: str) -> str:
+    from app.operations import dev_keys
+
+    return getattr(dev_keys, f"DEV_{name}")
+
+
+def _required(env, name: str, default: str | None) -> str:
+    value = (env.get(name) or "").strip() or default
+    if not value:
+        raise ValueError(f"AUTH_MODE={JWT} needs {name}: tokens are checked against it")
+    return value
+
+
+def _algorithms(env, default: tuple[str, ...], symmetric: bool) -> tuple[str, ...]:
+    """AUTH_ALGORITHMS, comma-separated: HMAC ones with a secret only, public-key ones with keys only."""
+    value = (env.get("AUTH_ALGORITHMS") or "").strip()
+    algorithms = tuple(name.strip() for name in value.split(",") if name.strip()) if value else default
+    for name in algorithms:
+        if name.lower() == "none" or name not in jwt.algorithms.get_default_algorithms():
+            raise ValueError(f"AUTH_ALGORITHMS: {name!r} is not an algorithm this service accepts")
+        if name.startswith("HS") != symmetric:
+            raise ValueError(f"AUTH_ALGORITHMS: {name} does not fit the key source (HS* only with AUTH_JWT_SECRET)")
+    return algorithms
+
+
+class TokenVerifier:
+    """Turns a bearer token into a Caller, or raises InvalidToken / ProviderUnavailable."""
+
+    def __init__(self, settings: IdentitySettings) -> None:
+        self.settings = settings
+        self._provider = ProviderKeys(settings.jwks_url, settings.jwks_refetch_s) if settings.jwks_url else None
+        self._static_key = load_pem_public_key(settings.public_key_pem.encode()) if settings.public_key_pem else None
+
+    def verify(self, token: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key_for(token),
+                algorithms=list(self.settings.algorithms),
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                leeway=LEEWAY_S,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidToken(f"the bearer token is not valid: {error}") from None
+        return _caller_from(claims)
+
+    def _key_for(self, token: str):
+        if self._provider is None:
+            return self._static_key or self.settings.secret
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as error:
+            raise InvalidToken(f"the bearer token is not valid: {error}") from None
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("the bearer token names no key (kid)")
+        return self._provider.key(kid)
+
+
+def _caller_from(claims: dict) -> Caller:
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_SUB_LENGTH:
+        raise InvalidToken(f"the token's sub must be 1..{MAX_SUB_LENGTH} characters")
+    try:
+        no_control_characters(sub)
+    except ValidationError:
+        raise InvalidToken("the token's sub must not contain control characters") from None
+    scope = claims.get("scope", "")
+    return Caller(sub=sub, scopes=frozenset(scope.split() if isinstance(scope, str) else ()))
+
+
+class ProviderKeys:
+    """The identity provider's keys by kid: PyJWKClient, with refetches and failed attempts spaced out."""
+
+    def __init__(self, url: str, refetch_s: float) -> None:
+        self._client = _RateLimitedJWKClient(
+            url, refetch_s, cache_keys=True, max_cached_keys=MAX_CACHED_KEYS, lifespan=JWKS_LIFESPAN_S,
+            timeout=JWKS_TIMEOUT_S, cooldown_duration=0,  # PyJWKClient's own cooldown: replaced, see below
+        )
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        try:
+            return self._client.get_signing_key(kid)
+        except (PyJWKClientConnectionError, PyJWKSetError) as error:
+            raise ProviderUnavailable(
+                f"the identity provider's keys cannot be fetched: {error}", self._client.retry_after_s()
+            ) from None
+        except PyJWKClientError as error:
+            raise InvalidToken(f"the bearer token is not valid: {error}") from None
+
+
+class _RateLimitedJWKClient(PyJWKClient):
+    """PyJWKClient, where an unknown kid refetches the set at most once per `refetch_s`, counted from
+    the last refetch (PyJWKClient's own cooldown counts from any fetch, so a key rotated soon after
+    start-up would wait); and where a failed fetch is not tried again before `refetch_s` either, so
+    that while the provider is down each worker tries it once per period, not once per request."""
+
+    def __init__(self, url: str, refetch_s: float, **kwargs) -> None:
+        super().__init__(url, **kwargs)
+        self.refetch_s = refetch_s
+        self._next_refetch = 0.0  # time.monotonic()
+        self._next_attempt_after_failure = 0.0
+
+    def get_signing_keys(self, refresh: bool = False):
+        if refresh:  # for an unknown kid: held back, the cached set answers (and the kid stays unknown, 401)
+            self._raise_while_failing()  # unless the provider is known to be down: it may have the kid (503)
+            now = time.monotonic()
+            refresh = now >= self._next_refetch
+            self._next_refetch = now + self.refetch_s if refresh else self._next_refetch
+        return super().get_signing_keys(refresh)
+
+    def fetch_data(self):
+        self._raise_while_failing()
+        now = time.monotonic()
+        try:
+            return super().fetch_data()
+        # Unreachable, an error status, not JSON (ValueError, which PyJWKClient lets through), no usable key.
+        except (PyJWKClientError, PyJWKSetError, ValueError) as error:
+            self._next_attempt_after_failure = now + self.refetch_s
+            raise PyJWKClientConnectionError(f"the JWKS endpoint did not answer: {error}") from None
+
+    def _raise_while_failing(self) -> None:
+        if time.monotonic() < self._next_attempt_after_failure:
+            raise PyJWKClientConnectionError("the last attempt failed; the next one waits for the cooldown")
+
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self._next_attempt_after_failure - time.monotonic()))

@@ -1,0 +1,63 @@
+"""AUTH_MODE=jwt: who may act for whom, on every route, for every kind of caller (the contract's matrix)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.booking import book, open_event
+from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.identity import bearer
+
+CALLERS = ["no token", "own user", "other user", "bookings:any", "events:admin", "static admin token"]
+# The route, as (method, path, body) for an event where alice holds a booking; then the status each caller gets.
+MATRIX = {
+    "initialize": (("POST", "/api/initialize", {"totalTickets": 3}), [401, 403, 403, 403, 201, 201]),
+    "history": (("GET", "/api/events/{event}/history", None), [401, 403, 403, 403, 200, 200]),
+    "book": (("POST", "/api/book", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
+    "cancel": (("POST", "/api/cancel", {"eventId": "{event}", "userId": "alice"}), [401, 200, 403, 200, 403, 403]),
+    "booking-status": (("GET", "/api/booking-status/{event}/alice", None), [401, 200, 403, 200, 403, 403]),
+    "user bookings": (("GET", "/api/users/alice/bookings", None), [401, 200, 403, 200, 403, 403]),
+    "event status": (("GET", "/api/status/{event}", None), [200, 200, 200, 200, 200, 200]),
+    "events": (("GET", "/api/events", None), [401, 403, 403, 403, 200, 200]),
+    "change event": (("PATCH", "/api/events/{event}", {"name": "Renamed"}), [401, 403, 403, 403, 200, 200]),
+    "call event off": (("POST", "/api/events/{event}/cancel", None), [401, 403, 403, 403, 200, 200]),
+    "waiting list": (("GET", "/api/events/{event}/waiting-list", None), [401, 403, 403, 403, 200, 200]),
+    "event bookings": (("GET", "/api/events/{event}/bookings", None), [401, 403, 403, 403, 200, 200]),
+}
+CASES = [
+    pytest.param(route, caller, expected, id=f"{route}-{caller}")
+    for route, (_, statuses) in MATRIX.items()
+    for caller, expected in zip(CALLERS, statuses)
+]
+
+
+@pytest.fixture
+def headers_of(signing_key):
+    tokens = {
+        "own user": signing_key.token("alice"),
+        "other user": signing_key.token("bob"),
+        "bookings:any": signing_key.token("partner-backend", "bookings:any"),
+        "events:admin": signing_key.token("operator", "events:admin"),
+        "static admin token": ADMIN_TOKEN,
+    }
+    return lambda caller: bearer(tokens[caller]) if caller in tokens else {}
+
+
+def fill(value, event_id: str):
+    if isinstance(value, str):
+        return value.replace("{event}", event_id)
+    if isinstance(value, dict):
+        return {name: fill(item, event_id) for name, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("route", "caller", "expected"), CASES)
+def test_each_route_answers_each_caller_as_the_contract_says(jwt_client, engine, headers_of, route, caller, expected):
+    event_id = str(open_event(engine, 2).id)
+    book(engine, event_id, "alice")
+    (method, path, body), _ = MATRIX[route]
+    response = jwt_client.open(fill(path, event_id), method=method, json=fill(body, event_id), headers=headers_of(caller))
+    assert response.status_code == expected, response.get_json()
+    code = {401: "unauthorized", 403: "forbidden"}.get(expected)
+    if code:
+        assert response.get_json()["code"] == code

@@ -20,7 +20,7 @@ def plot(results: dict, path: Path) -> None:
     scenarios = [s for s in BOOKING_SCENARIOS if s in summary]
     figure, (rates, latencies) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
     _throughput(rates, summary, scenarios)
-    _p99(latencies, summary, [*scenarios, "status"] if "status" in summary else scenarios)
+    _p99(latencies, summary, [*scenarios, *(s for s in ("status", "status-jwt") if s in summary)])
     machine = results["machine"]
     figure.suptitle(f"make bench {results['timestamp']}: {machine['cpus']} CPUs ({machine['cpu_model']}), "
                     f"{results['settings']['clients']} clients, synchronous_commit="

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from bench.settings import ROOT
 
-BOOKING_SCENARIOS = ("hot", "sold-out", "churn", "spread")
+BOOKING_SCENARIOS = ("hot", "hot-jwt", "sold-out", "churn", "spread")
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
 
 
 def one_line(record: dict) -> str:
     """Progress line for one run, printed as the bench goes."""
     latency = record["latency_ms"]
-    return (f"  {record['scenario']:<9} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
+    return (f"  {record['scenario']:<10} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
             f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
             f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
 
@@ -38,6 +38,7 @@ def build(stamp: str, settings, records: list[dict], servers: dict, postgres: di
         "elapsed_s": round(elapsed_s, 1),
         "summary": summary,
         "ratios": _ratios(summary),
+        "jwt_cost": jwt_cost(summary),
         "targets": _targets(summary, postgres),
         "all_checks_ok": bool(checks) and all(checks),
         "runs": records,
@@ -92,6 +93,21 @@ def _ratios(summary: dict) -> dict:
     return ratios
 
 
+def jwt_cost(summary: dict) -> dict | None:
+    """What verifying a bearer JWT costs per request: hot-jwt beside hot (None unless both ran)."""
+    open_, jwt = (summary.get(name, {}).get("http") for name in ("hot", "hot-jwt"))
+    if not (open_ and jwt):
+        return None
+    cost = {"requests_per_s_ratio": round(jwt["requests_per_s"] / open_["requests_per_s"], 3)}
+    if open_["cpu"] and jwt["cpu"]:
+        for part in ("server", "postgres"):
+            per_request = (open_["cpu"]["ms_per_request"][part], jwt["cpu"]["ms_per_request"][part])
+            cost[f"{part}_cpu_ms_per_request"] = {
+                "open": per_request[0], "jwt": per_request[1], "difference": round(per_request[1] - per_request[0], 3),
+            }
+    return cost
+
+
 def _targets(summary: dict, postgres: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it holds."""
     def figure(scenario, runner, *path):
@@ -101,12 +117,16 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         return value
 
     hot, multi, function = (figure("hot", r, "requests_per_s") for r in RUNNERS)
+    hot_jwt, jwt_multi = (figure("hot-jwt", r, "requests_per_s") for r in RUNNERS[:2])
     spread, floor = figure("spread", "http", "requests_per_s"), figure("floor", "http", "requests_per_s")
     targets = [
         ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
         ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
         ("hot: zero errors", figure("hot", "http", "errors"), "<=", 0),
         ("hot (stretch): HTTP >= 1.0 x pgbench function", hot and function and hot / function, ">=", 1.0),
+        ("hot: HTTP >= 1.2 x pgbench multi (a change to the write path)", hot and multi and hot / multi, ">=", 1.2),
+        ("hot-jwt: HTTP >= 1.0 x pgbench multi-statement", hot_jwt and jwt_multi and hot_jwt / jwt_multi, ">=", 1.0),
+        ("hot-jwt: zero errors", figure("hot-jwt", "http", "errors"), "<=", 0),
         ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
         ("status: p99 <= 20 ms during hot", figure("status", "http", "latency_ms", "99"), "<=", 20),
     ]
@@ -170,14 +190,34 @@ def markdown_table(results: dict) -> str:
         "| HTTP / multi | HTTP / function | CPU ms/req server + PG | others' CPU | invariants |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for scenario in ("floor", *BOOKING_SCENARIOS, "status"):
+    for scenario in ("floor", *BOOKING_SCENARIOS, "status", "status-jwt"):
         if scenario in summary:
             lines.append(_table_row(scenario, summary[scenario], ratios.get(scenario, {})))
+    lines += _jwt_cost_table(results.get("jwt_cost"), ratios)
     lines += ["", "| target | measured | holds |", "|---|---:|---|"]
     for target in results["targets"]:
         verdict = {True: "yes", False: "**no**", None: "not measured"}[target["ok"]]
         lines.append(f"| {target['name']} | {target['value']} | {verdict} |")
     return "\n".join(lines)
+
+
+def _jwt_cost_table(cost: dict | None, ratios: dict) -> list[str]:
+    """hot and hot-jwt side by side: the same load, with a bearer JWT to verify per request or not."""
+    if cost is None:
+        return []
+    server, postgres = cost.get("server_cpu_ms_per_request"), cost.get("postgres_cpu_ms_per_request")
+    lines = ["", "| verifying a JWT (hot-jwt vs hot) | open | jwt | jwt - open |", "|---|---:|---:|---:|"]
+    if server:
+        for label, part in (("server CPU ms/req", server), ("PostgreSQL CPU ms/req", postgres)):
+            lines.append(f"| {label} | {part['open']:.3f} | {part['jwt']:.3f} | {part['difference']:+.3f} |")
+    multi = [ratios.get(name, {}).get("http_vs_pgbench-multi") for name in ("hot", "hot-jwt")]
+    lines.append(f"| HTTP / pgbench multi | {_fixed(multi[0])} | {_fixed(multi[1])} | |")
+    lines.append(f"| req/s, jwt / open | | {cost['requests_per_s_ratio']:.2f} | |")
+    return lines
+
+
+def _fixed(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
@@ -191,7 +231,7 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
         return f"{ratios[name]:.2f}" if name in ratios else ""
 
     check = {True: "ok", False: "**FAILED**"}[all(r["checks_ok"] for r in runners.values())]
-    if scenario in ("floor", "status"):
+    if scenario in ("floor", "status", "status-jwt"):
         check = ""
     cpu = http["cpu"]
     per_request = f"{cpu['ms_per_request']['server']:.2f} + {cpu['ms_per_request']['postgres']:.2f}" if cpu else ""
@@ -203,7 +243,8 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
 
 
 def _setting_line(results: dict) -> str:
-    machine, settings, app = results["machine"], results["settings"], results["servers"].get("app", {})
+    servers = results["servers"]
+    machine, settings, app = results["machine"], results["settings"], servers.get("app") or servers.get("app-jwt", {})
     return (f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
             f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
             f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "

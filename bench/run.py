@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -14,11 +15,14 @@ from sqlalchemy import text
 
 from bench import report
 from bench.database import BenchDatabase, event_prefix, postgres_server
+from bench.identity import BenchIdentity
 from bench.load import CpuMeter, ensure_wrk, find_pgbench, run_pgbench, start_wrk, wrk_result
 from bench.server import Gunicorn
 from bench.settings import RESULTS_DIR, Settings
 
 PGBENCH_FORMS = ("multi", "function")
+OPEN, JWT = "open", "jwt"  # AUTH_MODE of the server a scenario runs against
+WARM_UP_SCRIPTS = {OPEN: "book.lua", JWT: "book_jwt.lua"}
 # Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
 CHURN_CANCELS_PER_S_BUDGET = 3000
 CHURN_WAITERS = 2000
@@ -32,13 +36,16 @@ class Scenario:
     wrk_script: str = "book.lua"
     pgbench_scripts: tuple[str, ...] = ("book",)  # bench/pgbench/<name>_<form>.sql
     churn: bool = False
-    with_status: bool = False  # status reads run beside it
+    status: str | None = None  # the name of the status reads run beside it, if any
+    auth: str = OPEN
 
 
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
-        Scenario("hot", with_status=True),
+        Scenario("hot", status="status"),
+        # hot with a bearer JWT per request (RS256, keys from a JWKS): what verifying a token costs
+        Scenario("hot-jwt", wrk_script="book_jwt.lua", status="status-jwt", auth=JWT),
         Scenario("sold-out", tickets=100),
         Scenario("churn", wrk_script="churn.lua", pgbench_scripts=("cancel", "book"), churn=True),
         Scenario("spread", events=1000, tickets=1000),
@@ -59,59 +66,74 @@ class Bench:
         self.meter = CpuMeter(_postmaster_pid(database))
         self.records: list[dict] = []
         self.servers: dict[str, dict] = {}
+        self.identity: BenchIdentity | None = None
 
     def run(self) -> list[dict]:
-        for repeat in range(self.settings.repeats):
-            self._floor(repeat)
-            self._scenarios(repeat)
+        with contextlib.ExitStack() as stack:
+            if any(SCENARIOS[name].auth == JWT for name in self.settings.scenarios):
+                longest_run_s = max(self.settings.duration_s, self.settings.warmup_s)
+                self.identity = stack.enter_context(BenchIdentity(self.settings.generator_threads, longest_run_s))
+            for repeat in range(self.settings.repeats):
+                self._floor(repeat)
+                for auth in (JWT, OPEN):  # hot-jwt then hot: the pair compared runs back to back
+                    self._scenarios(auth, repeat)
         return self.records
 
     def _floor(self, repeat: int) -> None:
         with Gunicorn("bench.floor:app", self.database.url, self.log_path) as server:
             self.servers["floor"] = server.settings()
-            self._warm_up(server, path="/bench/floor")
+            self._warm_up(server, "book.lua", ["/bench/floor"])
             group = next(self.groups)
             self._http(server, "floor", repeat, "book.lua", [str(group), "1", "/bench/floor"])
 
-    def _scenarios(self, repeat: int) -> None:
-        with Gunicorn("wsgi:app", self.database.url, self.log_path) as server:
-            self.servers["app"] = server.settings()
-            self._warm_up(server)
-            for name in self.settings.scenarios:
-                scenario = SCENARIOS[name]
+    def _scenarios(self, auth: str, repeat: int) -> None:
+        """The chosen scenarios of one AUTH_MODE, against one gunicorn started in that mode."""
+        scenarios = [SCENARIOS[name] for name in self.settings.scenarios if SCENARIOS[name].auth == auth]
+        if not scenarios:
+            return
+        server_env = self.identity.server_env() if auth == JWT else {}
+        with Gunicorn("wsgi:app", self.database.url, self.log_path, server_env) as server:
+            self.servers["app" if auth == OPEN else f"app-{auth}"] = server.settings()
+            self._warm_up(server, WARM_UP_SCRIPTS[auth], self._script_tail(auth))
+            for scenario in scenarios:
                 self._scenario_over_http(server, scenario, repeat)
                 for form in PGBENCH_FORMS:
                     self._scenario_with_pgbench(server, scenario, form, repeat)
 
-    def _warm_up(self, server: Gunicorn, path: str = "/api/book") -> None:
-        """Fill the connection pools and let each worker serve its first requests."""
+    def _script_tail(self, auth: str) -> list[str]:
+        """The wrk arguments after the events: in jwt mode, where the token pools are."""
+        return [str(self.identity.directory)] if auth == JWT else []
+
+    def _warm_up(self, server: Gunicorn, script: str, tail: list[str]) -> None:
+        """Fill the connection pools and let each worker serve its first requests (and fetch the JWKS)."""
         group = next(self.groups)
         self.database.create_events(group, 1, 1_000_000, "warm-up")
-        child = start_wrk(self.wrk, server.url, "book.lua", [str(group), "1", path], self.settings.clients,
+        child = start_wrk(self.wrk, server.url, script, [str(group), "1", *tail], self.settings.clients,
                           self.settings.generator_threads, self.settings.warmup_s)
         wrk_result(child)
 
     def _scenario_over_http(self, server: Gunicorn, scenario: Scenario, repeat: int) -> None:
         group = self._prepare(scenario, pools=range(1, self.settings.generator_threads + 1))
         args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
-        status_group = group if scenario.with_status else None
-        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, status_group)
+        args += self._script_tail(scenario.auth)
+        status = (scenario.status, group) if scenario.status else None
+        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, status)
         record["check"] = self.database.check(group)
 
     def _http(self, server, scenario: str, repeat: int, script: str, args: list[str],
-              status_group: int | None = None) -> dict:
-        """One wrk run (and, beside it, the paced status reads of `status_group`'s event)."""
+              status: tuple[str, int] | None = None) -> dict:
+        """One wrk run (and, beside it, the paced status reads, named `status[0]`, of `status[1]`'s event)."""
         s = self.settings
         before = self.meter.snapshot(server.processes())
         load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
-        status = None
-        if status_group is not None:
-            status = start_wrk(self.wrk, server.url, "status.lua", [str(status_group), str(s.status_pause_ms)],
-                               s.status_connections, 1, s.duration_s)
+        reads = None
+        if status is not None:
+            reads = start_wrk(self.wrk, server.url, "status.lua", [str(status[1]), str(s.status_pause_ms)],
+                              s.status_connections, 1, s.duration_s)
         record = self._record(scenario, "http", repeat, wrk_result(load))
         generators = record["generator_cpu_share"]
-        if status is not None:
-            generators += self._record("status", "http", repeat, wrk_result(status))["generator_cpu_share"]
+        if reads is not None:
+            generators += self._record(status[0], "http", repeat, wrk_result(reads))["generator_cpu_share"]
         after = self.meter.snapshot(server.processes())
         record["cpu"] = self.meter.breakdown(before, after, generators, record["requests"])
         return record

@@ -30,7 +30,7 @@ SERVER_PORTS = (20000, 32000)
 class Gunicorn:
     """One gunicorn master serving `app_spec` ("module:variable") with the production settings."""
 
-    def __init__(self, app_spec: str, database_url: str, log_path: Path) -> None:
+    def __init__(self, app_spec: str, database_url: str, log_path: Path, extra_env: dict | None = None) -> None:
         self.app_spec = app_spec
         self.log_path = log_path
         self.env = {
@@ -38,6 +38,8 @@ class Gunicorn:
             "DATABASE_URL": database_url,
             "ADMIN_TOKEN": secrets.token_urlsafe(24),
             "RATE_LIMIT": "",  # a load test from one address is exactly what a rate limit stops
+            "AUTH_MODE": "open",  # unless extra_env says otherwise (hot-jwt)
+            **(extra_env or {}),
         }
         self.process: subprocess.Popen | None = None
 

@@ -55,19 +55,17 @@ from app.database.tables import events
 BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id)")
 BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids)")  # lists: text[]
 CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id)")
-# The user's active booking if any, else their latest one; `event_exists` tells 404s apart.
+# The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
+# entry's place comes from the queue's counters (waiting_place.sql): the same cost at any position.
 BOOKING_STATUS = text("""
-SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
-       CASE WHEN b.status = 'waiting' THEN
-            (SELECT count(*) FROM bookings w
-              WHERE w.event_id = e.id AND w.status = 'waiting' AND w.seq <= b.seq)
-       END AS waiting_position
+SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, place.waiting_position
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
          WHERE b.event_id = e.id AND b.user_id = :user_id
          ORDER BY b.status = 'cancelled', b.seq DESC
          LIMIT 1) b ON true
+  LEFT JOIN LATERAL waiting_place(e.id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE e.id = :event_id
 """)
 
@@ -85,14 +83,11 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.tot
 """)
 
 # A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
-# ix_bookings_user_bookings (migration 0008) serves it.
+# ix_bookings_user_bookings (migration 0007) serves it.
 USER_BOOKINGS = text("""
-SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at,
-       CASE WHEN b.status = 'waiting' THEN
-            (SELECT count(*) FROM bookings w
-              WHERE w.event_id = b.event_id AND w.status = 'waiting' AND w.seq <= b.seq)
-       END AS waiting_position
+SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, place.waiting_position
   FROM bookings b
+  LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE b.user_id = :user_id AND b.seq < :before
  ORDER BY b.seq DESC
  LIMIT :limit

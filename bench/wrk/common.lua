@@ -1,4 +1,5 @@
--- Shared by the wrk scripts: thread ids, distinct user ids, JSON POSTs, and a JSON summary.
+-- Shared by the wrk scripts: thread ids, distinct user ids, JSON POSTs (with a bearer token or a userId),
+-- and a JSON summary.
 -- Each wrk thread has its own Lua state, so a per-thread counter needs no locking; the thread id
 -- (1..threads, set in setup) keeps the user ids of different threads apart.
 local common = {}
@@ -17,6 +18,12 @@ local json_headers = { ["Content-Type"] = "application/json" }
 function common.post(path, event_id, user_id)
    local body = string.format('{"eventId":"%s","userId":"%s"}', event_id, user_id)
    return wrk.format("POST", path, json_headers, body)
+end
+
+-- Booking for the token's sub (AUTH_MODE=jwt): no userId in the body.
+function common.post_bearer(path, event_id, token)
+   local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
+   return wrk.format("POST", path, headers, string.format('{"eventId":"%s"}', event_id))
 end
 
 -- The event ids of a bench group: deterministic, so that pgbench can compute the same ones in SQL

@@ -208,3 +208,17 @@ def test_book_many_books_each_element_with_its_own_quantity_in_order(conn):
 def test_the_schema_refuses_rows_that_break_the_quantity_invariants(conn, queue, impossible):
     with pytest.raises(IntegrityError, match="check constraint"):
         conn.execute(text(impossible), {"event": queue})
+
+
+def test_booking_status_gives_the_place_the_queue_s_counters_give_after_departures_from_the_middle(
+    conn, client, queue
+):
+    for user, quantity in (("third", 2), ("fourth", 1)):
+        book_sql(conn, queue, user, quantity)
+    cancel_sql(conn, queue, "small")  # leaves from the middle
+    cancel_sql(conn, queue, "third", 1)  # shrinks, keeping its place
+
+    places = [client.get(f"/api/booking-status/{queue}/{user}").get_json()["booking"]["waitingPosition"]
+              for user in ("big", "third", "fourth")]
+
+    assert places == [1, 2, 3]

@@ -134,6 +134,14 @@ def test_a_malformed_token_is_a_401_without_fetching_the_set(jwks_app, httpserve
     assert jwks_requests(httpserver) == 0
 
 
+# The kid is read from the header segment alone (app/web/tokens.py, _unverified_kid).
+@pytest.mark.parametrize("token", ["W10.e30.x", "eyJraWQiOiAiayJ9.e30", "%%%.e30.x", "eyJraWQiOiAxfQ.e30.x"],
+                         ids=["header a JSON array", "two segments", "header not base64", "a numeric kid"])
+def test_a_token_whose_header_names_no_usable_kid_is_a_401_without_fetching_the_set(jwks_app, httpserver, token):
+    assert_unauthorized(jwks_app().test_client().get(OWN_BOOKINGS, headers=bearer(token)))
+    assert jwks_requests(httpserver) == 0
+
+
 def test_a_token_in_the_query_string_is_ignored(jwt_client, signing_key):
     assert_unauthorized(jwt_client.get(f"{OWN_BOOKINGS}?access_token={signing_key.token('alice')}"))
 

@@ -11,8 +11,10 @@ import csv
 import io
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 
+from app.booking.organisers import CancelEvent
+from app.database.group_commit import Batcher
 from app.database.tables import events
 from app.operations import audit
 from tests.helpers.api import NIL_UUID, assert_problem
@@ -390,3 +392,23 @@ def test_check_replays_an_event_through_its_whole_life(engine, new_event, book, 
         report = audit.Report()
         audit.check_event(conn, conn.execute(select(events).where(events.c.id == event["id"])).one(), report)
     assert report.problems == []
+
+
+SEED_HOLDERS = [
+    "INSERT INTO events (total_tickets, available_tickets) VALUES (:n, 0) RETURNING id",
+    "INSERT INTO bookings (event_id, user_id, status) SELECT :event_id, 'holder-' || n, 'confirmed'"
+    " FROM generate_series(1, :n) AS n",
+]
+
+
+def test_calling_off_a_big_event_is_not_cut_short_by_the_statement_timeout(database_url):
+    # 20 000 bookings take far longer to cancel than the 50 ms every other statement is allowed here.
+    engine = create_engine(database_url, connect_args={"options": "-c statement_timeout=50"})
+    with create_engine(database_url).begin() as conn:
+        event_id = conn.execute(text(SEED_HOLDERS[0]), {"n": 20_000}).scalar_one()
+        conn.execute(text(SEED_HOLDERS[1]), {"event_id": event_id, "n": 20_000})
+    try:
+        called_off = CancelEvent(str(event_id)).alone(engine, Batcher())
+    finally:
+        engine.dispose()
+    assert (called_off.cancelled_bookings, called_off.event.status) == (20_000, "cancelled")

@@ -37,7 +37,7 @@ QUERY = {"location": "query", "as_kwargs": True, "unknown": RAISE}
 
 @blp.route("/events", methods=["GET"])
 @blp.response(200, EventsPageSchema)
-@blp.problems(401, 503)
+@blp.problems(401, 403, 503)
 @blp.doc(security=ADMIN_SECURITY)
 @require_admin
 @blp.arguments(EventsQuery, **QUERY)
@@ -54,7 +54,7 @@ def list_events(limit, status=None, after=None):
 @require_admin  # before anything else: a key's stored response is for admins only
 @blp.arguments(EventPatchRequest)
 @blp.idempotent_response(200, EventUpdateSchema)
-@blp.problems(401, 404, 409, 422, 503)
+@blp.problems(401, 403, 404, 409, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
 def update_event(args, event_id):
     """Change an event (admin)
@@ -71,7 +71,7 @@ def update_event(args, event_id):
 @require_admin
 @takes_no_body
 @blp.idempotent_response(200, EventEnvelope, present=lambda cancellation: {"event": cancellation.event})
-@blp.problems(401, 404, 422, 503)
+@blp.problems(401, 403, 404, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
 def cancel_event(event_id):
     """Call an event off (admin)
@@ -85,7 +85,7 @@ def cancel_event(event_id):
 
 @blp.route("/events/<event_id>/waiting-list", methods=["GET"])
 @blp.response(200, WaitingListPageSchema)
-@blp.problems(401, 404, 503)
+@blp.problems(401, 403, 404, 503)
 @blp.doc(security=ADMIN_SECURITY, **AS_CSV)
 @require_admin
 @blp.arguments(WaitingListQuery, **QUERY)
@@ -103,7 +103,7 @@ def waiting_list(event_id, after, limit):
 
 @blp.route("/events/<event_id>/bookings", methods=["GET"])
 @blp.response(200, BookingsPageSchema)
-@blp.problems(401, 404, 503)
+@blp.problems(401, 403, 404, 503)
 @blp.doc(security=ADMIN_SECURITY, **AS_CSV)
 @require_admin
 @blp.arguments(BookingsQuery, **QUERY)

@@ -135,6 +135,14 @@ def test_patch_changes_name_and_max_per_booking_and_keeps_the_rest(new_event, pa
     assert changed["event"]["totalTickets"] == 5 and changed["promotedBookings"] == []
 
 
+def test_a_patch_that_changes_nothing_writes_nothing(new_event, patch, engine):
+    event = new_event(5, name="Same")
+    unchanged = [patch(event).get_json(), patch(event, name="Same", totalTickets=5, salesOpen=True).get_json()]
+
+    assert [answer["event"] for answer in unchanged] == [event, event]
+    assert ledger_kinds(engine, event["id"]) == []
+
+
 def test_capacity_raise_promotes_waiting_entries_in_queue_order(new_event, book, patch, client):
     event = new_event(1)
     for user in ("holder", "w1", "w2", "w3"):

@@ -7,6 +7,8 @@ that each run starts from fresh events and the wrk and pgbench scripts can compu
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 from collections.abc import Iterator
 
 from alembic import command
@@ -15,9 +17,10 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from app.config import normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
-from bench.settings import ROOT
+from bench.settings import BENCH_DIR, ROOT
 
 DATABASE_NAME = "booking_bench"
+QUEUE_SEED = BENCH_DIR / "queue" / "seed.sql"
 EMBEDDED_DATA_DIR = ROOT / "instance" / "pgdata-bench"
 # Shown in the report: what bounds a commit (and so the hot row) on this server.
 REPORTED_SETTINGS = (
@@ -90,8 +93,9 @@ class BenchDatabase:
         with self.engine.begin() as conn:
             conn.execute(
                 text("""
-                INSERT INTO events (id, name, total_tickets, available_tickets, waiting_count)
-                VALUES (:id, 'churn', :size * (:last - :first + 1), 0, :waiters)"""),
+                INSERT INTO events (id, name, total_tickets, available_tickets, waiting_count, waiting_tickets,
+                                    queue_joined_entries, queue_joined_tickets)
+                VALUES (:id, 'churn', :size * (:last - :first + 1), 0, :waiters, :waiters, :waiters, :waiters)"""),
                 params,
             )
             conn.execute(
@@ -103,10 +107,17 @@ class BenchDatabase:
             )
             conn.execute(
                 text("""
-                INSERT INTO bookings (event_id, user_id, status)
-                SELECT :id, 'w-' || i, 'waiting' FROM generate_series(1, :waiters) i ORDER BY i"""),
+                INSERT INTO bookings (event_id, user_id, status, queue_ordinal, queue_tickets_before)
+                SELECT :id, 'w-' || i, 'waiting', i, i - 1 FROM generate_series(1, :waiters) i ORDER BY i"""),
                 params,
             )
+
+    def seed_queue(self, group: int, k: int, waiting: int, psql: str) -> None:
+        """Event k of the group with `waiting` entries in its waiting list (bench/queue/seed.sql, through
+        psql): user w<i> waits at position i, wanting 1 + i % 4 tickets."""
+        environment = {**os.environ, **self.libpq_environment()}
+        subprocess.run([psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", "-v", f"event={event_id(group, k)}",
+                        "-v", f"waiting={waiting}", "-f", str(QUEUE_SEED)], env=environment, check=True)
 
     def settle(self) -> None:
         """Start each run from the same state: statistics fresh, no checkpoint owed."""
@@ -144,14 +155,19 @@ class BenchDatabase:
 
 
 # Per event: the counts, and FIFO as the tables show it: every confirmed booking joined before
-# every waiting one (a promotion out of order would leave an older entry waiting).
+# every waiting one (a promotion out of order would leave an older entry waiting), and the head of
+# the queue, if any, wants more tickets than are available (else it should have been confirmed).
 INVARIANTS = text("""
-SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_count,
+SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_count, e.waiting_tickets,
        count(b.id) FILTER (WHERE b.status = 'confirmed') AS confirmed,
+       coalesce(sum(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0) AS confirmed_tickets,
        count(b.id) FILTER (WHERE b.status = 'waiting') AS waiting,
+       coalesce(sum(b.quantity) FILTER (WHERE b.status = 'waiting'), 0) AS wanted_tickets,
        count(b.id) FILTER (WHERE b.status = 'cancelled') AS cancelled,
        coalesce(max(b.seq) FILTER (WHERE b.status = 'confirmed'), 0)
-         < coalesce(min(b.seq) FILTER (WHERE b.status = 'waiting'), 9223372036854775807) AS fifo
+         < coalesce(min(b.seq) FILTER (WHERE b.status = 'waiting'), 9223372036854775807) AS fifo,
+       (SELECT h.quantity FROM bookings h WHERE h.event_id = e.id AND h.status = 'waiting'
+         ORDER BY h.seq LIMIT 1) AS head_wants
   FROM events e LEFT JOIN bookings b ON b.event_id = e.id
  WHERE e.id::text LIKE :prefix || '%'
  GROUP BY e.id
@@ -160,8 +176,8 @@ SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_c
 
 def _invariants_hold(row) -> bool:
     return (
-        row["confirmed"] + row["available_tickets"] == row["total_tickets"]
-        and row["waiting"] == row["waiting_count"]
-        and (row["waiting"] == 0 or row["available_tickets"] == 0)
+        row["confirmed_tickets"] + row["available_tickets"] == row["total_tickets"]
+        and (row["waiting"], row["wanted_tickets"]) == (row["waiting_count"], row["waiting_tickets"])
+        and (row["head_wants"] is None or row["head_wants"] > row["available_tickets"])
         and row["fifo"]
     )

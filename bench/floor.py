@@ -14,19 +14,19 @@ from datetime import datetime, timezone
 from app import create_app
 from app.web.blueprint import Blueprint
 from app.booking.domain import CONFIRMED, Booking, parse_event_id
-from app.web.schemas import BookingEnvelope, BookingRequest
+from app.web.schemas import BookingEnvelope, BookRequest
 
 blp = Blueprint("bench_floor", __name__, url_prefix="/bench", description="Bench floor (not in production)")
 NOW = datetime.now(timezone.utc)
 
 
 @blp.route("/floor", methods=["POST"])
-@blp.arguments(BookingRequest)
+@blp.arguments(BookRequest)
 @blp.response(201, BookingEnvelope)
 def floor(args):
     """What POST /api/book answers, made up in memory."""
     event_id = parse_event_id(args["event_id"])
-    booking = Booking(uuid.uuid4(), event_id, args["user_id"], CONFIRMED, None, NOW, NOW)
+    booking = Booking(uuid.uuid4(), event_id, args["user_id"], CONFIRMED, None, NOW, NOW, args["quantity"])
     return {"booking": booking}
 
 

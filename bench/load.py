@@ -76,6 +76,15 @@ def find_pgbench() -> str:
     return found
 
 
+def find_psql(pgbench: str) -> str:
+    """psql beside `pgbench` (the same PostgreSQL), else PATH's: it runs bench/queue/seed.sql."""
+    beside = Path(pgbench).with_name("psql")
+    found = str(beside) if beside.exists() else shutil.which("psql")
+    if not found:
+        raise SystemExit("the queue scenario needs psql (PostgreSQL client tools)")
+    return found
+
+
 def start_wrk(wrk: str, url: str, script: str, args: list[str], connections: int, threads: int,
               duration_s: int) -> Child:
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s",

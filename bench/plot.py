@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-from bench.report import BOOKING_SCENARIOS  # noqa: E402
+from bench.report import BOOKING_SCENARIOS, READ_SCENARIOS  # noqa: E402
 
 CEILINGS = (("pgbench-multi", "pgbench multi-statement", "tab:red", "--"),
             ("pgbench-function", "pgbench one statement (function)", "tab:green", "-"))
@@ -20,7 +20,7 @@ def plot(results: dict, path: Path) -> None:
     scenarios = [s for s in BOOKING_SCENARIOS if s in summary]
     figure, (rates, latencies) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
     _throughput(rates, summary, scenarios)
-    _p99(latencies, summary, [*scenarios, *(s for s in ("status", "status-jwt") if s in summary)])
+    _p99(latencies, summary, [*scenarios, *(s for s in READ_SCENARIOS if s in summary)])
     machine = results["machine"]
     figure.suptitle(f"make bench {results['timestamp']}: {machine['cpus']} CPUs ({machine['cpu_model']}), "
                     f"{results['settings']['clients']} clients, synchronous_commit="

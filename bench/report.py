@@ -13,7 +13,10 @@ from pathlib import Path
 
 from bench.settings import ROOT
 
-BOOKING_SCENARIOS = ("hot", "hot-jwt", "sold-out", "churn", "spread")
+BOOKING_SCENARIOS = ("hot", "hot-jwt", "sold-out", "churn", "spread", "queue")
+# The queue scenario's reads: booking-status polled at random positions of each band (bench/run.py).
+QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
+READ_SCENARIOS = ("status", "status-jwt", *QUEUE_READS)
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
 
 
@@ -39,6 +42,7 @@ def build(stamp: str, settings, records: list[dict], servers: dict, postgres: di
         "summary": summary,
         "ratios": _ratios(summary),
         "jwt_cost": jwt_cost(summary),
+        "queue_places": queue_places(summary),
         "targets": _targets(summary, postgres),
         "all_checks_ok": bool(checks) and all(checks),
         "runs": records,
@@ -108,6 +112,18 @@ def jwt_cost(summary: dict) -> dict | None:
     return cost
 
 
+def queue_places(summary: dict) -> dict | None:
+    """booking-status in a queue of a million, by band of positions (None unless the queue scenario ran)."""
+    bands = {name.removeprefix("queue-"): summary[name]["http"] for name in QUEUE_READS if name in summary}
+    if not bands:
+        return None
+    return {
+        band: {"p50_ms": run["latency_ms"]["50"], "p99_ms": run["latency_ms"]["99"],
+               "requests_per_s": run["requests_per_s"], "errors": run["errors"]}
+        for band, run in bands.items()
+    }
+
+
 def _targets(summary: dict, postgres: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it holds."""
     def figure(scenario, runner, *path):
@@ -129,11 +145,19 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         ("hot-jwt: zero errors", figure("hot-jwt", "http", "errors"), "<=", 0),
         ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
         ("status: p99 <= 20 ms during hot", figure("status", "http", "latency_ms", "99"), "<=", 20),
+        ("queue: booking-status p50 at the back <= 2 x at the front", _back_over_front(summary), "<=", 2.0),
     ]
     out = [_target(name, value, op, limit) for name, value, op, limit in targets]
     durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"
     out.append({"name": "synchronous_commit and fsync on", "value": durable, "ok": durable})
     return out
+
+
+def _back_over_front(summary: dict) -> float | None:
+    front, back = (summary.get(f"queue-{band}", {}).get("http") for band in ("front", "back"))
+    if not (front and back and front["latency_ms"]["50"]):
+        return None
+    return round(back["latency_ms"]["50"] / front["latency_ms"]["50"], 3)
 
 
 def _target(name: str, value, op: str, limit: float) -> dict:
@@ -190,7 +214,7 @@ def markdown_table(results: dict) -> str:
         "| HTTP / multi | HTTP / function | CPU ms/req server + PG | others' CPU | invariants |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for scenario in ("floor", *BOOKING_SCENARIOS, "status", "status-jwt"):
+    for scenario in ("floor", *BOOKING_SCENARIOS, *READ_SCENARIOS):
         if scenario in summary:
             lines.append(_table_row(scenario, summary[scenario], ratios.get(scenario, {})))
     lines += _jwt_cost_table(results.get("jwt_cost"), ratios)
@@ -231,7 +255,7 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
         return f"{ratios[name]:.2f}" if name in ratios else ""
 
     check = {True: "ok", False: "**FAILED**"}[all(r["checks_ok"] for r in runners.values())]
-    if scenario in ("floor", "status", "status-jwt"):
+    if scenario in ("floor", *READ_SCENARIOS):
         check = ""
     cpu = http["cpu"]
     per_request = f"{cpu['ms_per_request']['server']:.2f} + {cpu['ms_per_request']['postgres']:.2f}" if cpu else ""

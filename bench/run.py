@@ -14,9 +14,9 @@ import psutil
 from sqlalchemy import text
 
 from bench import report
-from bench.database import BenchDatabase, event_prefix, postgres_server
+from bench.database import BenchDatabase, event_id, event_prefix, postgres_server
 from bench.identity import BenchIdentity
-from bench.load import CpuMeter, ensure_wrk, find_pgbench, run_pgbench, start_wrk, wrk_result
+from bench.load import CpuMeter, ensure_wrk, find_pgbench, find_psql, run_pgbench, start_wrk, wrk_result
 from bench.server import Gunicorn
 from bench.settings import RESULTS_DIR, Settings
 
@@ -26,6 +26,15 @@ WARM_UP_SCRIPTS = {OPEN: "book.lua", JWT: "book_jwt.lua"}
 # Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
 CHURN_CANCELS_PER_S_BUDGET = 3000
 CHURN_WAITERS = 2000
+# The queue scenario: a waiting list this long on the group's second event, seeded in SQL, and the
+# bands of positions whose booking-status is polled (each uniformly), one reader per band.
+QUEUE_WAITING = 1_000_000
+QUEUE_EVENT = 2
+QUEUE_BANDS = {
+    "front": (1, QUEUE_WAITING // 3),
+    "middle": (QUEUE_WAITING // 3 + 1, 2 * QUEUE_WAITING // 3),
+    "back": (2 * QUEUE_WAITING // 3 + 1, QUEUE_WAITING),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Scenario:
     churn: bool = False
     status: str | None = None  # the name of the status reads run beside it, if any
     auth: str = OPEN
+    queue: bool = False  # a long waiting list on another event, its places polled beside the load
 
 
 SCENARIOS = {
@@ -49,6 +59,9 @@ SCENARIOS = {
         Scenario("sold-out", tickets=100),
         Scenario("churn", wrk_script="churn.lua", pgbench_scripts=("cancel", "book"), churn=True),
         Scenario("spread", events=1000, tickets=1000),
+        # hot, while waiting users poll their place in a queue of a million (HTTP only: the reads are
+        # the point, and pgbench's ceiling is hot's)
+        Scenario("queue", pgbench_scripts=(), queue=True),
     )
 }
 
@@ -97,7 +110,7 @@ class Bench:
             self._warm_up(server, WARM_UP_SCRIPTS[auth], self._script_tail(auth))
             for scenario in scenarios:
                 self._scenario_over_http(server, scenario, repeat)
-                for form in PGBENCH_FORMS:
+                for form in PGBENCH_FORMS if scenario.pgbench_scripts else ():
                     self._scenario_with_pgbench(server, scenario, form, repeat)
 
     def _script_tail(self, auth: str) -> list[str]:
@@ -116,24 +129,31 @@ class Bench:
         group = self._prepare(scenario, pools=range(1, self.settings.generator_threads + 1))
         args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
         args += self._script_tail(scenario.auth)
-        status = (scenario.status, group) if scenario.status else None
-        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, status)
+        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, self._readers(scenario, group))
         record["check"] = self.database.check(group)
 
+    def _readers(self, scenario: Scenario, group: int) -> dict[str, tuple[str, list[str]]]:
+        """The paced reads run beside a scenario's load: record name -> (wrk script, its arguments)."""
+        pause = str(self.settings.status_pause_ms)
+        readers = {scenario.status: ("status.lua", [str(group), pause])} if scenario.status else {}
+        if scenario.queue:
+            queue_event = event_id(group, QUEUE_EVENT)
+            for band, (first, last) in QUEUE_BANDS.items():
+                readers[f"queue-{band}"] = ("queue_status.lua", [queue_event, pause, str(first), str(last)])
+        return readers
+
     def _http(self, server, scenario: str, repeat: int, script: str, args: list[str],
-              status: tuple[str, int] | None = None) -> dict:
-        """One wrk run (and, beside it, the paced status reads, named `status[0]`, of `status[1]`'s event)."""
+              readers: dict[str, tuple[str, list[str]]] | None = None) -> dict:
+        """One wrk run and, beside it, `readers`' paced reads, each recorded under its name."""
         s = self.settings
         before = self.meter.snapshot(server.processes())
         load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
-        reads = None
-        if status is not None:
-            reads = start_wrk(self.wrk, server.url, "status.lua", [str(status[1]), str(s.status_pause_ms)],
-                              s.status_connections, 1, s.duration_s)
+        reads = {name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
+                 for name, (reader, reader_args) in (readers or {}).items()}
         record = self._record(scenario, "http", repeat, wrk_result(load))
         generators = record["generator_cpu_share"]
-        if reads is not None:
-            generators += self._record(status[0], "http", repeat, wrk_result(reads))["generator_cpu_share"]
+        for name, child in reads.items():
+            generators += self._record(name, "http", repeat, wrk_result(child))["generator_cpu_share"]
         after = self.meter.snapshot(server.processes())
         record["cpu"] = self.meter.breakdown(before, after, generators, record["requests"])
         return record
@@ -159,6 +179,8 @@ class Bench:
             self.database.create_churn_event(group, pools, pool_size, CHURN_WAITERS)
         else:
             self.database.create_events(group, scenario.events, scenario.tickets, scenario.name)
+        if scenario.queue:
+            self.database.seed_queue(group, QUEUE_EVENT, QUEUE_WAITING, find_psql(self.pgbench))
         self.database.settle()
         return group
 

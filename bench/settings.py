@@ -37,5 +37,5 @@ class Settings:
             generator_threads=int(env.get("BENCH_GENERATOR_THREADS", os.cpu_count() or 2)),
             status_connections=int(env.get("BENCH_STATUS_CONNECTIONS", 4)),
             status_pause_ms=int(env.get("BENCH_STATUS_PAUSE_MS", 20)),
-            scenarios=tuple(env.get("BENCH_SCENARIOS", "hot,hot-jwt,sold-out,churn,spread").split(",")),
+            scenarios=tuple(env.get("BENCH_SCENARIOS", "hot,hot-jwt,sold-out,churn,spread,queue").split(",")),
         )

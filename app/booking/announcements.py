@@ -11,7 +11,7 @@ from functools import singledispatch
 
 import structlog
 
-from app.booking.domain import CONFIRMED, Booking, Cancellation, EventCancellation, EventUpdate
+from app.booking.domain import CANCELLED, CONFIRMED, Booking, Cancellation, EventCancellation, EventUpdate
 from app.web import metrics
 
 log = structlog.get_logger("app.booking.announcements")
@@ -34,11 +34,16 @@ def _booked(booking: Booking) -> None:
 
 @announce.register
 def _cancelled(cancellation: Cancellation) -> None:
-    """A booking was cancelled, and the freed ticket perhaps went to the oldest waiting entry."""
-    log.info("cancelled", **_describe(cancellation.booking))
-    metrics.count_booking("cancelled")
-    if cancellation.promoted is not None:
-        log.info("promoted", **_describe(cancellation.promoted))
+    """A booking was cancelled (or only some of its tickets), and the freed tickets perhaps went to
+    waiting entries: each promoted booking is told and counted."""
+    if cancellation.booking.status == CANCELLED:
+        log.info("cancelled", **_describe(cancellation.booking))
+        metrics.count_booking("cancelled")
+    else:  # a partial cancel: the booking keeps `quantity` tickets
+        log.info("reduced", quantity=cancellation.booking.quantity, **_describe(cancellation.booking))
+        metrics.count_booking("reduced")
+    for promoted in cancellation.promoted_bookings:
+        log.info("promoted", quantity=promoted.quantity, **_describe(promoted))
         metrics.count_booking("promoted")
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
+DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 # An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
 ACTIVE = "active"
 
@@ -23,9 +24,10 @@ class Event:
     waiting_count: int
     created_at: datetime
     updated_at: datetime
-    max_per_booking: int
-    status: str
-    sales_open: bool
+    max_per_booking: int = DEFAULT_MAX_PER_BOOKING  # the most tickets one booking may hold
+    waiting_tickets: int = 0  # the tickets wanted by all waiting entries
+    status: str = ACTIVE
+    sales_open: bool = True
 
     @property
     def booked_tickets(self) -> int:
@@ -41,12 +43,22 @@ class Booking:
     waiting_position: int | None
     created_at: datetime
     updated_at: datetime
+    quantity: int = 1  # tickets held (or wanted, while waiting), all or none
+    tickets_ahead: int | None = None  # while waiting: the tickets wanted by the entries ahead
 
 
 @dataclass(frozen=True)
 class Cancellation:
+    """A cancel, whole or partial: the booking as it is now, and every booking that the freed tickets
+    confirmed, oldest first (strict FIFO: app/booking/sql/promote_waiting.sql)."""
+
     booking: Booking
-    promoted: Booking | None
+    promoted_bookings: list[Booking]
+
+    @property
+    def promoted(self) -> Booking | None:
+        """The first promoted booking: v1's one `promoted`, for the clients that know no other."""
+        return self.promoted_bookings[0] if self.promoted_bookings else None
 
 
 @dataclass(frozen=True)
@@ -117,11 +129,12 @@ class LedgerEntry:
     change of the event (capacity_changed, sales_closed, sales_opened, event_cancelled: no booking)."""
 
     seq: int
-    kind: str
+    kind: str  # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, or an organiser's kind
     booking_id: UUID | None
     user_id: str | None
     request_id: str | None
     created_at: datetime
+    quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
     total_tickets_from: int | None = None  # capacity_changed only
     total_tickets_to: int | None = None
 
@@ -152,6 +165,10 @@ class Refusal(Exception):
         super().__init_subclass__(**kwargs)
         if "code" in cls.__dict__:
             Refusal.kinds.append(cls)
+
+    def field_errors(self) -> dict[str, list[str]] | None:
+        """The request fields at fault, with their messages, for the problem's `errors`; None: no field."""
+        return None
 
 
 class DomainError(Refusal):
@@ -200,6 +217,27 @@ class CapacityBelowWaiting(DomainError):
     detail = "totalTickets {} is below a waiting entry's quantity, which could then never be confirmed"
 
 
+
+
+class InvalidQuantity(DomainError):
+    """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
+    own, the message under `errors.quantity`."""
+
+    code, status, about = "invalid_request", 400, "quantity"
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {"quantity": [str(self)]}
+
+
+class QuantityAboveLimit(InvalidQuantity):
+    # More than totalTickets could never be confirmed, and would block the queue for ever.
+    detail = "{} tickets is more than this event allows per booking (maxPerBooking) or has (totalTickets)"
+
+
+class QuantityAboveHeld(InvalidQuantity):
+    detail = "{} tickets is more than this booking holds"
+
+
 # The `outcome` column of the booking and organiser functions: "ok", or the refusal it names.
 OK = "ok"
 REFUSALS: dict[str, type[DomainError]] = {
@@ -207,6 +245,8 @@ REFUSALS: dict[str, type[DomainError]] = {
     "booking_not_found": BookingNotFound,
     "already_booked": AlreadyBooked,
     "already_cancelled": AlreadyCancelled,
+    "quantity_above_limit": QuantityAboveLimit,
+    "quantity_above_held": QuantityAboveHeld,
     "event_cancelled": EventCancelled,
     "sales_closed": SalesClosed,
     "capacity_below_booked": CapacityBelowBooked,
@@ -228,7 +268,7 @@ def quoted(value: object) -> object:
 
 def raise_unless_ok(outcome: str, **request: object) -> None:
     """Raise the refusal that a database function's `outcome` names, quoting the request's value it is
-    about (`request` holds them by name: event_id, user_id, total_tickets)."""
+    about (`request` holds them by name: event_id, user_id, quantity, total_tickets)."""
     if outcome != OK:
         refusal = REFUSALS[outcome]
         raise refusal(request[refusal.about])

@@ -18,8 +18,6 @@ from typing import ClassVar
 from sqlalchemy import Connection, Engine, Executable, Row, select, text
 
 from app.booking.domain import (
-    CONFIRMED,
-    Booking,
     BookingRow,
     Event,
     EventCancellation,
@@ -43,7 +41,8 @@ CANCEL_STATEMENT_TIMEOUT_MS = 120_000
 LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")  # SET LOCAL, with a parameter
 
 UPDATE_EVENT = text("""
-SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_created_ats, u.promoted_updated_ats
+SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
+       u.promoted_created_ats, u.promoted_updated_ats
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open) u
 """)
 CANCEL_EVENT = text("SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c")
@@ -102,14 +101,7 @@ class UpdateEvent(Write[EventUpdate]):
     def result(self, row: Row) -> EventUpdate:
         raise_unless_ok(row.outcome, event_id=self.event_id, total_tickets=self.changes.total_tickets)
         event = event_from(row)
-        promoted = [
-            Booking(booking_id, event.id, user_id, CONFIRMED, None, created_at, updated_at)
-            for booking_id, user_id, created_at, updated_at in zip(
-                row.promoted_ids or [], row.promoted_user_ids or [], row.promoted_created_ats or [],
-                row.promoted_updated_ats or [],
-            )
-        ]
-        return EventUpdate(event, promoted)
+        return EventUpdate(event, services.promoted_bookings_of(row, event.id))
 
 
 @dataclass(frozen=True)

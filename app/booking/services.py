@@ -34,8 +34,8 @@ from sqlalchemy import Connection, Engine, Executable, Row, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.booking.domain import (
-    CANCELLED,
     CONFIRMED,
+    DEFAULT_MAX_PER_BOOKING,
     Booking,
     BookingNotFound,
     Cancellation,
@@ -52,13 +52,15 @@ from app.database.group_commit import Batcher
 from app.database.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
-BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id)")
-BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids)")  # lists: text[]
-CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id)")
+BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id, :quantity)")
+# Lists: text[], text[], integer[]; one element per booking, in arrival order.
+BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids, :quantities)")
+CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, :quantity)")  # NULL: all of it
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
 # entry's place comes from the queue's counters (waiting_place.sql): the same cost at any position.
 BOOKING_STATUS = text("""
-SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, place.waiting_position
+SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
+       place.waiting_position, place.tickets_ahead
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
@@ -71,7 +73,8 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, 
 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
-SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.total_tickets_from, h.total_tickets_to
+SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
+       h.total_tickets_to
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
@@ -85,7 +88,8 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.tot
 # A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
 # ix_bookings_user_bookings (migration 0007) serves it.
 USER_BOOKINGS = text("""
-SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, place.waiting_position
+SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
+       place.waiting_position, place.tickets_ahead
   FROM bookings b
   LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE b.user_id = :user_id AND b.seq < :before
@@ -170,15 +174,21 @@ class Write(ABC, Generic[T]):
 
 @dataclass(frozen=True)
 class OpenEvent(Write[Event]):
-    """Open a new event with `total_tickets` tickets, all available."""
+    """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking."""
 
     total_tickets: int
     name: str | None = None
+    max_per_booking: int = DEFAULT_MAX_PER_BOOKING
 
     statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
 
     def parameters(self) -> dict:
-        return {"name": self.name, "total_tickets": self.total_tickets, "available_tickets": self.total_tickets}
+        return {
+            "name": self.name,
+            "total_tickets": self.total_tickets,
+            "available_tickets": self.total_tickets,
+            "max_per_booking": self.max_per_booking,
+        }
 
     def result(self, row: Row) -> Event:
         return Event(**row._mapping)
@@ -199,17 +209,24 @@ class UserWrite(Write[T]):
 
 @dataclass(frozen=True)
 class BookTicket(UserWrite[Booking]):
-    """Give `user_id` a ticket if one is left, else a place at the back of the waiting list."""
+    """Give `user_id` `quantity` tickets if nobody waits and they are all left, else one entry for them
+    at the back of the waiting list (all or none; the event's limits are checked in book_ticket)."""
+
+    quantity: int = 1
 
     statement: ClassVar[Executable] = BOOK
+
+    def parameters(self) -> dict:
+        return {**super().parameters(), "quantity": self.quantity}
 
     def alone(self, engine: Engine, batcher: Batcher) -> Booking:
         """With the bookings of the event that queue in this worker meanwhile, as one book_many statement."""
         event_uuid = parse_event_id(self.event_id)
-        return self.result(batcher.submit(event_uuid, (self.user_id, self.request_id), partial(_book_many, engine)))
+        item = (self.user_id, self.request_id, self.quantity)
+        return self.result(batcher.submit(event_uuid, item, partial(_book_many, engine)))
 
     def result(self, row: Row) -> Booking:
-        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         return Booking(
             id=row.booking_id,
             event_id=parse_event_id(self.event_id),
@@ -218,42 +235,50 @@ class BookTicket(UserWrite[Booking]):
             waiting_position=row.waiting_position,
             created_at=row.booking_created_at,
             updated_at=row.booking_updated_at,
+            quantity=row.booking_quantity,
+            tickets_ahead=row.tickets_ahead,
         )
 
 
-def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None]]) -> list[Row]:
-    """One `book_many` statement for (user_id, request_id) pairs: book_ticket's row for each, in order."""
-    user_ids, request_ids = (list(column) for column in zip(*bookings))
-    return autocommit(engine, BOOK_MANY, {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids})
+def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None, int]]) -> list[Row]:
+    """One `book_many` statement for (user_id, request_id, quantity) triples: book_ticket's row for each, in order."""
+    user_ids, request_ids, quantities = (list(column) for column in zip(*bookings))
+    parameters = {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids, "quantities": quantities}
+    return autocommit(engine, BOOK_MANY, parameters)
 
 
 @dataclass(frozen=True)
 class CancelBooking(UserWrite[Cancellation]):
-    """Cancel the user's active booking; a freed ticket goes at once to the oldest waiting entry."""
+    """Cancel the user's active booking, or only `quantity` of its tickets (None: all of them); freed
+    tickets go at once to the waiting entries by the strict FIFO rule (cancel_booking.sql)."""
+
+    quantity: int | None = None
 
     statement: ClassVar[Executable] = CANCEL
 
+    def parameters(self) -> dict:
+        return {**super().parameters(), "quantity": self.quantity}
+
     def result(self, row: Row) -> Cancellation:
-        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         event_uuid = parse_event_id(self.event_id)
-        cancelled = Booking(
-            row.booking_id, event_uuid, self.user_id, CANCELLED, None, row.booking_created_at, row.booking_updated_at
+        booking = Booking(
+            row.booking_id, event_uuid, self.user_id, row.booking_status, row.waiting_position,
+            row.booking_created_at, row.booking_updated_at, row.booking_quantity, row.tickets_ahead,
         )
-        return Cancellation(booking=cancelled, promoted=_promoted_booking(row, event_uuid))
+        return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 
 
-def _promoted_booking(row: Row, event_uuid: uuid.UUID) -> Booking | None:
-    if row.promoted_id is None:
-        return None
-    return Booking(
-        id=row.promoted_id,
-        event_id=event_uuid,
-        user_id=row.promoted_user_id,
-        status=CONFIRMED,
-        waiting_position=None,
-        created_at=row.promoted_created_at,
-        updated_at=row.promoted_updated_at,
+def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
+    """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest first."""
+    columns = zip(
+        row.promoted_ids, row.promoted_user_ids, row.promoted_quantities,
+        row.promoted_created_ats, row.promoted_updated_ats, strict=True,
     )
+    return [
+        Booking(booking_id, event_uuid, user_id, CONFIRMED, None, created_at, updated_at, quantity)
+        for booking_id, user_id, quantity, created_at, updated_at in columns
+    ]
 
 
 # The reads: one statement each, on a connection of their own.

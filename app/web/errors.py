@@ -85,7 +85,7 @@ def init_app(app: Flask) -> None:
 
 def refused(refusal: Refusal) -> Response:
     """The response to a refusal, by the rules or by the protocol; also what an Idempotency-Key stores."""
-    response = problem(refusal.status, refusal.code, str(refusal))
+    response = problem(refusal.status, refusal.code, str(refusal), refusal.field_errors())
     response.headers.update(refusal.headers)
     return response
 

@@ -31,7 +31,7 @@ from app.web.request_context import request_duration_s
 from app.web.security import PRODUCTION
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-BOOKING_OUTCOMES = ("confirmed", "waiting", "cancelled", "promoted")
+BOOKING_OUTCOMES = ("confirmed", "waiting", "cancelled", "reduced", "promoted")
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.
 UNMATCHED = "unmatched"
 # HTTP's methods (RFC 9110) and PATCH; any other token a client sends is counted as `other`.
@@ -71,7 +71,7 @@ def scrape_token(config) -> str:
 
 
 def count_booking(outcome: str, bookings: int = 1) -> None:
-    """Count committed booking outcomes: confirmed, waiting, cancelled or promoted."""
+    """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted."""
     BOOKINGS.labels(outcome).inc(bookings)
 
 

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
+from app.booking.domain import DEFAULT_MAX_PER_BOOKING
+
 # Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
 # category lookup, so that the OpenAPI document states (as `pattern`) the rule that validation applies.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -83,12 +85,21 @@ def _jwt_mode() -> bool:
     return has_app_context() and current_app.config.get("AUTH_MODE") == "jwt"
 
 
+# The most tickets an event may allow per booking (its maxPerBooking), and so the most one booking holds.
+MAX_PER_BOOKING = 100
+
+
 class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets", required=True, validate=validate.Range(min=1, max=1_000_000),
         metadata={"example": 100},
     )
     name = text_field(200, "Spring concert")
+    max_per_booking = StrictInteger(
+        data_key="maxPerBooking", validate=validate.Range(min=1, max=MAX_PER_BOOKING),
+        metadata={"description": "The most tickets one booking may hold", "example": 10,
+                  "default": DEFAULT_MAX_PER_BOOKING},
+    )
 
 
 class BookingRequest(Schema):
@@ -103,6 +114,29 @@ class BookingRequest(Schema):
         128, "user-123", cls=ActingUserId, data_key="userId",
         description="Required with AUTH_MODE=open. With AUTH_MODE=jwt: absent means the token's `sub`; another "
         "user needs the `bookings:any` scope, which in turn requires it",
+    )
+
+
+def quantity_field(description: str, **kwargs) -> StrictInteger:
+    """A number of tickets. The event's or booking's own limit is only known in the database: going
+    over it is the same 400, with `errors.quantity`, from the booking functions (domain.InvalidQuantity)."""
+    return StrictInteger(
+        validate=validate.Range(min=1, max=MAX_PER_BOOKING), metadata={"description": description, "example": 2},
+        **kwargs,
+    )
+
+
+class BookRequest(BookingRequest):
+    quantity = quantity_field(
+        "Tickets to book, all or none: 1..the event's maxPerBooking, and at most its totalTickets",
+        load_default=1,
+    )
+
+
+class CancelRequest(BookingRequest):
+    quantity = quantity_field(
+        "Tickets to give up: 1..the booking's quantity; absent (or all of them) cancels the whole booking. "
+        "A waiting entry that shrinks keeps its place",
     )
 
 
@@ -132,8 +166,12 @@ class EventSchema(Schema):
     waiting_list_count = fields.Integer(data_key="waitingListCount", attribute="waiting_count", required=True)
     created_at = UtcDateTime(data_key="createdAt", required=True)
     updated_at = UtcDateTime(data_key="updatedAt", required=True)
+    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
     max_per_booking = fields.Integer(
         data_key="maxPerBooking", required=True, metadata={"description": "The most tickets one booking may hold"}
+    )
+    waiting_tickets = fields.Integer(
+        data_key="waitingTickets", required=True, metadata={"description": "The tickets wanted by all waiting entries"}
     )
     status = fields.String(
         required=True, validate=validate.OneOf(EVENT_STATUSES),
@@ -155,6 +193,16 @@ class BookingSchema(Schema):
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
     updated_at = UtcDateTime(data_key="updatedAt", required=True)
+    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
+    quantity = fields.Integer(
+        required=True,
+        metadata={"description": "Tickets held, all or none (while waiting: wanted); a cancelled booking keeps "
+                  "the quantity it held"},
+    )
+    tickets_ahead = fields.Integer(
+        data_key="ticketsAhead", allow_none=True, required=True,
+        metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
+    )
 
 
 class EventEnvelope(Schema):
@@ -169,7 +217,12 @@ class CancellationSchema(Schema):
     booking = fields.Nested(BookingSchema, required=True)
     promoted = fields.Nested(
         BookingSchema, allow_none=True, required=True,
-        metadata={"description": "The waiting entry that received the freed ticket, if any"},
+        metadata={"description": "The first of `promotedBookings`, if any (for v1 clients)"},
+    )
+    promoted_bookings = fields.List(
+        fields.Nested(BookingSchema), data_key="promotedBookings", required=True,
+        metadata={"description": "The waiting entries that the freed tickets confirmed, oldest first: from the "
+                  "head of the queue while the head fits, stopping at the first that does not"},
     )
 
 
@@ -221,6 +274,11 @@ class LedgerEntrySchema(Schema):
         },
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
+    quantity = fields.Integer(
+        required=True, allow_none=True,
+        metadata={"description": "The tickets the change concerns: booked, waitlisted, released or confirmed; "
+                  "null on an organiser's entry"},
+    )
     total_tickets_from = fields.Integer(
         data_key="totalTicketsFrom", metadata={"description": "`capacity_changed` only: totalTickets before"}
     )

@@ -1,5 +1,5 @@
 -- POST /api/book (or the floor's path) on one of a group's events picked at random, each request
--- as a new user: hot and sold-out are a group of one event, spread a group of many.
+-- as a new user booking 1..4 tickets: hot and sold-out are a group of one event, spread a group of many.
 -- wrk ... -s book.lua <url> -- <group> <event_count> [path]
 package.path = debug.getinfo(1, "S").source:match("@(.*/)") .. "?.lua;" .. package.path
 local common = require("common")
@@ -18,5 +18,5 @@ end
 function request()
    n = n + 1
    local event_id = common.group_event_id(group, math.random(1, event_count))
-   return common.post(path, event_id, string.format("u-%d-%d", thread_id, n))
+   return common.post_booking(path, event_id, string.format("u-%d-%d", thread_id, n))
 end

@@ -1,5 +1,6 @@
 -- Book/cancel pairs on a sold-out event: each cancel frees a confirmed ticket, which goes to the
--- oldest waiter; each book joins the back of the waiting list, so the list keeps its length.
+-- head of the waiting list once enough are free for it (strict FIFO); each book (1..4 tickets) joins
+-- the back of the waiting list.
 -- The users cancelled, c-<thread>-<k>, were booked by bench/database.py before the run, one pool
 -- per wrk thread, so that every cancel hits a confirmed booking.
 -- wrk ... -s churn.lua <url> -- <group>  (the group's one event)
@@ -22,5 +23,5 @@ function request()
       return common.post("/api/cancel", event_id, string.format("c-%d-%d", thread_id, n))
    end
    cancel_next = true
-   return common.post("/api/book", event_id, string.format("u-%d-%d", thread_id, n))
+   return common.post_booking("/api/book", event_id, string.format("u-%d-%d", thread_id, n))
 end

@@ -20,10 +20,21 @@ function common.post(path, event_id, user_id)
    return wrk.format("POST", path, json_headers, body)
 end
 
+-- The bookings are of mixed sizes, as in a real sale: 1..MAX_QUANTITY tickets, uniformly at random
+-- (the bench's events allow 10 per booking; bench/pgbench/book_*.sql draw the same way).
+common.MAX_QUANTITY = 4
+
+function common.post_booking(path, event_id, user_id)
+   local body = string.format('{"eventId":"%s","userId":"%s","quantity":%d}', event_id, user_id,
+                              math.random(1, common.MAX_QUANTITY))
+   return wrk.format("POST", path, json_headers, body)
+end
+
 -- Booking for the token's sub (AUTH_MODE=jwt): no userId in the body.
 function common.post_bearer(path, event_id, token)
    local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
-   return wrk.format("POST", path, headers, string.format('{"eventId":"%s"}', event_id))
+   local body = string.format('{"eventId":"%s","quantity":%d}', event_id, math.random(1, common.MAX_QUANTITY))
+   return wrk.format("POST", path, headers, body)
 end
 
 -- The event ids of a bench group: deterministic, so that pgbench can compute the same ones in SQL

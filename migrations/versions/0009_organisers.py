@@ -289,6 +289,9 @@ BEGIN
         RETURN;
     END IF;
     event_row := ev;
+    SELECT '{}', '{}', '{}', '{}', '{}', 0  -- nobody promoted, unless a raise below does
+      INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats,
+           promoted_tickets;
     outcome := CASE WHEN ev.status = 'cancelled' THEN 'event_cancelled' ELSE 'ok' END;
     total := coalesce(p_total_tickets, ev.total_tickets);
     IF outcome = 'ok' AND total < ev.total_tickets - ev.available_tickets THEN
@@ -312,10 +315,6 @@ BEGIN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
           FROM promote_waiting(p_event_id, available, changed_at);
-    ELSE
-        SELECT '{}', '{}', '{}', '{}', '{}', 0
-          INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
-               promoted_updated_ats, promoted_tickets;
     END IF;
     INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
     SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to

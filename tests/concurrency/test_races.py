@@ -423,10 +423,10 @@ STAMPED_HOLDERS = names("stamped-holder", 16)
 STAMPED_ARRIVALS = names("stamped-arrival", THREADS - len(STAMPED_HOLDERS))
 
 
-def in_own_transaction(engine, statement, event_id: str, user_id: str) -> None:
+def in_own_transaction(engine, statement, event_id: str, user_id: str, quantity: int | None) -> None:
     """One function call in a transaction of its own, as a keyed write makes it: BEGIN, the call, COMMIT."""
     with engine.begin() as conn:
-        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None})
+        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None, "quantity": quantity})
 
 
 def stamps_along_seq(engine, table, event_id: str) -> list:
@@ -440,8 +440,8 @@ def stamped_rush(race_engine) -> str:
     """A sold-out event where new users queue while holders cancel and promote the oldest waiters."""
     event_id = sold_out_event(race_engine, STAMPED_HOLDERS, names("stamped-waiter", 8))
     race_calls(
-        [(in_own_transaction, race_engine, BOOK, event_id, user) for user in STAMPED_ARRIVALS]
-        + [(in_own_transaction, race_engine, CANCEL, event_id, user) for user in STAMPED_HOLDERS]
+        [(in_own_transaction, race_engine, BOOK, event_id, user, 1) for user in STAMPED_ARRIVALS]
+        + [(in_own_transaction, race_engine, CANCEL, event_id, user, None) for user in STAMPED_HOLDERS]
     )
     return event_id
 

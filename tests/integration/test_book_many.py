@@ -23,7 +23,9 @@ from tests.helpers.waiting import wait_until
 def book_many(engine, event_id: str, user_ids: list[str]) -> list:
     request_ids = [f"r-{user}" for user in user_ids]
     with engine.begin() as conn:
-        return conn.execute(BOOK_MANY, {"event_id": event_id, "user_ids": user_ids, "request_ids": request_ids}).all()
+        # No quantities: as v1 called it, one ticket each.
+        parameters = {"event_id": event_id, "user_ids": user_ids, "request_ids": request_ids, "quantities": None}
+        return conn.execute(BOOK_MANY, parameters).all()
 
 
 def test_book_many_books_in_the_order_given_with_the_rules_of_book_ticket(engine, new_event):
@@ -57,8 +59,11 @@ def test_book_many_on_an_unknown_event_answers_event_not_found_for_each(engine):
     assert [row.outcome for row in rows] == ["event_not_found", "event_not_found"]
 
 
-def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answered_while_held=False) -> list:
-    """Book `users` while another session holds the event's row lock; their responses, in order.
+def book_behind_a_held_lock(
+    app, engine, event_id: str, users: list[str], answered_while_held=False, quantities: dict | None = None
+) -> list:
+    """Book `users` (each `quantities[user]` tickets, if given) while another session holds the event's
+    row lock; their responses, in order.
 
     The first booking waits for the lock in PostgreSQL; the others queue behind it, in this order.
     The lock is let go once they are queued, or with `answered_while_held` once all were answered.
@@ -69,7 +74,7 @@ def book_behind_a_held_lock(app, engine, event_id: str, users: list[str], answer
             holder.execute(text("SELECT 1 FROM events WHERE id = :e FOR UPDATE"), {"e": event_id})
             responses = []
             for queued, user in enumerate(users):
-                body = {"eventId": event_id, "userId": user}
+                body = {"eventId": event_id, "userId": user} | ({"quantity": quantities[user]} if quantities else {})
                 responses.append(pool.submit(app.test_client().post, "/api/book", json=body))
                 if queued == 0:
                     wait_until(lambda: waiting_sessions(engine), "the first booking waits for the lock")
@@ -103,6 +108,37 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
     transactions, stamps = [row[1] for row in rows], [row[2] for row in rows]
     assert transactions[1] == transactions[2] == transactions[3] != transactions[0]
     assert stamps == sorted(stamps)
+
+
+def answer(response) -> tuple:
+    """What a booking's response tells its client: status code, and the booking or the refusal."""
+    body = response.get_json()
+    if response.status_code != 201:
+        return response.status_code, body["code"], body["detail"], body.get("errors")
+    booking = body["booking"]
+    return 201, booking["status"], booking["quantity"], booking["waitingPosition"], booking["ticketsAhead"]
+
+
+def test_a_batch_of_mixed_quantities_gives_each_booking_the_answer_it_would_have_had_alone(
+    app, client, engine, new_event, issued
+):
+    # 5 tickets: 1 + 3 confirmed, then 2 waits, and so do 1 (it would fit, but 2 is ahead) and 4;
+    # 5 is more than maxPerBooking 4.
+    quantities = {"first": 1, "second": 3, "third": 2, "fourth": 1, "fifth": 5, "sixth": 4}
+    batched = book_behind_a_held_lock(
+        app, engine, new_event(5, maxPerBooking=4)["id"], list(quantities), quantities=quantities
+    )
+    assert sum("book_many" in statement for statement in issued) == 2  # the first alone, then the rest together
+    alone_event = new_event(5, maxPerBooking=4)["id"]
+    alone = [
+        client.post("/api/book", json={"eventId": alone_event, "userId": user, "quantity": quantity})
+        for user, quantity in quantities.items()
+    ]
+    assert [answer(response) for response in batched] == [answer(response) for response in alone]
+    assert [answer(response)[:2] for response in batched] == [
+        (201, "confirmed"), (201, "confirmed"), (201, "waiting"), (201, "waiting"), (400, "invalid_request"),
+        (201, "waiting"),
+    ]
 
 
 def test_every_booking_of_a_batch_that_fails_gets_a_503_and_none_is_made(make_app, engine, new_event):

@@ -55,6 +55,29 @@ def test_domain_events_are_logged_once_each(client, new_event, capsys):
     assert request_line["user_id"] == "first"  # the request's subject again, not the promoted user
 
 
+def test_a_cancel_that_promotes_several_bookings_logs_each_promotion(client, new_event, capsys):
+    event = new_event(2)
+    for user, quantity in (("holder", 2), ("one", 1), ("two", 1)):
+        client.post("/api/book", json={"eventId": event["id"], "userId": user, "quantity": quantity})
+    capsys.readouterr()
+    client.post("/api/cancel", json={"eventId": event["id"], "userId": "holder"}, headers={"X-Request-ID": "c-2"})
+    lines = lines_of(capsys, "c-2")
+    assert [(line["event"], line["user_id"]) for line in lines[:3]] == [
+        ("cancelled", "holder"), ("promoted", "one"), ("promoted", "two"),
+    ]
+
+
+def test_a_partial_cancel_is_logged_as_reduced_with_the_tickets_kept(client, new_event, capsys):
+    event = new_event(5)
+    client.post("/api/book", json={"eventId": event["id"], "userId": "group", "quantity": 4})
+    capsys.readouterr()
+    client.post(
+        "/api/cancel", json={"eventId": event["id"], "userId": "group", "quantity": 1}, headers={"X-Request-ID": "r-1"}
+    )
+    reduced = lines_of(capsys, "r-1")[0]
+    assert (reduced["event"], reduced["user_id"], reduced["quantity"]) == ("reduced", "group", 3)
+
+
 def test_joining_the_waiting_list_is_logged_with_the_place(client, new_event, capsys):
     event = new_event(1)
     client.post("/api/book", json={"eventId": event["id"], "userId": "first"})

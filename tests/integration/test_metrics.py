@@ -74,14 +74,24 @@ def test_in_production_a_metrics_token_replaces_the_admin_token(metrics_client, 
 
 
 def test_bookings_are_counted_by_outcome(client, new_event):
-    event = new_event(1)
+    event = new_event(2)
     before = scrape(client)
-    for user in ("first", "second"):
-        client.post("/api/book", json={"eventId": event["id"], "userId": user})
+    client.post("/api/book", json={"eventId": event["id"], "userId": "first", "quantity": 2})
+    client.post("/api/book", json={"eventId": event["id"], "userId": "second"})
+    client.post("/api/cancel", json={"eventId": event["id"], "userId": "first", "quantity": 1})  # reduced, promoted
     client.post("/api/cancel", json={"eventId": event["id"], "userId": "first"})
     after = scrape(client)
     for outcome in metrics.BOOKING_OUTCOMES:
         assert sample(after, "bookings_total", outcome=outcome) - sample(before, "bookings_total", outcome=outcome) == 1
+
+
+def test_a_cancel_counts_every_booking_it_promotes(client, new_event):
+    event = new_event(2)
+    for user, quantity in (("holder", 2), ("one", 1), ("two", 1)):
+        client.post("/api/book", json={"eventId": event["id"], "userId": user, "quantity": quantity})
+    before = sample(scrape(client), "bookings_total", outcome="promoted")
+    client.post("/api/cancel", json={"eventId": event["id"], "userId": "holder"})
+    assert sample(scrape(client), "bookings_total", outcome="promoted") - before == 2
 
 
 def test_refused_bookings_are_not_counted(client, new_event):

@@ -34,7 +34,7 @@ def test_openapi_document_is_valid_openapi_3(document):
 
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
-        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookingRequest", "Booking", "BookingEnvelope",
+        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookRequest", "CancelRequest", "Booking", "BookingEnvelope",
         "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
         "EventsPage", "EventPatchRequest", "EventUpdate", "WaitingListPage", "WaitingEntry", "BookingsPage",
         "BookingRow",
@@ -128,7 +128,8 @@ def test_initialize_requires_the_admin_bearer_scheme(document):
 def test_request_bodies_carry_examples(document):
     schemas = document["components"]["schemas"]
     assert schemas["InitializeRequest"]["properties"]["totalTickets"]["example"] == 100
-    assert all("example" in field for field in schemas["BookingRequest"]["properties"].values())
+    for request in ("BookRequest", "CancelRequest"):
+        assert all("example" in field for field in schemas[request]["properties"].values())
 
 
 def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
@@ -173,3 +174,15 @@ def test_the_idempotency_key_states_the_rule_the_server_enforces(document, path)
 def test_the_idempotency_key_has_no_example_for_swagger_ui_to_send_twice(document, path):
     key = idempotency_key_parameter(document, path)
     assert not {"example", "examples"} & (set(key) | set(key["schema"]))
+
+
+def test_the_document_states_the_fields_of_several_tickets_per_booking(document):
+    schemas = document["components"]["schemas"]
+    assert {"quantity", "ticketsAhead"} <= set(schemas["Booking"]["required"])
+    assert {"maxPerBooking", "waitingTickets"} <= set(schemas["Event"]["required"])
+    assert "promotedBookings" in schemas["Cancellation"]["required"]
+    limit = schemas["InitializeRequest"]["properties"]["maxPerBooking"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 10)
+    assert schemas["BookRequest"]["properties"]["quantity"]["default"] == 1
+    assert schemas["CancelRequest"]["properties"]["quantity"]["minimum"] == 1
+    assert "reduced" in schemas["LedgerEntry"]["properties"]["kind"]["enum"]

@@ -54,4 +54,5 @@ def test_the_403_response_names_the_forbidden_code(jwt_document):
 
 
 def test_in_jwt_mode_user_id_is_optional_in_booking_bodies(jwt_document):
-    assert jwt_document["components"]["schemas"]["BookingRequest"]["required"] == ["eventId"]
+    for request in ("BookRequest", "CancelRequest"):
+        assert jwt_document["components"]["schemas"][request]["required"] == ["eventId"]

@@ -1,8 +1,6 @@
 """Organisers run an event over its life: list, resize, close sales, call off, see the queue, export.
 
 Every route and every error row of the contract's section "Organisers: events over their life".
-Bookings of several tickets are made with book_ticket's quantity argument directly, until the
-booking API takes a quantity (issue 13's second phase).
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from app.operations import audit
 from tests.helpers.api import NIL_UUID, assert_problem
 from tests.helpers.database import ledger_kinds, migrate
 
-BOOK_SEVERAL = text("SELECT outcome FROM book_ticket(:event_id, :user_id, NULL, :quantity)")
-
 
 @pytest.fixture
 def book(client):
@@ -34,13 +30,12 @@ def book(client):
 
 
 @pytest.fixture
-def book_several(engine):
+def book_several(client):
     """Book `quantity` tickets for `user` as one booking (confirmed or one waiting entry)."""
 
     def book_tickets(event: dict, user: str, quantity: int) -> None:
-        with engine.begin() as conn:
-            outcome = conn.execute(BOOK_SEVERAL, {"event_id": event["id"], "user_id": user, "quantity": quantity})
-            assert outcome.scalar_one() == "ok"
+        response = client.post("/api/book", json={"eventId": event["id"], "userId": user, "quantity": quantity})
+        assert response.status_code == 201, response.get_json()
 
     return book_tickets
 
@@ -164,6 +159,8 @@ def test_capacity_raise_stops_at_the_first_entry_that_does_not_fit(new_event, bo
 
     # Two tickets are free; the head wants three, so nobody behind it is confirmed before it.
     assert changed["promotedBookings"] == [] and changed["event"]["availableTickets"] == 2
+    promoted = patch(event, totalTickets=5).get_json()["promotedBookings"]
+    assert [(b["userId"], b["quantity"]) for b in promoted] == [("big", 3)]
 
 
 def test_capacity_may_be_lowered_to_the_tickets_held(new_event, book, patch):

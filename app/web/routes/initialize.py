@@ -22,6 +22,7 @@ def with_location(event):
 def initialize(args):
     """Open an event (admin)
 
-    The event gets `totalTickets` tickets, all available; `Location` is its status URL.
+    The event gets `totalTickets` tickets, all available, at most `maxPerBooking` per booking;
+    `Location` is its status URL.
     """
-    return services.OpenEvent(args["total_tickets"], args.get("name"))
+    return services.OpenEvent(**args)  # the schema's names are the use case's; absent ones take its defaults

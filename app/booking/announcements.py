@@ -11,7 +11,7 @@ from functools import singledispatch
 
 import structlog
 
-from app.booking.domain import CANCELLED, CONFIRMED, Booking, Cancellation
+from app.booking.domain import CANCELLED, CONFIRMED, Booking, Cancellation, EventCancellation, EventUpdate
 from app.web import metrics
 
 log = structlog.get_logger("app.booking.announcements")
@@ -45,6 +45,24 @@ def _cancelled(cancellation: Cancellation) -> None:
     for promoted in cancellation.promoted_bookings:
         log.info("promoted", quantity=promoted.quantity, **_describe(promoted))
         metrics.count_booking("promoted")
+
+
+@announce.register
+def _event_updated(update: EventUpdate) -> None:
+    """An organiser changed an event; a capacity raise perhaps confirmed waiting entries."""
+    event = update.event
+    log.info("event_updated", event_id=str(event.id), total_tickets=event.total_tickets, sales_open=event.sales_open)
+    for promoted in update.promoted_bookings:
+        log.info("promoted", **_describe(promoted))
+    metrics.count_booking("promoted", len(update.promoted_bookings))
+
+
+@announce.register
+def _event_cancelled(cancellation: EventCancellation) -> None:
+    """An organiser called an event off, cancelling its active bookings; a repeat changed nothing."""
+    if cancellation.cancelled_bookings is not None:
+        log.info("event_cancelled", event_id=str(cancellation.event.id), bookings=cancellation.cancelled_bookings)
+        metrics.count_booking("cancelled", cancellation.cancelled_bookings)
 
 
 def _describe(booking: Booking) -> dict:

@@ -11,6 +11,8 @@ CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
 DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
+# An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
+ACTIVE = "active"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Event:
     updated_at: datetime
     max_per_booking: int = DEFAULT_MAX_PER_BOOKING  # the most tickets one booking may hold
     waiting_tickets: int = 0  # the tickets wanted by all waiting entries
+    status: str = ACTIVE
+    sales_open: bool = True
 
     @property
     def booked_tickets(self) -> int:
@@ -58,16 +62,81 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class EventChanges:
+    """What an organiser may change of an event; None leaves a setting as it is. The offers issue adds
+    `promotion` and `offer_ttl_seconds` here, as update_event's arguments and EventPatchRequest's fields."""
+
+    name: str | None = None
+    total_tickets: int | None = None
+    max_per_booking: int | None = None
+    sales_open: bool | None = None
+
+
+@dataclass(frozen=True)
+class EventUpdate:
+    event: Event
+    promoted_bookings: list[Booking]  # confirmed by a capacity raise, oldest first
+
+
+@dataclass(frozen=True)
+class EventCancellation:
+    event: Event
+    cancelled_bookings: int | None  # how many were active; None if it was already cancelled (nothing changed)
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    events: list[Event]
+    next_after: int | None  # the last event's seq, for the next page; None on the last page
+
+
+@dataclass(frozen=True)
+class WaitingEntry:
+    """A waiting booking as its organiser sees it: its place, and the tickets wanted ahead of it."""
+
+    id: UUID
+    user_id: str
+    quantity: int
+    position: int
+    tickets_ahead: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """A booking of any status, as the organiser's list shows it (places are in the waiting list)."""
+
+    id: UUID
+    event_id: UUID
+    user_id: str
+    status: str
+    quantity: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    """Rows after a cursor, in order; `next_after` (a booking's seq) for the next page, None on the last."""
+
+    rows: list
+    next_after: int | None
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
-    """One state change of a booking, as the ledger (booking_events) recorded it."""
+    """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
+    change of the event (capacity_changed, sales_closed, sales_opened, event_cancelled: no booking)."""
 
     seq: int
-    kind: str  # booked, waitlisted, cancelled, reduced (a partial cancel) or promoted
-    booking_id: UUID
-    user_id: str
+    kind: str  # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, or an organiser's kind
+    booking_id: UUID | None
+    user_id: str | None
     request_id: str | None
     created_at: datetime
-    quantity: int  # the tickets the change concerns: booked, released, or confirmed
+    quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
+    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +199,26 @@ class AlreadyCancelled(DomainError):
     detail = "{}'s booking for this event is already cancelled"
 
 
+class EventCancelled(DomainError):
+    code, status, about, detail = "event_cancelled", 409, "event_id", "event {!r} is cancelled: it takes no more changes"
+
+
+class SalesClosed(DomainError):
+    code, status, about, detail = "sales_closed", 409, "event_id", "sales for event {!r} are closed"
+
+
+class CapacityBelowBooked(DomainError):
+    code, status, about = "capacity_below_booked", 409, "total_tickets"
+    detail = "totalTickets {} is below the tickets already held"
+
+
+class CapacityBelowWaiting(DomainError):
+    code, status, about = "capacity_below_waiting", 409, "total_tickets"
+    detail = "totalTickets {} is below a waiting entry's quantity, which could then never be confirmed"
+
+
+
+
 class InvalidQuantity(DomainError):
     """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
     own, the message under `errors.quantity`."""
@@ -149,7 +238,7 @@ class QuantityAboveHeld(InvalidQuantity):
     detail = "{} tickets is more than this booking holds"
 
 
-# The `outcome` column of book_ticket, book_many and cancel_booking: "ok", or the refusal it names.
+# The `outcome` column of the booking and organiser functions: "ok", or the refusal it names.
 OK = "ok"
 REFUSALS: dict[str, type[DomainError]] = {
     "event_not_found": EventNotFound,
@@ -158,6 +247,10 @@ REFUSALS: dict[str, type[DomainError]] = {
     "already_cancelled": AlreadyCancelled,
     "quantity_above_limit": QuantityAboveLimit,
     "quantity_above_held": QuantityAboveHeld,
+    "event_cancelled": EventCancelled,
+    "sales_closed": SalesClosed,
+    "capacity_below_booked": CapacityBelowBooked,
+    "capacity_below_waiting": CapacityBelowWaiting,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an
@@ -173,11 +266,12 @@ def quoted(value: object) -> object:
     return value
 
 
-def raise_unless_ok(outcome: str, event_id: str, user_id: str, quantity: int | None = None) -> None:
-    """Raise the refusal that a booking function's `outcome` names, quoting the value it is about."""
+def raise_unless_ok(outcome: str, **request: object) -> None:
+    """Raise the refusal that a database function's `outcome` names, quoting the request's value it is
+    about (`request` holds them by name: event_id, user_id, quantity, total_tickets)."""
     if outcome != OK:
         refusal = REFUSALS[outcome]
-        raise refusal({"event_id": event_id, "user_id": user_id, "quantity": quantity}[refusal.about])
+        raise refusal(request[refusal.about])
 
 
 def parse_event_id(event_id: str) -> UUID:

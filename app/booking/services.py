@@ -73,7 +73,8 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, 
 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
-SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity
+SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
+       h.total_tickets_to
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
@@ -225,7 +226,7 @@ class BookTicket(UserWrite[Booking]):
         return self.result(batcher.submit(event_uuid, item, partial(_book_many, engine)))
 
     def result(self, row: Row) -> Booking:
-        raise_unless_ok(row.outcome, self.event_id, self.user_id, self.quantity)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         return Booking(
             id=row.booking_id,
             event_id=parse_event_id(self.event_id),
@@ -259,17 +260,17 @@ class CancelBooking(UserWrite[Cancellation]):
         return {**super().parameters(), "quantity": self.quantity}
 
     def result(self, row: Row) -> Cancellation:
-        raise_unless_ok(row.outcome, self.event_id, self.user_id, self.quantity)
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         event_uuid = parse_event_id(self.event_id)
         booking = Booking(
             row.booking_id, event_uuid, self.user_id, row.booking_status, row.waiting_position,
             row.booking_created_at, row.booking_updated_at, row.booking_quantity, row.tickets_ahead,
         )
-        return Cancellation(booking=booking, promoted_bookings=_promoted_bookings(row, event_uuid))
+        return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 
 
-def _promoted_bookings(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
-    """The bookings that cancel_booking's row lists as promoted (parallel arrays), oldest first."""
+def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
+    """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest first."""
     columns = zip(
         row.promoted_ids, row.promoted_user_ids, row.promoted_quantities,
         row.promoted_created_ats, row.promoted_updated_ats, strict=True,

@@ -6,6 +6,7 @@ built in Python, and `tests/integration/test_migrations.py` fails the moment the
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -55,6 +56,11 @@ events = Table(
     Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_promoted_entries", BigInteger, nullable=False, server_default=text("0")),
     Column("queue_promoted_tickets", BigInteger, nullable=False, server_default=text("0")),
+    # The organiser's (migration 0010): an event called off takes no more writes; closed sales take no booking.
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("sales_open", Boolean, nullable=False, server_default=text("true")),
+    # The order events were opened in (existing ones numbered by created_at), for the organisers' list.
+    Column("seq", BigInteger, Identity(always=True), nullable=False),
     CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
     CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
@@ -71,6 +77,10 @@ events = Table(
         "AND queue_promoted_tickets BETWEEN queue_promoted_entries AND queue_joined_tickets - waiting_tickets",
         name="queue_promoted_range",
     ),
+    CheckConstraint("status IN ('active', 'cancelled')", name="status_known"),
+    # The organisers' list, newest first, keyset-paginated (not unique: Citus, docs/scaling.md).
+    Index("ix_events_seq", "seq"),
+    Index("ix_events_status_seq", "status", "seq"),
 )
 
 bookings = Table(
@@ -113,6 +123,7 @@ bookings = Table(
     Index("ix_bookings_user_history", "event_id", "user_id", "seq"),
     # A user's bookings across events, newest first (GET /api/users/<userId>/bookings).
     Index("ix_bookings_user_bookings", "user_id", "seq"),
+    Index("ix_bookings_event_id_seq", "event_id", "seq"),  # an event's bookings in order, for its organiser
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.
@@ -122,17 +133,37 @@ booking_events = Table(
     # Assigned under the event lock, so it orders an event's rows as its changes happened.
     Column("seq", BigInteger, Identity(always=True), nullable=False),
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
-    Column("booking_id", Uuid, nullable=False),
-    Column("user_id", Text, nullable=False),
+    # NULL on an organiser's entry (capacity_changed, sales_closed, sales_opened, event_cancelled),
+    # which concerns the event; the bookings it touched follow it under the same request id.
+    Column("booking_id", Uuid),
+    Column("user_id", Text),
     Column("kind", Text, nullable=False),
     Column("request_id", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     # The tickets the change concerns: those booked, queued or promoted; for `cancelled` and `reduced`
     # (a partial cancel), those given up.
-    Column("quantity", Integer, nullable=False),
+    Column("quantity", Integer),
+    # capacity_changed's totals before and after, so that a replay of the ledger follows the capacity.
+    Column("total_tickets_from", Integer),
+    Column("total_tickets_to", Integer),
     # event_id first, as in bookings; its index also serves an event's history, oldest first.
     PrimaryKeyConstraint("event_id", "seq"),
-    CheckConstraint("kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted')", name="kind_known"),
+    CheckConstraint(
+        "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
+        "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled')",
+        name="kind_known",
+    ),
+    CheckConstraint(
+        "CASE WHEN kind IN ('capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled') "
+        "THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
+        "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END",
+        name="subject_known",
+    ),
+    CheckConstraint(
+        "(kind = 'capacity_changed') = (total_tickets_from IS NOT NULL) "
+        "AND (total_tickets_from IS NULL) = (total_tickets_to IS NULL)",
+        name="totals_with_capacity_change",
+    ),
     CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
 )
 

@@ -141,7 +141,7 @@ def prefix_nodes(ordinal: int) -> list[int]:
 
 def ledger_problems(event, rows, entries) -> list[str]:
     """Replay the ledger from empty, checking each step, then compare where it ends with the rows."""
-    replay = Replay(event.total_tickets)
+    replay = Replay(_initial_total(event, entries))
     problems = [
         f"ledger #{entry.seq} ({entry.kind} {entry.quantity} of {entry.booking_id}, user {entry.user_id!r}): {problem}"
         for entry in entries
@@ -152,14 +152,21 @@ def ledger_problems(event, rows, entries) -> list[str]:
     return problems + replay.differences(event, rows)
 
 
+def _initial_total(event, entries) -> int:
+    """The capacity the event opened with: before its first capacity change, if it had any."""
+    return next((entry.total_tickets_from for entry in entries if entry.kind == "capacity_changed"), event.total_tickets)
+
+
 @dataclass(frozen=True)
 class Change:
     """One ledger entry's content: what the rule does to a booking (see Replay.book and Replay.cancel)."""
 
     kind: str
-    booking_id: UUID
-    user_id: str
-    quantity: int
+    booking_id: UUID | None
+    user_id: str | None
+    quantity: int | None
+    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_to: int | None = None
 
 
 class Replay:
@@ -174,7 +181,10 @@ class Replay:
     """
 
     def __init__(self, total_tickets: int) -> None:
+        self.total = total_tickets
         self.available = total_tickets
+        self.sales_open = True
+        self.cancelled = False  # the event was called off: its own `cancelled` entries follow, then nothing
         self.status: dict[UUID, str] = {}
         self.user: dict[UUID, str] = {}
         self.quantity: dict[UUID, int] = {}  # tickets held or wanted
@@ -193,11 +203,19 @@ class Replay:
         held = self.quantity[booking_id]
         kind = "cancelled" if quantity in (None, held) else "reduced"
         self.apply(Change(kind, booking_id, self.user[booking_id], quantity or held))
+        return self._promote()
+
+    def _promote(self) -> list[UUID]:
         promoted = []
         while self.head_fits():
             promoted.append(self.queue[0])
             self.apply(Change("promoted", self.queue[0], self.user[self.queue[0]], self.quantity[self.queue[0]]))
         return promoted
+
+    def resize(self, total_tickets: int) -> list[UUID]:
+        """An organiser's new capacity; the bookings a raise promotes, oldest first."""
+        self.apply(Change("capacity_changed", None, None, None, self.total, total_tickets))
+        return self._promote()
 
     def position(self, booking_id: UUID) -> int:
         return self.queue.index(booking_id) + 1
@@ -211,7 +229,7 @@ class Replay:
 
     def head_fits(self) -> bool:
         """Whether the oldest waiting entry fits in the available tickets: the rule owes it a promotion."""
-        return bool(self.queue) and self.quantity[self.queue[0]] <= self.available
+        return not self.cancelled and bool(self.queue) and self.quantity[self.queue[0]] <= self.available
 
     def apply(self, entry) -> list[str]:
         """Apply one entry; what is wrong with it, if anything."""
@@ -222,11 +240,38 @@ class Replay:
         owner = self.user.get(entry.booking_id, entry.user_id)
         if owner != entry.user_id:
             problems.append(f"booking {entry.booking_id} belongs to {owner!r}, not {entry.user_id!r}")
+        if self.cancelled and entry.kind != "cancelled":
+            problems.append("the event had been cancelled")
         problem = getattr(self, f"_{entry.kind}")(entry)
         return problems + ([problem] if problem else [])
 
-    def _booked(self, entry) -> str | None:
+    def _capacity_changed(self, entry) -> str | None:
         problem = None
+        held = self.total - self.available
+        if entry.total_tickets_from != self.total:
+            problem = f"it changed a capacity of {entry.total_tickets_from}, but the event had {self.total}"
+        elif entry.total_tickets_to < held:
+            problem = f"the new capacity {entry.total_tickets_to} is below the {held} tickets held"
+        elif any(self.quantity[waiting] > entry.total_tickets_to for waiting in self.queue):
+            problem = f"the new capacity {entry.total_tickets_to} is below a waiting entry's quantity"
+        self.available += entry.total_tickets_to - self.total
+        self.total = entry.total_tickets_to
+        self.overlooked = None
+        return problem
+
+    def _sales_closed(self, entry) -> str | None:
+        was_open, self.sales_open = self.sales_open, False
+        return None if was_open else "sales were closed already"
+
+    def _sales_opened(self, entry) -> str | None:
+        was_open, self.sales_open = self.sales_open, True
+        return "sales were open already" if was_open else None
+
+    def _event_cancelled(self, entry) -> None:
+        self.cancelled = True
+
+    def _booked(self, entry) -> str | None:
+        problem = None if self.sales_open else "sales were closed"
         if self.queue and self.queue[0] != self.overlooked:
             problem = f"{self.queue[0]} was waiting"
         elif entry.quantity > self.available:
@@ -236,7 +281,7 @@ class Replay:
 
     def _waitlisted(self, entry) -> str | None:
         fits = not self.queue and entry.quantity <= self.available
-        problem = f"{self.available} tickets were left" if fits else None
+        problem = f"{self.available} tickets were left" if fits else None if self.sales_open else "sales were closed"
         self.queue.append(entry.booking_id)
         return self._join(entry, WAITING) or problem
 
@@ -311,6 +356,20 @@ class Replay:
         problems += [f"booking {b} ({row.status}) has no ledger entry" for b, row in in_table.items() if b not in self.status]
         if self.available != event.available_tickets:
             problems.append(f"availableTickets is {event.available_tickets}, but the ledger leaves {self.available}")
+        problems += self._event_differences(event)
         if self.queue != [row.id for row in rows if row.status == WAITING]:
             problems.append("the waiting list differs from the one the ledger builds, in members or in order")
+        return problems
+
+    def _event_differences(self, event) -> list[str]:
+        """The organiser's settings that the ledger records, against the event row."""
+        problems = []
+        if self.total != event.total_tickets:
+            problems.append(f"totalTickets is {event.total_tickets}, but the ledger leaves {self.total}")
+        if self.sales_open != event.sales_open:
+            problems.append(f"salesOpen is {event.sales_open}, but the ledger leaves {self.sales_open}")
+        if self.cancelled != (event.status == "cancelled"):
+            problems.append(f"the event is {event.status}, but the ledger {'does' if self.cancelled else 'does not'} cancel it")
+        if self.cancelled and self.active:
+            problems.append(f"{len(self.active)} bookings are still active after the event was cancelled")
         return problems

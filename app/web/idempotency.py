@@ -165,7 +165,8 @@ def _request_key(idempotency_key: str | None) -> RequestKey | None:
     if idempotency_key is None:
         return None
     key = identity.scoped_idempotency_key(idempotency_key)  # one user's key never replays another's
-    return RequestKey(key, fingerprint(request.method, request.path, request.get_json()))
+    # silent: a POST that takes no body (app/web/request_context.py, takes_no_body) has none to read.
+    return RequestKey(key, fingerprint(request.method, request.path, request.get_json(silent=True)))
 
 
 def _respond_once(conn: Connection, key: RequestKey, write: services.Write, render: Render):

@@ -70,9 +70,9 @@ def scrape_token(config) -> str:
     return config.admin_token
 
 
-def count_booking(outcome: str) -> None:
-    """Count one committed booking outcome: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted."""
-    BOOKINGS.labels(outcome).inc()
+def count_booking(outcome: str, bookings: int = 1) -> None:
+    """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted."""
+    BOOKINGS.labels(outcome).inc(bookings)
 
 
 def _observe(response: Response) -> Response:

@@ -9,7 +9,7 @@ import uuid
 from urllib.parse import unquote_to_bytes
 
 import structlog
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 # Echo a client's id only if it is short and plain, so it cannot forge log lines or headers.
@@ -79,14 +79,27 @@ class ContentCodingRefused(UnsupportedMediaType):
         return [*super().get_headers(environ, scope), ("Accept-Encoding", "identity")]  # RFC 7694
 
 
+def takes_no_body(view):
+    """Mark a POST view that reads no body (an action on the resource its path names): it may be sent
+    without one, and so without a Content-Type; a body it is sent must still be JSON."""
+    view.takes_no_body = True
+    return view
+
+
 def _require_json_body() -> None:
     # Only for POSTs that reach a view: a wrong path or method gets its own 404 or 405.
     if request.method != "POST" or request.url_rule is None:
         return
-    if not request.is_json:
+    if not request.is_json and not _bodiless_allowed():
         abort(415, description="POST bodies must be JSON (Content-Type: application/json)")
     if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
         raise ContentCodingRefused()
+
+
+def _bodiless_allowed() -> bool:
+    view = current_app.view_functions.get(request.endpoint)
+    sent_a_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return getattr(view, "takes_no_body", False) and not sent_a_body
 
 
 def _finish_request(response: Response) -> Response:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 
 from flask import current_app, has_app_context
-from marshmallow import Schema, ValidationError, fields, missing, validate
+from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
 from app.booking.domain import DEFAULT_MAX_PER_BOOKING
 
@@ -153,6 +153,10 @@ class UserPath(Schema):
     user_id = user_id_field(required=True)
 
 
+EVENT_STATUSES = ["active", "cancelled"]
+BOOKING_STATUSES = ["confirmed", "waiting", "cancelled"]
+
+
 class EventSchema(Schema):
     id = fields.UUID(required=True)
     name = fields.String(allow_none=True, required=True)
@@ -169,13 +173,20 @@ class EventSchema(Schema):
     waiting_tickets = fields.Integer(
         data_key="waitingTickets", required=True, metadata={"description": "The tickets wanted by all waiting entries"}
     )
+    status = fields.String(
+        required=True, validate=validate.OneOf(EVENT_STATUSES),
+        metadata={"description": "`cancelled` once its organiser called it off: it takes no more changes"},
+    )
+    sales_open = fields.Boolean(
+        data_key="salesOpen", required=True, metadata={"description": "While false, booking is 409 `sales_closed`"}
+    )
 
 
 class BookingSchema(Schema):
     id = fields.UUID(required=True)
     event_id = fields.UUID(data_key="eventId", required=True)
     user_id = fields.String(data_key="userId", required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["confirmed", "waiting", "cancelled"]))
+    status = fields.String(required=True, validate=validate.OneOf(BOOKING_STATUSES))
     waiting_position = fields.Integer(
         data_key="waitingPosition", allow_none=True, required=True,
         metadata={"description": "1-based place among the current waiting entries; null unless waiting"},
@@ -226,23 +237,35 @@ def next_after_field() -> fields.Integer:
     )
 
 
-class HistoryQuery(Schema):
+def seq_after() -> fields.Integer:
     # Query strings are text: plain Integer parses "20"; StrictInteger is for JSON bodies.
-    after = fields.Integer(
+    return fields.Integer(
         load_default=0, validate=validate.Range(min=0, max=2**63 - 1),
         metadata={"description": "Return the entries after this one: 0, or the `nextAfter` of the previous page"},
     )
+
+
+class HistoryQuery(Schema):
+    after = seq_after()
     limit = page_limit_field()
+
+
+BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
+ORGANISER_KINDS = ["capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 
 
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
-        required=True, validate=validate.OneOf(["booked", "waitlisted", "cancelled", "reduced", "promoted"]),
-        metadata={"description": "`reduced`: a partial cancel"},
+        required=True, validate=validate.OneOf(BOOKING_KINDS + ORGANISER_KINDS),
+        metadata={
+            "description": "A booking's change, or an organiser's change of the event (`capacity_changed`, "
+            "`sales_closed`, `sales_opened`, `event_cancelled`), whose `bookingId` and `userId` are null: the "
+            "bookings it touched follow it with the same `requestId` (`promoted`, `cancelled`)"
+        },
     )
-    booking_id = fields.UUID(data_key="bookingId", required=True)
-    user_id = fields.String(data_key="userId", required=True)
+    booking_id = fields.UUID(data_key="bookingId", allow_none=True, required=True)
+    user_id = fields.String(data_key="userId", allow_none=True, required=True)
     request_id = fields.String(
         data_key="requestId", allow_none=True, required=True,
         metadata={
@@ -252,9 +275,24 @@ class LedgerEntrySchema(Schema):
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
     quantity = fields.Integer(
-        required=True, metadata={"description": "The tickets the change concerns: booked, waitlisted, released or "
-                                 "confirmed"},
+        required=True, allow_none=True,
+        metadata={"description": "The tickets the change concerns: booked, waitlisted, released or confirmed; "
+                  "null on an organiser's entry"},
     )
+    total_tickets_from = fields.Integer(
+        data_key="totalTicketsFrom", metadata={"description": "`capacity_changed` only: totalTickets before"}
+    )
+    total_tickets_to = fields.Integer(
+        data_key="totalTicketsTo", metadata={"description": "`capacity_changed` only: totalTickets after"}
+    )
+
+    @post_dump
+    def _totals_only_for_a_capacity_change(self, data: dict, **kwargs) -> dict:
+        # A booking's entry reads as it always did.
+        for key in ("totalTicketsFrom", "totalTicketsTo"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class HistoryPageSchema(Schema):
@@ -273,6 +311,90 @@ class UserBookingsQuery(Schema):
 
 class UserBookingsPageSchema(Schema):
     bookings = fields.List(fields.Nested(BookingSchema), required=True)
+    next_after = next_after_field()
+
+
+class StrictBoolean(fields.Boolean):
+    """`true` or `false` in the JSON, not `1`, `"yes"` or `"true"`."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class EventsQuery(Schema):
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    after = fields.Integer(
+        validate=validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "Return the events older than this one: the `nextAfter` of the previous page; "
+                  "absent for the first"},
+    )
+    limit = page_limit_field()
+
+
+class EventsPageSchema(Schema):
+    events = fields.List(fields.Nested(EventSchema), required=True)
+    next_after = next_after_field()
+
+
+class EventPatchRequest(Schema):
+    name = text_field(200, "Spring concert")
+    total_tickets = StrictInteger(
+        data_key="totalTickets", validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "A raise confirms waiting entries first come, first served", "example": 150},
+    )
+    max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=100))
+    sales_open = StrictBoolean(data_key="salesOpen")
+
+
+class EventUpdateSchema(Schema):
+    event = fields.Nested(EventSchema, required=True)
+    promoted_bookings = fields.List(
+        fields.Nested(BookingSchema), data_key="promotedBookings", required=True,
+        metadata={"description": "The waiting entries a capacity raise confirmed, in queue order"},
+    )
+
+
+class WaitingListQuery(Schema):
+    after = seq_after()
+    limit = page_limit_field()
+
+
+class WaitingEntrySchema(Schema):
+    id = fields.UUID(required=True)
+    user_id = fields.String(data_key="userId", required=True)
+    quantity = fields.Integer(required=True)
+    position = fields.Integer(required=True, metadata={"description": "1-based place in the waiting list"})
+    tickets_ahead = fields.Integer(
+        data_key="ticketsAhead", required=True, metadata={"description": "Tickets wanted by the entries ahead"}
+    )
+    created_at = UtcDateTime(data_key="createdAt", required=True)
+
+
+class WaitingListPageSchema(Schema):
+    entries = fields.List(fields.Nested(WaitingEntrySchema), attribute="rows", required=True)
+    next_after = next_after_field()
+
+
+class BookingsQuery(Schema):
+    status = fields.String(validate=validate.OneOf(BOOKING_STATUSES))
+    after = seq_after()
+    limit = page_limit_field()
+
+
+class BookingRowSchema(Schema):
+    id = fields.UUID(required=True)
+    event_id = fields.UUID(data_key="eventId", required=True)
+    user_id = fields.String(data_key="userId", required=True)
+    status = fields.String(required=True, validate=validate.OneOf(BOOKING_STATUSES))
+    quantity = fields.Integer(required=True)
+    created_at = UtcDateTime(data_key="createdAt", required=True)
+    updated_at = UtcDateTime(data_key="updatedAt", required=True)
+
+
+class BookingsPageSchema(Schema):
+    bookings = fields.List(fields.Nested(BookingRowSchema), attribute="rows", required=True)
     next_after = next_after_field()
 
 

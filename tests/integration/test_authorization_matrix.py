@@ -28,6 +28,11 @@ MATRIX = {
     # No such message: past the authorization, an admin learns that.
     "retry delivery": (("POST", f"/api/webhooks/{{webhook}}/deliveries/msg_{'0' * 32}/retry", {}),
                        [401, 403, 403, 403, 404, 404]),
+    "events": (("GET", "/api/events", None), [401, 403, 403, 403, 200, 200]),
+    "change event": (("PATCH", "/api/events/{event}", {"name": "Renamed"}), [401, 403, 403, 403, 200, 200]),
+    "call event off": (("POST", "/api/events/{event}/cancel", None), [401, 403, 403, 403, 200, 200]),
+    "waiting list": (("GET", "/api/events/{event}/waiting-list", None), [401, 403, 403, 403, 200, 200]),
+    "event bookings": (("GET", "/api/events/{event}/bookings", None), [401, 403, 403, 403, 200, 200]),
 }
 CASES = [
     pytest.param(route, caller, expected, id=f"{route}-{caller}")

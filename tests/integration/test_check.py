@@ -82,9 +82,30 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             f"UPDATE bookings SET queue_ordinal = 2, queue_tickets_before = 1 WHERE id = {booking_of('w1')}",
             ["is at 1 with 0 tickets ahead, but the queue's counters say (2, 1)"],
         ),
+        (
+            "UPDATE events SET total_tickets = 2, available_tickets = 1 WHERE id = :event",
+            # Without a capacity change in the ledger, the replay starts from the row's total.
+            ["2 waiting while 1 tickets are available", "the ledger ends with a freed ticket not passed"],
+        ),
+        (
+            "INSERT INTO booking_events (event_id, kind, total_tickets_from, total_tickets_to)"
+            " VALUES (:event, 'capacity_changed', 1, 2)",
+            ["the ledger ends with a freed ticket not passed", "totalTickets is 1, but the ledger leaves 2"],
+        ),
+        (
+            "UPDATE events SET status = 'cancelled' WHERE id = :event",
+            ["the event is cancelled, but the ledger does not cancel it"],
+        ),
+        (
+            "INSERT INTO booking_events (event_id, kind) VALUES (:event, 'sales_closed');"
+            "INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity)"
+            " SELECT :event, gen_random_uuid(), 'late', 'waitlisted', 1",
+            ["sales were closed", "salesOpen is True, but the ledger leaves False"],
+        ),
     ],
     ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged",
-         "waiting-tickets-miscounted", "place-miscounted"],
+         "waiting-tickets-miscounted", "place-miscounted", "capacity-unrecorded", "capacity-raise-without-promotion",
+         "cancel-unrecorded", "booked-while-closed"],
 )
 def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, tampering, expected):
     found = "\n".join(problems_after(engine, queue, tampering))

@@ -32,7 +32,7 @@ DISTRIBUTION = {
 REFERENCE = {"webhooks", "webhook_dispatchers"}
 BOOKING_FUNCTIONS = {"book_ticket", "book_many", "cancel_booking"}
 # Called by the booking functions, not by the service, and checked the same way.
-PLPGSQL_FUNCTIONS = BOOKING_FUNCTIONS | {"promote_waiting"}
+PLPGSQL_FUNCTIONS = BOOKING_FUNCTIONS | {"promote_waiting", "update_event", "cancel_event"}
 DISTRIBUTION_ARGUMENT = "p_event_id"
 
 FUNCTION_DEFINITIONS = text("""

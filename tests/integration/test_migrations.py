@@ -26,6 +26,8 @@ OUR_FUNCTIONS = (
     "cancel_booking(uuid,text,text,integer)",
     "book_many(uuid,text[],text[],integer[])",
     "promote_waiting(uuid,integer,timestamp with time zone)",
+    "update_event(uuid,text,text,integer,integer,boolean)",
+    "cancel_event(uuid,text)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

@@ -38,6 +38,8 @@ def test_document_defines_only_schemas_of_this_api(document):
         "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
         "WebhookRequest", "Webhook", "CreatedWebhook", "CreatedWebhookEnvelope", "WebhookEnvelope", "WebhookPage",
         "Delivery", "DeliveryEnvelope", "DeliveryPage", "RetryRequest",
+        "EventsPage", "EventPatchRequest", "EventUpdate", "WaitingListPage", "WaitingEntry", "BookingsPage",
+        "BookingRow",
     }
 
 
@@ -48,6 +50,8 @@ def test_document_lists_every_endpoint_of_the_contract(document):
         "/api/users/{user_id}/bookings",
         "/api/webhooks", "/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/deliveries",
         "/api/webhooks/{webhook_id}/deliveries/{message_id}/retry",
+        "/api/events", "/api/events/{event_id}", "/api/events/{event_id}/cancel", "/api/events/{event_id}/waiting-list",
+        "/api/events/{event_id}/bookings",
     }
 
 
@@ -80,6 +84,11 @@ def test_every_operation_documents_its_success_with_a_schema_and_the_request_id(
         ("GET /api/status/{event_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/booking-status/{event_id}/{user_id}", {"400", "404", "429", "500", "503"}),
         ("GET /api/events/{event_id}/history", {"400", "401", "404", "429", "500", "503"}),
+        ("GET /api/events", {"400", "401", "429", "500", "503"}),
+        ("PATCH /api/events/{event_id}", {"400", "401", "404", "409", "422", "429", "500", "503"}),
+        ("POST /api/events/{event_id}/cancel", {"400", "401", "404", "413", "415", "422", "429", "500", "503"}),
+        ("GET /api/events/{event_id}/waiting-list", {"400", "401", "404", "429", "500", "503"}),
+        ("GET /api/events/{event_id}/bookings", {"400", "401", "404", "429", "500", "503"}),
         ("GET /healthz", {"500"}),
     ],
 )

@@ -28,6 +28,11 @@ def test_the_document_declares_the_bearer_jwt_scheme(jwt_document):
     ("/api/cancel", "post", USER),
     ("/api/booking-status/{event_id}/{user_id}", "get", USER),
     ("/api/users/{user_id}/bookings", "get", USER),
+    ("/api/events", "get", ADMIN),
+    ("/api/events/{event_id}", "patch", ADMIN),
+    ("/api/events/{event_id}/cancel", "post", ADMIN),
+    ("/api/events/{event_id}/waiting-list", "get", ADMIN),
+    ("/api/events/{event_id}/bookings", "get", ADMIN),
 ])
 def test_each_protected_operation_lists_its_scopes_and_its_401_and_403(jwt_document, path, method, security):
     operation = jwt_document["paths"][path][method]

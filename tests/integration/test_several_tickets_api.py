@@ -210,7 +210,7 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     book(event, "holder")
     booking = book(event, "waiter").get_json()["booking"]
     cancellation = cancel(event, "holder").get_json()
-    assert list(event) == V1_EVENT + ["maxPerBooking", "waitingTickets"]
+    assert list(event) == V1_EVENT + ["maxPerBooking", "waitingTickets", "status", "salesOpen"]  # status, salesOpen: issue 14
     assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead"]
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]
     assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead"]

@@ -205,12 +205,12 @@ def test_a_partial_cancel_is_made_and_sends_no_message(client, admin_headers, re
 
 def test_a_waitlisted_message_tells_the_tickets_ahead(engine, client, register, receiver, new_event):
     event = new_event(3)
-    register(receiver, eventId=event["id"])
+    webhook = register(receiver, eventId=event["id"])
     for user, quantity in [("a", 3), ("b", 3), ("c", 2)]:
         client.post("/api/book", json={"eventId": event["id"], "userId": user, "quantity": quantity})
 
     with engine.connect() as conn:
         snapshots = conn.execute(text(
-            "SELECT booking FROM webhook_messages WHERE event_id = :e AND type = 'booking.waitlisted' ORDER BY ledger_seq"
-        ), {"e": event["id"]}).scalars().all()
+            "SELECT booking FROM webhook_messages WHERE webhook_id = :w AND type = 'booking.waitlisted' ORDER BY ledger_seq"
+        ), {"w": webhook["id"]}).scalars().all()
     assert [(s["user_id"], s["waiting_position"], s["tickets_ahead"]) for s in snapshots] == [("b", 1, 0), ("c", 2, 3)]

@@ -75,3 +75,46 @@ def test_a_history_the_rules_allow_replays_without_a_problem():
 )
 def test_replay_names_the_rule_an_entry_breaks(total, steps, expected):
     assert replay(total, *steps) == expected
+
+
+def organiser(kind: str, total_from: int | None = None, total_to: int | None = None) -> SimpleNamespace:
+    """An organiser's ledger entry: it names no booking."""
+    return SimpleNamespace(kind=kind, booking_id=None, user_id=None, quantity=None,
+                           total_tickets_from=total_from, total_tickets_to=total_to)
+
+
+def replay_with(total_tickets: int, *steps) -> list[str]:
+    """Like `replay`, with organiser entries (SimpleNamespaces) among the 'kind booking user' strings."""
+    replayer = Replay(total_tickets)
+    found = [entry if isinstance(entry, SimpleNamespace) else entries(entry)[0] for entry in steps]
+    return [problem for entry in found for problem in replayer.apply(entry)]
+
+
+def test_a_resize_of_the_model_promotes_by_the_fifo_rule_and_stops_at_the_head_that_does_not_fit():
+    model = Replay(1)
+    model.book("b1", "a", 1)
+    model.book("b2", "b", 1)
+    model.book("b3", "c", 3)
+    model.book("b4", "d", 1)
+
+    assert model.resize(2) == ["b2"] and model.resize(4) == [] and model.resize(6) == ["b3", "b4"]
+
+
+@pytest.mark.parametrize(
+    "total, steps, expected",
+    [
+        (1, [organiser("capacity_changed", 2, 3)], ["it changed a capacity of 2, but the event had 1"]),
+        (2, ["booked b1 a", "booked b2 b", organiser("capacity_changed", 2, 1)],
+         ["the new capacity 1 is below the 2 tickets held"]),
+        (1, ["booked b1 a", "waitlisted b2 b 3", organiser("capacity_changed", 1, 2)],
+         ["the new capacity 2 is below a waiting entry's quantity"]),
+        (1, ["booked b1 a", "waitlisted b2 b", organiser("capacity_changed", 1, 2), "booked b3 c"],
+         ["the ticket freed just before went to nobody, though b2 was waiting"]),
+        (1, [organiser("sales_closed"), organiser("sales_closed")], ["sales were closed already"]),
+        (1, [organiser("sales_opened")], ["sales were open already"]),
+        (1, [organiser("sales_closed"), "booked b1 a"], ["sales were closed"]),
+        (1, [organiser("event_cancelled"), "booked b1 a"], ["the event had been cancelled"]),
+    ],
+)
+def test_replay_names_the_rule_an_organisers_change_breaks(total, steps, expected):
+    assert replay_with(total, *steps) == expected

@@ -43,10 +43,12 @@ def test_total_tickets_must_be_a_json_integer_in_range(total):
 
 
 def test_event_renders_camel_case_counts_and_utc_timestamps():
-    event = Event(uuid4(), "Gig", 10, 3, 2, NOW, NOW.astimezone(timezone(timedelta(hours=2))))
+    event = Event(uuid4(), "Gig", 10, 3, 2, NOW, NOW.astimezone(timezone(timedelta(hours=2))), 10, 2, "active", True)
     rendered = EventSchema().dump(event)
     assert (rendered["bookedTickets"], rendered["availableTickets"], rendered["waitingListCount"]) == (7, 3, 2)
     assert rendered["createdAt"] == rendered["updatedAt"] == "2026-11-23T17:00:00.123456Z"
+    assert (rendered["maxPerBooking"], rendered["waitingTickets"]) == (10, 2)
+    assert (rendered["status"], rendered["salesOpen"]) == ("active", True)
 
 
 def test_booking_renders_a_null_waiting_position_unless_waiting():

@@ -12,7 +12,7 @@
 -- left" is v1's "one is left", so it behaves exactly as v1 did.
 -- A waiting entry gets its place in the queue from the event's running totals (queue_ordinal,
 -- queue_tickets_before; see waiting_place.sql).
--- Outcomes: 'ok', 'event_not_found', 'quantity_above_limit' (more than the event's max_per_booking,
+-- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'sales_closed', 'quantity_above_limit' (more than the event's max_per_booking,
 -- or than its total_tickets: it could never be confirmed and would block the queue), 'already_booked'.
 
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT 1)
@@ -30,6 +30,12 @@ BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- An event called off takes no booking, nor one whose sales the organiser closed.
+    IF ev.status = 'cancelled' OR NOT ev.sales_open THEN
+        outcome := CASE WHEN ev.status = 'cancelled' THEN 'event_cancelled' ELSE 'sales_closed' END;
         RETURN NEXT;
         RETURN;
     END IF;

@@ -9,7 +9,7 @@
 -- (promoted_* is the first promoted booking, for v1 clients), then the booking as it is now and
 -- every promoted booking, oldest first, as arrays. A waiting entry that leaves or shrinks is counted
 -- in queue_departures at its ordinal, so that the places behind it move up (waiting_place.sql).
--- Outcomes: 'ok', 'event_not_found', 'booking_not_found', 'already_cancelled', 'quantity_above_held'.
+-- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held'.
 -- A quantity below 1 is not a request the service sends: it raises check_violation.
 
 CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL)
@@ -33,6 +33,13 @@ BEGIN
     SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Calling the event off cancelled every booking; the client learns why rather than 'already_cancelled'.
+    -- Closed sales do not stop a cancel, nor the promotions it makes.
+    IF ev.status = 'cancelled' THEN
+        outcome := 'event_cancelled';
         RETURN NEXT;
         RETURN;
     END IF;

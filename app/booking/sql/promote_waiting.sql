@@ -6,9 +6,9 @@
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). It returns the promoted bookings, oldest first, as arrays, and the tickets
 -- they took; it changes only their rows: the caller updates the event row once with the totals, so
--- the row's CHECKs hold at every statement, and appends the ledger entries. Each promotion is one
--- statement, found through the partial index ix_bookings_waiting_queue, plus one for the head that
--- stops it, whatever the queue's length.
+-- the row's CHECKs hold at every statement, and appends the ledger entries. It reads the queue once,
+-- along the partial index ix_bookings_waiting_queue, as far as the head that stops it, and updates
+-- each promoted booking by its key: linear in the promotions, whatever the queue's length.
 
 CREATE OR REPLACE FUNCTION promote_waiting(
     p_event_id uuid, p_available integer, p_changed_at timestamptz,
@@ -17,6 +17,7 @@ CREATE OR REPLACE FUNCTION promote_waiting(
 LANGUAGE plpgsql AS $$
 DECLARE
     head record;
+    promoted record;
 BEGIN
     promoted_ids := '{}';
     promoted_user_ids := '{}';
@@ -24,22 +25,22 @@ BEGIN
     promoted_created_ats := '{}';
     promoted_updated_ats := '{}';
     promoted_tickets := 0;
-    LOOP
-        -- The head (oldest waiting entry), confirmed only if it fits: the first that does not, stops.
+    -- One walk along the queue, oldest first: the head is confirmed only if it fits, and the first that
+    -- does not, stops. Finding each head afresh would step over the index entries of every entry
+    -- promoted before it (they stay in the index until a vacuum): quadratic in a large raise.
+    FOR head IN SELECT w.id, w.quantity FROM bookings w
+                 WHERE w.event_id = p_event_id AND w.status = 'waiting'
+                 ORDER BY w.seq LOOP
+        EXIT WHEN head.quantity > p_available - promoted_tickets;
         UPDATE bookings b SET status = 'confirmed', updated_at = p_changed_at
-         WHERE b.event_id = p_event_id
-           AND b.id = (SELECT w.id FROM bookings w
-                        WHERE w.event_id = p_event_id AND w.status = 'waiting'
-                        ORDER BY w.seq LIMIT 1)
-           AND b.quantity <= p_available - promoted_tickets
-        RETURNING b.id, b.user_id, b.quantity, b.created_at, b.updated_at INTO head;
-        EXIT WHEN NOT FOUND;
-        promoted_ids := promoted_ids || head.id;
-        promoted_user_ids := promoted_user_ids || head.user_id;
-        promoted_quantities := promoted_quantities || head.quantity;
-        promoted_created_ats := promoted_created_ats || head.created_at;
-        promoted_updated_ats := promoted_updated_ats || head.updated_at;
-        promoted_tickets := promoted_tickets + head.quantity;
+         WHERE b.event_id = p_event_id AND b.id = head.id
+        RETURNING b.id, b.user_id, b.quantity, b.created_at, b.updated_at INTO promoted;
+        promoted_ids := promoted_ids || promoted.id;
+        promoted_user_ids := promoted_user_ids || promoted.user_id;
+        promoted_quantities := promoted_quantities || promoted.quantity;
+        promoted_created_ats := promoted_created_ats || promoted.created_at;
+        promoted_updated_ats := promoted_updated_ats || promoted.updated_at;
+        promoted_tickets := promoted_tickets + promoted.quantity;
     END LOOP;
 END
 $$;

@@ -17,7 +17,9 @@ blp = Blueprint("history", __name__, url_prefix="/api", description="The booking
 def event_history(event_id, after, limit):
     """Read an event's ledger (admin)
 
-    Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `promoted`), oldest
-    first, by pages: pass `nextAfter` as `after` for the next one.
+    Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `reduced`, `promoted`)
+    and its organiser's changes (`capacity_changed`, `sales_closed`, `sales_opened`, `event_cancelled`,
+    followed by the bookings they touched), oldest first, by pages: pass `nextAfter` as `after` for the
+    next one.
     """
     return services.event_history(db.engine, event_id, after, limit)

@@ -1,0 +1,224 @@
+"""The organisers' use cases: run an event over its life (issue 14), and see who holds and who waits.
+
+The writes are `services.Write`s like the bookings', each one statement under the event's row lock:
+`update_event` and `cancel_event` (app/booking/sql/), whose rows this module turns into domain objects.
+The reads are one statement each, keyset-paginated on an index (never OFFSET: a deep page costs what
+the first does). A whole list, for a CSV export, comes through a server-side cursor, STREAM_BATCH rows
+at a time, so a worker holds one batch however long the list is; it holds a database connection
+until the last row has gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+from sqlalchemy import Connection, Engine, Executable, Row, select, text
+
+from app.booking.domain import (
+    BookingRow,
+    Event,
+    EventCancellation,
+    EventChanges,
+    EventNotFound,
+    EventsPage,
+    EventUpdate,
+    Page,
+    WaitingEntry,
+    parse_event_id,
+    raise_unless_ok,
+)
+from app.booking import services
+from app.booking.services import EVENT_COLUMNS, Write
+from app.database.group_commit import Batcher
+from app.database.tables import bookings, events
+
+STREAM_BATCH = 1000  # rows fetched from the server-side cursor at a time
+# Calling off an event of 2.7 million active bookings at 44 µs each; the lock is held that long at most.
+CANCEL_STATEMENT_TIMEOUT_MS = 120_000
+LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")  # SET LOCAL, with a parameter
+
+UPDATE_EVENT = text("""
+SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
+       u.promoted_created_ats, u.promoted_updated_ats
+  FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open) u
+""")
+CANCEL_EVENT = text("SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c")
+
+# A page of the waiting list, oldest first, after the entry with seq `after`. The page's first entry
+# (`head`) gets its place from the queue's counters (waiting_place.sql); each next one is one further,
+# behind the tickets of those before it on the page. One row with NULL id if the page is empty, none
+# if no such event.
+WAITING_PAGE = text("""
+SELECT w.id, w.seq, w.user_id, w.quantity, w.created_at,
+       (place.waiting_position - 1 + row_number() OVER queue)::integer AS position,
+       place.tickets_ahead + sum(w.quantity) OVER queue - w.quantity AS tickets_ahead
+  FROM events e
+  LEFT JOIN LATERAL (
+        SELECT b.queue_ordinal, b.queue_tickets_before FROM bookings b
+         WHERE b.event_id = e.id AND b.status = 'waiting' AND b.seq > :after
+         ORDER BY b.seq
+         LIMIT 1) head ON true
+  LEFT JOIN LATERAL waiting_place(e.id, head.queue_ordinal, head.queue_tickets_before) place ON true
+  LEFT JOIN LATERAL (
+        SELECT b.id, b.seq, b.user_id, b.quantity, b.created_at FROM bookings b
+         WHERE b.event_id = e.id AND b.status = 'waiting' AND b.seq > :after
+         ORDER BY b.seq
+         LIMIT :limit) w ON true
+ WHERE e.id = :event_id
+WINDOW queue AS (ORDER BY w.seq)
+ ORDER BY w.seq
+""")
+# The whole waiting list from its head, for a stream: places counted along it (the head is at 1, with
+# nothing ahead); the running window keeps no rows, so the server streams it as it reads the index.
+WAITING_LIST = text("""
+SELECT b.id, b.seq, b.user_id, b.quantity, b.created_at,
+       (row_number() OVER queue)::integer AS position, sum(b.quantity) OVER queue - b.quantity AS tickets_ahead
+  FROM bookings b
+ WHERE b.event_id = :event_id AND b.status = 'waiting'
+WINDOW queue AS (ORDER BY b.seq)
+ ORDER BY b.seq
+""")
+EVENT_EXISTS = text("SELECT EXISTS (SELECT 1 FROM events WHERE id = :event_id)")
+BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow)]
+
+
+@dataclass(frozen=True)
+class UpdateEvent(Write[EventUpdate]):
+    """Change an event's settings; a capacity raise confirms waiting entries by the FIFO rule."""
+
+    event_id: str
+    changes: EventChanges
+    request_id: str | None = None
+
+    statement: ClassVar[Executable] = UPDATE_EVENT
+
+    def parameters(self) -> dict:
+        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id, **asdict(self.changes)}
+
+    def result(self, row: Row) -> EventUpdate:
+        raise_unless_ok(row.outcome, event_id=self.event_id, total_tickets=self.changes.total_tickets)
+        event = event_from(row)
+        return EventUpdate(event, services.promoted_bookings_of(row, event.id))
+
+
+@dataclass(frozen=True)
+class CancelEvent(Write[EventCancellation]):
+    """Call an event off: every active booking cancelled; again on a cancelled event, nothing changes.
+
+    Its time grows with the event's active bookings (about 44 µs each here, docs/organisers.md), so it
+    runs under CANCEL_STATEMENT_TIMEOUT rather than the service's statement timeout, which would refuse
+    for ever to call off an event of a few hundred thousand bookings. SET LOCAL needs a transaction:
+    alone, it runs in one of its own (its COMMIT is one round trip more while the lock is held).
+    """
+
+    event_id: str
+    request_id: str | None = None
+
+    statement: ClassVar[Executable] = CANCEL_EVENT
+
+    def parameters(self) -> dict:
+        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id}
+
+    def __call__(self, conn: Connection) -> EventCancellation:
+        conn.execute(LONG_STATEMENTS, {"timeout": f"{CANCEL_STATEMENT_TIMEOUT_MS}ms"})  # before the lock is taken
+        return super().__call__(conn)
+
+    def alone(self, engine: Engine, batcher: Batcher) -> EventCancellation:
+        return services.write(engine, self)
+
+    def result(self, row: Row) -> EventCancellation:
+        raise_unless_ok(row.outcome, event_id=self.event_id)
+        return EventCancellation(event_from(row), row.cancelled_bookings)
+
+
+def event_from(row: Row) -> Event:
+    """The Event in a row that holds the event row's columns among others."""
+    return Event(**{column.name: row._mapping[column.name] for column in EVENT_COLUMNS})
+
+
+def list_events(engine: Engine, status: str | None, after: int | None, limit: int) -> EventsPage:
+    """Events newest first (in the order they were opened), `limit` of them older than event `after`."""
+    statement = select(*EVENT_COLUMNS, events.c.seq).order_by(events.c.seq.desc()).limit(limit + 1)
+    if status is not None:
+        statement = statement.where(events.c.status == status)
+    if after is not None:
+        statement = statement.where(events.c.seq < after)
+    with engine.connect() as conn:
+        rows = conn.execute(statement).all()
+    # One row more than asked for tells whether another page follows.
+    found = [event_from(row) for row in rows[:limit]]
+    return EventsPage(found, next_after=rows[limit - 1].seq if len(rows) > limit else None)
+
+
+def waiting_list(engine: Engine, event_id: str, after: int, limit: int) -> Page:
+    """The event's waiting entries after the one with seq `after`, oldest first, at most `limit`."""
+    parameters = {"event_id": parse_event_id(event_id), "after": after, "limit": limit + 1}
+    with engine.connect() as conn:
+        rows = conn.execute(WAITING_PAGE, parameters).all()
+    if not rows:
+        raise EventNotFound(event_id)
+    return _page([row for row in rows if row.id is not None], limit, WaitingEntry)
+
+
+def booking_list(engine: Engine, event_id: str, status: str | None, after: int, limit: int) -> Page:
+    """The event's bookings (of `status`, if given) after the one with seq `after`, oldest first."""
+    event_uuid = parse_event_id(event_id)
+    with engine.connect() as conn:
+        _require_event(conn, event_uuid, event_id)
+        rows = conn.execute(_bookings_query(event_uuid, status, after).limit(limit + 1)).all()
+    return _page(rows, limit, BookingRow)
+
+
+def stream_waiting_list(engine: Engine, event_id: str) -> Iterator[WaitingEntry]:
+    """The whole waiting list, oldest first, as it streams from the database (EventNotFound at once)."""
+    event_uuid = parse_event_id(event_id)
+    return _stream(engine, event_id, event_uuid, WAITING_LIST.bindparams(event_id=event_uuid), WaitingEntry)
+
+
+def stream_bookings(engine: Engine, event_id: str, status: str | None) -> Iterator[BookingRow]:
+    """Every booking of the event (of `status`, if given), oldest first, as it streams from the database."""
+    event_uuid = parse_event_id(event_id)
+    return _stream(engine, event_id, event_uuid, _bookings_query(event_uuid, status, after=0), BookingRow)
+
+
+def _bookings_query(event_uuid: uuid.UUID, status: str | None, after: int):
+    # On ix_bookings_event_id_seq; a status is a filter along it (waiting has its own partial index).
+    statement = select(*BOOKING_COLUMNS, bookings.c.seq).where(bookings.c.event_id == event_uuid, bookings.c.seq > after)
+    if status is not None:
+        statement = statement.where(bookings.c.status == status)
+    return statement.order_by(bookings.c.seq)
+
+
+def _page(rows: list[Row], limit: int, kind: type) -> Page:
+    """`kind`s of the first `limit` rows; a row beyond them means another page follows."""
+    names = [field.name for field in fields(kind)]
+    found = [kind(**{name: row._mapping[name] for name in names}) for row in rows[:limit]]
+    return Page(found, next_after=rows[limit - 1].seq if len(rows) > limit else None)
+
+
+def _stream(engine: Engine, event_id: str, event_uuid: uuid.UUID, statement: Executable, kind: type) -> Iterator:
+    """The rows of `statement` as `kind`s, through a server-side cursor; raises EventNotFound before
+    anything streams, so that the caller can still answer 404."""
+    conn = engine.connect()
+    try:
+        _require_event(conn, event_uuid, event_id)
+    except BaseException:
+        conn.close()
+        raise
+    return _rows(conn, statement, kind)
+
+
+def _rows(conn: Connection, statement: Executable, kind: type) -> Iterator:
+    names = [field.name for field in fields(kind)]
+    with conn:
+        result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(statement)
+        for row in result:
+            yield kind(**{name: row._mapping[name] for name in names})
+
+
+def _require_event(conn: Connection, event_uuid: uuid.UUID, event_id: str) -> None:
+    if not conn.execute(EVENT_EXISTS, {"event_id": event_uuid}).scalar_one():
+        raise EventNotFound(event_id)

@@ -13,11 +13,15 @@ from pathlib import Path
 
 from bench.settings import ROOT
 
-BOOKING_SCENARIOS = ("hot", "hot-jwt", "sold-out", "churn", "spread", "queue")
+BOOKING_SCENARIOS = ("hot", "hot-webhook", "hot-jwt", "sold-out", "churn", "spread", "queue")
 # The queue scenario's reads: booking-status polled at random positions of each band (bench/run.py).
 QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
 READ_SCENARIOS = ("status", "status-jwt", *QUEUE_READS)
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
+# hot-webhook's delivery figures (bench/webhooks.py): medians over the repeats, except these, summed.
+DISPATCH_MEDIANS = ("messages", "delivered_during_load", "delivered_per_s_during_load", "delivered_after_load",
+                    "drain_s", "delivered_per_s_draining")
+DISPATCH_SUMS = ("undelivered", "retried", "duplicates")
 
 
 def one_line(record: dict) -> str:
@@ -26,6 +30,14 @@ def one_line(record: dict) -> str:
     return (f"  {record['scenario']:<10} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
             f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
             f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
+
+
+def dispatch_line(dispatch: dict) -> str:
+    """Progress line for one run's webhook deliveries."""
+    lag = dispatch["lag_s"]
+    return (f"    dispatcher: {dispatch['messages']} messages, {dispatch['delivered_per_s_during_load']:.0f}/s during "
+            f"the load, {dispatch['delivered_per_s_draining'] or 0:.0f}/s draining ({dispatch['drain_s']:.1f} s), "
+            f"lag p50 {lag['p50']} s max {lag['max']} s, undelivered {dispatch['undelivered']}")
 
 
 def build(stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float,
@@ -42,6 +54,7 @@ def build(stamp: str, settings, records: list[dict], servers: dict, postgres: di
         "summary": summary,
         "ratios": _ratios(summary),
         "jwt_cost": jwt_cost(summary),
+        "webhooks": webhook_cost(summary),
         "queue_places": queue_places(summary),
         "targets": _targets(summary, postgres),
         "all_checks_ok": bool(checks) and all(checks),
@@ -65,8 +78,23 @@ def _medians(records: list[dict]) -> dict:
             "generator_cpu_share": _median(run["generator_cpu_share"] for run in runs),
             "cpu": _median_cpu([run["cpu"] for run in runs if "cpu" in run]),
             "checks_ok": all(run["check"]["ok"] for run in runs if "check" in run),
+            **_dispatch_summary([run["dispatch"] for run in runs if "dispatch" in run]),
         }
     return summary
+
+
+def _dispatch_summary(dispatches: list[dict]) -> dict:
+    """{"dispatch": ...} over a webhook scenario's repeats; nothing for the other scenarios."""
+    if not dispatches:
+        return {}
+    figures = {name: _median(d[name] or 0 for d in dispatches) for name in DISPATCH_MEDIANS}
+    figures |= {name: sum(d[name] for d in dispatches) for name in DISPATCH_SUMS}
+    lags = [d["lag_s"] for d in dispatches if d["lag_s"]["samples"]]
+    figures["lag_s"] = {"p50": _median(lag["p50"] for lag in lags) if lags else None,
+                        "max": max((lag["max"] for lag in lags), default=None)}
+    figures["dispatcher_cpu_share_during_load"] = _median(d["dispatcher_cpu_share"]["during_load"] for d in dispatches)
+    figures["drained"] = all(d["drained"] for d in dispatches)
+    return {"dispatch": figures}
 
 
 def _median_cpu(breakdowns: list[dict]) -> dict:
@@ -112,6 +140,21 @@ def jwt_cost(summary: dict) -> dict | None:
     return cost
 
 
+def webhook_cost(summary: dict) -> dict | None:
+    """hot-webhook beside hot: what a registered webhook costs the booking path, and the deliveries of
+    each runner's load (None unless hot-webhook ran)."""
+    runners = summary.get("hot-webhook")
+    if not runners or "http" not in runners:
+        return None
+    hot, hot_multi = (summary.get("hot", {}).get(runner, {}).get("requests_per_s") for runner in RUNNERS[:2])
+    http = runners["http"]["requests_per_s"]
+    return {
+        "requests_per_s_vs_hot": round(http / hot, 3) if hot else None,
+        "http_vs_hot_pgbench_multi": round(http / hot_multi, 3) if hot_multi else None,
+        "dispatch": {runner: figures["dispatch"] for runner, figures in runners.items() if "dispatch" in figures},
+    }
+
+
 def queue_places(summary: dict) -> dict | None:
     """booking-status in a queue of a million, by band of positions (None unless the queue scenario ran)."""
     bands = {name.removeprefix("queue-"): summary[name]["http"] for name in QUEUE_READS if name in summary}
@@ -135,6 +178,8 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     hot, multi, function = (figure("hot", r, "requests_per_s") for r in RUNNERS)
     hot_jwt, jwt_multi = (figure("hot-jwt", r, "requests_per_s") for r in RUNNERS[:2])
     spread, floor = figure("spread", "http", "requests_per_s"), figure("floor", "http", "requests_per_s")
+    webhook, webhook_multi = (figure("hot-webhook", r, "requests_per_s") for r in RUNNERS[:2])
+    undelivered = _undelivered(summary.get("hot-webhook", {}))
     targets = [
         ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
         ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
@@ -143,6 +188,10 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         ("hot: HTTP >= 1.2 x pgbench multi (a change to the write path)", hot and multi and hot / multi, ">=", 1.2),
         ("hot-jwt: HTTP >= 1.0 x pgbench multi-statement", hot_jwt and jwt_multi and hot_jwt / jwt_multi, ">=", 1.0),
         ("hot-jwt: zero errors", figure("hot-jwt", "http", "errors"), "<=", 0),
+        ("hot-webhook: HTTP >= 1.0 x pgbench multi-statement", webhook and webhook_multi and webhook / webhook_multi,
+         ">=", 1.0),
+        ("hot-webhook: zero errors", figure("hot-webhook", "http", "errors"), "<=", 0),
+        ("hot-webhook: every message delivered within BENCH_DRAIN_TIMEOUT", undelivered, "<=", 0),
         ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
         ("status: p99 <= 20 ms during hot", figure("status", "http", "latency_ms", "99"), "<=", 20),
         ("queue: booking-status p50 at the back <= 2 x at the front", _back_over_front(summary), "<=", 2.0),
@@ -151,6 +200,12 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"
     out.append({"name": "synchronous_commit and fsync on", "value": durable, "ok": durable})
     return out
+
+
+def _undelivered(runners: dict) -> int | None:
+    """Messages still pending or failed once a hot-webhook run's drain ended, over all its runs."""
+    dispatches = [figures["dispatch"] for figures in runners.values() if "dispatch" in figures]
+    return sum(d["undelivered"] for d in dispatches) if dispatches else None
 
 
 def _back_over_front(summary: dict) -> float | None:
@@ -218,6 +273,7 @@ def markdown_table(results: dict) -> str:
         if scenario in summary:
             lines.append(_table_row(scenario, summary[scenario], ratios.get(scenario, {})))
     lines += _jwt_cost_table(results.get("jwt_cost"), ratios)
+    lines += _webhook_table(results.get("webhooks"), ratios)
     lines += ["", "| target | measured | holds |", "|---|---:|---|"]
     for target in results["targets"]:
         verdict = {True: "yes", False: "**no**", None: "not measured"}[target["ok"]]
@@ -237,6 +293,33 @@ def _jwt_cost_table(cost: dict | None, ratios: dict) -> list[str]:
     multi = [ratios.get(name, {}).get("http_vs_pgbench-multi") for name in ("hot", "hot-jwt")]
     lines.append(f"| HTTP / pgbench multi | {_fixed(multi[0])} | {_fixed(multi[1])} | |")
     lines.append(f"| req/s, jwt / open | | {cost['requests_per_s_ratio']:.2f} | |")
+    return lines
+
+
+WEBHOOK_ROWS = (
+    ("messages written", lambda d: f"{d['messages']:.0f}"),
+    ("delivered/s during the load", lambda d: f"{d['delivered_per_s_during_load']:.0f}"),
+    ("delivered/s after it, until drained", lambda d: f"{d['delivered_per_s_draining']:.0f}"),
+    ("drain s", lambda d: f"{d['drain_s']:.1f}"),
+    ("lag during the load, p50 / max s", lambda d: f"{_fixed(d['lag_s']['p50'])} / {_fixed(d['lag_s']['max'])}"),
+    ("dispatcher CPU share during the load", lambda d: f"{d['dispatcher_cpu_share_during_load']:.0%}"),
+    ("undelivered / retried / duplicates", lambda d: f"{d['undelivered']} / {d['retried']} / {d['duplicates']}"),
+)
+
+
+def _webhook_table(webhooks: dict | None, ratios: dict) -> list[str]:
+    """hot-webhook's deliveries under each runner's load, and what the webhook cost the booking path."""
+    if webhooks is None:
+        return []
+    runners = [runner for runner in RUNNERS if runner in webhooks["dispatch"]]
+    lines = ["", f"| webhooks (hot-webhook), under the load of | {' | '.join(runners)} |",
+             f"|---|{'---:|' * len(runners)}"]
+    for label, cell in WEBHOOK_ROWS:
+        lines.append(f"| {label} | {' | '.join(cell(webhooks['dispatch'][runner]) for runner in runners)} |")
+    lines.append(f"| HTTP / pgbench multi, both with the webhook | "
+                 f"{_fixed(ratios.get('hot-webhook', {}).get('http_vs_pgbench-multi'))} |")
+    lines.append(f"| HTTP / hot's pgbench multi (no webhook) | {_fixed(webhooks['http_vs_hot_pgbench_multi'])} |")
+    lines.append(f"| HTTP req/s, hot-webhook / hot | {_fixed(webhooks['requests_per_s_vs_hot'])} |")
     return lines
 
 

@@ -19,6 +19,7 @@ from bench.identity import BenchIdentity
 from bench.load import CpuMeter, ensure_wrk, find_pgbench, find_psql, run_pgbench, start_wrk, wrk_result
 from bench.server import Gunicorn
 from bench.settings import RESULTS_DIR, Settings
+from bench.webhooks import WebhookSide
 
 PGBENCH_FORMS = ("multi", "function")
 OPEN, JWT = "open", "jwt"  # AUTH_MODE of the server a scenario runs against
@@ -48,12 +49,16 @@ class Scenario:
     status: str | None = None  # the name of the status reads run beside it, if any
     auth: str = OPEN
     queue: bool = False  # a long waiting list on another event, its places polled beside the load
+    webhook: bool = False  # a webhook for every event, to a receiver on loopback, and a dispatcher running
 
 
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
         Scenario("hot", status="status"),
+        # hot with a webhook registered for every change and one dispatcher delivering them (issue 15):
+        # what the outbox costs the booking path, and the dispatcher's throughput and lag (bench/webhooks.py)
+        Scenario("hot-webhook", webhook=True),
         # hot with a bearer JWT per request (RS256, keys from a JWKS): what verifying a token costs
         Scenario("hot-jwt", wrk_script="book_jwt.lua", status="status-jwt", auth=JWT),
         Scenario("sold-out", tickets=100),
@@ -80,6 +85,7 @@ class Bench:
         self.records: list[dict] = []
         self.servers: dict[str, dict] = {}
         self.identity: BenchIdentity | None = None
+        self.webhooks: WebhookSide | None = None  # while a webhook scenario runs
 
     def run(self) -> list[dict]:
         with contextlib.ExitStack() as stack:
@@ -109,9 +115,29 @@ class Bench:
             self.servers["app" if auth == OPEN else f"app-{auth}"] = server.settings()
             self._warm_up(server, WARM_UP_SCRIPTS[auth], self._script_tail(auth))
             for scenario in scenarios:
-                self._scenario_over_http(server, scenario, repeat)
-                for form in PGBENCH_FORMS if scenario.pgbench_scripts else ():
-                    self._scenario_with_pgbench(server, scenario, form, repeat)
+                with self._webhook_side(scenario, server):
+                    self._scenario_over_http(server, scenario, repeat)
+                    for form in PGBENCH_FORMS if scenario.pgbench_scripts else ():
+                        self._scenario_with_pgbench(server, scenario, form, repeat)
+
+    @contextlib.contextmanager
+    def _webhook_side(self, scenario: Scenario, server: Gunicorn):
+        """For a webhook scenario, the receiver and a dispatcher beside `server` while its runs go."""
+        if not scenario.webhook:
+            yield
+            return
+        with WebhookSide(server.url, server.env, self.database.engine, self.log_path,
+                         self.settings.drain_timeout_s) as self.webhooks:
+            yield
+        self.webhooks = None
+
+    def _deliveries(self):
+        """Around one run: its webhook's deliveries measured (a dict filled in on the way out), if any."""
+        return self.webhooks.measured() if self.webhooks else contextlib.nullcontext()
+
+    def _service_processes(self, server: Gunicorn) -> list[psutil.Process]:
+        """Whose CPU time is the service's: gunicorn's, and the dispatcher's while one runs."""
+        return server.processes() + (self.webhooks.processes() if self.webhooks else [])
 
     def _script_tail(self, auth: str) -> list[str]:
         """The wrk arguments after the events: in jwt mode, where the token pools are."""
@@ -129,8 +155,16 @@ class Bench:
         group = self._prepare(scenario, pools=range(1, self.settings.generator_threads + 1))
         args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
         args += self._script_tail(scenario.auth)
-        record = self._http(server, scenario.name, repeat, scenario.wrk_script, args, self._readers(scenario, group))
+        with self._deliveries() as deliveries:
+            record = self._http(server, scenario.name, repeat, scenario.wrk_script, args,
+                                self._readers(scenario, group))
+        self._finish(record, group, deliveries)
+
+    def _finish(self, record: dict, group: int, deliveries: dict | None) -> None:
         record["check"] = self.database.check(group)
+        if deliveries is not None:
+            record["dispatch"] = deliveries
+            print(report.dispatch_line(deliveries), flush=True)
 
     def _readers(self, scenario: Scenario, group: int) -> dict[str, tuple[str, list[str]]]:
         """The paced reads run beside a scenario's load: record name -> (wrk script, its arguments)."""
@@ -146,7 +180,7 @@ class Bench:
               readers: dict[str, tuple[str, list[str]]] | None = None) -> dict:
         """One wrk run and, beside it, `readers`' paced reads, each recorded under its name."""
         s = self.settings
-        before = self.meter.snapshot(server.processes())
+        before = self.meter.snapshot(self._service_processes(server))
         load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
         reads = {name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
                  for name, (reader, reader_args) in (readers or {}).items()}
@@ -154,7 +188,7 @@ class Bench:
         generators = record["generator_cpu_share"]
         for name, child in reads.items():
             generators += self._record(name, "http", repeat, wrk_result(child))["generator_cpu_share"]
-        after = self.meter.snapshot(server.processes())
+        after = self.meter.snapshot(self._service_processes(server))
         record["cpu"] = self.meter.breakdown(before, after, generators, record["requests"])
         return record
 
@@ -163,13 +197,14 @@ class Bench:
         group = self._prepare(scenario, pools=range(0, s.clients))  # pgbench's :client_id is 0-based
         variables = {"event_prefix": event_prefix(group), "event_count": scenario.events, "n": 0, "c": 0}
         scripts = [f"{name}_{form}.sql" for name in scenario.pgbench_scripts]
-        before = self.meter.snapshot(server.processes())
-        result = run_pgbench(self.pgbench, scripts, variables, self.database.libpq_environment(),
-                             s.clients, s.generator_threads, s.duration_s)
-        record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
-        after = self.meter.snapshot(server.processes())
+        with self._deliveries() as deliveries:
+            before = self.meter.snapshot(self._service_processes(server))
+            result = run_pgbench(self.pgbench, scripts, variables, self.database.libpq_environment(),
+                                 s.clients, s.generator_threads, s.duration_s)
+            record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
+            after = self.meter.snapshot(self._service_processes(server))
         record["cpu"] = self.meter.breakdown(before, after, result["generator_cpu_share"], result["requests"])
-        record["check"] = self.database.check(group)
+        self._finish(record, group, deliveries)
 
     def _prepare(self, scenario: Scenario, pools: range) -> int:
         """Fresh events for one run; returns their group."""

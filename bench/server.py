@@ -16,6 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 import psutil
+from cryptography.fernet import Fernet
 
 from app.config import Config
 from bench.settings import ROOT
@@ -39,6 +40,10 @@ class Gunicorn:
             "ADMIN_TOKEN": secrets.token_urlsafe(24),
             "RATE_LIMIT": "",  # a load test from one address is exactly what a rate limit stops
             "AUTH_MODE": "open",  # unless extra_env says otherwise (hot-jwt)
+            # hot-webhook: a key of the bench's own, shared with its dispatcher (bench/webhooks.py), and
+            # a receiver on loopback, which the SSRF guard refuses otherwise
+            "WEBHOOK_SECRET_KEY": Fernet.generate_key().decode(),
+            "WEBHOOK_ALLOW_PRIVATE": "true",
             **(extra_env or {}),
         }
         self.process: subprocess.Popen | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
+DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,queue"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Settings:
     status_connections: int
     status_pause_ms: int  # between two reads on one status connection
     scenarios: tuple[str, ...]
+    drain_timeout_s: int  # hot-webhook: how long the dispatcher may take to deliver a run's backlog
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -37,5 +39,6 @@ class Settings:
             generator_threads=int(env.get("BENCH_GENERATOR_THREADS", os.cpu_count() or 2)),
             status_connections=int(env.get("BENCH_STATUS_CONNECTIONS", 4)),
             status_pause_ms=int(env.get("BENCH_STATUS_PAUSE_MS", 20)),
-            scenarios=tuple(env.get("BENCH_SCENARIOS", "hot,hot-jwt,sold-out,churn,spread,queue").split(",")),
+            scenarios=tuple(env.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",")),
+            drain_timeout_s=int(env.get("BENCH_DRAIN_TIMEOUT", 120)),
         )

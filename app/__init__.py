@@ -63,7 +63,9 @@ def _flask_settings(config: Config) -> dict:
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.web.routes import book, cancel, events, health, history, index, initialize, status, users, webhooks
+    from app.web.routes import (
+        book, cancel, events, health, history, index, initialize, offers, status, users, webhooks,
+    )
 
-    for module in (initialize, book, cancel, status, users, history, events, webhooks, health, index):
+    for module in (initialize, book, cancel, offers, status, users, history, events, webhooks, health, index):
         api.register_blueprint(module.blp)

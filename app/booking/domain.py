@@ -10,9 +10,13 @@ from uuid import UUID
 CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
+OFFERED = "offered"  # its tickets held for it until offer_expires_at (issue 16)
 DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 # An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
 ACTIVE = "active"
+# How the head of the queue gets a freed ticket: confirmed at once, or offered for a limited time.
+AUTO, OFFER = "auto", "offer"
+DEFAULT_OFFER_TTL_SECONDS = 86_400  # as the column's default
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Event:
     waiting_tickets: int = 0  # the tickets wanted by all waiting entries
     status: str = ACTIVE
     sales_open: bool = True
+    promotion: str = AUTO
+    offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
 
     @property
     def booked_tickets(self) -> int:
@@ -45,6 +51,8 @@ class Booking:
     updated_at: datetime
     quantity: int = 1  # tickets held (or wanted, while waiting), all or none
     tickets_ahead: int | None = None  # while waiting: the tickets wanted by the entries ahead
+    offer_expires_at: datetime | None = None  # once offered: when the offer ends (kept once it has)
+    cancel_reason: str | None = None  # a cancelled offer's: declined or expired
 
 
 @dataclass(frozen=True)
@@ -63,19 +71,20 @@ class Cancellation:
 
 @dataclass(frozen=True)
 class EventChanges:
-    """What an organiser may change of an event; None leaves a setting as it is. The offers issue adds
-    `promotion` and `offer_ttl_seconds` here, as update_event's arguments and EventPatchRequest's fields."""
+    """What an organiser may change of an event; None leaves a setting as it is."""
 
     name: str | None = None
     total_tickets: int | None = None
     max_per_booking: int | None = None
     sales_open: bool | None = None
+    promotion: str | None = None
+    offer_ttl_seconds: int | None = None
 
 
 @dataclass(frozen=True)
 class EventUpdate:
     event: Event
-    promoted_bookings: list[Booking]  # confirmed by a capacity raise, oldest first
+    promoted_bookings: list[Booking]  # confirmed (or offered) by a capacity raise, oldest first
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,9 @@ class LedgerEntry:
     change of the event (capacity_changed, sales_closed, sales_opened, event_cancelled: no booking)."""
 
     seq: int
-    kind: str  # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, or an organiser's kind
+    # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
+    # declined, expired), or an organiser's kind
+    kind: str
     booking_id: UUID | None
     user_id: str | None
     request_id: str | None
@@ -218,6 +229,13 @@ class CapacityBelowWaiting(DomainError):
 
 
 
+class NoOffer(DomainError):
+    code, status, about, detail = "no_offer", 409, "user_id", "{} holds no offer for this event"
+
+
+class OfferExpired(DomainError):
+    code, status, about, detail = "offer_expired", 409, "user_id", "{}'s offer for this event has expired"
+
 
 class InvalidQuantity(DomainError):
     """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
@@ -251,6 +269,8 @@ REFUSALS: dict[str, type[DomainError]] = {
     "sales_closed": SalesClosed,
     "capacity_below_booked": CapacityBelowBooked,
     "capacity_below_waiting": CapacityBelowWaiting,
+    "no_offer": NoOffer,
+    "offer_expired": OfferExpired,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an

@@ -34,8 +34,11 @@ from sqlalchemy import Connection, Engine, Executable, Row, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.booking.domain import (
+    AUTO,
     CONFIRMED,
     DEFAULT_MAX_PER_BOOKING,
+    DEFAULT_OFFER_TTL_SECONDS,
+    OFFERED,
     Booking,
     BookingNotFound,
     Cancellation,
@@ -56,11 +59,14 @@ BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id, :quanti
 # Lists: text[], text[], integer[]; one element per booking, in arrival order.
 BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids, :quantities)")
 CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, :quantity)")  # NULL: all of it
+# The same, only for an unexpired offer, given up whole (POST /api/decline).
+DECLINE = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, NULL, true)")
+ACCEPT = text("SELECT * FROM accept_offer(:event_id, :user_id, :request_id)")
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
 # entry's place comes from the queue's counters (waiting_place.sql): the same cost at any position.
 BOOKING_STATUS = text("""
 SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, place.tickets_ahead
+       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
@@ -89,7 +95,7 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.qua
 # ix_bookings_user_bookings (migration 0007) serves it.
 USER_BOOKINGS = text("""
 SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, place.tickets_ahead
+       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason
   FROM bookings b
   LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE b.user_id = :user_id AND b.seq < :before
@@ -174,11 +180,14 @@ class Write(ABC, Generic[T]):
 
 @dataclass(frozen=True)
 class OpenEvent(Write[Event]):
-    """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking."""
+    """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking;
+    freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer)."""
 
     total_tickets: int
     name: str | None = None
     max_per_booking: int = DEFAULT_MAX_PER_BOOKING
+    promotion: str = AUTO
+    offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
 
     statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
 
@@ -188,6 +197,8 @@ class OpenEvent(Write[Event]):
             "total_tickets": self.total_tickets,
             "available_tickets": self.total_tickets,
             "max_per_booking": self.max_per_booking,
+            "promotion": self.promotion,
+            "offer_ttl_seconds": self.offer_ttl_seconds,
         }
 
     def result(self, row: Row) -> Event:
@@ -265,18 +276,47 @@ class CancelBooking(UserWrite[Cancellation]):
         booking = Booking(
             row.booking_id, event_uuid, self.user_id, row.booking_status, row.waiting_position,
             row.booking_created_at, row.booking_updated_at, row.booking_quantity, row.tickets_ahead,
+            row.booking_offer_expires_at, row.booking_cancel_reason,
         )
         return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 
 
+@dataclass(frozen=True)
+class DeclineOffer(CancelBooking):
+    """Give up the user's unexpired offer, whole: cancelled as `declined`, its tickets to the next
+    entries by the FIFO rule (offered again in offer mode)."""
+
+    statement: ClassVar[Executable] = DECLINE
+
+
+@dataclass(frozen=True)
+class AcceptOffer(UserWrite[Booking]):
+    """Confirm the user's offer, if the database's clock says it has not expired (accept_offer.sql)."""
+
+    statement: ClassVar[Executable] = ACCEPT
+
+    def result(self, row: Row) -> Booking:
+        raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
+        return Booking(
+            row.booking_id, parse_event_id(self.event_id), self.user_id, row.booking_status, None,
+            row.booking_created_at, row.booking_updated_at, row.booking_quantity,
+            offer_expires_at=row.booking_offer_expires_at,
+        )
+
+
 def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
-    """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest first."""
+    """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest
+    first: confirmed, or offered until the row's promoted_offer_expires_at."""
+    status = CONFIRMED if row.promoted_offer_expires_at is None else OFFERED
     columns = zip(
         row.promoted_ids, row.promoted_user_ids, row.promoted_quantities,
         row.promoted_created_ats, row.promoted_updated_ats, strict=True,
     )
     return [
-        Booking(booking_id, event_uuid, user_id, CONFIRMED, None, created_at, updated_at, quantity)
+        Booking(
+            booking_id, event_uuid, user_id, status, None, created_at, updated_at, quantity,
+            offer_expires_at=row.promoted_offer_expires_at,
+        )
         for booking_id, user_id, quantity, created_at, updated_at in columns
     ]
 

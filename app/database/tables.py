@@ -61,6 +61,10 @@ events = Table(
     Column("sales_open", Boolean, nullable=False, server_default=text("true")),
     # The order events were opened in (existing ones numbered by created_at), for the organisers' list.
     Column("seq", BigInteger, Identity(always=True), nullable=False),
+    # How a freed ticket goes to the head of the queue (migration 0011): confirmed at once ('auto'), or
+    # offered ('offer'), held for it for offer_ttl_seconds.
+    Column("promotion", Text, nullable=False, server_default=text("'auto'")),
+    Column("offer_ttl_seconds", Integer, nullable=False, server_default=text("86400")),
     CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
     CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
@@ -78,6 +82,8 @@ events = Table(
         name="queue_promoted_range",
     ),
     CheckConstraint("status IN ('active', 'cancelled')", name="status_known"),
+    CheckConstraint("promotion IN ('auto', 'offer')", name="promotion_known"),
+    CheckConstraint("offer_ttl_seconds BETWEEN 1 AND 604800", name="offer_ttl_range"),
     # The organisers' list, newest first, keyset-paginated (not unique: Citus, docs/scaling.md).
     Index("ix_events_seq", "seq"),
     Index("ix_events_status_seq", "status", "seq"),
@@ -99,9 +105,12 @@ bookings = Table(
     # the tickets queued before it. Its place is these less what left ahead of it since (waiting_place).
     Column("queue_ordinal", BigInteger),
     Column("queue_tickets_before", BigInteger),
+    # An offer's deadline (set when offered, kept as history), and why an offer was cancelled.
+    Column("offer_expires_at", DateTime(timezone=True)),
+    Column("cancel_reason", Text),
     # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
     PrimaryKeyConstraint("event_id", "id"),
-    CheckConstraint("status IN ('confirmed', 'waiting', 'cancelled')", name="status_known"),
+    CheckConstraint("status IN ('confirmed', 'waiting', 'offered', 'cancelled')", name="status_known"),
     CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
     CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
     CheckConstraint(
@@ -111,6 +120,11 @@ bookings = Table(
     CheckConstraint(
         "queue_ordinal BETWEEN 1 AND 2147483647 AND queue_tickets_before >= queue_ordinal - 1",
         name="queue_place_range",
+    ),
+    CheckConstraint("status <> 'offered' OR offer_expires_at IS NOT NULL", name="offer_has_expiry"),
+    CheckConstraint(
+        "cancel_reason IS NULL OR (status = 'cancelled' AND cancel_reason IN ('declined', 'expired'))",
+        name="cancel_reason_known",
     ),
     Index(
         "uq_bookings_one_active_per_user",
@@ -124,6 +138,8 @@ bookings = Table(
     # A user's bookings across events, newest first (GET /api/users/<userId>/bookings).
     Index("ix_bookings_user_bookings", "user_id", "seq"),
     Index("ix_bookings_event_id_seq", "event_id", "seq"),  # an event's bookings in order, for its organiser
+    # The offers by deadline, for the sweeper (expire_offers).
+    Index("ix_bookings_offer_expires_at", "offer_expires_at", postgresql_where=text("status = 'offered'")),
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.
@@ -150,7 +166,8 @@ booking_events = Table(
     PrimaryKeyConstraint("event_id", "seq"),
     CheckConstraint(
         "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
-        "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled')",
+        "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', "
+        "'offered', 'accepted', 'declined', 'expired')",
         name="kind_known",
     ),
     CheckConstraint(

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import Engine, Row
 from sqlalchemy.exc import DBAPIError
 
+from app.booking.offers import sweep_expired_offers
 from app.config import Config
 from app.notifications import messages, metrics, store
 from app.notifications.model import message_key
@@ -36,6 +37,7 @@ MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a da
 LEASE_MARGIN_S = 5.0
 HOUSEKEEPING_EVERY_S = 10.0
 HEARTBEAT_EVERY_S = 1.0
+SWEEP_EVERY_S = 1.0  # offers expire within 5 s of their deadline (contract): a pass a second, with room to spare
 PURGE_BATCH = 1000
 GONE = 410
 
@@ -72,7 +74,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
         self._in_flight: Counter = Counter()
         self._lock, self._wake = threading.Lock(), threading.Event()
-        self._last_housekeeping = self._last_heartbeat = 0.0
+        self._last_housekeeping = self._last_heartbeat = self._last_sweep = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
 
     def run(self, stop: threading.Event) -> None:
@@ -98,6 +100,7 @@ class Dispatcher:
                 due = store.due_webhooks(conn)
             for webhook in due:
                 self._claim_for(webhook)
+            self._sweep_offers()
             self._housekeeping()
         except DATABASE_ERRORS as error:
             log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
@@ -171,6 +174,15 @@ class Dispatcher:
             store.record_retry(conn, message, outcome.status, error, delay_s)
             metrics.RETRIED.inc()
             log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
+
+    def _sweep_offers(self) -> None:
+        """Once a second: expire the offers past their time, offering their tickets on (app/booking/offers.py)."""
+        if time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = time.monotonic()
+        sweep = sweep_expired_offers(self.engine)
+        if sweep.expired_offers:
+            log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings)
 
     def _housekeeping(self) -> None:
         """Now and then: purge delivered messages past their retention, and measure the lag."""

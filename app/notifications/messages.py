@@ -41,6 +41,8 @@ def from_snapshot(cls, row: dict):
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
+        if field.name not in row:  # a snapshot taken before the field was added (offers: migration 0011)
+            continue
         value = row[field.name]
         if hints[field.name] in (datetime, datetime | None) and value is not None:
             value = datetime.fromisoformat(value)

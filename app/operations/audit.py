@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, WAITING
+from app.booking.domain import CANCELLED, CONFIRMED, OFFERED, WAITING
 from app.database.tables import booking_events, bookings, events, queue_departures
 
 
@@ -64,11 +64,13 @@ def row_problems(event, rows) -> list[str]:
     """The contract's invariants, read from the current rows alone."""
     active = [row for row in rows if row.status != CANCELLED]
     confirmed = sum(row.quantity for row in active if row.status == CONFIRMED)
+    offered = sum(row.quantity for row in active if row.status == OFFERED)  # held for the offer
     queue = [row for row in active if row.status == WAITING]
     problems = []
-    if event.available_tickets + confirmed != event.total_tickets:
+    if event.available_tickets + confirmed + offered != event.total_tickets:
         problems.append(
-            f"availableTickets {event.available_tickets} + confirmed {confirmed} != totalTickets {event.total_tickets}"
+            f"availableTickets {event.available_tickets} + confirmed {confirmed} + offered {offered}"
+            f" != totalTickets {event.total_tickets}"
         )
     if event.available_tickets < 0:
         problems.append(f"availableTickets is negative ({event.available_tickets})")
@@ -90,14 +92,14 @@ def _several_active(active) -> list[str]:
 
 
 def _queue_jumpers(active) -> list[str]:
-    """First come, first served: no entry holding tickets joined after one still waiting."""
+    """First come, first served: no entry holding tickets (confirmed or offered) joined after one still waiting."""
     first_waiting = next((row for row in active if row.status == WAITING), None)
     if first_waiting is None:
         return []
     return [
         f"booking {row.id} ({row.user_id!r}) holds a ticket but joined after {first_waiting.id}, still waiting"
         for row in active
-        if row.status == CONFIRMED and row.seq > first_waiting.seq
+        if row.status in HOLDING and row.seq > first_waiting.seq
     ]
 
 
@@ -155,6 +157,9 @@ def ledger_problems(event, rows, entries) -> list[str]:
 def _initial_total(event, entries) -> int:
     """The capacity the event opened with: before its first capacity change, if it had any."""
     return next((entry.total_tickets_from for entry in entries if entry.kind == "capacity_changed"), event.total_tickets)
+
+
+HOLDING = (CONFIRMED, OFFERED)  # the statuses whose tickets are taken from the pool
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ class Replay:
     def apply(self, entry) -> list[str]:
         """Apply one entry; what is wrong with it, if anything."""
         problems = []
-        if self.head_fits() and entry.kind != "promoted" and self.queue[0] != self.overlooked:
+        if self.head_fits() and entry.kind not in ("promoted", "offered") and self.queue[0] != self.overlooked:
             problems.append(f"the ticket freed just before went to nobody, though {self.queue[0]} was waiting")
             self.overlooked = self.queue[0]
         owner = self.user.get(entry.booking_id, entry.user_id)
@@ -298,7 +303,7 @@ class Replay:
 
     def _cancelled(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in (CONFIRMED, WAITING):
+        if was not in (CONFIRMED, WAITING, OFFERED):
             return f"the booking was {was or 'never booked'}"
         problem = self._release(entry, was)
         self.status[entry.booking_id] = CANCELLED
@@ -309,9 +314,24 @@ class Replay:
             problem = f"it gave up {entry.quantity} of the {self.quantity[entry.booking_id]} tickets it held"
         return problem
 
+    def _declined(self, entry) -> str | None:
+        """An offer given up (or cancelled after its time ran out, or swept: `expired`): like a cancel."""
+        if self.status.get(entry.booking_id) != OFFERED:
+            return f"the booking was {self.status.get(entry.booking_id) or 'never booked'}, not offered"
+        return self._cancelled(entry)
+
+    _expired = _declined
+
+    def _accepted(self, entry) -> str | None:
+        was = self.status.get(entry.booking_id)
+        if was != OFFERED:
+            return f"the booking was {was or 'never booked'}, not offered"
+        self.status[entry.booking_id] = CONFIRMED
+        return None if entry.quantity == self.quantity[entry.booking_id] else "it accepted another quantity"
+
     def _reduced(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in (CONFIRMED, WAITING):
+        if was not in HOLDING + (WAITING,):
             return f"the booking was {was or 'never booked'}"
         held = self.quantity[entry.booking_id]
         self._release(entry, was)
@@ -319,17 +339,21 @@ class Replay:
         return None if entry.quantity < held else f"a partial cancel of {entry.quantity} when it held {held}"
 
     def _release(self, entry, was: str) -> None:
-        """A confirmed booking's tickets go back to the pool; a waiting entry's were never taken."""
-        if was == CONFIRMED:
+        """A confirmed or offered booking's tickets go back to the pool; a waiting entry's were never taken."""
+        if was in HOLDING:
             self.available += entry.quantity
         self.overlooked = None
 
-    def _promoted(self, entry) -> str | None:
+    def _offered(self, entry) -> str | None:
+        """The head of the queue offered the freed tickets (offer mode): held for it, as a promotion's are."""
+        return self._promoted(entry, OFFERED)
+
+    def _promoted(self, entry, status: str = CONFIRMED) -> str | None:
         fitted = self.head_fits()
         oldest = self.queue[0] if self.queue else None
         if entry.booking_id in self.queue:
             self.queue.remove(entry.booking_id)
-            self.status[entry.booking_id] = CONFIRMED
+            self.status[entry.booking_id] = status
         self.available -= entry.quantity
         if oldest is not None and entry.booking_id != oldest:
             return f"{oldest} had waited longer"

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
-from app.booking.domain import DEFAULT_MAX_PER_BOOKING
+from app.booking.domain import AUTO, DEFAULT_MAX_PER_BOOKING, DEFAULT_OFFER_TTL_SECONDS, OFFER
 
 # Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
 # category lookup, so that the OpenAPI document states (as `pattern`) the rule that validation applies.
@@ -87,6 +87,24 @@ def _jwt_mode() -> bool:
 
 # The most tickets an event may allow per booking (its maxPerBooking), and so the most one booking holds.
 MAX_PER_BOOKING = 100
+PROMOTIONS = [AUTO, OFFER]
+MAX_OFFER_TTL_SECONDS = 604_800  # a week
+
+
+def promotion_field() -> fields.String:
+    return fields.String(
+        validate=validate.OneOf(PROMOTIONS),
+        metadata={"description": "How a freed ticket goes to the oldest waiting entry: `auto` confirms it, `offer` "
+                  "offers it for `offerTtlSeconds` (accept or decline)", "default": AUTO},
+    )
+
+
+def offer_ttl_field() -> StrictInteger:
+    return StrictInteger(
+        data_key="offerTtlSeconds", validate=validate.Range(min=1, max=MAX_OFFER_TTL_SECONDS),
+        metadata={"description": "How long an offer holds its tickets", "example": 3600,
+                  "default": DEFAULT_OFFER_TTL_SECONDS},
+    )
 
 
 class InitializeRequest(Schema):
@@ -100,6 +118,8 @@ class InitializeRequest(Schema):
         metadata={"description": "The most tickets one booking may hold", "example": 10,
                   "default": DEFAULT_MAX_PER_BOOKING},
     )
+    promotion = promotion_field()
+    offer_ttl_seconds = offer_ttl_field()
 
 
 class BookingRequest(Schema):
@@ -140,6 +160,10 @@ class CancelRequest(BookingRequest):
     )
 
 
+class OfferRequest(BookingRequest):
+    """POST /api/accept and /api/decline: the offer is the user's one at the event."""
+
+
 class BookingPath(Schema):
     """The path of /api/booking-status; its names match the route's so the parsed values replace them."""
 
@@ -154,7 +178,8 @@ class UserPath(Schema):
 
 
 EVENT_STATUSES = ["active", "cancelled"]
-BOOKING_STATUSES = ["confirmed", "waiting", "cancelled"]
+BOOKING_STATUSES = ["confirmed", "waiting", "offered", "cancelled"]
+CANCEL_REASONS = ["declined", "expired"]
 
 
 class EventSchema(Schema):
@@ -180,6 +205,13 @@ class EventSchema(Schema):
     sales_open = fields.Boolean(
         data_key="salesOpen", required=True, metadata={"description": "While false, booking is 409 `sales_closed`"}
     )
+    promotion = fields.String(
+        required=True, validate=validate.OneOf(PROMOTIONS),
+        metadata={"description": "`auto`: a freed ticket confirms the oldest waiting entry; `offer`: it is offered"},
+    )
+    offer_ttl_seconds = fields.Integer(
+        data_key="offerTtlSeconds", required=True, metadata={"description": "How long an offer holds its tickets"}
+    )
 
 
 class BookingSchema(Schema):
@@ -202,6 +234,15 @@ class BookingSchema(Schema):
     tickets_ahead = fields.Integer(
         data_key="ticketsAhead", allow_none=True, required=True,
         metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
+    )
+    # Offers (issue 16): after the fields before them, so that a body only grows at its end.
+    offer_expires_at = UtcDateTime(
+        data_key="offerExpiresAt", allow_none=True, required=True,
+        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
+    )
+    cancel_reason = fields.String(
+        data_key="cancelReason", allow_none=True, required=True, validate=validate.OneOf(CANCEL_REASONS),
+        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
     )
 
 
@@ -346,6 +387,8 @@ class EventPatchRequest(Schema):
     )
     max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=100))
     sales_open = StrictBoolean(data_key="salesOpen")
+    promotion = promotion_field()
+    offer_ttl_seconds = offer_ttl_field()
 
 
 class EventUpdateSchema(Schema):

@@ -23,11 +23,13 @@ from tests.helpers.queue import book_sql, booking_rows, open_event, queue_violat
 
 OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
-    "cancel_booking(uuid,text,text,integer)",
+    "cancel_booking(uuid,text,text,integer,boolean)",
     "book_many(uuid,text[],text[],integer[])",
-    "promote_waiting(uuid,integer,timestamp with time zone)",
-    "update_event(uuid,text,text,integer,integer,boolean)",
+    "promote_waiting(uuid,integer,timestamp with time zone,timestamp with time zone)",
+    "update_event(uuid,text,text,integer,integer,boolean,text,integer)",
     "cancel_event(uuid,text)",
+    "accept_offer(uuid,text,text)",
+    "expire_offers(uuid,text)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

@@ -34,7 +34,8 @@ def test_openapi_document_is_valid_openapi_3(document):
 
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
-        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookRequest", "CancelRequest", "Booking", "BookingEnvelope",
+        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookRequest", "CancelRequest", "OfferRequest", "Booking",
+        "BookingEnvelope",
         "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
         "WebhookRequest", "Webhook", "CreatedWebhook", "CreatedWebhookEnvelope", "WebhookEnvelope", "WebhookPage",
         "Delivery", "DeliveryEnvelope", "DeliveryPage", "RetryRequest",
@@ -45,7 +46,8 @@ def test_document_defines_only_schemas_of_this_api(document):
 
 def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
-        "/api/initialize", "/api/book", "/api/cancel", "/api/status/{event_id}",
+        "/api/initialize", "/api/book", "/api/cancel", "/api/accept", "/api/decline",
+        "/api/status/{event_id}",
         "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history", "/",
         "/api/users/{user_id}/bookings",
         "/api/webhooks", "/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/deliveries",

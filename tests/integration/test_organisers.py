@@ -189,7 +189,8 @@ def test_capacity_below_a_waiting_entry_is_refused(new_event, book_several, patc
 @pytest.mark.parametrize(
     "body",
     [{"totalTickets": 0}, {"totalTickets": 1_000_001}, {"totalTickets": "5"}, {"maxPerBooking": 101},
-     {"salesOpen": "false"}, {"salesOpen": 0}, {"name": ""}, {"promotion": "offer"}, {"status": "cancelled"}],
+     {"salesOpen": "false"}, {"salesOpen": 0}, {"name": ""}, {"promotion": "manual"}, {"offerTtlSeconds": 0},
+     {"offerTtlSeconds": 604_801}, {"status": "cancelled"}],
 )
 def test_patch_refuses_a_bad_body(new_event, patch, body):
     assert_problem(patch(new_event(1), **body), 400, "invalid_request")

@@ -210,10 +210,12 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     book(event, "holder")
     booking = book(event, "waiter").get_json()["booking"]
     cancellation = cancel(event, "holder").get_json()
-    assert list(event) == V1_EVENT + ["maxPerBooking", "waitingTickets", "status", "salesOpen"]  # status, salesOpen: issue 14
-    assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead"]
+    # status, salesOpen: issue 14; promotion, offerTtlSeconds, offerExpiresAt, cancelReason: issue 16
+    assert list(event) == V1_EVENT + ["maxPerBooking", "waitingTickets", "status", "salesOpen", "promotion",
+                                      "offerTtlSeconds"]
+    assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]
-    assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead"]
+    assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
 
 
 def test_a_quantity_refusal_with_an_idempotency_key_is_stored_and_replayed_with_its_errors(client, new_event):

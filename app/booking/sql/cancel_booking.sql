@@ -2,6 +2,11 @@
 -- many of its tickets (a partial cancel: a confirmed booking releases them, a waiting entry shrinks
 -- and keeps its place). Whatever is freed goes by promote_waiting's strict FIFO rule, in the same
 -- transaction. The change and every promotion go to the ledger under the one request id.
+-- An offer given up (issue 16) is cancelled with its reason: `declined`, or `expired` if its time ran
+-- out before the sweeper came; its tickets go on like a confirmed booking's. With `p_decline`
+-- (POST /api/decline) only an unexpired offer may be given up: else 'no_offer' or 'offer_expired'.
+-- In offer mode (events.promotion) the freed tickets are offered, not confirmed, until the event's
+-- offer_ttl_seconds have passed.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
@@ -9,16 +14,19 @@
 -- (promoted_* is the first promoted booking, for v1 clients), then the booking as it is now and
 -- every promoted booking, oldest first, as arrays. A waiting entry that leaves or shrinks is counted
 -- in queue_departures at its ordinal, so that the places behind it move up (waiting_place.sql).
--- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held'.
+-- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held',
+-- 'no_offer', 'offer_expired'.
 -- A quantity below 1 is not a request the service sends: it raises check_violation.
 
-CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL,
+                                          p_decline boolean DEFAULT false)
 RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                booking_updated_at timestamptz, promoted_id uuid, promoted_user_id text,
                promoted_created_at timestamptz, promoted_updated_at timestamptz,
                booking_status text, booking_quantity integer, waiting_position integer, tickets_ahead bigint,
                promoted_ids uuid[], promoted_user_ids text[], promoted_quantities integer[],
-               promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[])
+               promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
+               booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -26,6 +34,7 @@ DECLARE
     released integer;  -- the tickets the booking gives up
     available integer;  -- the event's, once they are released
     promoted_tickets integer;
+    reason text;  -- why an offer ends: declined, or expired
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
     -- them; now() is the transaction's start, which came before the wait for the lock.
     changed_at timestamptz;
@@ -45,6 +54,11 @@ BEGIN
     END IF;
     SELECT * INTO held FROM bookings b
      WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
+    IF p_decline AND (NOT FOUND OR held.status <> 'offered') THEN
+        outcome := 'no_offer';
+        RETURN NEXT;
+        RETURN;
+    END IF;
     IF NOT FOUND THEN
         outcome := CASE WHEN EXISTS (SELECT 1 FROM bookings b
                                       WHERE b.event_id = p_event_id AND b.user_id = p_user_id)
@@ -62,15 +76,25 @@ BEGIN
         RETURN;
     END IF;
     changed_at := clock_timestamp();
+    -- The database's clock decides: an offer past its time is expired, whether or not swept yet.
+    IF p_decline AND held.offer_expires_at <= changed_at THEN
+        outcome := 'offer_expired';
+        RETURN NEXT;
+        RETURN;
+    END IF;
     released := coalesce(p_quantity, held.quantity);
     booking_status := CASE WHEN released = held.quantity THEN 'cancelled' ELSE held.status END;
+    IF held.status = 'offered' AND booking_status = 'cancelled' THEN
+        reason := CASE WHEN held.offer_expires_at <= changed_at THEN 'expired' ELSE 'declined' END;
+    END IF;
     -- A whole cancel keeps the quantity it held, as history; a partial one keeps the rest.
     UPDATE bookings b
-       SET status = booking_status, updated_at = changed_at,
+       SET status = booking_status, updated_at = changed_at, cancel_reason = reason,
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
-    RETURNING b.id, b.created_at, b.updated_at, b.quantity
-    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
+    RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason
+    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_offer_expires_at,
+         booking_cancel_reason;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
@@ -81,13 +105,15 @@ BEGIN
     END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'cancelled' THEN 'cancelled' ELSE 'reduced' END, p_request_id, released,
+            CASE WHEN booking_status = 'cancelled' THEN coalesce(reason, 'cancelled') ELSE 'reduced' END, p_request_id,
+            released,
             changed_at);
-    available := ev.available_tickets + CASE WHEN held.status = 'confirmed' THEN released ELSE 0 END;
+    available := ev.available_tickets + CASE WHEN held.status IN ('confirmed', 'offered') THEN released ELSE 0 END;
+    promoted_offer_expires_at := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
     IF available > 0 THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available, changed_at);
+          FROM promote_waiting(p_event_id, available, changed_at, promoted_offer_expires_at);
     ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
         SELECT '{}', '{}', '{}', '{}', '{}', 0
           INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
@@ -95,7 +121,8 @@ BEGIN
     END IF;
     IF promoted_tickets > 0 THEN
         INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-        SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+        SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+               p_request_id, p.quantity, changed_at
           FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
                AS p (id, user_id, quantity, step)
          ORDER BY p.step;
@@ -110,8 +137,9 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
-    IF booking_id = ANY (promoted_ids) THEN
-        booking_status := 'confirmed';  -- a head that shrank until it fitted
+    IF booking_id = ANY (promoted_ids) THEN  -- a head that shrank until it fitted
+        booking_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
+        booking_offer_expires_at := promoted_offer_expires_at;
     ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);

@@ -6,8 +6,9 @@
 -- them, so that a retry hours later still reports that change; a newly waiting booking joins the back
 -- of the queue, so its position is the event's waiting count after the change, and the tickets ahead
 -- of it are all the waiting tickets but its own. Ledger kinds and the message types they become; a
--- kind with no type (a partial cancel, `reduced`) sends nothing. event.* and booking.offered come with
--- their own changes.
+-- kind with no type (a partial cancel, `reduced`) sends nothing. An offer (issue 16) is booking.offered;
+-- accepted, it is booking.confirmed; declined or expired, booking.cancelled, whose booking says why
+-- (cancel_reason). event.* come with their own changes.
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -21,7 +22,11 @@ BEGIN
       FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
                                  WHEN 'waitlisted' THEN 'booking.waitlisted'
                                  WHEN 'promoted' THEN 'booking.promoted'
-                                 WHEN 'cancelled' THEN 'booking.cancelled' END AS type) m
+                                 WHEN 'offered' THEN 'booking.offered'
+                                 WHEN 'accepted' THEN 'booking.confirmed'
+                                 WHEN 'cancelled' THEN 'booking.cancelled'
+                                 WHEN 'declined' THEN 'booking.cancelled'
+                                 WHEN 'expired' THEN 'booking.cancelled' END AS type) m
       JOIN webhooks w ON w.disabled_at IS NULL
                      AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
                      AND (w.types IS NULL OR m.type = ANY (w.types))

@@ -1,8 +1,11 @@
 -- update_event: an organiser's change to an event, under its row lock, in one round trip: its name,
--- its capacity (total_tickets), the most tickets a booking may hold, whether sales are open. A NULL
+-- its capacity (total_tickets), the most tickets a booking may hold, whether sales are open, how a
+-- freed ticket is promoted (`auto`: confirmed; `offer`: offered for offer_ttl_seconds). A NULL
 -- argument leaves that setting as it is. A raise frees tickets, which go by promote_waiting's strict
--- FIFO rule in the same transaction; a lower total must leave room for every ticket held (confirmed,
--- later also offered) and for every waiting entry's quantity, which could otherwise never be confirmed.
+-- FIFO rule in the same transaction, under the settings as they are after the change (offered if
+-- they say offer). Offers made before a switch to auto stay until accepted, declined or expired. A
+-- lower total must leave room for every ticket held (confirmed or offered) and for every waiting
+-- entry's quantity, which could otherwise never be confirmed.
 -- The ledger gets `sales_closed` / `sales_opened`, then `capacity_changed` (with the totals before
 -- and after), then one `promoted` entry per promoted booking, all under the one request id.
 --
@@ -14,9 +17,11 @@
 -- 'capacity_below_booked', 'capacity_below_waiting'.
 
 CREATE OR REPLACE FUNCTION update_event(p_event_id uuid, p_request_id text, p_name text, p_total_tickets integer,
-                                        p_max_per_booking integer, p_sales_open boolean)
+                                        p_max_per_booking integer, p_sales_open boolean, p_promotion text,
+                                        p_offer_ttl_seconds integer)
 RETURNS TABLE (outcome text, event_row events, promoted_ids uuid[], promoted_user_ids text[],
-               promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[])
+               promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
+               promoted_offer_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -48,17 +53,21 @@ BEGIN
     END IF;
     IF outcome <> 'ok' OR (coalesce(p_name, ev.name) IS NOT DISTINCT FROM ev.name AND total = ev.total_tickets
                            AND coalesce(p_max_per_booking, ev.max_per_booking) = ev.max_per_booking
-                           AND coalesce(p_sales_open, ev.sales_open) = ev.sales_open) THEN
+                           AND coalesce(p_sales_open, ev.sales_open) = ev.sales_open
+                           AND coalesce(p_promotion, ev.promotion) = ev.promotion
+                           AND coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds) = ev.offer_ttl_seconds) THEN
         RETURN NEXT;
         RETURN;
     END IF;
     changed_at := clock_timestamp();
     available := ev.available_tickets + total - ev.total_tickets;
+    promoted_offer_expires_at := offer_deadline(coalesce(p_promotion, ev.promotion),
+                                                coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds), changed_at);
     -- Only a raise frees tickets: after a cut, or with the same total, the head still does not fit.
     IF total > ev.total_tickets THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available, changed_at);
+          FROM promote_waiting(p_event_id, available, changed_at, promoted_offer_expires_at);
     END IF;
     INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
     SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
@@ -69,7 +78,8 @@ BEGIN
      WHERE change.happened
      ORDER BY change.step;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, 'promoted', p_request_id, p.quantity, changed_at
+    SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+           p_request_id, p.quantity, changed_at
       FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
      ORDER BY p.step;
     UPDATE events e
@@ -78,6 +88,8 @@ BEGIN
            available_tickets = available - promoted_tickets,
            max_per_booking = coalesce(p_max_per_booking, e.max_per_booking),
            sales_open = coalesce(p_sales_open, e.sales_open),
+           promotion = coalesce(p_promotion, e.promotion),
+           offer_ttl_seconds = coalesce(p_offer_ttl_seconds, e.offer_ttl_seconds),
            waiting_count = e.waiting_count - cardinality(promoted_ids),
            waiting_tickets = e.waiting_tickets - promoted_tickets,
            queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),

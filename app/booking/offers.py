@@ -1,0 +1,47 @@
+"""The sweeper of offers (issue 16): offers past their time are cancelled as `expired`, and their
+tickets offered to the next entries, within seconds of the deadline.
+
+It runs in the webhook dispatcher's process (app/notifications/dispatcher.py), once a second. Each
+event with an offer due is one `expire_offers` statement in autocommit, under that event's lock,
+claimed with SKIP LOCKED (app/booking/sql/expire_offers.sql): a dispatcher never waits for another,
+a busy event is swept at the next pass, and a second sweep of the same offers finds nothing to do.
+The deadline is the database's clock, as for an accept, so the two agree on who wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+# Events with an offer due, along the partial index of offers by deadline (migration 0011).
+DUE_EVENTS = text("""
+SELECT DISTINCT b.event_id FROM bookings b
+ WHERE b.status = 'offered' AND b.offer_expires_at <= clock_timestamp()
+ LIMIT :limit
+""")
+EXPIRE = text("SELECT * FROM expire_offers(:event_id, :request_id)")
+EVENTS_PER_SWEEP = 100  # a backlog of more is swept at the next passes
+
+
+@dataclass(frozen=True)
+class Sweep:
+    expired_offers: int = 0
+    promoted_bookings: int = 0  # offered (or confirmed) the tickets that expired offers held
+    busy_events: int = 0  # locked by another writer: swept at a later pass
+
+
+def sweep_expired_offers(engine: Engine) -> Sweep:
+    """Expire every offer due, event by event; what it did. The ledger entries of one event's sweep
+    share a request id of their own, so its expiries and the offers they led to read as one change."""
+    database = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with database.connect() as conn:
+        due = conn.execute(DUE_EVENTS, {"limit": EVENTS_PER_SWEEP}).scalars().all()
+        rows = [conn.execute(EXPIRE, {"event_id": event_id, "request_id": f"sweep-{uuid.uuid4()}"}).one()
+                for event_id in due]
+    return Sweep(
+        expired_offers=sum(row.expired_offers for row in rows),
+        promoted_bookings=sum(row.promoted_bookings for row in rows),
+        busy_events=sum(row.outcome == "busy" for row in rows),
+    )

@@ -1,0 +1,52 @@
+-- accept_offer: the user takes the tickets offered to them (issue 16): their `offered` booking becomes
+-- `confirmed`, under the event lock, with an `accepted` ledger entry. The tickets were held for the
+-- offer, so no count of the event changes. The database's clock decides: an offer past
+-- offer_expires_at is refused ('offer_expired') even if the sweeper (expire_offers) has not come yet,
+-- and the refusal changes nothing.
+--
+-- This file is the function's current definition (see app/database/functions.py for how a change
+-- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
+-- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome and the
+-- booking as it is now. Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'no_offer', 'offer_expired'.
+
+CREATE OR REPLACE FUNCTION accept_offer(p_event_id uuid, p_user_id text, p_request_id text)
+RETURNS TABLE (outcome text, booking_id uuid, booking_status text, booking_created_at timestamptz,
+               booking_updated_at timestamptz, booking_quantity integer, booking_offer_expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev events%ROWTYPE;
+    held bookings%ROWTYPE;
+    -- Read once the lock is held: an accept that waited for the lock behind the sweeper finds its verdict.
+    changed_at timestamptz;
+BEGIN
+    SELECT * INTO ev FROM events WHERE id = p_event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF ev.status = 'cancelled' THEN
+        outcome := 'event_cancelled';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    changed_at := clock_timestamp();
+    SELECT * INTO held FROM bookings b
+     WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status = 'offered';
+    outcome := CASE WHEN NOT FOUND THEN 'no_offer' WHEN held.offer_expires_at <= changed_at THEN 'offer_expired'
+                    ELSE 'ok' END;
+    IF outcome <> 'ok' THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    UPDATE bookings b SET status = 'confirmed', updated_at = changed_at
+     WHERE b.event_id = p_event_id AND b.id = held.id
+    RETURNING b.id, b.status, b.created_at, b.updated_at, b.quantity, b.offer_expires_at
+    INTO booking_id, booking_status, booking_created_at, booking_updated_at, booking_quantity,
+         booking_offer_expires_at;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    VALUES (p_event_id, held.id, p_user_id, 'accepted', p_request_id, held.quantity, changed_at);
+    UPDATE events SET updated_at = changed_at WHERE id = p_event_id;
+    RETURN NEXT;
+END
+$$;

@@ -1,0 +1,77 @@
+-- expire_offers: the sweeper's step for one event (issue 16): every offer past offer_expires_at, by
+-- the database's clock, is cancelled with cancel_reason `expired` and an `expired` ledger entry, and
+-- the tickets it held go by promote_waiting's strict FIFO rule, offered again (or confirmed, if the
+-- event is now in auto mode), in the same transaction, under the one request id.
+--
+-- The event row is claimed with SKIP LOCKED: a dispatcher never waits behind another one, nor behind
+-- a booking; a skipped event ('busy') is tried again at the sweeper's next pass, so several dispatchers
+-- may run at once. Run twice, it finds nothing left to expire and changes nothing: it is idempotent.
+-- An accept that waited for the lock behind it finds the offer cancelled ('no_offer'), one that came
+-- first confirmed it: exactly one of them wins.
+--
+-- This file is the function's current definition (see app/database/functions.py for how a change
+-- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
+-- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome ('ok' or
+-- 'busy'), how many offers expired and how many bookings the freed tickets promoted.
+
+CREATE OR REPLACE FUNCTION expire_offers(p_event_id uuid, p_request_id text)
+RETURNS TABLE (outcome text, expired_offers integer, promoted_bookings integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev events%ROWTYPE;
+    released integer;  -- the tickets the expired offers held
+    deadline timestamptz;  -- of the offers made now
+    promoted_ids uuid[];
+    promoted_user_ids text[];
+    promoted_quantities integer[];
+    promoted_created_ats timestamptz[];
+    promoted_updated_ats timestamptz[];
+    promoted_tickets integer;
+    changed_at timestamptz;
+BEGIN
+    expired_offers := 0;
+    promoted_bookings := 0;
+    SELECT * INTO ev FROM events e WHERE e.id = p_event_id FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        outcome := 'busy';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    outcome := 'ok';
+    changed_at := clock_timestamp();
+    WITH expired AS (
+        UPDATE bookings b SET status = 'cancelled', cancel_reason = 'expired', updated_at = changed_at
+         WHERE b.event_id = p_event_id AND b.status = 'offered' AND b.offer_expires_at <= changed_at
+        RETURNING b.id, b.user_id, b.quantity, b.seq),
+    logged AS (
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, x.id, x.user_id, 'expired', p_request_id, x.quantity, changed_at
+          FROM expired x
+         ORDER BY x.seq
+        RETURNING quantity)
+    SELECT count(*), coalesce(sum(l.quantity), 0) INTO expired_offers, released FROM logged l;
+    IF expired_offers = 0 THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    deadline := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
+    SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                  promoted_updated_ats, promoted_tickets
+      FROM promote_waiting(p_event_id, ev.available_tickets + released, changed_at, deadline);
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    SELECT p_event_id, p.id, p.user_id, CASE WHEN deadline IS NULL THEN 'promoted' ELSE 'offered' END,
+           p_request_id, p.quantity, changed_at
+      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
+     ORDER BY p.step;
+    UPDATE events e
+       SET available_tickets = e.available_tickets + released - promoted_tickets,
+           waiting_count = e.waiting_count - cardinality(promoted_ids),
+           waiting_tickets = e.waiting_tickets - promoted_tickets,
+           queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
+           queue_promoted_tickets = e.queue_promoted_tickets + promoted_tickets,
+           updated_at = changed_at
+     WHERE e.id = p_event_id;
+    promoted_bookings := cardinality(promoted_ids);
+    RETURN NEXT;
+END
+$$;

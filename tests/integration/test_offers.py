@@ -1,0 +1,179 @@
+"""Offers (issue 16): in offer mode a freed ticket is offered to the head of the queue for a limited
+time; accepted, declined, cancelled or expired (by the database's clock, and by the sweeper)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from app.booking.offers import sweep_expired_offers
+from app.operations import audit
+from tests.helpers.api import assert_problem
+from tests.helpers.database import ledger_kinds
+from tests.helpers.waiting import wait_until
+
+OFFER_DUE = text("""
+SELECT clock_timestamp() >= b.offer_expires_at FROM bookings b
+ WHERE b.event_id = :event_id AND b.user_id = :user_id AND b.status = 'offered'
+""")
+
+
+@pytest.fixture
+def post(client):
+    def post_json(path: str, event: dict, user: str, **body):
+        return client.post(path, json={"eventId": event["id"], "userId": user, **body})
+
+    return post_json
+
+
+@pytest.fixture
+def sold_out_with_a_waiter(new_event, post):
+    """An event of one ticket in offer mode, held by `holder`, with `waiter` in the queue."""
+
+    def open_event(ttl_seconds: int = 3600, total: int = 1) -> dict:
+        event = new_event(total, promotion="offer", offerTtlSeconds=ttl_seconds)
+        for user in ("holder", "waiter"):
+            assert post("/api/book", event, user, quantity=total if user == "holder" else 1).status_code == 201
+        return event
+
+    return open_event
+
+
+def event_now(client, event: dict) -> dict:
+    return client.get(f"/api/status/{event['id']}").get_json()["event"]
+
+
+def booking_now(client, event: dict, user: str) -> dict:
+    return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
+
+
+def wait_until_due(engine, event: dict, user: str) -> None:
+    def due() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(OFFER_DUE, {"event_id": event["id"], "user_id": user}).scalar_one()
+
+    wait_until(due, f"{user}'s offer is past its time by the database's clock")
+
+
+def test_an_event_opens_in_auto_mode_with_a_day_to_accept_unless_it_says_otherwise(new_event):
+    assert (new_event(1)["promotion"], new_event(1)["offerTtlSeconds"]) == ("auto", 86_400)
+    assert (new_event(1, promotion="offer", offerTtlSeconds=5)["promotion"],) == ("offer",)
+
+
+def test_a_cancel_in_offer_mode_offers_the_ticket_to_the_head_and_holds_it(client, sold_out_with_a_waiter, post):
+    event = sold_out_with_a_waiter()
+    cancellation = post("/api/cancel", event, "holder").get_json()
+
+    offered = cancellation["promotedBookings"][0]
+    assert (offered["userId"], offered["status"]) == ("waiter", "offered") and offered["offerExpiresAt"]
+    assert booking_now(client, event, "waiter")["status"] == "offered"
+    assert (event_now(client, event)["availableTickets"], event_now(client, event)["waitingListCount"]) == (0, 0)
+
+
+def test_an_accepted_offer_is_confirmed_and_the_ledger_says_offered_then_accepted(
+    client, engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter()
+    post("/api/cancel", event, "holder")
+    response = post("/api/accept", event, "waiter")
+
+    assert response.status_code == 200
+    assert response.get_json()["booking"]["status"] == "confirmed"
+    assert ledger_kinds(engine, event["id"])[-2:] == ["offered", "accepted"]
+    assert audit.check(engine).ok
+
+
+def test_accepting_without_an_offer_is_409_no_offer(sold_out_with_a_waiter, post):
+    event = sold_out_with_a_waiter()
+    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
+    assert_problem(post("/api/decline", event, "holder"), 409, "no_offer")
+
+
+def test_an_accept_after_the_deadline_is_offer_expired_though_no_sweeper_ran(
+    client, engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter(ttl_seconds=1)
+    post("/api/cancel", event, "holder")
+    wait_until_due(engine, event, "waiter")
+
+    assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
+    assert_problem(post("/api/decline", event, "waiter"), 409, "offer_expired")
+    assert booking_now(client, event, "waiter")["status"] == "offered"  # a refusal changes nothing
+
+
+def test_a_declined_offer_is_cancelled_and_the_ticket_offered_to_the_next(client, engine, sold_out_with_a_waiter, post):
+    event = sold_out_with_a_waiter()
+    post("/api/book", event, "next")
+    post("/api/cancel", event, "holder")
+    declined = post("/api/decline", event, "waiter").get_json()
+
+    assert (declined["booking"]["status"], declined["booking"]["cancelReason"]) == ("cancelled", "declined")
+    assert [(b["userId"], b["status"]) for b in declined["promotedBookings"]] == [("next", "offered")]
+    assert ledger_kinds(engine, event["id"])[-2:] == ["declined", "offered"]
+    assert audit.check(engine).ok
+
+
+def test_cancelling_an_offer_declines_it(sold_out_with_a_waiter, post):
+    event = sold_out_with_a_waiter()
+    post("/api/cancel", event, "holder")
+    booking = post("/api/cancel", event, "waiter").get_json()["booking"]
+
+    assert booking["cancelReason"] == "declined"
+
+
+def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
+    client, engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter(ttl_seconds=1)
+    post("/api/book", event, "next")
+    post("/api/cancel", event, "holder")
+    wait_until_due(engine, event, "waiter")
+
+    swept = sweep_expired_offers(engine)  # every event's due offers: other tests' too
+    after_one_sweep = ledger_kinds(engine, event["id"])
+    sweep_expired_offers(engine)
+
+    assert swept.expired_offers >= 1 and after_one_sweep[-2:] == ["expired", "offered"]
+    assert ledger_kinds(engine, event["id"]) == after_one_sweep  # idempotent: nothing left to expire
+    assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
+    assert booking_now(client, event, "next")["status"] == "offered"
+    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
+    assert audit.check(engine).ok
+
+
+def test_a_capacity_raise_in_offer_mode_makes_several_offers(new_event, post, patch_event):
+    event = new_event(1)
+    for user in ("holder", "first", "second", "third"):
+        post("/api/book", event, user)
+    update = patch_event(event, totalTickets=3, promotion="offer", offerTtlSeconds=60).get_json()
+
+    assert [(b["userId"], b["status"]) for b in update["promotedBookings"]] == [("first", "offered"), ("second", "offered")]
+    assert (update["event"]["availableTickets"], update["event"]["promotion"]) == (0, "offer")
+
+
+def test_offers_made_before_a_switch_to_auto_stay_until_accepted_and_then_tickets_are_confirmed(
+    client, engine, sold_out_with_a_waiter, post, patch_event
+):
+    event = sold_out_with_a_waiter(total=1)
+    post("/api/book", event, "next")
+    post("/api/cancel", event, "holder")
+    patch_event(event, promotion="auto")
+
+    assert booking_now(client, event, "waiter")["status"] == "offered"
+    assert post("/api/accept", event, "waiter").status_code == 200
+    assert post("/api/cancel", event, "waiter").get_json()["promotedBookings"][0]["status"] == "confirmed"
+    assert audit.check(engine).ok
+
+
+@pytest.mark.parametrize("body", [{"promotion": "later"}, {"offerTtlSeconds": 0}, {"offerTtlSeconds": 604_801}])
+def test_initialize_refuses_an_unknown_promotion_or_a_ttl_out_of_range(client, admin_headers, body):
+    response = client.post("/api/initialize", json={"totalTickets": 1, **body}, headers=admin_headers)
+    assert_problem(response, 400, "invalid_request")
+
+
+@pytest.fixture
+def patch_event(client, admin_headers):
+    def patch(event: dict, **body):
+        return client.patch(f"/api/events/{event['id']}", json=body, headers=admin_headers)
+
+    return patch

@@ -228,7 +228,6 @@ class CapacityBelowWaiting(DomainError):
     detail = "totalTickets {} is below a waiting entry's quantity, which could then never be confirmed"
 
 
-
 class NoOffer(DomainError):
     code, status, about, detail = "no_offer", 409, "user_id", "{} holds no offer for this event"
 

@@ -3,6 +3,8 @@ time; accepted, declined, cancelled or expired (by the database's clock, and by 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import text
 
@@ -15,6 +17,11 @@ from tests.helpers.waiting import wait_until
 OFFER_DUE = text("""
 SELECT clock_timestamp() >= b.offer_expires_at FROM bookings b
  WHERE b.event_id = :event_id AND b.user_id = :user_id AND b.status = 'offered'
+""")
+LOCK_EVENT = text("SELECT 1 FROM events WHERE id = :event_id FOR UPDATE")
+SWEEPER_WAITS = text("""
+SELECT count(*) > 0 FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%expire_offers(%'
 """)
 
 
@@ -137,8 +144,56 @@ def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
     assert ledger_kinds(engine, event["id"]) == after_one_sweep  # idempotent: nothing left to expire
     assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
     assert booking_now(client, event, "next")["status"] == "offered"
-    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
     assert audit.check(engine).ok
+
+
+def test_an_accept_or_decline_after_the_sweep_is_still_offer_expired_until_the_user_books_again(
+    engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter(ttl_seconds=1)
+    post("/api/cancel", event, "holder")
+    wait_until_due(engine, event, "waiter")
+    sweep_expired_offers(engine)
+
+    assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
+    assert_problem(post("/api/decline", event, "waiter"), 409, "offer_expired")
+    assert post("/api/book", event, "waiter").get_json()["booking"]["status"] == "confirmed"
+    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
+
+
+def test_the_sweeper_waits_for_a_writer_holding_the_event_and_expires_the_offer_once_it_commits(
+    client, engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter(ttl_seconds=1)
+    post("/api/book", event, "next")
+    post("/api/cancel", event, "holder")
+    wait_until_due(engine, event, "waiter")
+    with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a hot event's bookings hold it
+        sweep = pool.submit(sweep_expired_offers, engine)
+        with engine.connect() as conn:
+            wait_until(lambda: sweep.done() or conn.execute(SWEEPER_WAITS).scalar_one(), "the sweeper waits its turn")
+        writer.commit()
+        sweep.result()
+
+    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"]
+    assert booking_now(client, event, "next")["status"] == "offered"
+
+
+def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_next_pass(
+    client, engine, sold_out_with_a_waiter, post
+):
+    event = sold_out_with_a_waiter(ttl_seconds=1)
+    post("/api/cancel", event, "holder")
+    wait_until_due(engine, event, "waiter")
+    with engine.connect() as writer:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a call-off of a large event would, for long
+        held = sweep_expired_offers(engine)
+        assert booking_now(client, event, "waiter")["status"] == "offered"
+    swept = sweep_expired_offers(engine)
+
+    assert held.busy_events >= 1 and swept.expired_offers >= 1
+    assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
 
 
 def test_a_capacity_raise_in_offer_mode_makes_several_offers(new_event, post, patch_event):

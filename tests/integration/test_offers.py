@@ -46,12 +46,34 @@ def sold_out_with_a_waiter(new_event, post):
     return open_event
 
 
+@pytest.fixture
+def due_offer(engine, sold_out_with_a_waiter, post):
+    """An event whose `waiter` holds an offer past its time (of 1 s) that no sweeper has expired yet,
+    with the users `behind` waiting after it."""
+
+    def make(*behind: str) -> dict:
+        event = sold_out_with_a_waiter(ttl_seconds=1)
+        for user in behind:
+            post("/api/book", event, user)
+        post("/api/cancel", event, "holder")
+        wait_until_due(engine, event, "waiter")
+        return event
+
+    return make
+
+
 def event_now(client, event: dict) -> dict:
     return client.get(f"/api/status/{event['id']}").get_json()["event"]
 
 
 def booking_now(client, event: dict, user: str) -> dict:
     return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
+
+
+def sweeper_waits(engine) -> bool:
+    # A connection per look: within one transaction pg_stat_activity keeps showing its first snapshot.
+    with engine.connect() as conn:
+        return conn.execute(SWEEPER_WAITS).scalar_one()
 
 
 def wait_until_due(engine, event: dict, user: str) -> None:
@@ -97,11 +119,9 @@ def test_accepting_without_an_offer_is_409_no_offer(sold_out_with_a_waiter, post
 
 
 def test_an_accept_after_the_deadline_is_offer_expired_though_no_sweeper_ran(
-    client, engine, sold_out_with_a_waiter, post
+    client, due_offer, post
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer()
 
     assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
     assert_problem(post("/api/decline", event, "waiter"), 409, "offer_expired")
@@ -129,12 +149,9 @@ def test_cancelling_an_offer_declines_it(sold_out_with_a_waiter, post):
 
 
 def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
-    client, engine, sold_out_with_a_waiter, post
+    client, engine, due_offer
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/book", event, "next")
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer("next")
 
     swept = sweep_expired_offers(engine)  # every event's due offers: other tests' too
     after_one_sweep = ledger_kinds(engine, event["id"])
@@ -148,11 +165,9 @@ def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
 
 
 def test_an_accept_or_decline_after_the_sweep_is_still_offer_expired_until_the_user_books_again(
-    engine, sold_out_with_a_waiter, post
+    engine, due_offer, post
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer()
     sweep_expired_offers(engine)
 
     assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
@@ -162,30 +177,24 @@ def test_an_accept_or_decline_after_the_sweep_is_still_offer_expired_until_the_u
 
 
 def test_the_sweeper_waits_for_a_writer_holding_the_event_and_expires_the_offer_once_it_commits(
-    client, engine, sold_out_with_a_waiter, post
+    client, engine, due_offer
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/book", event, "next")
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer("next")
     with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
         writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a hot event's bookings hold it
         sweep = pool.submit(sweep_expired_offers, engine)
-        with engine.connect() as conn:
-            wait_until(lambda: sweep.done() or conn.execute(SWEEPER_WAITS).scalar_one(), "the sweeper waits its turn")
+        wait_until(lambda: sweep.done() or sweeper_waits(engine), "the sweeper waits its turn")
         writer.commit()
-        sweep.result()
+        swept = sweep.result()
 
-    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"]
+    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"], swept
     assert booking_now(client, event, "next")["status"] == "offered"
 
 
 def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_next_pass(
-    client, engine, sold_out_with_a_waiter, post
+    client, engine, due_offer
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer()
     with engine.connect() as writer:
         writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a call-off of a large event would, for long
         held = sweep_expired_offers(engine)

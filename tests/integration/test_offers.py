@@ -19,8 +19,8 @@ SELECT clock_timestamp() >= b.offer_expires_at FROM bookings b
  WHERE b.event_id = :event_id AND b.user_id = :user_id AND b.status = 'offered'
 """)
 LOCK_EVENT = text("SELECT 1 FROM events WHERE id = :event_id FOR UPDATE")
-SWEEPER_WAITS = text("""
-SELECT count(*) > 0 FROM pg_stat_activity
+SWEEPERS_WAITING = text("""
+SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%expire_offers(%'
 """)
 
@@ -70,10 +70,10 @@ def booking_now(client, event: dict, user: str) -> dict:
     return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
 
 
-def sweeper_waits(engine) -> bool:
+def sweepers_waiting(engine) -> int:
     # A connection per look: within one transaction pg_stat_activity keeps showing its first snapshot.
     with engine.connect() as conn:
-        return conn.execute(SWEEPER_WAITS).scalar_one()
+        return conn.execute(SWEEPERS_WAITING).scalar_one()
 
 
 def wait_until_due(engine, event: dict, user: str) -> None:
@@ -183,11 +183,27 @@ def test_the_sweeper_waits_for_a_writer_holding_the_event_and_expires_the_offer_
     with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
         writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a hot event's bookings hold it
         sweep = pool.submit(sweep_expired_offers, engine)
-        wait_until(lambda: sweep.done() or sweeper_waits(engine), "the sweeper waits its turn")
+        wait_until(lambda: sweep.done() or sweepers_waiting(engine) == 1, "the sweeper waits its turn")
         writer.commit()
         swept = sweep.result()
 
     assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"], swept
+    assert booking_now(client, event, "next")["status"] == "offered"
+
+
+def test_two_sweepers_waiting_for_the_same_event_expire_its_offer_once(client, engine, due_offer):
+    event = due_offer("next")
+    with engine.connect() as writer, ThreadPoolExecutor(2) as pool:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})
+        sweeps = [pool.submit(sweep_expired_offers, engine) for _ in range(2)]  # as two dispatchers would
+        wait_until(lambda: all(sweep.done() for sweep in sweeps) or sweepers_waiting(engine) == 2,
+                   "both sweepers wait their turn")
+        writer.commit()
+        for sweep in sweeps:
+            sweep.result()
+
+    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"]
+    assert ledger_kinds(engine, event["id"]).count("expired") == 1
     assert booking_now(client, event, "next")["status"] == "offered"
 
 

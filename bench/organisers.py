@@ -60,13 +60,14 @@ def main() -> int:
     return 0
 
 
-def fresh_database(server_url: str) -> str:
+def fresh_database(server_url: str, name: str = DATABASE_NAME) -> str:
+    """The URL of database `name` on the server, dropped if it was there, created and migrated to head."""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE_NAME}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = make_url(server_url).set(database=DATABASE_NAME).render_as_string(hide_password=False)
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     engine = create_engine(url)
     with engine.begin() as conn:
         alembic_config = AlembicConfig(str(ROOT / "alembic.ini"))

@@ -11,7 +11,7 @@ from functools import singledispatch
 
 import structlog
 
-from app.booking.domain import CANCELLED, CONFIRMED, Booking, Cancellation, EventCancellation, EventUpdate
+from app.booking.domain import CANCELLED, CONFIRMED, OFFERED, Booking, Cancellation, EventCancellation, EventUpdate
 from app.web import metrics
 
 log = structlog.get_logger("app.booking.announcements")
@@ -24,7 +24,12 @@ def announce(outcome: object) -> None:
 
 @announce.register
 def _booked(booking: Booking) -> None:
-    """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list."""
+    """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list; or an
+    offer was `accepted` (a booking is confirmed with an offerExpiresAt only by accepting its offer)."""
+    if booking.status == CONFIRMED and booking.offer_expires_at is not None:
+        log.info("accepted", **_describe(booking))
+        metrics.count_booking("accepted")
+        return
     if booking.status == CONFIRMED:
         log.info("booked", **_describe(booking))
     else:
@@ -34,17 +39,16 @@ def _booked(booking: Booking) -> None:
 
 @announce.register
 def _cancelled(cancellation: Cancellation) -> None:
-    """A booking was cancelled (or only some of its tickets), and the freed tickets perhaps went to
-    waiting entries: each promoted booking is told and counted."""
+    """A booking was cancelled (or only some of its tickets; an offer given up is told by its reason,
+    `declined` or `expired`), and the freed tickets perhaps went to waiting entries: each is told and counted."""
     if cancellation.booking.status == CANCELLED:
-        log.info("cancelled", **_describe(cancellation.booking))
-        metrics.count_booking("cancelled")
+        outcome = cancellation.booking.cancel_reason or "cancelled"
+        log.info(outcome, **_describe(cancellation.booking))
+        metrics.count_booking(outcome)
     else:  # a partial cancel: the booking keeps `quantity` tickets
         log.info("reduced", quantity=cancellation.booking.quantity, **_describe(cancellation.booking))
         metrics.count_booking("reduced")
-    for promoted in cancellation.promoted_bookings:
-        log.info("promoted", quantity=promoted.quantity, **_describe(promoted))
-        metrics.count_booking("promoted")
+    _promotions(cancellation.promoted_bookings)
 
 
 @announce.register
@@ -52,9 +56,7 @@ def _event_updated(update: EventUpdate) -> None:
     """An organiser changed an event; a capacity raise perhaps confirmed waiting entries."""
     event = update.event
     log.info("event_updated", event_id=str(event.id), total_tickets=event.total_tickets, sales_open=event.sales_open)
-    for promoted in update.promoted_bookings:
-        log.info("promoted", **_describe(promoted))
-    metrics.count_booking("promoted", len(update.promoted_bookings))
+    _promotions(update.promoted_bookings)
 
 
 @announce.register
@@ -63,6 +65,14 @@ def _event_cancelled(cancellation: EventCancellation) -> None:
     if cancellation.cancelled_bookings is not None:
         log.info("event_cancelled", event_id=str(cancellation.event.id), bookings=cancellation.cancelled_bookings)
         metrics.count_booking("cancelled", cancellation.cancelled_bookings)
+
+
+def _promotions(bookings: list[Booking]) -> None:
+    """The waiting entries that freed tickets went to: `promoted` (confirmed), or `offered` in offer mode."""
+    for promoted in bookings:
+        outcome = "offered" if promoted.status == OFFERED else "promoted"
+        log.info(outcome, quantity=promoted.quantity, **_describe(promoted))
+        metrics.count_booking(outcome)
 
 
 def _describe(booking: Booking) -> dict:

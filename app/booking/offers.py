@@ -2,10 +2,11 @@
 tickets offered to the next entries, within seconds of the deadline.
 
 It runs in the webhook dispatcher's process (app/notifications/dispatcher.py), once a second. Each
-event with an offer due is one `expire_offers` statement in autocommit, under that event's lock,
-claimed with SKIP LOCKED (app/booking/sql/expire_offers.sql): a dispatcher never waits for another,
-a busy event is swept at the next pass, and a second sweep of the same offers finds nothing to do.
-The deadline is the database's clock, as for an accept, so the two agree on who wins.
+event with an offer due is one `expire_offers` statement in autocommit, under that event's lock
+(app/booking/sql/expire_offers.sql). It waits its turn for the lock behind the event's bookings, up to
+2 s: skipping a locked row would skip a hot event nearly every time. An event held longer is 'busy' and
+swept at the next pass; a second sweep of the same offers, by this dispatcher or another, finds nothing
+to do. The deadline is the database's clock, as for an accept, so the two agree on who wins.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ EVENTS_PER_SWEEP = 100  # a backlog of more is swept at the next passes
 class Sweep:
     expired_offers: int = 0
     promoted_bookings: int = 0  # offered (or confirmed) the tickets that expired offers held
-    busy_events: int = 0  # locked by another writer: swept at a later pass
+    busy_events: int = 0  # locked by another writer for over the sweeper's lock_timeout: swept at a later pass
 
 
 def sweep_expired_offers(engine: Engine) -> Sweep:

@@ -31,7 +31,9 @@ from app.web.request_context import request_duration_s
 from app.web.security import PRODUCTION
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-BOOKING_OUTCOMES = ("confirmed", "waiting", "cancelled", "reduced", "promoted")
+BOOKING_OUTCOMES = (
+    "confirmed", "waiting", "cancelled", "reduced", "promoted", "offered", "accepted", "declined", "expired",
+)
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.
 UNMATCHED = "unmatched"
 # HTTP's methods (RFC 9110) and PATCH; any other token a client sends is counted as `other`.
@@ -71,7 +73,8 @@ def scrape_token(config) -> str:
 
 
 def count_booking(outcome: str, bookings: int = 1) -> None:
-    """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted."""
+    """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted;
+    in offer mode offered, accepted, declined or expired (an offer cancelled after its time, not yet swept)."""
     BOOKINGS.labels(outcome).inc(bookings)
 
 

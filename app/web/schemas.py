@@ -292,15 +292,17 @@ class HistoryQuery(Schema):
 
 
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
+OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 ORGANISER_KINDS = ["capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 
 
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
-        required=True, validate=validate.OneOf(BOOKING_KINDS + ORGANISER_KINDS),
+        required=True, validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + ORGANISER_KINDS),
         metadata={
-            "description": "A booking's change, or an organiser's change of the event (`capacity_changed`, "
+            "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
+            "`expired`), or an organiser's change of the event (`capacity_changed`, "
             "`sales_closed`, `sales_opened`, `event_cancelled`), whose `bookingId` and `userId` are null: the "
             "bookings it touched follow it with the same `requestId` (`promoted`, `cancelled`)"
         },

@@ -190,7 +190,10 @@ LAUNCH = (
 class Launcher:
     """`python -m app.operations.serve` as `make run` runs it, on a free port, its messages collected."""
 
-    def __init__(self, instance_dir: Path, database_url: str | None, admin_token: str) -> None:
+    def __init__(
+        self, instance_dir: Path, database_url: str | None, admin_token: str, settings: dict | None = None
+    ) -> None:
+        """`settings`: more environment variables for the server and its dispatcher (AUTH_MODE, ...)."""
         self.port, self.instance_dir = free_port(), instance_dir
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PORT": str(self.port), "ADMIN_TOKEN": admin_token, "WEB_CONCURRENCY": "2"}
@@ -198,6 +201,7 @@ class Launcher:
             self.env.pop(name, None)
         if database_url:
             self.env["DATABASE_URL"] = database_url
+        self.env.update(settings or {})
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
         self.known: list[psutil.Process] = []
@@ -226,6 +230,10 @@ class Launcher:
         among them), remembered so that kill() finds them even once they are orphaned."""
         self.known = psutil.Process(self.process.pid).children(recursive=True)
         return self.known
+
+    def dispatcher(self) -> psutil.Process:
+        """The webhook dispatcher it started (which also sweeps expired offers)."""
+        return next(process for process in self.server_processes() if "app.operations.dispatch" in process.cmdline())
 
     def kill(self) -> None:
         """SIGKILL the launcher and whatever it started that still runs."""

@@ -16,6 +16,9 @@ MATRIX = {
     "history": (("GET", "/api/events/{event}/history", None), [401, 403, 403, 403, 200, 200]),
     "book": (("POST", "/api/book", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
     "cancel": (("POST", "/api/cancel", {"eventId": "{event}", "userId": "alice"}), [401, 200, 403, 200, 403, 403]),
+    # alice's booking is confirmed, not offered: past the authorization, she holds no offer (409 no_offer).
+    "accept": (("POST", "/api/accept", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
+    "decline": (("POST", "/api/decline", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
     "booking-status": (("GET", "/api/booking-status/{event}/alice", None), [401, 200, 403, 200, 403, 403]),
     "user bookings": (("GET", "/api/users/alice/bookings", None), [401, 200, 403, 200, 403, 403]),
     "event status": (("GET", "/api/status/{event}", None), [200, 200, 200, 200, 200, 200]),

@@ -117,3 +117,17 @@ def test_no_token_or_authorization_header_reaches_a_log_line(client, monkeypatch
         client.post("/api/initialize", json={"totalTickets": 1}, headers={"Authorization": f"Bearer {token}"})
     output = capsys.readouterr().out
     assert '"request"' in output and token not in output and "Bearer" not in output
+
+
+def test_offers_are_logged_as_offered_declined_and_accepted(client, new_event, capsys):
+    event = new_event(1, promotion="offer", offerTtlSeconds=60)
+    for user in ("holder", "first", "second"):
+        client.post("/api/book", json={"eventId": event["id"], "userId": user})
+    capsys.readouterr()
+    for step, (path, user) in enumerate((("cancel", "holder"), ("decline", "first"), ("accept", "second"))):
+        client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user}, headers={"X-Request-ID": f"o-{step}"})
+    lines = log_lines(capsys)
+    told = [[(line["event"], line["user_id"]) for line in lines if line.get("client_request_id") == f"o-{step}"][:-1]
+            for step in range(3)]  # each request's lines but its request line
+    assert told == [[("cancelled", "holder"), ("offered", "first")], [("declined", "first"), ("offered", "second")],
+                    [("accepted", "second")]]

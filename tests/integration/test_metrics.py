@@ -81,8 +81,22 @@ def test_bookings_are_counted_by_outcome(client, new_event):
     client.post("/api/cancel", json={"eventId": event["id"], "userId": "first", "quantity": 1})  # reduced, promoted
     client.post("/api/cancel", json={"eventId": event["id"], "userId": "first"})
     after = scrape(client)
-    for outcome in metrics.BOOKING_OUTCOMES:
+    for outcome in ("confirmed", "waiting", "cancelled", "reduced", "promoted"):
         assert sample(after, "bookings_total", outcome=outcome) - sample(before, "bookings_total", outcome=outcome) == 1
+
+
+def test_offers_are_counted_as_offered_declined_and_accepted(client, new_event):
+    event = new_event(1, promotion="offer", offerTtlSeconds=60)
+    for user in ("holder", "first", "second"):
+        client.post("/api/book", json={"eventId": event["id"], "userId": user})
+    before = scrape(client)
+    for path, user in (("cancel", "holder"), ("decline", "first"), ("accept", "second")):
+        client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user})
+    after = scrape(client)
+
+    counted = {outcome: sample(after, "bookings_total", outcome=outcome) - sample(before, "bookings_total", outcome=outcome)
+               for outcome in ("cancelled", "offered", "declined", "accepted", "promoted")}
+    assert counted == {"cancelled": 1, "offered": 2, "declined": 1, "accepted": 1, "promoted": 0}
 
 
 def test_a_cancel_counts_every_booking_it_promotes(client, new_event):

@@ -3,6 +3,8 @@ time; accepted, declined, cancelled or expired (by the database's clock, and by 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import text
 
@@ -15,6 +17,11 @@ from tests.helpers.waiting import wait_until
 OFFER_DUE = text("""
 SELECT clock_timestamp() >= b.offer_expires_at FROM bookings b
  WHERE b.event_id = :event_id AND b.user_id = :user_id AND b.status = 'offered'
+""")
+LOCK_EVENT = text("SELECT 1 FROM events WHERE id = :event_id FOR UPDATE")
+SWEEPERS_WAITING = text("""
+SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%expire_offers(%'
 """)
 
 
@@ -39,12 +46,34 @@ def sold_out_with_a_waiter(new_event, post):
     return open_event
 
 
+@pytest.fixture
+def due_offer(engine, sold_out_with_a_waiter, post):
+    """An event whose `waiter` holds an offer past its time (of 1 s) that no sweeper has expired yet,
+    with the users `behind` waiting after it."""
+
+    def make(*behind: str) -> dict:
+        event = sold_out_with_a_waiter(ttl_seconds=1)
+        for user in behind:
+            post("/api/book", event, user)
+        post("/api/cancel", event, "holder")
+        wait_until_due(engine, event, "waiter")
+        return event
+
+    return make
+
+
 def event_now(client, event: dict) -> dict:
     return client.get(f"/api/status/{event['id']}").get_json()["event"]
 
 
 def booking_now(client, event: dict, user: str) -> dict:
     return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
+
+
+def sweepers_waiting(engine) -> int:
+    # A connection per look: within one transaction pg_stat_activity keeps showing its first snapshot.
+    with engine.connect() as conn:
+        return conn.execute(SWEEPERS_WAITING).scalar_one()
 
 
 def wait_until_due(engine, event: dict, user: str) -> None:
@@ -90,11 +119,9 @@ def test_accepting_without_an_offer_is_409_no_offer(sold_out_with_a_waiter, post
 
 
 def test_an_accept_after_the_deadline_is_offer_expired_though_no_sweeper_ran(
-    client, engine, sold_out_with_a_waiter, post
+    client, due_offer, post
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer()
 
     assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
     assert_problem(post("/api/decline", event, "waiter"), 409, "offer_expired")
@@ -122,12 +149,9 @@ def test_cancelling_an_offer_declines_it(sold_out_with_a_waiter, post):
 
 
 def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
-    client, engine, sold_out_with_a_waiter, post
+    client, engine, due_offer
 ):
-    event = sold_out_with_a_waiter(ttl_seconds=1)
-    post("/api/book", event, "next")
-    post("/api/cancel", event, "holder")
-    wait_until_due(engine, event, "waiter")
+    event = due_offer("next")
 
     swept = sweep_expired_offers(engine)  # every event's due offers: other tests' too
     after_one_sweep = ledger_kinds(engine, event["id"])
@@ -137,8 +161,64 @@ def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
     assert ledger_kinds(engine, event["id"]) == after_one_sweep  # idempotent: nothing left to expire
     assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
     assert booking_now(client, event, "next")["status"] == "offered"
-    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
     assert audit.check(engine).ok
+
+
+def test_an_accept_or_decline_after_the_sweep_is_still_offer_expired_until_the_user_books_again(
+    engine, due_offer, post
+):
+    event = due_offer()
+    sweep_expired_offers(engine)
+
+    assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
+    assert_problem(post("/api/decline", event, "waiter"), 409, "offer_expired")
+    assert post("/api/book", event, "waiter").get_json()["booking"]["status"] == "confirmed"
+    assert_problem(post("/api/accept", event, "waiter"), 409, "no_offer")
+
+
+def test_the_sweeper_waits_for_a_writer_holding_the_event_and_expires_the_offer_once_it_commits(
+    client, engine, due_offer
+):
+    event = due_offer("next")
+    with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a hot event's bookings hold it
+        sweep = pool.submit(sweep_expired_offers, engine)
+        wait_until(lambda: sweep.done() or sweepers_waiting(engine) == 1, "the sweeper waits its turn")
+        writer.commit()
+        swept = sweep.result()
+
+    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"], swept
+    assert booking_now(client, event, "next")["status"] == "offered"
+
+
+def test_two_sweepers_waiting_for_the_same_event_expire_its_offer_once(client, engine, due_offer):
+    event = due_offer("next")
+    with engine.connect() as writer, ThreadPoolExecutor(2) as pool:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})
+        sweeps = [pool.submit(sweep_expired_offers, engine) for _ in range(2)]  # as two dispatchers would
+        wait_until(lambda: all(sweep.done() for sweep in sweeps) or sweepers_waiting(engine) == 2,
+                   "both sweepers wait their turn")
+        writer.commit()
+        for sweep in sweeps:
+            sweep.result()
+
+    assert ledger_kinds(engine, event["id"])[-2:] == ["expired", "offered"]
+    assert ledger_kinds(engine, event["id"]).count("expired") == 1
+    assert booking_now(client, event, "next")["status"] == "offered"
+
+
+def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_next_pass(
+    client, engine, due_offer
+):
+    event = due_offer()
+    with engine.connect() as writer:
+        writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a call-off of a large event would, for long
+        held = sweep_expired_offers(engine)
+        assert booking_now(client, event, "waiter")["status"] == "offered"
+    swept = sweep_expired_offers(engine)
+
+    assert held.busy_events >= 1 and swept.expired_offers >= 1
+    assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
 
 
 def test_a_capacity_raise_in_offer_mode_makes_several_offers(new_event, post, patch_event):

@@ -4,6 +4,7 @@ import re
 
 import pytest
 from openapi_spec_validator import validate
+from sqlalchemy import text
 
 from app.web.errors import PROBLEM_JSON
 
@@ -194,3 +195,14 @@ def test_the_document_states_the_fields_of_several_tickets_per_booking(document)
     assert schemas["BookRequest"]["properties"]["quantity"]["default"] == 1
     assert schemas["CancelRequest"]["properties"]["quantity"]["minimum"] == 1
     assert "reduced" in schemas["LedgerEntry"]["properties"]["kind"]["enum"]
+
+
+def test_the_ledger_kinds_of_the_document_are_those_the_database_allows(document, engine):
+    with engine.connect() as conn:
+        check = conn.execute(text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_booking_events_kind_known'"
+        )).scalar_one()
+
+    assert sorted(document["components"]["schemas"]["LedgerEntry"]["properties"]["kind"]["enum"]) == sorted(
+        re.findall(r"'(\w+)'", check)
+    )

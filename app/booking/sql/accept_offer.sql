@@ -1,7 +1,7 @@
 -- accept_offer: the user takes the tickets offered to them (issue 16): their `offered` booking becomes
 -- `confirmed`, under the event lock, with an `accepted` ledger entry. The tickets were held for the
 -- offer, so no count of the event changes. The database's clock decides: an offer past
--- offer_expires_at is refused ('offer_expired') even if the sweeper (expire_offers) has not come yet,
+-- offer_expires_at is refused ('offer_expired') whether or not the sweeper (expire_offers) has come yet,
 -- and the refusal changes nothing.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
@@ -31,10 +31,16 @@ BEGIN
         RETURN;
     END IF;
     changed_at := clock_timestamp();
+    -- The user's active booking, else their latest one (ix_bookings_user_history).
     SELECT * INTO held FROM bookings b
-     WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status = 'offered';
-    outcome := CASE WHEN NOT FOUND THEN 'no_offer' WHEN held.offer_expires_at <= changed_at THEN 'offer_expired'
-                    ELSE 'ok' END;
+     WHERE b.event_id = p_event_id AND b.user_id = p_user_id
+     ORDER BY b.status = 'cancelled', b.seq DESC
+     LIMIT 1;
+    -- An offer the sweeper has expired is offer_expired too, as it was before the sweep, until the user
+    -- books again: the client's answer does not depend on whether the sweeper came first.
+    outcome := CASE WHEN held.status = 'offered' AND held.offer_expires_at > changed_at THEN 'ok'
+                    WHEN held.status = 'offered' OR held.cancel_reason = 'expired' THEN 'offer_expired'
+                    ELSE 'no_offer' END;
     IF outcome <> 'ok' THEN
         RETURN NEXT;
         RETURN;

@@ -55,7 +55,11 @@ BEGIN
     SELECT * INTO held FROM bookings b
      WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status <> 'cancelled';
     IF p_decline AND (NOT FOUND OR held.status <> 'offered') THEN
-        outcome := 'no_offer';
+        -- An offer the sweeper has expired is offer_expired, as it was before the sweep (accept_offer).
+        outcome := CASE WHEN NOT FOUND AND (SELECT b.cancel_reason FROM bookings b
+                                             WHERE b.event_id = p_event_id AND b.user_id = p_user_id
+                                             ORDER BY b.seq DESC LIMIT 1) = 'expired'
+                        THEN 'offer_expired' ELSE 'no_offer' END;
         RETURN NEXT;
         RETURN;
     END IF;

@@ -3,20 +3,30 @@
 -- the tickets it held go by promote_waiting's strict FIFO rule, offered again (or confirmed, if the
 -- event is now in auto mode), in the same transaction, under the one request id.
 --
--- The event row is claimed with SKIP LOCKED: a dispatcher never waits behind another one, nor behind
--- a booking; a skipped event ('busy') is tried again at the sweeper's next pass, so several dispatchers
--- may run at once. Run twice, it finds nothing left to expire and changes nothing: it is idempotent.
--- An accept that waited for the lock behind it finds the offer cancelled ('no_offer'), one that came
--- first confirmed it: exactly one of them wins.
+-- The event row is locked as every writer locks it, waiting its turn (FOR UPDATE): on a hot event the
+-- row is nearly always held by a booking, and a sweeper that skipped a locked row (SKIP LOCKED) left
+-- offers held for seconds past their time (docs/performance.md, "Offers on a hot event"). The wait is
+-- bounded by the function's lock_timeout: an event held longer (a call-off of a large event) is 'busy'
+-- and swept at the next pass, so one such event never stalls the sweep of the others. The expired
+-- offers are then claimed with SKIP LOCKED: under the event lock nobody else should hold them, and a
+-- row someone does hold is left to the next pass rather than waited for with the event locked. The
+-- offers are not claimed before the event: every writer takes the event first and the booking after,
+-- and a sweeper taking them the other way round would deadlock with an accept of the same offer.
+-- Several dispatchers may run at once: the second to get an event's lock finds the offers the first
+-- expired already cancelled; run twice, it changes nothing: it is idempotent. An accept that waited
+-- for the lock behind it finds the offer expired ('offer_expired'), one that came first confirmed it:
+-- exactly one of them wins.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
--- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome ('ok' or
--- 'busy'), how many offers expired and how many bookings the freed tickets promoted.
+-- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome ('ok',
+-- 'busy' or 'event_not_found'), how many offers expired and how many bookings the freed tickets promoted.
 
 CREATE OR REPLACE FUNCTION expire_offers(p_event_id uuid, p_request_id text)
 RETURNS TABLE (outcome text, expired_offers integer, promoted_bookings integer)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $$
 DECLARE
     ev events%ROWTYPE;
     released integer;  -- the tickets the expired offers held
@@ -31,17 +41,28 @@ DECLARE
 BEGIN
     expired_offers := 0;
     promoted_bookings := 0;
-    SELECT * INTO ev FROM events e WHERE e.id = p_event_id FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
+    BEGIN
+        SELECT * INTO ev FROM events e WHERE e.id = p_event_id FOR UPDATE;
+    EXCEPTION WHEN lock_not_available THEN
         outcome := 'busy';
+        RETURN NEXT;
+        RETURN;
+    END;
+    IF NOT FOUND THEN
+        outcome := 'event_not_found';
         RETURN NEXT;
         RETURN;
     END IF;
     outcome := 'ok';
     changed_at := clock_timestamp();
-    WITH expired AS (
-        UPDATE bookings b SET status = 'cancelled', cancel_reason = 'expired', updated_at = changed_at
+    WITH claimed AS (
+        SELECT b.id FROM bookings b
          WHERE b.event_id = p_event_id AND b.status = 'offered' AND b.offer_expires_at <= changed_at
+           FOR UPDATE SKIP LOCKED),
+    expired AS (
+        UPDATE bookings b SET status = 'cancelled', cancel_reason = 'expired', updated_at = changed_at
+          FROM claimed c
+         WHERE b.event_id = p_event_id AND b.id = c.id
         RETURNING b.id, b.user_id, b.quantity, b.seq),
     logged AS (
         INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)

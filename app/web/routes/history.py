@@ -17,8 +17,8 @@ blp = Blueprint("history", __name__, url_prefix="/api", description="The booking
 def event_history(event_id, after, limit):
     """Read an event's ledger (admin)
 
-    Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `reduced`, `promoted`)
-    and its organiser's changes (`capacity_changed`, `sales_closed`, `sales_opened`, `event_cancelled`,
+    Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `reduced`, `promoted`;
+    offers: `offered`, `accepted`, `declined`, `expired`) and its organiser's changes (`capacity_changed`, `sales_closed`, `sales_opened`, `event_cancelled`,
     followed by the bookings they touched), oldest first, by pages: pass `nextAfter` as `after` for the
     next one.
     """

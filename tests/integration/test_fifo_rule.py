@@ -220,18 +220,19 @@ class FifoRule(RuleBasedStateMachine):
     def offered_users(self) -> list[str]:
         return sorted(user for user, booking in self.active.items() if self.model.status[booking] == OFFERED)
 
-    def someone_to_answer(self, data) -> str:
-        """Mostly a user holding an offer; else any active user, who may have none, or one who never booked."""
+    def answer_an_offer(self, data, call) -> tuple:
+        """Mostly a user holding an offer, else any active user, who may have none, or one who never booked,
+        answers with `call` (accept_sql or decline_sql): their booking, the row, the model's refusal if any."""
         offered = st.sampled_from(self.offered_users())
-        return data.draw(offered | offered | st.sampled_from(sorted(self.active) + ["nobody"]), label="user")
+        user = data.draw(offered | offered | st.sampled_from(sorted(self.active) + ["nobody"]), label="user")
+        booking, row = self.active.get(user), call(self.conn, self.event, user)
+        return booking, row, "no_offer" if booking is None else self.model.refusal(booking)
 
     @precondition(lambda self: self.offered_users())
     @rule(data=st.data())
     def accept(self, data) -> None:
         """A user accepts their offer: confirmed while its time lasts, else offer_expired and nothing changes."""
-        user = self.someone_to_answer(data)
-        booking, row = self.active.get(user), accept_sql(self.conn, self.event, user)
-        refusal = "no_offer" if booking is None else self.model.refusal(booking)
+        booking, row, refusal = self.answer_an_offer(data, accept_sql)
         if refusal is None:
             self.model.accept(booking)
         assert (row.outcome, row.booking_status) == (refusal or "ok", None if refusal else CONFIRMED)
@@ -240,9 +241,7 @@ class FifoRule(RuleBasedStateMachine):
     @rule(data=st.data())
     def decline(self, data) -> None:
         """A user declines their offer: its tickets go on by the rule, unless its time is up (offer_expired)."""
-        user = self.someone_to_answer(data)
-        booking, row = self.active.get(user), decline_sql(self.conn, self.event, user)
-        refusal = "no_offer" if booking is None else self.model.refusal(booking)
+        booking, row, refusal = self.answer_an_offer(data, decline_sql)
         if refusal is not None:
             assert row.outcome == refusal
         else:

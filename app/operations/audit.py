@@ -196,6 +196,7 @@ class Replay:
         self.active: dict[str, UUID] = {}  # user -> their active booking
         self.queue: list[UUID] = []  # waiting bookings, oldest first
         self.overlooked: UUID | None = None  # a head that fitted but was not promoted, reported once
+        self.change: tuple = (None, None)  # the request id and stamp of the last entry applied
 
     def book(self, booking_id: UUID, user_id: str, quantity: int) -> str:
         """What the rule does with a new booking: its status."""
@@ -239,7 +240,9 @@ class Replay:
     def apply(self, entry) -> list[str]:
         """Apply one entry; what is wrong with it, if anything."""
         problems = []
-        if self.head_fits() and entry.kind not in ("promoted", "offered") and self.queue[0] != self.overlooked:
+        later_in_its_change = self._same_change(entry)
+        if (self.head_fits() and entry.kind not in ("promoted", "offered") and not later_in_its_change
+                and self.queue[0] != self.overlooked):
             problems.append(f"the ticket freed just before went to nobody, though {self.queue[0]} was waiting")
             self.overlooked = self.queue[0]
         owner = self.user.get(entry.booking_id, entry.user_id)
@@ -249,6 +252,14 @@ class Replay:
             problems.append("the event had been cancelled")
         problem = getattr(self, f"_{entry.kind}")(entry)
         return problems + ([problem] if problem else [])
+
+    def _same_change(self, entry) -> bool:
+        """Whether the entry belongs to the change of the one before (same request id, same stamp): the
+        invariants hold at each commit, so a change may free tickets in several entries (a sweep that
+        expires two offers) before its promotions. Entries without a stamp are each a change of their own."""
+        change = (getattr(entry, "request_id", None), getattr(entry, "created_at", None))
+        same, self.change = change[1] is not None and change == self.change, change
+        return same
 
     def _capacity_changed(self, entry) -> str | None:
         problem = None

@@ -19,6 +19,19 @@ from tests.helpers.waiting import wait_until
 THREADS = 8
 STATUS = text("SELECT status FROM bookings WHERE event_id = :e AND user_id = :u ORDER BY seq DESC LIMIT 1")
 OFFER_DUE = text("SELECT clock_timestamp() >= min(offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'")
+ALL_OFFERS_DUE = text("""
+SELECT bool_and(clock_timestamp() >= offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'
+""")
+# The event's offers in the order they were made: who, and where that booking stood in the queue.
+OFFERS_MADE = text("""
+SELECT l.booking_id, b.user_id, b.seq FROM booking_events l JOIN bookings b ON b.event_id = l.event_id AND b.id = l.booking_id
+ WHERE l.event_id = :e AND l.kind = 'offered' ORDER BY l.seq
+""")
+HELD = text("""
+SELECT e.available_tickets, coalesce(sum(b.quantity) FILTER (WHERE b.status = 'offered'), 0) AS offered,
+       coalesce(sum(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0) AS confirmed, e.total_tickets
+  FROM events e LEFT JOIN bookings b ON b.event_id = e.id WHERE e.id = :e GROUP BY e.id
+""")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +48,52 @@ def offered_event(engine, ttl_seconds: int, waiters: int = 1) -> str:
         BookTicket(event, user).alone(engine, Batcher())
     CancelBooking(event, "holder").alone(engine, Batcher())
     return event
+
+
+def event_with_due_offers(engine, due: int, holders: int, waiters: int) -> str:
+    """An event in offer mode of `due + holders` tickets: `due` offers already past their time (to
+    waiter-0, waiter-1, ...), `holders` tickets confirmed, `waiters` entries queued behind the offers.
+    Offers made from now on last an hour, so that only the first ones are due during the race."""
+    event = str(OpenEvent(due + holders, promotion="offer", offer_ttl_seconds=1).alone(engine, Batcher()).id)
+    for user in [f"holder-{n}" for n in range(due + holders)] + [f"waiter-{n}" for n in range(due + waiters)]:
+        BookTicket(event, user).alone(engine, Batcher())
+    for n in range(due):
+        CancelBooking(event, f"holder-{n}").alone(engine, Batcher())
+
+    def all_due() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(ALL_OFFERS_DUE, {"e": event}).scalar_one()
+
+    wait_until(all_due, "the first offers are past their time")
+    UpdateEvent(event, EventChanges(offer_ttl_seconds=3600)).alone(engine, Batcher())
+    return event
+
+
+def sweep_until_nothing_is_due(engine, event: str) -> None:
+    """A sweep that met another writer's lock skipped the event ('busy'): later passes expire what is left."""
+    def settled() -> bool:
+        sweep_expired_offers(engine)
+        with engine.connect() as conn:
+            return not conn.execute(ALL_OFFERS_DUE, {"e": event}).scalar_one()
+
+    wait_until(settled, "the sweeper's passes leave no offer due")
+
+
+def offers_made(engine, event: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(OFFERS_MADE, {"e": event}).all()
+
+
+def assert_offers_went_once_each_first_come_first_served(engine, event: str, offered: list[str]) -> None:
+    """`offered`, in this order, were offered a ticket once each, nobody else was; every ticket is
+    counted once (available + confirmed + offered == total); and `flask check` finds nothing."""
+    made = offers_made(engine, event)
+    assert [row.user_id for row in made] == offered
+    assert [row.seq for row in made] == sorted(row.seq for row in made)
+    with engine.connect() as conn:
+        held = conn.execute(HELD, {"e": event}).one()
+    assert held.available_tickets + held.offered + held.confirmed == held.total_tickets
+    assert audit.check(engine).ok, audit.check(engine).problems
 
 
 def status_of(engine, event: str, user: str) -> str:
@@ -98,4 +157,47 @@ def test_a_capacity_raise_racing_declines_keeps_every_ticket_counted_once(race_e
     ])
 
     assert ledger_kinds(race_engine, event).count("offered") >= 4
+    assert audit.check(race_engine).ok
+
+
+def test_an_offer_expiring_while_a_cancel_offers_the_next_ticket_offers_each_to_the_next_in_turn(race_engine):
+    event = event_with_due_offers(race_engine, due=1, holders=1, waiters=4)
+
+    race([lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
+         + [lambda: CancelBooking(event, "holder-1").alone(race_engine, Batcher())])
+    sweep_until_nothing_is_due(race_engine, event)
+
+    assert_offers_went_once_each_first_come_first_served(race_engine, event, ["waiter-0", "waiter-1", "waiter-2"])
+    assert (status_of(race_engine, event, "waiter-0"), status_of(race_engine, event, "waiter-3")) == ("cancelled", "waiting")
+
+
+def test_offers_expiring_while_a_decline_passes_its_ticket_on_are_followed_by_one_offer_each(race_engine):
+    event = event_with_due_offers(race_engine, due=2, holders=1, waiters=5)
+    CancelBooking(event, "holder-2").alone(race_engine, Batcher())  # waiter-2's offer, for an hour
+
+    race([lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
+         + [lambda: DeclineOffer(event, "waiter-2").alone(race_engine, Batcher())])
+    sweep_until_nothing_is_due(race_engine, event)
+
+    assert_offers_went_once_each_first_come_first_served(
+        race_engine, event, [f"waiter-{n}" for n in range(6)]
+    )
+    assert [status_of(race_engine, event, f"waiter-{n}") for n in range(7)] == ["cancelled"] * 3 + ["offered"] * 3 + ["waiting"]
+
+
+def test_an_accept_racing_the_users_own_cancel_of_the_offer_ends_it_once_and_offers_the_ticket_on(race_engine):
+    event = offered_event(race_engine, ttl_seconds=3600, waiters=2)
+
+    accepted, cancelled = race([
+        lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
+        lambda: outcome(lambda: CancelBooking(event, "waiter-0").alone(race_engine, Batcher())),
+    ])
+
+    # Either the accept came first and the cancel gave the confirmed ticket up, or the cancel declined the offer.
+    kinds = [kind for kind in ledger_kinds(race_engine, event) if kind not in ("booked", "waitlisted")]
+    if isinstance(accepted, NoOffer):
+        assert (kinds, cancelled.booking.cancel_reason) == (["cancelled", "offered", "declined", "offered"], "declined")
+    else:
+        assert (kinds, cancelled.booking.cancel_reason) == (["cancelled", "offered", "accepted", "cancelled", "offered"], None)
+    assert [row.user_id for row in offers_made(race_engine, event)] == ["waiter-0", "waiter-1"]
     assert audit.check(race_engine).ok

@@ -15,6 +15,14 @@ VALUES (:total, :total, :max_per_booking) RETURNING id
 """)
 BOOK = text("SELECT * FROM book_ticket(:event, :user, 'test', :quantity)")
 CANCEL = text("SELECT * FROM cancel_booking(:event, :user, 'test', :quantity)")
+DECLINE = text("SELECT * FROM cancel_booking(:event, :user, 'test', NULL, true)")
+ACCEPT = text("SELECT * FROM accept_offer(:event, :user, 'test')")
+PROMOTION = text("SELECT * FROM update_event(:event, 'test', NULL, :total, NULL, NULL, :promotion, :ttl)")
+# Time passing for one event's offers: their deadlines come closer by `seconds` (the clock itself cannot move).
+TIME_PASSES = text("""
+UPDATE bookings SET offer_expires_at = offer_expires_at - make_interval(secs => :seconds)
+ WHERE event_id = :event AND status = 'offered'
+""")
 EVENT = text("SELECT * FROM events WHERE id = :event")
 # Every booking of the event, oldest first, with the place the queue's counters give a waiting one.
 BOOKINGS = text("""
@@ -24,6 +32,14 @@ SELECT b.*, place.waiting_position, place.tickets_ahead
     ON b.status = 'waiting'
  WHERE b.event_id = :event
  ORDER BY b.seq
+""")
+
+# Each offer's deadline, as seconds after the moment it was made (its `offered` ledger entry).
+OFFER_SECONDS = text("""
+SELECT b.id, round(extract(epoch FROM b.offer_expires_at - o.created_at))::int AS seconds
+  FROM bookings b
+  JOIN booking_events o ON o.event_id = b.event_id AND o.booking_id = b.id AND o.kind = 'offered'
+ WHERE b.event_id = :event AND b.status = 'offered'
 """)
 
 
@@ -39,6 +55,29 @@ def book_sql(conn: Connection, event: uuid.UUID, user: str, quantity: int = 1):
 def cancel_sql(conn: Connection, event: uuid.UUID, user: str, quantity: int | None = None):
     """cancel_booking's row for `user` giving up `quantity` tickets (None: the whole booking)."""
     return conn.execute(CANCEL, {"event": event, "user": user, "quantity": quantity}).one()
+
+
+def decline_sql(conn: Connection, event: uuid.UUID, user: str):
+    """cancel_booking's row for `user` declining their offer (POST /api/decline)."""
+    return conn.execute(DECLINE, {"event": event, "user": user}).one()
+
+
+def accept_sql(conn: Connection, event: uuid.UUID, user: str):
+    return conn.execute(ACCEPT, {"event": event, "user": user}).one()
+
+
+def promotion_sql(conn: Connection, event: uuid.UUID, promotion: str, ttl: int, total: int | None = None):
+    """update_event's row for switching the event's promotion (and its offers' time), and its capacity if given."""
+    return conn.execute(PROMOTION, {"event": event, "promotion": promotion, "ttl": ttl, "total": total}).one()
+
+
+def time_passes(conn: Connection, event: uuid.UUID, seconds: int) -> None:
+    conn.execute(TIME_PASSES, {"event": event, "seconds": seconds})
+
+
+def offer_seconds(conn: Connection, event: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Each outstanding offer's deadline, in seconds after it was made."""
+    return {row.id: row.seconds for row in conn.execute(OFFER_SECONDS, {"event": event})}
 
 
 def event_row(conn: Connection, event: uuid.UUID):

@@ -118,3 +118,27 @@ def test_a_resize_of_the_model_promotes_by_the_fifo_rule_and_stops_at_the_head_t
 )
 def test_replay_names_the_rule_an_organisers_change_breaks(total, steps, expected):
     assert replay_with(total, *steps) == expected
+
+
+def stamped(change: str, *steps: str) -> list[SimpleNamespace]:
+    """Ledger entries as `entries` makes them, all of one change: one request id, one stamp."""
+    return [SimpleNamespace(**vars(entry), request_id=change, created_at=change) for entry in entries(*steps)]
+
+
+def test_tickets_freed_by_several_entries_of_one_change_may_be_passed_on_at_its_end():
+    replayer = Replay(2)
+    history = entries("booked b1 a", "booked b2 b", "waitlisted b3 c", "waitlisted b4 d", "waitlisted b5 e",
+                      "waitlisted b6 f", "cancelled b1 a", "offered b3 c", "cancelled b2 b", "offered b4 d")
+    history += stamped("sweep-1", "expired b3 c", "expired b4 d", "offered b5 e", "offered b6 f")
+
+    assert [problem for entry in history for problem in replayer.apply(entry)] == []
+
+
+def test_a_ticket_freed_by_one_change_and_not_passed_on_is_named_at_the_next_change():
+    replayer = Replay(1)
+    history = entries("booked b1 a", "waitlisted b2 b")
+    history += stamped("cancel-1", "cancelled b1 a") + stamped("book-1", "booked b3 c")
+
+    assert [problem for entry in history for problem in replayer.apply(entry)] == [
+        "the ticket freed just before went to nobody, though b2 was waiting"
+    ]

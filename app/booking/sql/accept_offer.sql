@@ -1,6 +1,7 @@
 -- accept_offer: the user takes the tickets offered to them (issue 16): their `offered` booking becomes
 -- `confirmed`, under the event lock, with an `accepted` ledger entry. The tickets were held for the
--- offer, so no count of the event changes. The database's clock decides: an offer past
+-- offer, so no count of the event changes; its updated_at does, before the ledger entry, whose webhook
+-- message reports the event as the accept left it. The database's clock decides: an offer past
 -- offer_expires_at is refused ('offer_expired') whether or not the sweeper (expire_offers) has come yet,
 -- and the refusal changes nothing.
 --
@@ -50,9 +51,9 @@ BEGIN
     RETURNING b.id, b.status, b.created_at, b.updated_at, b.quantity, b.offer_expires_at
     INTO booking_id, booking_status, booking_created_at, booking_updated_at, booking_quantity,
          booking_offer_expires_at;
+    UPDATE events SET updated_at = changed_at WHERE id = p_event_id;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
     VALUES (p_event_id, held.id, p_user_id, 'accepted', p_request_id, held.quantity, changed_at);
-    UPDATE events SET updated_at = changed_at WHERE id = p_event_id;
     RETURN NEXT;
 END
 $$;

@@ -1,7 +1,8 @@
 -- cancel_booking: cancel the user's active booking, or with `p_quantity` less than it holds, only that
 -- many of its tickets (a partial cancel: a confirmed booking releases them, a waiting entry shrinks
 -- and keeps its place). Whatever is freed goes by promote_waiting's strict FIFO rule, in the same
--- transaction. The change and every promotion go to the ledger under the one request id.
+-- transaction. The change and every promotion go to the ledger under the one request id, after the
+-- event row is updated, so that each entry's webhook message reports the event as the change left it.
 -- An offer given up (issue 16) is cancelled with its reason: `declined`, or `expired` if its time ran
 -- out before the sweeper came; its tickets go on like a confirmed booking's. With `p_decline`
 -- (POST /api/decline) only an unexpired offer may be given up: else 'no_offer' or 'offer_expired'.
@@ -107,11 +108,6 @@ BEGIN
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    VALUES (p_event_id, booking_id, p_user_id,
-            CASE WHEN booking_status = 'cancelled' THEN coalesce(reason, 'cancelled') ELSE 'reduced' END, p_request_id,
-            released,
-            changed_at);
     available := ev.available_tickets + CASE WHEN held.status IN ('confirmed', 'offered') THEN released ELSE 0 END;
     promoted_offer_expires_at := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
     IF available > 0 THEN
@@ -123,14 +119,7 @@ BEGIN
           INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                promoted_updated_ats, promoted_tickets;
     END IF;
-    IF promoted_tickets > 0 THEN
-        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-        SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
-               p_request_id, p.quantity, changed_at
-          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
-               AS p (id, user_id, quantity, step)
-         ORDER BY p.step;
-    END IF;
+    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
     UPDATE events
        SET available_tickets = available - promoted_tickets,
            waiting_count = waiting_count - (held.status = 'waiting' AND booking_status = 'cancelled')::int
@@ -141,6 +130,19 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            updated_at = changed_at
      WHERE id = p_event_id;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    VALUES (p_event_id, booking_id, p_user_id,
+            CASE WHEN booking_status = 'cancelled' THEN coalesce(reason, 'cancelled') ELSE 'reduced' END, p_request_id,
+            released,
+            changed_at);
+    IF promoted_tickets > 0 THEN
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+        SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+               p_request_id, p.quantity, changed_at
+          FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
+               AS p (id, user_id, quantity, step)
+         ORDER BY p.step;
+    END IF;
     IF booking_id = ANY (promoted_ids) THEN  -- a head that shrank until it fitted
         booking_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
         booking_offer_expires_at := promoted_offer_expires_at;

@@ -7,7 +7,8 @@
 -- lower total must leave room for every ticket held (confirmed or offered) and for every waiting
 -- entry's quantity, which could otherwise never be confirmed.
 -- The ledger gets `sales_closed` / `sales_opened`, then `capacity_changed` (with the totals before
--- and after), then one `promoted` entry per promoted booking, all under the one request id.
+-- and after), then one `promoted` (or `offered`) entry per promoted booking, all under the one request
+-- id, after the event row is updated: each entry's webhook message reports the event as the change left it.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
@@ -69,19 +70,7 @@ BEGIN
                       promoted_updated_ats, promoted_tickets
           FROM promote_waiting(p_event_id, available, changed_at, promoted_offer_expires_at);
     END IF;
-    INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
-    SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
-      FROM (VALUES (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL::integer, NULL::integer,
-                    p_sales_open IS DISTINCT FROM ev.sales_open AND p_sales_open IS NOT NULL),
-                   (2, 'capacity_changed', ev.total_tickets, total, total <> ev.total_tickets))
-           AS change (step, kind, total_from, total_to, happened)
-     WHERE change.happened
-     ORDER BY change.step;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
-           p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
+    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
     UPDATE events e
        SET name = coalesce(p_name, e.name),
            total_tickets = total,
@@ -97,6 +86,19 @@ BEGIN
            updated_at = changed_at
      WHERE e.id = p_event_id
     RETURNING e.* INTO event_row;
+    INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
+    SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
+      FROM (VALUES (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL::integer, NULL::integer,
+                    p_sales_open IS DISTINCT FROM ev.sales_open AND p_sales_open IS NOT NULL),
+                   (2, 'capacity_changed', ev.total_tickets, total, total <> ev.total_tickets))
+           AS change (step, kind, total_from, total_to, happened)
+     WHERE change.happened
+     ORDER BY change.step;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+           p_request_id, p.quantity, changed_at
+      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
+     ORDER BY p.step;
     RETURN NEXT;
 END
 $$;

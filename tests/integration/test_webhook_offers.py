@@ -146,9 +146,6 @@ def test_an_offer_the_sweeper_expires_is_told_cancelled_expired_after_its_deadli
     assert_the_message_tells_the_booking_now(client, event, told(receiver, "next")[-1], "next")
 
 
-@pytest.mark.xfail(strict=True, reason="expire_offers (app/booking/sql/expire_offers.sql, the sweeper's branch) "
-                   "writes its ledger entries before it updates the event row, so the webhook trigger snapshots "
-                   "the event as it was before the sweep (waitingListCount, waitingTickets, updatedAt)")
 def test_the_sweepers_messages_report_the_event_as_the_sweep_left_it(client, receiver, expired_by_the_sweeper):
     event = expired_by_the_sweeper()
     wait_until(lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive")
@@ -171,3 +168,19 @@ def test_a_capacity_raise_in_offer_mode_is_told_as_offers_with_the_raised_event(
     assert (types(receiver, "first"), types(receiver, "second")) == (["booking.offered"], ["booking.offered"])
     assert [body["data"]["event"]["totalTickets"] for body in receiver.delivered] == [3, 3]
     assert_the_last_message_tells_the_change(client, event, told(receiver, "second")[-1], "second")
+
+
+def test_an_event_called_off_is_told_as_cancelled_bookings_of_a_cancelled_event(
+    client, admin_headers, new_event, register, receiver, post, dispatcher
+):
+    event = new_event(1)
+    register(receiver, eventId=event["id"], types=["booking.cancelled"])
+    for user in ("holder", "waiter"):
+        post("/api/book", event, user)
+    client.post(f"/api/events/{event['id']}/cancel", headers=admin_headers)
+    dispatcher()
+
+    wait_until(lambda: len(receiver.delivered) == 2, "both cancellations arrive")
+
+    assert [body["data"]["booking"]["userId"] for body in receiver.delivered] == ["holder", "waiter"]
+    assert_the_last_message_tells_the_change(client, event, told(receiver, "waiter")[-1], "waiter")

@@ -2,7 +2,8 @@
 -- event's status becomes 'cancelled', in one transaction under the event's row lock; afterwards
 -- book_ticket, cancel_booking and update_event refuse it ('event_cancelled'). The ledger gets
 -- `event_cancelled`, then one `cancelled` entry per booking it cancelled, oldest first, under the one
--- request id. Calling it again on a cancelled event changes nothing and returns the event as it is,
+-- request id, after the event row is updated (each entry's webhook message reports the event as
+-- called off). Calling it again on a cancelled event changes nothing and returns the event as it is,
 -- with cancelled_bookings NULL.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
@@ -31,6 +32,12 @@ BEGIN
         RETURN;
     END IF;
     changed_at := clock_timestamp();
+    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
+    UPDATE events e
+       SET status = 'cancelled', available_tickets = e.total_tickets, waiting_count = 0, waiting_tickets = 0,
+           updated_at = changed_at
+     WHERE e.id = p_event_id
+    RETURNING e.* INTO event_row;
     INSERT INTO booking_events (event_id, kind, request_id, created_at)
     VALUES (p_event_id, 'event_cancelled', p_request_id, changed_at);
     WITH cancelled AS (
@@ -42,11 +49,6 @@ BEGIN
       FROM cancelled c
      ORDER BY c.seq;
     GET DIAGNOSTICS cancelled_bookings = ROW_COUNT;
-    UPDATE events e
-       SET status = 'cancelled', available_tickets = e.total_tickets, waiting_count = 0, waiting_tickets = 0,
-           updated_at = changed_at
-     WHERE e.id = p_event_id
-    RETURNING e.* INTO event_row;
     RETURN NEXT;
 END
 $$;

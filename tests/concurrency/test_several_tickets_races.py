@@ -4,7 +4,7 @@ group commit).
 
 260 users race for 20 tickets with random quantities (1..4), then every holder and a fifth of the
 others cancel at once, about half of them only part of their tickets. After each race the invariants are read from the tables
-(tests.helpers.queue_violations: Σ confirmed quantities + available == total, a waiting head never
+(tests.helpers.queue_violations: Σ confirmed and offered quantities + available == total, a waiting head never
 fits, places 1..n without gaps, ticketsAhead the sum of the quantities ahead), `flask check`'s audit
 of the event (which replays the ledger) finds nothing, and the answers add up: every promoted booking
 was reported by exactly one cancel.

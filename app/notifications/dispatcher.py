@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Engine, Row
 from sqlalchemy.exc import DBAPIError
 
-from app.booking.offers import sweep_expired_offers
+from app.booking.offers import SWEEP_CONNECTIONS, Sweep, sweep_expired_offers
 from app.config import Config
 from app.notifications import messages, metrics, store
 from app.notifications.model import message_key
@@ -42,6 +42,12 @@ PURGE_BATCH = 1000
 GONE = 410
 
 log = structlog.get_logger("app.notifications.dispatcher")
+
+
+def pool_size(config: Config) -> int:
+    """The connections a dispatcher's engine needs: the loop's and the senders' records (as before the
+    sweeper), the offer sweeper's pass, and the events it sweeps at once."""
+    return config.webhook_concurrency + 2 + 1 + SWEEP_CONNECTIONS
 
 
 class RetryPolicy:
@@ -74,16 +80,19 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
         self._in_flight: Counter = Counter()
         self._lock, self._wake = threading.Lock(), threading.Event()
-        self._last_housekeeping = self._last_heartbeat = self._last_sweep = 0.0
+        self._last_housekeeping = self._last_heartbeat = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set; then let the sends in flight finish and say goodbye."""
+        """Loop until `stop` is set, the offer sweeper beside; then let the sends in flight finish and say goodbye."""
         log.info("dispatcher_started", name=self.name)
+        sweeper = threading.Thread(target=self._sweep_offers, args=(stop,), name="offer-sweeper", daemon=True)
+        sweeper.start()
         while not stop.is_set():
             self.loop_once()
             self._wake.wait(self.config.webhook_poll_interval_s)
             self._wake.clear()
+        sweeper.join()
         self.close()
 
     def close(self) -> None:
@@ -100,7 +109,6 @@ class Dispatcher:
                 due = store.due_webhooks(conn)
             for webhook in due:
                 self._claim_for(webhook)
-            self._sweep_offers()
             self._housekeeping()
         except DATABASE_ERRORS as error:
             log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
@@ -175,14 +183,19 @@ class Dispatcher:
             metrics.RETRIED.inc()
             log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
 
-    def _sweep_offers(self) -> None:
-        """Once a second: expire the offers past their time, offering their tickets on (app/booking/offers.py)."""
-        if time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
-            return
-        self._last_sweep = time.monotonic()
-        sweep = sweep_expired_offers(self.engine)
-        if sweep.expired_offers:
-            log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings)
+    def _sweep_offers(self, stop: threading.Event) -> None:
+        """Until `stop`: expire the offers past their time, offering their tickets on (app/booking/offers.py),
+        a pass a second, or at once while passes leave a backlog. In a thread of its own, so that a sweep
+        waiting for a hot event's lock never holds up the deliveries, nor they the sweep."""
+        while not stop.is_set():
+            try:
+                sweep = sweep_expired_offers(self.engine)
+            except DATABASE_ERRORS as error:
+                log.warning("offer_sweep_database_error", error=str(error).splitlines()[0])
+                sweep = Sweep()
+            if sweep.expired_offers:
+                log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings)
+            stop.wait(0 if sweep.backlog else SWEEP_EVERY_S)
 
     def _housekeeping(self) -> None:
         """Now and then: purge delivered messages past their retention, and measure the lag."""

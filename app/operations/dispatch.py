@@ -20,7 +20,7 @@ from prometheus_client import make_wsgi_app
 
 from app.config import Config
 from app.database.engine import build_engine
-from app.notifications.dispatcher import Dispatcher
+from app.notifications.dispatcher import Dispatcher, pool_size
 from app.operations.logs import configure_logging
 from app.operations.serve import LIFELINE_FD_VARIABLE
 from app.web import metrics
@@ -39,7 +39,7 @@ def main() -> int:
     lifeline = os.environ.pop(LIFELINE_FD_VARIABLE, None)
     if lifeline is not None:
         threading.Thread(target=_stop_after, args=(int(lifeline), stop), name="lifeline", daemon=True).start()
-    engine = build_engine(config, pool_size=config.webhook_concurrency + 2)  # the loop, the senders' records
+    engine = build_engine(config, pool_size=pool_size(config))
     dispatcher = Dispatcher(engine, config)
     probe = _serve_probe(dispatcher, int(os.environ[PORT_VARIABLE])) if os.environ.get(PORT_VARIABLE) else None
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from app.database.engine import build_engine
 from app.notifications import service
-from app.notifications.dispatcher import Dispatcher
+from app.notifications.dispatcher import Dispatcher, pool_size
 from app.notifications.secrets import SecretBox
 from tests.helpers.receivers import Receiver
 
@@ -59,7 +59,7 @@ def dispatcher(config):
         settings = {"webhook_retry_schedule": (0.2, 0.2, 0.2), "webhook_timeout_s": 1.0,
                     "webhook_poll_interval_s": 0.05, **overrides}
         dispatcher_config = dataclasses.replace(config, **settings)
-        engine = build_engine(dispatcher_config, pool_size=dispatcher_config.webhook_concurrency + 2)
+        engine = build_engine(dispatcher_config, pool_size=pool_size(dispatcher_config))
         instance, stop = Dispatcher(engine, dispatcher_config), threading.Event()
         thread = threading.Thread(target=instance.run, args=(stop,), daemon=True)
         thread.start()

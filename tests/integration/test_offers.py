@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
+from app.booking import offers
 from app.booking.offers import sweep_expired_offers
 from app.operations import audit
 from tests.helpers.api import assert_problem
@@ -17,6 +18,11 @@ from tests.helpers.waiting import wait_until
 OFFER_DUE = text("""
 SELECT clock_timestamp() >= b.offer_expires_at FROM bookings b
  WHERE b.event_id = :event_id AND b.user_id = :user_id AND b.status = 'offered'
+""")
+# Far more overdue than any offer another test leaves due, so that these go first in a pass.
+OVERDUE_BY = text("""
+UPDATE bookings SET offer_expires_at = clock_timestamp() - make_interval(hours => 1000 + :hours)
+ WHERE event_id = :event_id AND status = 'offered'
 """)
 LOCK_EVENT = text("SELECT 1 FROM events WHERE id = :event_id FOR UPDATE")
 SWEEPERS_WAITING = text("""
@@ -74,6 +80,11 @@ def sweepers_waiting(engine) -> int:
     # A connection per look: within one transaction pg_stat_activity keeps showing its first snapshot.
     with engine.connect() as conn:
         return conn.execute(SWEEPERS_WAITING).scalar_one()
+
+
+def make_overdue(engine, event: dict, hours: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(OVERDUE_BY, {"event_id": event["id"], "hours": hours})
 
 
 def wait_until_due(engine, event: dict, user: str) -> None:
@@ -219,6 +230,35 @@ def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_n
 
     assert held.busy_events >= 1 and swept.expired_offers >= 1
     assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
+
+
+def test_a_pass_sweeps_the_longest_overdue_events_first_and_says_a_backlog_is_left(
+    client, engine, due_offer, monkeypatch
+):
+    monkeypatch.setattr(offers, "EVENTS_PER_PASS", 2)
+    events = [due_offer() for _ in range(3)]
+    for event, hours in zip(events, (1, 3, 2), strict=True):
+        make_overdue(engine, event, hours)
+
+    swept = sweep_expired_offers(engine)
+
+    assert swept.backlog and swept.expired_offers == 2
+    assert [booking_now(client, event, "waiter")["status"] for event in events] == ["offered", "cancelled", "cancelled"]
+
+
+def test_a_sweep_waiting_for_one_events_lock_expires_the_other_events_offers_meanwhile(client, engine, due_offer):
+    held, free = due_offer(), due_offer()
+    make_overdue(engine, held, 2)  # the first in the pass
+    make_overdue(engine, free, 1)
+    with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute(LOCK_EVENT, {"event_id": held["id"]})
+        sweep = pool.submit(sweep_expired_offers, engine)
+        wait_until(lambda: sweepers_waiting(engine) == 1 and booking_now(client, free, "waiter")["status"] == "cancelled",
+                   "the free event is swept while the sweeper waits for the held one")
+        writer.commit()
+        sweep.result()
+
+    assert booking_now(client, held, "waiter")["cancelReason"] == "expired"
 
 
 def test_a_capacity_raise_in_offer_mode_makes_several_offers(new_event, post, patch_event):

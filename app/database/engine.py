@@ -92,25 +92,31 @@ def fetch_autocommit(engine: Engine, sql: str, parameters: Mapping) -> list[tupl
     checkout events, and a driver error is raised as SQLAlchemy would raise it: the same DBAPIError
     subclass, a lost connection invalidated (with every older one of the pool) and flagged as such.
     """
-    connection = engine.raw_connection()
+    driver_error = engine.dialect.loaded_dbapi.Error
+    connection = None
     try:
-        driver = connection.driver_connection
-        driver.autocommit = True  # an attribute: psycopg2 sends nothing for it
-        try:
-            with driver.cursor() as cursor:
-                cursor.execute(sql, parameters)
-                return cursor.fetchall()
-        finally:
-            if not driver.closed:
-                driver.autocommit = False  # as the pool lends it to everyone else
-    except engine.dialect.loaded_dbapi.Error as error:
-        lost = engine.dialect.is_disconnect(error, driver, None)
-        if lost:
+        connection = engine.raw_connection()
+        return _fetch_autocommit(connection.driver_connection, sql, parameters)
+    except driver_error as error:
+        lost = engine.dialect.is_disconnect(error, connection and connection.driver_connection, None)
+        if lost and connection is not None:
             engine.pool._invalidate(connection, error)  # noqa: SLF001 (what Connection does on a disconnect)
-        raise DBAPIError.instance(sql, parameters, error, engine.dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost, dialect=engine.dialect) from error
+        raise DBAPIError.instance(sql, parameters, error, driver_error, connection_invalidated=lost,
+                                  dialect=engine.dialect) from error
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
+
+
+def _fetch_autocommit(driver, sql: str, parameters: Mapping) -> list[tuple]:
+    driver.autocommit = True  # an attribute: psycopg2 sends nothing for it
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall()
+    finally:
+        if not driver.closed:
+            driver.autocommit = False  # as the pool lends it to everyone else
 
 
 def _connect_args(config) -> dict:

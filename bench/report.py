@@ -13,10 +13,10 @@ from pathlib import Path
 
 from bench.settings import ROOT
 
-BOOKING_SCENARIOS = ("hot", "hot-webhook", "hot-jwt", "sold-out", "churn", "spread", "queue")
+BOOKING_SCENARIOS = ("hot", "hot-webhook", "hot-jwt", "sold-out", "churn", "spread", "hot-v2", "spread-v2", "queue")
 # The queue scenario's reads: booking-status polled at random positions of each band (bench/run.py).
 QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
-READ_SCENARIOS = ("status", "status-jwt", *QUEUE_READS)
+READ_SCENARIOS = ("status", "status-jwt", "status-v2", *QUEUE_READS)
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
 # hot-webhook's delivery figures (bench/webhooks.py): medians over the repeats, except these, summed.
 DISPATCH_MEDIANS = ("messages", "delivered_during_load", "delivered_per_s_during_load", "delivered_after_load",
@@ -120,8 +120,9 @@ def _ratios(summary: dict) -> dict:
             for runner in RUNNERS[1:] if runners.get(runner, {}).get("requests_per_s")
         }
     floor = summary.get("floor", {}).get("http", {}).get("requests_per_s")
-    if floor and "spread" in ratios:
-        ratios["spread"]["http_vs_floor"] = round(summary["spread"]["http"]["requests_per_s"] / floor, 3)
+    for spread in ("spread", "spread-v2"):
+        if floor and spread in ratios:
+            ratios[spread]["http_vs_floor"] = round(summary[spread]["http"]["requests_per_s"] / floor, 3)
     return ratios
 
 
@@ -180,6 +181,8 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     spread, floor = figure("spread", "http", "requests_per_s"), figure("floor", "http", "requests_per_s")
     webhook, webhook_multi = (figure("hot-webhook", r, "requests_per_s") for r in RUNNERS[:2])
     undelivered = _undelivered(summary.get("hot-webhook", {}))
+    v2, v2_multi, v2_function = (figure("hot-v2", r, "requests_per_s") for r in RUNNERS)
+    spread_v2 = figure("spread-v2", "http", "requests_per_s")
     targets = [
         ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
         ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
@@ -194,6 +197,14 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         ("hot-webhook: every message delivered within BENCH_DRAIN_TIMEOUT", undelivered, "<=", 0),
         ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
         ("status: p99 <= 20 ms during hot", figure("status", "http", "latency_ms", "99"), "<=", 20),
+        # issue 17: with every v2 capability on (a JWT per request, a webhook, 1..4 tickets)
+        ("hot-v2: HTTP >= 2.0 x pgbench multi-statement", v2 and v2_multi and v2 / v2_multi, ">=", 2.0),
+        ("hot-v2: HTTP >= 1.4 x pgbench function", v2 and v2_function and v2 / v2_function, ">=", 1.4),
+        ("hot-v2: p99 <= 100 ms", figure("hot-v2", "http", "latency_ms", "99"), "<=", 100),
+        ("hot-v2: zero errors", figure("hot-v2", "http", "errors"), "<=", 0),
+        ("status-v2: p99 <= 20 ms during hot-v2", figure("status-v2", "http", "latency_ms", "99"), "<=", 20),
+        ("spread-v2: HTTP >= 0.45 x floor", spread_v2 and floor and spread_v2 / floor, ">=", 0.45),
+        ("spread-v2: zero errors", figure("spread-v2", "http", "errors"), "<=", 0),
         ("queue: booking-status p50 at the back <= 2 x at the front", _back_over_front(summary), "<=", 2.0),
     ]
     out = [_target(name, value, op, limit) for name, value, op, limit in targets]

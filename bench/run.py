@@ -64,6 +64,10 @@ SCENARIOS = {
         Scenario("sold-out", tickets=100),
         Scenario("churn", wrk_script="churn.lua", pgbench_scripts=("cancel", "book"), churn=True),
         Scenario("spread", events=1000, tickets=1000),
+        # hot and spread with every v2 capability on (issue 17): a bearer JWT per request, a webhook for
+        # every event with its dispatcher delivering, 1..4 tickets per booking (as every booking script)
+        Scenario("hot-v2", wrk_script="book_jwt.lua", status="status-v2", auth=JWT, webhook=True),
+        Scenario("spread-v2", events=1000, tickets=1000, wrk_script="book_jwt.lua", auth=JWT, webhook=True),
         # hot, while waiting users poll their place in a queue of a million (HTTP only: the reads are
         # the point, and pgbench's ceiling is hot's)
         Scenario("queue", pgbench_scripts=(), queue=True),

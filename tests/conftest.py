@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2.extensions
 import pytest
 from sqlalchemy import create_engine, event
 
@@ -120,16 +121,31 @@ def client(app):
 
 @pytest.fixture
 def issued(app):
-    """The SQL the app sends from now on, as sent (psycopg2 interpolates parameters client-side)."""
+    """The SQL the app sends from now on, as sent (psycopg2 interpolates parameters client-side).
+
+    Seen by the driver's cursors, so that the raw DBAPI path of a booking batch shows too
+    (app/database/engine.py, fetch_autocommit): each connection the pool lends meanwhile makes cursors
+    that record what they execute, and goes back to plain cursors when it returns.
+    """
     statements: list[str] = []
 
-    def capture(_conn, cursor, statement, parameters, _context, _executemany):
-        statements.append(cursor.mogrify(statement, parameters).decode())
+    class RecordingCursor(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):  # noqa: A002 (psycopg2's own name)
+            statements.append(self.mogrify(query, vars).decode())
+            return super().execute(query, vars)
+
+    def record(dbapi_connection, *_):
+        dbapi_connection.cursor_factory = RecordingCursor
+
+    def stop_recording(dbapi_connection, _record):
+        dbapi_connection.cursor_factory = psycopg2.extensions.cursor
 
     engine = app.extensions["database"]
-    event.listen(engine, "before_cursor_execute", capture)
+    event.listen(engine, "checkout", record)
+    event.listen(engine, "checkin", stop_recording)
     yield statements
-    event.remove(engine, "before_cursor_execute", capture)
+    event.remove(engine, "checkout", record)
+    event.remove(engine, "checkin", stop_recording)
 
 
 @pytest.fixture

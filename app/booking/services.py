@@ -24,6 +24,7 @@ import random
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
@@ -50,14 +51,20 @@ from app.booking.domain import (
     parse_event_id,
     raise_unless_ok,
 )
-from app.database.engine import sqlstate
+from app.database.engine import fetch_autocommit, sqlstate
 from app.database.group_commit import Batcher
 from app.database.tables import events
 
 # The request id goes into the ledger (booking_events) that the functions append to.
 BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id, :quantity)")
-# Lists: text[], text[], integer[]; one element per booking, in arrival order.
-BOOK_MANY = text("SELECT * FROM book_many(:event_id, :user_ids, :request_ids, :quantities)")
+# book_many's row as the raw cursor of the batched path returns it (a plain tuple), named: what
+# BookTicket.result reads of a Row, at the cost of a tuple.
+BookedRow = namedtuple("BookedRow", "outcome booking_id booking_status waiting_position booking_created_at "
+                                    "booking_updated_at booking_quantity tickets_ahead")
+# In the driver's paramstyle (engine.fetch_autocommit), its columns in BookedRow's order. Lists: text[],
+# text[], integer[]; one element per booking, in arrival order.
+BOOK_MANY = (f"SELECT {', '.join(BookedRow._fields)} FROM book_many(%(event_id)s, %(user_ids)s, %(request_ids)s, "
+             "%(quantities)s)")
 CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, :quantity)")  # NULL: all of it
 # The same, only for an unexpired offer, given up whole (POST /api/decline).
 DECLINE = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, NULL, true)")
@@ -251,11 +258,14 @@ class BookTicket(UserWrite[Booking]):
         )
 
 
-def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None, int]]) -> list[Row]:
-    """One `book_many` statement for (user_id, request_id, quantity) triples: book_ticket's row for each, in order."""
+def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None, int]]) -> list[BookedRow]:
+    """One `book_many` statement for (user_id, request_id, quantity) triples: book_ticket's row for each, in order.
+
+    On the raw DBAPI cursor (engine.fetch_autocommit): the one statement of a booking without a key."""
     user_ids, request_ids, quantities = (list(column) for column in zip(*bookings))
     parameters = {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids, "quantities": quantities}
-    return autocommit(engine, BOOK_MANY, parameters)
+    rows = _with_retries(partial(fetch_autocommit, engine, BOOK_MANY, parameters))
+    return [BookedRow._make(row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
@@ -80,6 +81,42 @@ def _ping_idle_connections(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise DisconnectionError("the database dropped an idle connection") from error  # the pool reconnects
+
+
+def fetch_autocommit(engine: Engine, sql: str, parameters: Mapping) -> list[tuple]:
+    """The rows of `sql` (DBAPI paramstyle) run in autocommit mode on a raw pooled connection.
+
+    For the hottest statement only (a booking batch): SQLAlchemy's Connection costs about as much
+    worker CPU as the driver itself, and switching its isolation level to AUTOCOMMIT and back made
+    a round trip per checkout (docs/performance.md). The pool is still SQLAlchemy's, with its
+    checkout events, and a driver error is raised as SQLAlchemy would raise it: the same DBAPIError
+    subclass, a lost connection invalidated (with every older one of the pool) and flagged as such.
+    """
+    driver_error = engine.dialect.loaded_dbapi.Error
+    connection = None
+    try:
+        connection = engine.raw_connection()
+        return _fetch_autocommit(connection.driver_connection, sql, parameters)
+    except driver_error as error:
+        lost = engine.dialect.is_disconnect(error, connection and connection.driver_connection, None)
+        if lost and connection is not None:
+            engine.pool._invalidate(connection, error)  # noqa: SLF001 (what Connection does on a disconnect)
+        raise DBAPIError.instance(sql, parameters, error, driver_error, connection_invalidated=lost,
+                                  dialect=engine.dialect) from error
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _fetch_autocommit(driver, sql: str, parameters: Mapping) -> list[tuple]:
+    driver.autocommit = True  # an attribute: psycopg2 sends nothing for it
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall()
+    finally:
+        if not driver.closed:
+            driver.autocommit = False  # as the pool lends it to everyone else
 
 
 def _connect_args(config) -> dict:

@@ -25,7 +25,7 @@ def book_many(engine, event_id: str, user_ids: list[str]) -> list:
     with engine.begin() as conn:
         # No quantities: as v1 called it, one ticket each.
         parameters = {"event_id": event_id, "user_ids": user_ids, "request_ids": request_ids, "quantities": None}
-        return conn.execute(BOOK_MANY, parameters).all()
+        return conn.exec_driver_sql(BOOK_MANY, parameters).all()
 
 
 def test_book_many_books_in_the_order_given_with_the_rules_of_book_ticket(engine, new_event):

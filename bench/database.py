@@ -129,12 +129,14 @@ class BenchDatabase:
         """The contract's invariants over a group's events, as the tables hold them now."""
         with self.engine.connect() as conn:
             rows = conn.execute(INVARIANTS, {"prefix": event_prefix(group)}).mappings().all()
+            commits = conn.execute(COMMITS, {"prefix": event_prefix(group)}).mappings().one()
         failures = [dict(row) for row in rows if not _invariants_hold(row)]
         return {
             "events": len(rows),
             "bookings": sum(row["confirmed"] + row["waiting"] + row["cancelled"] for row in rows),
             "ok": bool(rows) and not failures,
             "failures": failures[:5],
+            "commits": dict(commits),
         }
 
     def postgres_settings(self) -> dict:
@@ -171,6 +173,17 @@ SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_c
   FROM events e LEFT JOIN bookings b ON b.event_id = e.id
  WHERE e.id::text LIKE :prefix || '%'
  GROUP BY e.id
+""")
+
+# How many bookings each commit carried: the ledger entries of one transaction share its xmin (the
+# ledger is only ever appended to), so one group of them is one `book_many` statement, or one
+# pgbench transaction. Its mean is the batch size, with no counting in the service itself.
+COMMITS = text("""
+SELECT count(*) AS commits, coalesce(sum(n), 0) AS bookings, round(avg(n), 2) AS mean, max(n) AS max,
+       count(*) FILTER (WHERE n = 1) AS alone
+  FROM (SELECT count(*) AS n FROM booking_events
+         WHERE event_id::text LIKE :prefix || '%' AND kind IN ('booked', 'waitlisted')
+         GROUP BY xmin::text) per_commit
 """)
 
 

@@ -32,6 +32,12 @@ def one_line(record: dict) -> str:
             f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
 
 
+def commits_line(commits: dict) -> str:
+    """Progress line for one run's bookings per commit (bench/database.py, COMMITS)."""
+    return (f"    bookings per commit: mean {commits['mean']}, max {commits['max']}, "
+            f"{commits['alone']} of {commits['commits']} commits alone")
+
+
 def dispatch_line(dispatch: dict) -> str:
     """Progress line for one run's webhook deliveries."""
     lag = dispatch["lag_s"]

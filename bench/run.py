@@ -166,6 +166,7 @@ class Bench:
 
     def _finish(self, record: dict, group: int, deliveries: dict | None) -> None:
         record["check"] = self.database.check(group)
+        print(report.commits_line(record["check"]["commits"]), flush=True)
         if deliveries is not None:
             record["dispatch"] = deliveries
             print(report.dispatch_line(deliveries), flush=True)

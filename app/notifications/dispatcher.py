@@ -107,6 +107,9 @@ class Dispatcher:
             with self._database.connect() as conn:
                 self._heartbeat(conn)
                 due = store.due_webhooks(conn)
+            # A random order each loop: the webhooks first in a fixed one would take every free send
+            # slot, and a crowd of failing receivers could starve a healthy webhook behind them.
+            random.shuffle(due)
             for webhook in due:
                 self._claim_for(webhook)
             self._housekeeping()

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 
 import pytest
+from sqlalchemy import text
 
 from app.database.engine import build_engine
 from app.notifications import service
@@ -16,12 +17,25 @@ from tests.helpers.receivers import Receiver
 
 # Nothing listens on port 9 (discard): for a webhook that must never receive anything.
 NOWHERE = "http://127.0.0.1:9/hooks"
+CLOCK = text("SELECT clock_timestamp()")
+REMOVE_WEBHOOKS_SINCE = text("DELETE FROM webhooks WHERE created_at >= :since")  # their messages go with them
 
 
 def add_webhook(engine, config, event_id: str, url: str = NOWHERE) -> str:
     """Register a webhook for one event straight through the use case, bypassing HTTP; its id."""
     box = SecretBox(config.webhook_secret_keys)
     return str(service.create_webhook(engine, box, url, None, event_id, allow_private=True).id)
+
+
+@pytest.fixture
+def webhooks_removed_afterwards(engine):
+    """Every webhook registered during the test removed afterwards: generated requests register webhooks
+    for every event, to made-up hosts, and later tests' dispatchers would spend their sends on them."""
+    with engine.connect() as conn:
+        since = conn.execute(CLOCK).scalar_one()
+    yield
+    with engine.begin() as conn:
+        conn.execute(REMOVE_WEBHOOKS_SINCE, {"since": since})
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ repeatable; point schemathesis's CLI at a running server for a longer search.
 
 import uuid
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -19,6 +20,7 @@ DOCUMENT_ONLY = Config(database_url="postgresql+psycopg2://unused@127.0.0.1:1/un
 schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(DOCUMENT_ONLY))
 
 
+@pytest.mark.usefixtures("webhooks_removed_afterwards")
 @schema.parametrize()
 @settings(max_examples=50, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
 def test_app_answers_as_its_openapi_document_says(case, app, admin_headers):

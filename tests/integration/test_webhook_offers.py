@@ -113,12 +113,14 @@ def test_a_declined_offer_is_told_offered_then_cancelled_declined_and_the_next_i
 
 
 @pytest.fixture
-def expired_by_the_sweeper(engine, offered, dispatcher):
+def expired_by_the_sweeper(client, admin_headers, engine, offered, dispatcher):
     """The offered event with a TTL of one second, whose offer the dispatcher's own sweeper expires once
-    it is due: its offer and its expiry are then pending at once."""
+    it is due: its offer and its expiry are then pending at once. The next entry's offer, made by the
+    sweep, is for an hour, so that it is still held when its messages are read."""
 
     def expire() -> dict:
         event = offered(ttl_seconds=1)
+        client.patch(f"/api/events/{event['id']}", json={"offerTtlSeconds": 3600}, headers=admin_headers)
 
         def due() -> bool:
             with engine.connect() as conn:

@@ -13,11 +13,14 @@ The deadline is the database's clock, as for an accept, so the two agree on who 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import Engine, Row, text
+from sqlalchemy.exc import DBAPIError
 
 # Events with an offer due, the longest overdue first, along the partial index of offers by deadline
 # (migration 0011): under a backlog, the offers nearest to breaking the 5 s promise go first.
@@ -33,34 +36,45 @@ EVENTS_PER_PASS = 100  # a backlog of more is swept by the next pass, which foll
 # Events swept at once, each on a connection of its own (the dispatcher's engine has room for them).
 SWEEP_CONNECTIONS = 4
 
+log = structlog.get_logger("app.booking.offers")
+
 
 @dataclass(frozen=True)
 class Sweep:
     expired_offers: int = 0
     promoted_bookings: int = 0  # offered (or confirmed) the tickets that expired offers held
     busy_events: int = 0  # locked by another writer for over the sweeper's lock_timeout: swept at a later pass
-    backlog: bool = False  # more events had offers due than one pass takes
+    backlog: bool = False  # more events had offers due than one pass takes, and the pass got on with them
 
 
-def sweep_expired_offers(engine: Engine) -> Sweep:
+def sweep_expired_offers(engine: Engine, stop: threading.Event | None = None) -> Sweep:
     """One pass: expire the offers due at up to EVENTS_PER_PASS events; what it did. The ledger entries
     of one event's sweep share a request id of their own, so its expiries and the offers they led to read
-    as one change."""
+    as one change. Once `stop` is set, the events not yet begun are left to the next dispatcher."""
     database = engine.execution_options(isolation_level="AUTOCOMMIT")
     with database.connect() as conn:
         due = conn.execute(DUE_EVENTS, {"limit": EVENTS_PER_PASS}).scalars().all()
     if not due:
         return Sweep()
     with ThreadPoolExecutor(min(SWEEP_CONNECTIONS, len(due)), thread_name_prefix="offer-sweep") as pool:
-        rows = list(pool.map(lambda event_id: _expire(database, event_id), due))
+        rows = [row for row in pool.map(lambda event_id: _expire(database, event_id, stop), due) if row is not None]
+    expired = sum(row.expired_offers for row in rows)
     return Sweep(
-        expired_offers=sum(row.expired_offers for row in rows),
+        expired_offers=expired,
         promoted_bookings=sum(row.promoted_bookings for row in rows),
         busy_events=sum(row.outcome == "busy" for row in rows),
-        backlog=len(due) == EVENTS_PER_PASS,
+        backlog=len(due) == EVENTS_PER_PASS and expired > 0,  # else the next pass would find the same
     )
 
 
-def _expire(database: Engine, event_id: uuid.UUID) -> Row:
-    with database.connect() as conn:
-        return conn.execute(EXPIRE, {"event_id": event_id, "request_id": f"sweep-{uuid.uuid4()}"}).one()
+def _expire(database: Engine, event_id: uuid.UUID, stop: threading.Event | None) -> Row | None:
+    """expire_offers' row for one event; None if stopping, or if the database failed it (the next pass
+    tries again; the other events of the pass go on)."""
+    if stop is not None and stop.is_set():
+        return None
+    try:
+        with database.connect() as conn:
+            return conn.execute(EXPIRE, {"event_id": event_id, "request_id": f"sweep-{uuid.uuid4()}"}).one()
+    except DBAPIError as error:
+        log.warning("offer_sweep_failed", event_id=str(event_id), error=str(error).splitlines()[0])
+        return None

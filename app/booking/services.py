@@ -243,7 +243,7 @@ class BookTicket(UserWrite[Booking]):
         item = (self.user_id, self.request_id, self.quantity)
         return self.result(batcher.submit(event_uuid, item, partial(_book_many, engine)))
 
-    def result(self, row: Row) -> Booking:
+    def result(self, row: Row | BookedRow) -> Booking:
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         return Booking(
             id=row.booking_id,

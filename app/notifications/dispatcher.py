@@ -3,7 +3,8 @@
 One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
 hands it to a pool of sender threads. Each webhook may have at most `per_receiver` sends in flight
 in this process, and the loop claims for a webhook only as many messages as it has free slots: a
-receiver that hangs holds its own slots until the timeout, and the others' messages go on.
+receiver that hangs holds its own slots until the timeout, and the others' messages go on. A thread of
+its own runs the offer sweeper (app/booking/offers.py), so that neither waits for the other.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ log = structlog.get_logger("app.notifications.dispatcher")
 
 
 def pool_size(config: Config) -> int:
-    """The connections a dispatcher's engine needs: the loop's and the senders' records (as before the
-    sweeper), the offer sweeper's pass, and the events it sweeps at once."""
-    return config.webhook_concurrency + 2 + 1 + SWEEP_CONNECTIONS
+    """The connections a dispatcher's engine needs at once: the loop's and the senders' records, and the
+    events the offer sweeper sweeps at once (its query for them is done before they start)."""
+    return config.webhook_concurrency + 2 + SWEEP_CONNECTIONS
 
 
 class RetryPolicy:
@@ -82,17 +83,18 @@ class Dispatcher:
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._last_housekeeping = self._last_heartbeat = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
+        self._sweeper: threading.Thread | None = None  # the offer sweeper's thread, once run() started it
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set, the offer sweeper beside; then let the sends in flight finish and say goodbye."""
         log.info("dispatcher_started", name=self.name)
-        sweeper = threading.Thread(target=self._sweep_offers, args=(stop,), name="offer-sweeper", daemon=True)
-        sweeper.start()
+        self._sweeper = threading.Thread(target=self._sweep_offers, args=(stop,), name="offer-sweeper", daemon=True)
+        self._sweeper.start()
         while not stop.is_set():
             self.loop_once()
             self._wake.wait(self.config.webhook_poll_interval_s)
             self._wake.clear()
-        sweeper.join()
+        self._sweeper.join()
         self.close()
 
     def close(self) -> None:
@@ -192,12 +194,16 @@ class Dispatcher:
         waiting for a hot event's lock never holds up the deliveries, nor they the sweep."""
         while not stop.is_set():
             try:
-                sweep = sweep_expired_offers(self.engine)
+                sweep = sweep_expired_offers(self.engine, stop)
             except DATABASE_ERRORS as error:
                 log.warning("offer_sweep_database_error", error=str(error).splitlines()[0])
                 sweep = Sweep()
-            if sweep.expired_offers:
-                log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings)
+            except Exception:  # noqa: BLE001 (a pool timeout, a bug: the sweeper must outlive it, and say so)
+                log.exception("offer_sweep_failed")
+                sweep = Sweep()
+            if sweep.expired_offers or sweep.busy_events:
+                log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings,
+                         busy_events=sweep.busy_events)
             stop.wait(0 if sweep.backlog else SWEEP_EVERY_S)
 
     def _housekeeping(self) -> None:
@@ -223,5 +229,6 @@ class Dispatcher:
             log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
 
     def healthy(self, within_s: float) -> bool:
-        """Whether a loop reached the database in the last `within_s` seconds."""
-        return self.last_loop_at is not None and time.monotonic() - self.last_loop_at < within_s
+        """Whether a loop reached the database in the last `within_s` seconds, and the offer sweeper runs."""
+        loop_recent = self.last_loop_at is not None and time.monotonic() - self.last_loop_at < within_s
+        return loop_recent and self._sweeper is not None and self._sweeper.is_alive()

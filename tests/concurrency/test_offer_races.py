@@ -70,7 +70,7 @@ def event_with_due_offers(engine, due: int, holders: int, waiters: int) -> str:
 
 
 def sweep_until_nothing_is_due(engine, event: str) -> None:
-    """A sweep that met another writer's lock skipped the event ('busy'): later passes expire what is left."""
+    """A sweep that met another writer's lock waited for the accept's lock: later passes expire what is left."""
     def settled() -> bool:
         sweep_expired_offers(engine)
         with engine.connect() as conn:
@@ -122,7 +122,7 @@ def test_an_accept_racing_the_sweeper_either_confirms_or_is_refused_never_both(r
         lambda: sweep_expired_offers(race_engine),
     ])
 
-    # A sweep that met the accept's lock skipped the event ('busy'): a later pass expires the offer.
+    # The sweep went first or waited for the accept's lock; either way no later pass leaves the offer held.
     def settled() -> bool:
         sweep_expired_offers(race_engine)
         return status_of(race_engine, event, "waiter-0") != "offered"

@@ -260,11 +260,16 @@ webhook_messages = Table(
     CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state_known"),
     Index("ix_webhook_messages_webhook_id_seq", "webhook_id", "seq"),
     Index("ix_webhook_messages_webhook_id_message_id", "webhook_id", "message_id"),
-    # What is left to send, by webhook and booking: the claim, and the per-booking order (and, where
-    # booking_id IS NULL, the per-event order of event messages).
+    # What is left to send, by webhook and booking: the claim, and the per-booking order.
     Index(
         "ix_webhook_messages_pending", "webhook_id", "booking_id", "ledger_seq",
         postgresql_where=text("state = 'pending'"),
+    ),
+    # An event's messages left to send (event.updated, event.cancelled: no booking): the per-event order,
+    # one exact probe however many other events' messages wait.
+    Index(
+        "ix_webhook_messages_pending_event", "webhook_id", "event_id", "ledger_seq",
+        postgresql_where=text("state = 'pending' AND booking_id IS NULL"),
     ),
     # A webhook's queue in the order of the changes: the claim reads it from the front, an index scan
     # whatever the backlog (without it, each claim sorted every pending message: 10 ms at 8 000).

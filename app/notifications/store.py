@@ -50,7 +50,7 @@ SELECT w.id, w.url, w.secret_ciphertext FROM webhooks w
 # Up to :limit of a webhook's due messages, oldest change first, leased for :lease_s seconds. A message
 # waits while an earlier one about the same booking is still pending (per-booking order), leased or not;
 # an event's message (no booking: event.updated, event.cancelled) while an earlier one of the same event
-# is (per-event order). Both probes read ix_webhook_messages_pending, the second its booking_id IS NULL part.
+# is (per-event order): an index probe each, ix_webhook_messages_pending and ix_webhook_messages_pending_event.
 CLAIM = text(f"""
 UPDATE webhook_messages c
    SET lease_until = now() + make_interval(secs => :lease_s), attempts = c.attempts + 1

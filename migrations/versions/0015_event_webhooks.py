@@ -13,6 +13,9 @@ became one. Now:
 - The webhook trigger makes `event_updated` event.updated and `event_cancelled` event.cancelled, whose
   message has no booking (the join to bookings is a left join); `capacity_changed` and `sales_*` still
   send nothing of their own, so a change is one event.updated.
+- The dispatcher holds an event's message back while an earlier one of the same event is pending
+  (app/notifications/store.py, CLAIM); a partial index of the pending messages without a booking,
+  `ix_webhook_messages_pending_event`, makes that an exact probe (docs/webhooks.md has the figures).
 
 Downgrade refuses while the ledger holds an `event_updated` entry, which the schema before it cannot
 represent; deleting them would lose the record of each change (docs/organisers.md, "The ledger").
@@ -285,6 +288,10 @@ def _subject_known(organiser_kinds) -> str:
 def upgrade() -> None:
     _replace_ledger_checks(ORGANISER_KINDS)
     create_or_replace(UPDATE_EVENT, ENQUEUE_WEBHOOK_MESSAGES)
+    op.create_index(
+        "ix_webhook_messages_pending_event", "webhook_messages", ["webhook_id", "event_id", "ledger_seq"],
+        postgresql_where=sa.text("state = 'pending' AND booking_id IS NULL"),
+    )
 
 
 def downgrade() -> None:
@@ -294,6 +301,7 @@ def downgrade() -> None:
             f"cannot downgrade below 0015: the ledger holds {entries} event_updated entries (one per organiser's "
             "change), which the schema before it cannot represent; nothing was changed."
         )
+    op.drop_index("ix_webhook_messages_pending_event", "webhook_messages")
     create_or_replace(UPDATE_EVENT_BEFORE, ENQUEUE_WEBHOOK_MESSAGES_BEFORE)
     _replace_ledger_checks(ORGANISER_KINDS_BEFORE)
 

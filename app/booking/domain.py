@@ -135,7 +135,8 @@ class Page:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
-    change of the event (capacity_changed, sales_closed, sales_opened, event_cancelled: no booking)."""
+    change of the event (event_updated, capacity_changed, sales_closed, sales_opened, event_cancelled: no
+    booking)."""
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,

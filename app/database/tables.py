@@ -149,8 +149,8 @@ booking_events = Table(
     # Assigned under the event lock, so it orders an event's rows as its changes happened.
     Column("seq", BigInteger, Identity(always=True), nullable=False),
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
-    # NULL on an organiser's entry (capacity_changed, sales_closed, sales_opened, event_cancelled),
-    # which concerns the event; the bookings it touched follow it under the same request id.
+    # NULL on an organiser's entry (event_updated, capacity_changed, sales_closed, sales_opened,
+    # event_cancelled), which concerns the event; the bookings it touched follow it under the same request id.
     Column("booking_id", Uuid),
     Column("user_id", Text),
     Column("kind", Text, nullable=False),
@@ -166,12 +166,12 @@ booking_events = Table(
     PrimaryKeyConstraint("event_id", "seq"),
     CheckConstraint(
         "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
-        "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', "
+        "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
         "'offered', 'accepted', 'declined', 'expired')",
         name="kind_known",
     ),
     CheckConstraint(
-        "CASE WHEN kind IN ('capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled') "
+        "CASE WHEN kind IN ('capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated') "
         "THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
         "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END",
         name="subject_known",
@@ -243,7 +243,9 @@ webhook_messages = Table(
     Column("event_id", Uuid, nullable=False),
     Column("booking_id", Uuid),
     Column("type", Text, nullable=False),
-    Column("booking", JSONB),  # the bookings row as the change left it, plus waiting_position
+    # The bookings row as the change left it, plus waiting_position; NULL on an event's message
+    # (event.updated, event.cancelled), as booking_id is.
+    Column("booking", JSONB),
     Column("event", JSONB, nullable=False),  # the events row as the change left it
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("state", Text, nullable=False, server_default=text("'pending'")),
@@ -262,6 +264,12 @@ webhook_messages = Table(
     Index(
         "ix_webhook_messages_pending", "webhook_id", "booking_id", "ledger_seq",
         postgresql_where=text("state = 'pending'"),
+    ),
+    # An event's messages left to send (event.updated, event.cancelled: no booking): the per-event order,
+    # one exact probe however many other events' messages wait.
+    Index(
+        "ix_webhook_messages_pending_event", "webhook_id", "event_id", "ledger_seq",
+        postgresql_where=text("state = 'pending' AND booking_id IS NULL"),
     ),
     # A webhook's queue in the order of the changes: the claim reads it from the front, an index scan
     # whatever the backlog (without it, each claim sorted every pending message: 10 ms at 8 000).

@@ -1,4 +1,5 @@
-"""The body a receiver gets: `{"id", "type", "timestamp", "data": {"booking", "event"}}`.
+"""The body a receiver gets: `{"id", "type", "timestamp", "data": {"booking"?, "event"}}`; an event's
+message (event.updated, event.cancelled) has no booking, so no `booking` key.
 
 `data` is rendered with the API's own schemas (app/web/schemas.py) from the snapshot that the
 outbox row keeps of the booking and the event as the change left them (migration 0009), so a

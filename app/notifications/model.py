@@ -8,8 +8,8 @@ from uuid import UUID
 
 from app.booking.domain import DomainError, Refusal
 
-# Every type the contract names. The ledger produces the booking.* ones today (migration 0009 maps
-# its kinds); offers and event changes come with their own issues, and a webhook may ask for them now.
+# Every type the contract names; the webhook trigger (enqueue_webhook_messages.sql) maps the ledger's
+# kinds to them: a booking's changes and offers to booking.*, an organiser's to event.*.
 MESSAGE_TYPES = (
     "booking.confirmed",
     "booking.waitlisted",

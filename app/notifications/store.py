@@ -48,7 +48,9 @@ SELECT w.id, w.url, w.secret_ciphertext FROM webhooks w
    AND EXISTS (SELECT 1 FROM webhook_messages m WHERE m.webhook_id = w.id AND {DUE})
 """)
 # Up to :limit of a webhook's due messages, oldest change first, leased for :lease_s seconds. A message
-# waits while an earlier one about the same booking is still pending (per-booking order), leased or not.
+# waits while an earlier one about the same booking is still pending (per-booking order), leased or not;
+# an event's message (no booking: event.updated, event.cancelled) while an earlier one of the same event
+# is (per-event order): an index probe each, ix_webhook_messages_pending and ix_webhook_messages_pending_event.
 CLAIM = text(f"""
 UPDATE webhook_messages c
    SET lease_until = now() + make_interval(secs => :lease_s), attempts = c.attempts + 1
@@ -58,6 +60,10 @@ UPDATE webhook_messages c
           AND NOT EXISTS (SELECT 1 FROM webhook_messages p
                            WHERE p.webhook_id = m.webhook_id AND p.booking_id = m.booking_id
                              AND p.state = 'pending' AND p.ledger_seq < m.ledger_seq)
+          AND (m.booking_id IS NOT NULL OR NOT EXISTS (
+               SELECT 1 FROM webhook_messages p
+                WHERE p.webhook_id = m.webhook_id AND p.booking_id IS NULL AND p.event_id = m.event_id
+                  AND p.state = 'pending' AND p.ledger_seq < m.ledger_seq))
         ORDER BY m.ledger_seq
         LIMIT :limit
         FOR UPDATE SKIP LOCKED)

@@ -286,6 +286,10 @@ class Replay:
     def _event_cancelled(self, entry) -> None:
         self.cancelled = True
 
+    def _event_updated(self, entry) -> None:
+        """An organiser's change, as a whole (the event.updated webhook): what the replay follows of it, the
+        capacity and the sales, are the entries after it; a name or an offer setting changes no count."""
+
     def _booked(self, entry) -> str | None:
         problem = None if self.sales_open else "sales were closed"
         if self.queue and self.queue[0] != self.overlooked:

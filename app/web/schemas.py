@@ -293,7 +293,7 @@ class HistoryQuery(Schema):
 
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
-ORGANISER_KINDS = ["capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
+ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 
 
 class LedgerEntrySchema(Schema):
@@ -302,9 +302,10 @@ class LedgerEntrySchema(Schema):
         required=True, validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + ORGANISER_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
-            "`expired`), or an organiser's change of the event (`capacity_changed`, "
-            "`sales_closed`, `sales_opened`, `event_cancelled`), whose `bookingId` and `userId` are null: the "
-            "bookings it touched follow it with the same `requestId` (`promoted`, `cancelled`)"
+            "`expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
+            "something, then `capacity_changed`, `sales_closed`, `sales_opened` as it did; `event_cancelled`), "
+            "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
+            "`requestId` (`promoted`, `cancelled`)"
         },
     )
     booking_id = fields.UUID(data_key="bookingId", allow_none=True, required=True)

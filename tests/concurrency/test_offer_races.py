@@ -194,7 +194,8 @@ def test_an_accept_racing_the_users_own_cancel_of_the_offer_ends_it_once_and_off
     ])
 
     # Either the accept came first and the cancel gave the confirmed ticket up, or the cancel declined the offer.
-    kinds = [kind for kind in ledger_kinds(race_engine, event) if kind not in ("booked", "waitlisted")]
+    # Less the setting up: the bookings, and the PATCH of the offers' time (event_updated).
+    kinds = [kind for kind in ledger_kinds(race_engine, event) if kind not in ("booked", "waitlisted", "event_updated")]
     if isinstance(accepted, NoOffer):
         assert (kinds, cancelled.booking.cancel_reason) == (["cancelled", "offered", "declined", "offered"], "declined")
     else:

@@ -75,3 +75,17 @@ def statuses(*codes: int, then: int = 204, headers: dict | None = None) -> Calla
         return Response(json.dumps({}), status=code, headers=headers if code != then else None)
 
     return answer
+
+
+def refused_once_each() -> Callable[[Request], Response]:
+    """An `answer`: 500 to each message's first try, 204 to its next; so that a later message is ready
+    while an earlier one is still due again, and any order kept is the dispatcher's doing."""
+    tried, lock = set(), threading.Lock()
+
+    def answer(request: Request) -> Response:
+        message = json.loads(request.get_data())["id"]
+        with lock:
+            first, _ = message not in tried, tried.add(message)
+        return Response(status=500 if first else 204)
+
+    return answer

@@ -19,7 +19,7 @@ from app.config import PROJECT_ROOT
 from app.database.tables import metadata
 from app.operations import audit
 from tests.helpers.database import drop_database, migrate, scratch_database
-from tests.helpers.queue import book_sql, booking_rows, open_event, queue_violations
+from tests.helpers.queue import book_sql, booking_rows, open_event, promotion_sql, queue_violations
 
 OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
@@ -160,16 +160,30 @@ def test_each_downgrade_restores_the_functions_and_objects_of_the_revision_befor
 ALEMBIC_VERSION = text("SELECT version_num FROM alembic_version")
 
 
+def assert_the_downgrade_is_refused(url: str, revision: str, refusal: str) -> None:
+    """A downgrade to `revision` raises `refusal` and leaves the database at head."""
+    with pytest.raises(RuntimeError, match=refusal):
+        migrate(url, revision, "downgrade")
+    assert query_set(url, ALEMBIC_VERSION) == {(revisions_in_order()[-1],)}
+
+
 def test_downgrade_below_0008_refuses_while_a_booking_holds_several_tickets(scratch_url):
     migrate(scratch_url, "head")
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
         book_sql(conn, open_event(conn, 5), "a", 2)
 
-    with pytest.raises(RuntimeError, match=r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets"):
-        migrate(scratch_url, "0007", "downgrade")
+    assert_the_downgrade_is_refused(scratch_url, "0007", r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets")
+    engine.dispose()
 
-    assert query_set(scratch_url, ALEMBIC_VERSION) == {(revisions_in_order()[-1],)}
+
+def test_downgrade_below_0015_refuses_while_the_ledger_holds_an_event_updated_entry(scratch_url):
+    migrate(scratch_url, "head")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        promotion_sql(conn, open_event(conn, 5), "offer", 60)
+
+    assert_the_downgrade_is_refused(scratch_url, "0014", r"below 0015: the ledger holds 1 event_updated entries")
     engine.dispose()
 
 

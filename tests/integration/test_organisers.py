@@ -232,7 +232,7 @@ def test_reopened_sales_take_bookings_again(new_event, patch, client, engine):
     patch(event, salesOpen=False)
     patch(event, salesOpen=True)
     assert client.post("/api/book", json={"eventId": event["id"], "userId": "u"}).status_code == 201
-    assert ledger_kinds(engine, event["id"]) == ["sales_closed", "sales_opened", "booked"]
+    assert ledger_kinds(engine, event["id"]) == ["event_updated", "sales_closed", "event_updated", "sales_opened", "booked"]
 
 
 # --- POST /api/events/<eventId>/cancel ---------------------------------------------------------
@@ -373,11 +373,31 @@ def test_history_shows_a_capacity_change_with_its_totals_and_the_promotions(new_
     patch(event, totalTickets=2)
     entries = admin_get(f"/api/events/{event['id']}/history").get_json()["entries"]
 
-    change, promotion = entries[2], entries[3]
+    change, promotion = entries[3], entries[4]  # after the PATCH's event_updated
     assert (change["kind"], change["bookingId"], change["totalTicketsFrom"], change["totalTicketsTo"]) == (
         "capacity_changed", None, 1, 2)
     assert (promotion["kind"], promotion["userId"], promotion["requestId"]) == ("promoted", "waiter", change["requestId"])
     assert "totalTicketsFrom" not in entries[0]
+
+
+@pytest.mark.parametrize(
+    "body, kinds",
+    [
+        ({"name": "Renamed"}, ["event_updated"]),
+        ({"offerTtlSeconds": 60, "promotion": "offer", "maxPerBooking": 2}, ["event_updated"]),
+        ({"salesOpen": False, "totalTickets": 3, "name": "Both"}, ["event_updated", "sales_closed", "capacity_changed"]),
+    ],
+)
+def test_every_patch_that_changes_something_opens_its_entries_with_one_event_updated(
+    new_event, patch, admin_get, body, kinds
+):
+    event = new_event(1)
+    patch(event, **body)
+    entries = admin_get(f"/api/events/{event['id']}/history").get_json()["entries"]
+
+    assert [entry["kind"] for entry in entries] == kinds
+    assert {(entry["bookingId"], entry["userId"], entry["quantity"]) for entry in entries} == {(None, None, None)}
+    assert len({entry["requestId"] for entry in entries}) == 1 and "totalTicketsFrom" not in entries[0]
 
 
 def test_check_replays_an_event_through_its_whole_life(engine, new_event, book, book_several, patch, client,

@@ -6,13 +6,10 @@ dispatcher's doing, not the timing's."""
 
 from __future__ import annotations
 
-import json
-import threading
-
 import pytest
 from sqlalchemy import text
-from werkzeug import Request, Response
 
+from tests.helpers.receivers import refused_once_each
 from tests.helpers.waiting import wait_until
 
 OFFER_DUE = text("SELECT bool_and(clock_timestamp() >= offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'")
@@ -43,19 +40,6 @@ def offered(new_event, register, receiver, post):
         return event
 
     return open_event
-
-
-def refused_once_each():
-    """An answer: 500 to each message's first try, 204 to its next."""
-    tried, lock = set(), threading.Lock()
-
-    def answer(request: Request) -> Response:
-        message = json.loads(request.get_data())["id"]
-        with lock:
-            first, _ = message not in tried, tried.add(message)
-        return Response(status=500 if first else 204)
-
-    return answer
 
 
 def told(receiver, user: str) -> list[dict]:
@@ -184,5 +168,6 @@ def test_an_event_called_off_is_told_as_cancelled_bookings_of_a_cancelled_event(
 
     wait_until(lambda: len(receiver.delivered) == 2, "both cancellations arrive")
 
+    # Two bookings' messages: no order between them is promised (they may be sent at once).
     assert sorted(body["data"]["booking"]["userId"] for body in receiver.delivered) == ["holder", "waiter"]
     assert_the_last_message_tells_the_change(client, event, told(receiver, "waiter")[-1], "waiter")

@@ -114,10 +114,20 @@ def test_a_resize_of_the_model_promotes_by_the_fifo_rule_and_stops_at_the_head_t
         (1, [organiser("sales_opened")], ["sales were open already"]),
         (1, [organiser("sales_closed"), "booked b1 a"], ["sales were closed"]),
         (1, [organiser("event_cancelled"), "booked b1 a"], ["the event had been cancelled"]),
+        (1, [organiser("event_cancelled"), organiser("event_updated")], ["the event had been cancelled"]),
     ],
 )
 def test_replay_names_the_rule_an_organisers_change_breaks(total, steps, expected):
     assert replay_with(total, *steps) == expected
+
+
+def test_an_event_updated_entry_replays_as_a_no_op():
+    updated, plain = Replay(2), Replay(2)
+    for entry in entries("booked b1 a", "booked b2 b", "waitlisted b3 c"):
+        assert updated.apply(entry) == plain.apply(entry) == []
+
+    assert updated.apply(organiser("event_updated")) == []
+    assert vars(updated) == vars(plain)
 
 
 def stamped(change: str, *steps: str) -> list[SimpleNamespace]:

@@ -8,7 +8,10 @@
 -- of it are all the waiting tickets but its own. Ledger kinds and the message types they become; a
 -- kind with no type (a partial cancel, `reduced`) sends nothing. An offer (issue 16) is booking.offered;
 -- accepted, it is booking.confirmed; declined or expired, booking.cancelled, whose booking says why
--- (cancel_reason). event.* come with their own changes.
+-- (cancel_reason). An organiser's change of the event is event.updated, once per change (`event_updated`;
+-- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
+-- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
+-- event's entry names no booking, so its message has none (NULL).
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -26,12 +29,14 @@ BEGIN
                                  WHEN 'accepted' THEN 'booking.confirmed'
                                  WHEN 'cancelled' THEN 'booking.cancelled'
                                  WHEN 'declined' THEN 'booking.cancelled'
-                                 WHEN 'expired' THEN 'booking.cancelled' END AS type) m
+                                 WHEN 'expired' THEN 'booking.cancelled'
+                                 WHEN 'event_updated' THEN 'event.updated'
+                                 WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
       JOIN webhooks w ON w.disabled_at IS NULL
                      AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
                      AND (w.types IS NULL OR m.type = ANY (w.types))
       JOIN events e ON e.id = NEW.event_id
-      JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+      LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
      WHERE m.type IS NOT NULL;
     RETURN NULL;
 END

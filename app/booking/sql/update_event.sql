@@ -6,9 +6,11 @@
 -- they say offer). Offers made before a switch to auto stay until accepted, declined or expired. A
 -- lower total must leave room for every ticket held (confirmed or offered) and for every waiting
 -- entry's quantity, which could otherwise never be confirmed.
--- The ledger gets `sales_closed` / `sales_opened`, then `capacity_changed` (with the totals before
--- and after), then one `promoted` (or `offered`) entry per promoted booking, all under the one request
--- id, after the event row is updated: each entry's webhook message reports the event as the change left it.
+-- The ledger gets `event_updated` (the one entry of every change, whichever settings it changes: its
+-- webhook message is the change's one event.updated), then `sales_closed` / `sales_opened`, then
+-- `capacity_changed` (with the totals before and after), which flask check replays, then one `promoted`
+-- (or `offered`) entry per promoted booking, all under the one request id, after the event row is
+-- updated: each entry's webhook message reports the event as the change left it.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
@@ -88,7 +90,8 @@ BEGIN
     RETURNING e.* INTO event_row;
     INSERT INTO booking_events (event_id, kind, request_id, created_at, total_tickets_from, total_tickets_to)
     SELECT p_event_id, change.kind, p_request_id, changed_at, change.total_from, change.total_to
-      FROM (VALUES (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL::integer, NULL::integer,
+      FROM (VALUES (0, 'event_updated', NULL::integer, NULL::integer, true),
+                   (1, CASE WHEN p_sales_open THEN 'sales_opened' ELSE 'sales_closed' END, NULL, NULL,
                     p_sales_open IS DISTINCT FROM ev.sales_open AND p_sales_open IS NOT NULL),
                    (2, 'capacity_changed', ev.total_tickets, total, total <> ev.total_tickets))
            AS change (step, kind, total_from, total_to, happened)

@@ -18,8 +18,9 @@ def event_history(event_id, after, limit):
     """Read an event's ledger (admin)
 
     Every change to the event's bookings (`booked`, `waitlisted`, `cancelled`, `reduced`, `promoted`;
-    offers: `offered`, `accepted`, `declined`, `expired`) and its organiser's changes (`capacity_changed`, `sales_closed`, `sales_opened`, `event_cancelled`,
-    followed by the bookings they touched), oldest first, by pages: pass `nextAfter` as `after` for the
-    next one.
+    offers: `offered`, `accepted`, `declined`, `expired`) and its organiser's changes (`event_updated`
+    for each PATCH that changes something, then `capacity_changed`, `sales_closed`, `sales_opened` as it
+    did; `event_cancelled`; each followed by the bookings it touched), oldest first, by pages: pass
+    `nextAfter` as `after` for the next one.
     """
     return services.event_history(db.engine, event_id, after, limit)

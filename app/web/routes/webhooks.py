@@ -39,7 +39,8 @@ def admin_only(*statuses: int):
 def create_webhook(args):
     """Register a webhook receiver (admin)
 
-    Each booking change the webhook asks for (`types`, `eventId`; all when left out) is sent to `url`,
+    Each change the webhook asks for (`types`, `eventId`; all when left out), of a booking or of the
+    event, is sent to `url`,
     signed the Standard Webhooks way. The reply shows the signing `secret`, this once.
     """
     box = SecretBox(current_app.config["WEBHOOK_SECRET_KEYS"])

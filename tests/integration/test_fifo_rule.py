@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select, text
 
-from app.booking.domain import AUTO, CANCELLED, CONFIRMED, OFFER, OFFERED, WAITING
+from app.booking.domain import AUTO, CANCELLED, CONFIRMED, DEFAULT_OFFER_TTL_SECONDS, OFFER, OFFERED, WAITING
 from app.booking.offers import sweep_expired_offers
 from app.database.tables import events
 from app.operations import audit
@@ -64,7 +64,7 @@ class OfferRule(audit.Replay):
 
     def __init__(self, total: int) -> None:
         super().__init__(total)
-        self.promotion, self.ttl = AUTO, TTLS[0]
+        self.promotion, self.ttl = AUTO, DEFAULT_OFFER_TTL_SECONDS  # as an event opens
         self.left: dict[uuid.UUID, int] = {}  # offered booking -> seconds before its deadline
         self.reason: dict[uuid.UUID, str] = {}  # an offer's booking -> why it was cancelled
         self.log: list[tuple] = []
@@ -83,6 +83,14 @@ class OfferRule(audit.Replay):
             if kind == "offered":
                 self.left[head] = self.ttl
         return promoted
+
+    def update(self, promotion: str, ttl: int, total: int) -> list[uuid.UUID]:
+        """An organiser's PATCH: one `event_updated` entry if it changes anything (update_event.sql), then
+        a new capacity, whose raise promotes under the new settings; the bookings it promotes."""
+        if (promotion, ttl, total) != (self.promotion, self.ttl, self.total):
+            self.apply(audit.Change("event_updated", None, None, None))
+        self.promotion, self.ttl = promotion, ttl
+        return self.resize(total) if total != self.total else []
 
     def due(self, booking: uuid.UUID) -> bool:
         return self.status[booking] == OFFERED and self.left[booking] <= 0
@@ -142,7 +150,7 @@ class FifoRule(RuleBasedStateMachine):
         self.max_per_booking, self.limit = max_per_booking, min(total, max_per_booking)
         self.model = OfferRule(total)
         assert promotion_sql(self.conn, self.event, promotion, TTLS[0]).outcome == "ok"
-        self.model.promotion = promotion
+        self.model.update(promotion, TTLS[0], total)
         self.active: dict[str, uuid.UUID] = {}  # user -> active booking, by the model
         self.gone: list[str] = []  # users whose last booking is cancelled
         self.told: dict[str, tuple] = {}  # user -> their booking as the API last showed it
@@ -212,8 +220,7 @@ class FifoRule(RuleBasedStateMachine):
         """The organiser switches the promotion (or only the offers' time), raising the capacity now and
         then: a raise promotes under the new settings; the offers already made keep their deadlines."""
         row = promotion_sql(self.conn, self.event, promotion, ttl, self.model.total + raise_by if raise_by else None)
-        self.model.promotion, self.model.ttl = promotion, ttl
-        promoted = self.model.resize(self.model.total + raise_by) if raise_by else []
+        promoted = self.model.update(promotion, ttl, self.model.total + raise_by)
         self.limit = min(self.model.total, self.max_per_booking)
         assert (row.outcome, row.promoted_ids) == ("ok", promoted)
 

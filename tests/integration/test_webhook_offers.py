@@ -44,7 +44,7 @@ def offered(new_event, register, receiver, post):
 
 def told(receiver, user: str) -> list[dict]:
     """The messages delivered about `user`'s bookings, in arrival order."""
-    return [body for body in list(receiver.delivered) if body["data"]["booking"]["userId"] == user]
+    return [body for body in list(receiver.delivered) if body["data"].get("booking", {}).get("userId") == user]
 
 
 def types(receiver, user: str) -> list[str]:

@@ -122,6 +122,8 @@ class BookingRow:
     quantity: int
     created_at: datetime
     updated_at: datetime
+    offer_expires_at: datetime | None = None  # offers (issue 16): when the offer ends, or ended
+    cancel_reason: str | None = None  # an offer's: declined or expired
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,20 @@ class EventSchema(Schema):
     )
 
 
+def offer_expires_at_field() -> fields.Field:
+    return UtcDateTime(
+        data_key="offerExpiresAt", allow_none=True, required=True,
+        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
+    )
+
+
+def cancel_reason_field() -> fields.Field:
+    return fields.String(
+        data_key="cancelReason", allow_none=True, required=True, validate=validate.OneOf(CANCEL_REASONS),
+        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
+    )
+
+
 class BookingSchema(Schema):
     id = fields.UUID(required=True)
     event_id = fields.UUID(data_key="eventId", required=True)
@@ -236,14 +250,8 @@ class BookingSchema(Schema):
         metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
     )
     # Offers (issue 16): after the fields before them, so that a body only grows at its end.
-    offer_expires_at = UtcDateTime(
-        data_key="offerExpiresAt", allow_none=True, required=True,
-        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
-    )
-    cancel_reason = fields.String(
-        data_key="cancelReason", allow_none=True, required=True, validate=validate.OneOf(CANCEL_REASONS),
-        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
-    )
+    offer_expires_at = offer_expires_at_field()
+    cancel_reason = cancel_reason_field()
 
 
 class EventEnvelope(Schema):
@@ -437,6 +445,9 @@ class BookingRowSchema(Schema):
     quantity = fields.Integer(required=True)
     created_at = UtcDateTime(data_key="createdAt", required=True)
     updated_at = UtcDateTime(data_key="updatedAt", required=True)
+    # The same two as a Booking's, so that an organiser sees when each offer ends and why one was cancelled.
+    offer_expires_at = offer_expires_at_field()
+    cancel_reason = cancel_reason_field()
 
 
 class BookingsPageSchema(Schema):

@@ -70,8 +70,8 @@ def csv_rows(response) -> list[dict]:
 
 
 def as_csv_text(entries: list[dict]) -> list[dict]:
-    """JSON entries as CSV renders them: every value as text."""
-    return [{key: str(value) for key, value in entry.items()} for entry in entries]
+    """JSON entries as CSV renders them: every value as text, null as nothing."""
+    return [{key: "" if value is None else str(value) for key, value in entry.items()} for entry in entries]
 
 
 def all_pages(admin_get, path: str, key: str, limit: int) -> list[dict]:
@@ -327,6 +327,22 @@ def test_bookings_are_listed_oldest_first_filtered_by_status(queue, admin_get):
     cancelled = admin_get(f"/api/events/{queue['id']}/bookings?status=cancelled").get_json()["bookings"]
     assert [b["userId"] for b in listed] == ["holder", "w1", "w2", "gone", "w3", "w4"]
     assert [(b["userId"], b["quantity"]) for b in cancelled] == [("gone", 3)]
+
+
+def test_offered_bookings_are_listed_with_their_deadline_and_a_declined_one_with_its_reason(
+    new_event, admin_get, patch, client
+):
+    event = new_event(1)
+    patch(event, promotion="offer", offerTtlSeconds=3600)
+    for user in ("holder", "waiter"):
+        client.post("/api/book", json={"eventId": event["id"], "userId": user})
+    client.post("/api/cancel", json={"eventId": event["id"], "userId": "holder"})
+    offered = admin_get(f"/api/events/{event['id']}/bookings?status=offered").get_json()["bookings"]
+    client.post("/api/decline", json={"eventId": event["id"], "userId": "waiter"})
+    declined = admin_get(f"/api/events/{event['id']}/bookings?status=cancelled").get_json()["bookings"]
+
+    assert [(b["userId"], b["offerExpiresAt"] is not None) for b in offered] == [("waiter", True)]
+    assert [(b["userId"], b["cancelReason"]) for b in declined] == [("holder", None), ("waiter", "declined")]
 
 
 def test_bookings_as_csv_match_the_json_pages(queue, admin_get):

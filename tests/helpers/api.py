@@ -55,3 +55,8 @@ def padded(body: dict, size: int) -> bytes:
     """`body` as JSON followed by spaces up to `size` bytes: still valid JSON, of exactly that size."""
     raw = json.dumps(body).encode()
     return raw + b" " * (size - len(raw))
+
+
+def as_csv_text(entries: list[dict]) -> list[dict]:
+    """JSON entries as the CSV export renders them: every value as text, null as nothing."""
+    return [{key: "" if value is None else str(value) for key, value in entry.items()} for entry in entries]

@@ -15,7 +15,7 @@ from app.booking.organisers import CancelEvent
 from app.database.group_commit import Batcher
 from app.database.tables import events
 from app.operations import audit
-from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, as_csv_text, assert_problem
 from tests.helpers.database import ledger_kinds, migrate
 
 
@@ -67,11 +67,6 @@ def cancel_event(client, admin_headers, event: dict):
 def csv_rows(response) -> list[dict]:
     assert response.status_code == 200 and response.mimetype == "text/csv"
     return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-
-
-def as_csv_text(entries: list[dict]) -> list[dict]:
-    """JSON entries as CSV renders them: every value as text, null as nothing."""
-    return [{key: "" if value is None else str(value) for key, value in entry.items()} for entry in entries]
 
 
 def all_pages(admin_get, path: str, key: str, limit: int) -> list[dict]:

@@ -318,7 +318,7 @@ class Replay:
 
     def _cancelled(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in (CONFIRMED, WAITING, OFFERED):
+        if was not in HOLDING + (WAITING,):
             return f"the booking was {was or 'never booked'}"
         problem = self._release(entry, was)
         self.status[entry.booking_id] = CANCELLED

@@ -1,10 +1,11 @@
-"""The dispatcher: claims due messages, sends them signed, records each outcome.
+"""The dispatcher: claims due messages, sends them signed, records the outcomes.
 
 One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
-hands it to a pool of sender threads. Each webhook may have at most `per_receiver` sends in flight
-in this process, and the loop claims for a webhook only as many messages as it has free slots: a
-receiver that hangs holds its own slots until the timeout, and the others' messages go on. A thread of
-its own runs the offer sweeper (app/booking/offers.py), so that neither waits for the other.
+hands it to a pool of sender threads, a batch to each. Each webhook may have at most `per_receiver`
+sends in flight in this process (a sender sends its batch one message after another), and the loop
+claims for a webhook only for its free senders: a receiver that hangs holds its own senders until
+the timeout, and the others' messages go on. A thread of its own runs the offer sweeper
+(app/booking/offers.py), so that neither waits for the other.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
 JITTER = 0.2  # each delay is drawn from ±20% of the schedule's, so that receivers back up unevenly
 MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
 LEASE_MARGIN_S = 5.0
+RECORD_MARGIN_S = 1.0
+# Messages one sender takes per claim and sends one after another: one claim and one record statement
+# (each a commit) serve them all, where one per message made the database the dispatcher's limit.
+BATCH = 16
 HOUSEKEEPING_EVERY_S = 10.0
 HEARTBEAT_EVERY_S = 1.0
 SWEEP_EVERY_S = 1.0  # offers expire within 5 s of their deadline (contract): a pass a second, with room to spare
@@ -76,7 +81,9 @@ class Dispatcher:
         self.sender = sender or Sender(config.webhook_timeout_s, config.webhook_allow_private)
         self.policy = RetryPolicy(config.webhook_retry_schedule)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        # Longer than a send can take (connect, then read, each bounded by the timeout).
+        # Longer than a send can take (connect, then read, each bounded by the timeout); a sender starts
+        # another message of its batch only while the lease still covers a whole send and its record.
+        self.send_budget_s = 2 * config.webhook_timeout_s + RECORD_MARGIN_S
         self.lease_s = 2 * config.webhook_timeout_s + LEASE_MARGIN_S
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
         self._in_flight: Counter = Counter()
@@ -84,10 +91,12 @@ class Dispatcher:
         self._last_housekeeping = self._last_heartbeat = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
         self._sweeper: threading.Thread | None = None  # the offer sweeper's thread, once run() started it
+        self._stop = threading.Event()  # run()'s: senders give back what they have not sent once it is set
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set, the offer sweeper beside; then let the sends in flight finish and say goodbye."""
         log.info("dispatcher_started", name=self.name)
+        self._stop = stop
         self._sweeper = threading.Thread(target=self._sweep_offers, args=(stop,), name="offer-sweeper", daemon=True)
         self._sweeper.start()
         while not stop.is_set():
@@ -128,65 +137,85 @@ class Dispatcher:
             self._last_heartbeat = time.monotonic()
 
     def _claim_for(self, webhook: Row) -> None:
-        free = self._free_slots(webhook.id)
-        if free == 0:
+        """Claim up to BATCH messages for each free sender of the webhook, dealt out in turn (oldest first)."""
+        senders = self._free_slots(webhook.id)
+        if senders == 0:
             return
+        claimed_at = time.monotonic()  # before the claim: the lease is counted from no earlier
         with self._database.connect() as conn:
-            claimed = store.claim(conn, webhook.id, free, self.lease_s)
-        for message in claimed:
-            self._start(webhook, message)
+            claimed = store.claim(conn, webhook.id, senders * BATCH, self.lease_s)
+        for sender in range(min(senders, len(claimed))):
+            self._start(webhook, claimed[sender::senders], claimed_at)
 
     def _free_slots(self, webhook_id) -> int:
         with self._lock:
             total_free = self.config.webhook_concurrency - sum(self._in_flight.values())
             return max(0, min(self.config.webhook_per_receiver - self._in_flight[webhook_id], total_free))
 
-    def _start(self, webhook: Row, message: Row) -> None:
+    def _start(self, webhook: Row, batch: list[Row], claimed_at: float) -> None:
         with self._lock:
             self._in_flight[webhook.id] += 1
         metrics.IN_FLIGHT.inc()
-        self._pool.submit(self._deliver, webhook, message)
+        self._pool.submit(self._deliver, webhook, batch, claimed_at)
 
-    def _deliver(self, webhook: Row, message: Row) -> None:
+    def _deliver(self, webhook: Row, batch: list[Row], claimed_at: float) -> None:
+        """Send a batch one message after another, then record every outcome in one statement."""
         try:
-            key = message_key(message.message_id)
-            body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
-            outcome = self.sender.send(webhook.url, self.box.open(webhook.secret_ciphertext), key, body)
-            self._quietly(lambda conn: self._record(conn, webhook, message, outcome))
-        except Exception:  # a thread of the pool has nobody to tell: log it; the lease brings the message back
-            log.exception("webhook_send_crashed", webhook_id=str(webhook.id), seq=message.seq)
+            sent = self._send_in_turn(webhook, batch, claimed_at)
+            self._quietly(lambda conn: self._record(conn, webhook, sent, batch[len(sent):]))
+        except Exception:  # a thread of the pool has nobody to tell: log it; the lease brings the messages back
+            log.exception("webhook_send_crashed", webhook_id=str(webhook.id), seq=batch[0].seq)
         finally:
             with self._lock:
                 self._in_flight[webhook.id] -= 1
             metrics.IN_FLIGHT.dec()
             self._wake.set()  # a slot is free: the loop may claim again at once
 
-    def _record(self, conn, webhook: Row, message: Row, outcome: Outcome) -> None:
+    def _send_in_turn(self, webhook: Row, batch: list[Row], claimed_at: float) -> list[tuple[Row, Outcome]]:
+        """The messages sent, in order, until one is not delivered (the receiver is in trouble: the rest
+        wait for the next claim), the dispatcher stops, or what is left of the lease would not cover a send."""
+        secret, sent = self.box.open(webhook.secret_ciphertext), []
+        for message in batch:
+            if (sent and not sent[-1][1].delivered) or not self._may_send(claimed_at):
+                break
+            body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
+            sent.append((message, self.sender.send(webhook.url, secret, message_key(message.message_id), body)))
+        return sent
+
+    def _may_send(self, claimed_at: float) -> bool:
+        lease_left_s = self.lease_s - (time.monotonic() - claimed_at)
+        return not self._stop.is_set() and lease_left_s > self.send_budget_s
+
+    def _record(self, conn, webhook: Row, sent: list[tuple[Row, Outcome]], released: list[Row]) -> None:
+        recorded = [self._outcome(webhook, message, outcome) for message, outcome in sent]
+        store.record_outcomes(conn, recorded + [store.Recorded(message, store.RELEASED) for message in released])
+        if recorded[-1:] and recorded[-1].status == GONE:
+            store.disable_webhook(conn, webhook.id, "the receiver answered 410 Gone")
+
+    def _outcome(self, webhook: Row, message: Row, outcome: Outcome) -> store.Recorded:
+        """What to record of one send (logged and counted here)."""
         described = dict(webhook_id=str(webhook.id), message=message_key(message.message_id),
                          attempts=message.attempts, status=outcome.status, error=outcome.error)
         if outcome.delivered:
-            store.record_delivered(conn, message, outcome.status)
             metrics.DELIVERED.inc()
             log.info("webhook_delivered", **described)
-        elif outcome.status == GONE:
-            store.record_failed(conn, message, GONE, "410 Gone: the webhook was disabled")
-            store.disable_webhook(conn, webhook.id, "the receiver answered 410 Gone")
+            return store.Recorded(message, store.DELIVERED, outcome.status)
+        if outcome.status == GONE:
             metrics.FAILED.inc()
             log.warning("webhook_disabled", **described)
-        else:
-            self._record_failure(conn, message, outcome, described)
+            return store.Recorded(message, store.FAILED, GONE, "410 Gone: the webhook was disabled")
+        return self._failure(message, outcome, described)
 
-    def _record_failure(self, conn, message: Row, outcome: Outcome, described: dict) -> None:
+    def _failure(self, message: Row, outcome: Outcome, described: dict) -> store.Recorded:
         delay_s = self.policy.delay_s(message.attempts, outcome.retry_after_s)
         error = outcome.error or f"HTTP {outcome.status}"
         if delay_s is None:
-            store.record_failed(conn, message, outcome.status, error)
             metrics.FAILED.inc()
             log.warning("webhook_failed", **described)
-        else:
-            store.record_retry(conn, message, outcome.status, error, delay_s)
-            metrics.RETRIED.inc()
-            log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
+            return store.Recorded(message, store.FAILED, outcome.status, error)
+        metrics.RETRIED.inc()
+        log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
+        return store.Recorded(message, store.RETRY, outcome.status, error, delay_s)
 
     def _sweep_offers(self, stop: threading.Event) -> None:
         """Until `stop`: expire the offers past their time, offering their tickets on (app/booking/offers.py),

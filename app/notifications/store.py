@@ -7,9 +7,15 @@ number of dispatchers share the work and a dispatcher that dies mid-send leaves 
 
 from __future__ import annotations
 
+from operator import attrgetter
+from typing import NamedTuple
 from uuid import UUID
 
 from sqlalchemy import Connection, Row, text
+
+from app.notifications.model import DELIVERED, FAILED
+
+RETRY, RELEASED = "retry", "released"  # the outcomes, beside DELIVERED and FAILED, that leave a message pending
 
 WEBHOOK_COLUMNS = "id, seq, url, types, event_id, disabled_at, disabled_reason, created_at"
 DELIVERY_COLUMNS = (
@@ -67,23 +73,27 @@ UPDATE webhook_messages c
         ORDER BY m.ledger_seq
         LIMIT :limit
         FOR UPDATE SKIP LOCKED)
-RETURNING c.event_id, c.seq, c.message_id, c.type, c.booking, c.event, c.occurred_at, c.attempts
+RETURNING c.event_id, c.seq, c.ledger_seq, c.message_id, c.type, c.booking, c.event, c.occurred_at, c.attempts
 """)
-# Each outcome is recorded only by the claim that made this attempt (`attempts` still ours): a
-# dispatcher whose lease ran out and whose message was claimed again does not overwrite the newer try.
-RECORD_DELIVERED = text("""
-UPDATE webhook_messages SET state = 'delivered', delivered_at = now(), last_status = :status, last_error = NULL,
+# The outcomes of a sender's batch, one statement for them all. Each is recorded only by the claim that
+# made this attempt (`attempts` still ours): a dispatcher whose lease ran out and whose message was
+# claimed again does not overwrite the newer try. A message the sender did not try (RELEASED: its batch
+# stopped early) is given back as it was before the claim: its lease cleared, its attempt not counted.
+RECORD_OUTCOMES = text("""
+UPDATE webhook_messages m
+   SET state = CASE o.kind WHEN 'delivered' THEN 'delivered' WHEN 'failed' THEN 'failed' ELSE 'pending' END,
+       delivered_at = CASE WHEN o.kind = 'delivered' THEN now() END,
+       last_status = CASE WHEN o.kind = 'released' THEN m.last_status ELSE o.status END,
+       last_error = CASE WHEN o.kind = 'released' THEN m.last_error ELSE o.error END,
+       next_attempt_at = CASE WHEN o.kind = 'retry' THEN now() + make_interval(secs => o.delay_s)
+                              ELSE m.next_attempt_at END,
+       attempts = m.attempts - CASE WHEN o.kind = 'released' THEN 1 ELSE 0 END,
        lease_until = NULL
- WHERE event_id = :event_id AND seq = :seq AND attempts = :attempts
-""")
-RECORD_RETRY = text("""
-UPDATE webhook_messages SET last_status = :status, last_error = :error, lease_until = NULL,
-       next_attempt_at = now() + make_interval(secs => :delay_s)
- WHERE event_id = :event_id AND seq = :seq AND attempts = :attempts AND state = 'pending'
-""")
-RECORD_FAILED = text("""
-UPDATE webhook_messages SET state = 'failed', last_status = :status, last_error = :error, lease_until = NULL
- WHERE event_id = :event_id AND seq = :seq AND attempts = :attempts AND state = 'pending'
+  FROM unnest(CAST(:event_ids AS uuid[]), CAST(:seqs AS bigint[]), CAST(:attempts AS int[]),
+              CAST(:kinds AS text[]), CAST(:statuses AS int[]), CAST(:errors AS text[]), CAST(:delays AS float8[]))
+       AS o(event_id, seq, attempts, kind, status, error, delay_s)
+ WHERE m.event_id = o.event_id AND m.seq = o.seq AND m.attempts = o.attempts
+   AND (o.kind = 'delivered' OR m.state = 'pending')
 """)
 DISABLE_WEBHOOK = text("""
 UPDATE webhooks SET disabled_at = now(), disabled_reason = :reason WHERE id = :id AND disabled_at IS NULL
@@ -139,24 +149,32 @@ def due_webhooks(conn: Connection) -> list[Row]:
 
 
 def claim(conn: Connection, webhook_id: UUID, limit: int, lease_s: float) -> list[Row]:
-    return conn.execute(CLAIM, {"webhook_id": webhook_id, "limit": limit, "lease_s": lease_s}).all()
+    """The messages claimed, oldest change first (an UPDATE's RETURNING keeps no order)."""
+    claimed = conn.execute(CLAIM, {"webhook_id": webhook_id, "limit": limit, "lease_s": lease_s}).all()
+    return sorted(claimed, key=attrgetter("ledger_seq"))
 
 
-def record_delivered(conn: Connection, claimed: Row, status: int) -> None:
-    conn.execute(RECORD_DELIVERED, {**_attempt(claimed), "status": status})
+class Recorded(NamedTuple):
+    """What came of one claimed message: its `kind` (DELIVERED, RETRY, FAILED, or RELEASED: not tried)."""
+
+    message: Row
+    kind: str
+    status: int | None = None
+    error: str | None = None
+    delay_s: float | None = None  # RETRY: the next try is this many seconds from now
 
 
-def record_retry(conn: Connection, claimed: Row, status: int | None, error: str | None, delay_s: float) -> None:
-    conn.execute(RECORD_RETRY, {**_attempt(claimed), "status": status, "error": error, "delay_s": delay_s})
-
-
-def record_failed(conn: Connection, claimed: Row, status: int | None, error: str | None) -> None:
-    conn.execute(RECORD_FAILED, {**_attempt(claimed), "status": status, "error": error})
-
-
-def _attempt(claimed: Row) -> dict:
-    """The message's key (event_id first, as sharded) and the attempt this claim made."""
-    return {"event_id": claimed.event_id, "seq": claimed.seq, "attempts": claimed.attempts}
+def record_outcomes(conn: Connection, recorded: list[Recorded]) -> None:
+    """Record a batch's outcomes; the key is the message's (event_id first, as sharded) and its attempt."""
+    conn.execute(RECORD_OUTCOMES, {
+        "event_ids": [str(r.message.event_id) for r in recorded],
+        "seqs": [r.message.seq for r in recorded],
+        "attempts": [r.message.attempts for r in recorded],
+        "kinds": [r.kind for r in recorded],
+        "statuses": [r.status for r in recorded],
+        "errors": [r.error for r in recorded],
+        "delays": [r.delay_s for r in recorded],
+    })
 
 
 def disable_webhook(conn: Connection, webhook_id: UUID, reason: str) -> None:

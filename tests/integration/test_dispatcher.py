@@ -200,3 +200,43 @@ def test_delivered_messages_are_purged_after_the_retention(client, admin_headers
     wait_until(lambda: len(deliveries(client, admin_headers, webhook)) == 1, "the delivered message is purged")
 
     assert deliveries(client, admin_headers, webhook)[0]["state"] == "pending"  # the undelivered one stays
+
+
+def test_messages_a_sender_gives_back_unsent_are_sent_later_with_no_try_counted(client, admin_headers, register,
+                                                                               receiver, new_event, dispatcher):
+    event = new_event(10)
+    webhook = register(receiver, eventId=event["id"])
+    for user in "abcd":
+        book(client, event, user)
+    receiver.answer = statuses(500)  # the first send fails: its batch stops, and the three after it go back
+    dispatcher(webhook_per_receiver=1)  # one sender, so the four messages are one batch
+
+    wait_until(lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 4,
+               "all four are delivered")
+
+    assert [d["attempts"] for d in deliveries(client, admin_headers, webhook)] == [2, 1, 1, 1]
+    assert len(receiver.arrivals) == 5 and sorted(receiver.ids()) == sorted(set(receiver.ids()))
+
+
+def test_a_slow_receivers_batch_stops_before_its_lease_runs_out_so_none_is_sent_twice(
+        client, admin_headers, register, receiver, new_event, dispatcher):
+    event = new_event(30)
+    webhook = register(receiver, eventId=event["id"])
+    for n in range(20):
+        book(client, event, f"user-{n}")
+
+    def slow(_request):
+        time.sleep(0.5)  # the receiver's pace: each answer takes half a second (not an ordering)
+        return Response(status=204)
+
+    receiver.answer = slow
+    # A lease of 2 x 1 s + 5 s: the first sender's batch of 16 would take 8 s; a second dispatcher would
+    # claim what was still unsent once the lease ran out, and both would send it.
+    dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)
+    dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)
+
+    wait_until(lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 20,
+               "all twenty are delivered", deadline_s=30)
+
+    assert len(receiver.arrivals) == 20 and len(set(receiver.ids())) == 20
+    assert {d["attempts"] for d in deliveries(client, admin_headers, webhook)} == {1}

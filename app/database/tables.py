@@ -37,6 +37,8 @@ metadata = MetaData(
 )
 
 NOW = text("now()")
+# A pending outbox message, as the claim's order probes ask for it (app/notifications/store.py, CLAIM).
+PROBED_PENDING = "state NOT IN ('delivered', 'failed')"
 
 events = Table(
     "events",
@@ -260,16 +262,18 @@ webhook_messages = Table(
     CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state_known"),
     Index("ix_webhook_messages_webhook_id_seq", "webhook_id", "seq"),
     Index("ix_webhook_messages_webhook_id_message_id", "webhook_id", "message_id"),
-    # What is left to send, by webhook and booking: the claim, and the per-booking order.
+    # What is left to send, by webhook and booking: the claim's per-booking order. "Not delivered nor
+    # failed" is pending, spelled so that only the claim's probes can use this index and the next one,
+    # and never the queue's below (migration 0016).
     Index(
         "ix_webhook_messages_pending", "webhook_id", "booking_id", "ledger_seq",
-        postgresql_where=text("state = 'pending'"),
+        postgresql_where=text(PROBED_PENDING),
     ),
     # An event's messages left to send (event.updated, event.cancelled: no booking): the per-event order,
     # one exact probe however many other events' messages wait.
     Index(
         "ix_webhook_messages_pending_event", "webhook_id", "event_id", "ledger_seq",
-        postgresql_where=text("state = 'pending' AND booking_id IS NULL"),
+        postgresql_where=text(f"{PROBED_PENDING} AND booking_id IS NULL"),
     ),
     # A webhook's queue in the order of the changes: the claim reads it from the front, an index scan
     # whatever the backlog (without it, each claim sorted every pending message: 10 ms at 8 000).

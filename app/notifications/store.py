@@ -13,6 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Row, text
 
+from app.database.tables import PROBED_PENDING
 from app.notifications.model import DELIVERED, FAILED
 
 RETRY, RELEASED = "retry", "released"  # the outcomes, beside DELIVERED and FAILED, that leave a message pending
@@ -56,7 +57,12 @@ SELECT w.id, w.url, w.secret_ciphertext FROM webhooks w
 # Up to :limit of a webhook's due messages, oldest change first, leased for :lease_s seconds. A message
 # waits while an earlier one about the same booking is still pending (per-booking order), leased or not;
 # an event's message (no booking: event.updated, event.cancelled) while an earlier one of the same event
-# is (per-event order): an index probe each, ix_webhook_messages_pending and ix_webhook_messages_pending_event.
+# is (per-event order). Each is an exact probe per candidate, of ix_webhook_messages_pending and
+# _pending_event, whatever the statistics say. A queue table's usually say that almost nothing is
+# pending (a new outbox, or one analysed while quiet), and on them the planner made the first an
+# anti-join that scanned all the webhook's pending messages per candidate, by its own index or the
+# queue's: OFFSET 0 keeps it a subquery run per candidate (as the OR keeps the second), and "pending" is
+# spelled as only those two indexes spell it (migration 0016).
 CLAIM = text(f"""
 UPDATE webhook_messages c
    SET lease_until = now() + make_interval(secs => :lease_s), attempts = c.attempts + 1
@@ -65,11 +71,12 @@ UPDATE webhook_messages c
         WHERE m.webhook_id = :webhook_id AND {DUE}
           AND NOT EXISTS (SELECT 1 FROM webhook_messages p
                            WHERE p.webhook_id = m.webhook_id AND p.booking_id = m.booking_id
-                             AND p.state = 'pending' AND p.ledger_seq < m.ledger_seq)
+                             AND p.{PROBED_PENDING} AND p.ledger_seq < m.ledger_seq
+                          OFFSET 0)
           AND (m.booking_id IS NOT NULL OR NOT EXISTS (
                SELECT 1 FROM webhook_messages p
                 WHERE p.webhook_id = m.webhook_id AND p.booking_id IS NULL AND p.event_id = m.event_id
-                  AND p.state = 'pending' AND p.ledger_seq < m.ledger_seq))
+                  AND p.{PROBED_PENDING} AND p.ledger_seq < m.ledger_seq))
         ORDER BY m.ledger_seq
         LIMIT :limit
         FOR UPDATE SKIP LOCKED)

@@ -9,6 +9,7 @@ receiver reads the same Booking and Event as a client of the API, new fields inc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from datetime import datetime
@@ -39,13 +40,18 @@ def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: di
 
 def from_snapshot(cls, row: dict):
     """The dataclass `cls` built from a row as `to_jsonb` wrote it (timestamps as ISO 8601 text)."""
-    hints = typing.get_type_hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in row:  # a snapshot taken before the field was added (offers: migration 0011)
+    for name, is_timestamp in _fields(cls):
+        if name not in row:  # a snapshot taken before the field was added (offers: migration 0011)
             continue
-        value = row[field.name]
-        if hints[field.name] in (datetime, datetime | None) and value is not None:
-            value = datetime.fromisoformat(value)
-        values[field.name] = value
+        value = row[name]
+        values[name] = datetime.fromisoformat(value) if is_timestamp and value is not None else value
     return cls(**values)
+
+
+@functools.cache
+def _fields(cls) -> tuple[tuple[str, bool], ...]:
+    """(name, whether it holds a timestamp) of each field of `cls`: once per class, as resolving the
+    annotations cost 90 µs a message, a third of rendering its body."""
+    hints = typing.get_type_hints(cls)
+    return tuple((field.name, hints[field.name] in (datetime, datetime | None)) for field in dataclasses.fields(cls))

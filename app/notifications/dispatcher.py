@@ -175,11 +175,12 @@ class Dispatcher:
         """The messages sent, in order, until one is not delivered (the receiver is in trouble: the rest
         wait for the next claim), the dispatcher stops, or what is left of the lease would not cover a send."""
         secret, sent = self.box.open(webhook.secret_ciphertext), []
+        destination = self.sender.destination(webhook.url)  # resolved and checked once for the batch
         for message in batch:
             if (sent and not sent[-1][1].delivered) or not self._may_send(claimed_at):
                 break
             body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
-            sent.append((message, self.sender.send(webhook.url, secret, message_key(message.message_id), body)))
+            sent.append((message, self.sender.send(destination, secret, message_key(message.message_id), body)))
         return sent
 
     def _may_send(self, claimed_at: float) -> bool:

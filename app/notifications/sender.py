@@ -1,24 +1,34 @@
-"""One signed POST to a receiver, over a connection to an address the SSRF guard has just checked.
+"""Signed POSTs to a receiver, over connections to an address the SSRF guard has just checked.
 
-The URL's host is resolved once, here; each address is checked (app/notifications/destinations.py)
-and the request goes to the first one, by IP, with the original name in the Host header and, for
-https, as the TLS server name (SNI), against which the certificate is verified. httpx therefore never
-resolves the name itself, and cannot be sent elsewhere by a second answer (DNS rebinding).
-Redirects are not followed: a 3xx is an answer like any other non-2xx.
+A batch's URL is resolved once (`Sender.destination`); each address is checked
+(app/notifications/destinations.py) and the requests go to the first one, by IP, with the original
+name in the Host header and, for https, as the TLS server name (SNI), against which the certificate is
+verified. The sender therefore never resolves the name itself, and cannot be sent elsewhere by a second
+answer (DNS rebinding). Redirects are not followed: a 3xx is an answer like any other non-2xx.
+
+httpx parses the URL (IDNA names, ports, the Host header); the requests go through httpcore, httpx's
+own HTTP/1.1 engine, used directly: httpx's models around each request cost three times the CPU of the
+request itself (docs/webhooks.md, "The dispatcher's pace").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
+import certifi
+import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook as Signer
 
 from app.notifications.destinations import Resolver, UnsafeDestination, host_and_port, public_address, resolve
 
 USER_AGENT = "booking-service-webhooks/1"
+# What a send may raise for the network and the receiver's HTTP (httpcore has no common base class).
+SEND_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol)
+MAX_CONNECTIONS, MAX_IDLE_CONNECTIONS = 100, 20  # httpx's defaults
 
 
 @dataclass(frozen=True)
@@ -34,40 +44,67 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a batch goes: the URL with the checked address for the name, and the Host header and TLS
+    server name that keep the name; or, with `refusal`, why it may not be reached."""
+
+    url: httpcore.URL | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    extensions: dict = field(default_factory=dict)
+    refusal: str | None = None
+
+
 class Sender:
-    def __init__(self, timeout_s: float, allow_private: bool, resolver: Resolver = resolve) -> None:
-        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+    def __init__(self, timeout_s: float, allow_private: bool, resolver: Resolver = resolve,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        context = ssl_context or ssl.create_default_context(cafile=certifi.where())  # the CAs httpx trusts
+        self._pool = httpcore.ConnectionPool(ssl_context=context, max_connections=MAX_CONNECTIONS,
+                                             max_keepalive_connections=MAX_IDLE_CONNECTIONS)
+        self._timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         self._allow_private, self._resolver = allow_private, resolver
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
-    def send(self, url: str, secret: str, message_key: str, body: str) -> Outcome:
-        """POST `body` to `url`, signed with `secret` the Standard Webhooks way; never raises for the network."""
+    def destination(self, url: str) -> Destination:
+        """`url`'s receiver, its name resolved and checked now; a refusal if it may not be reached."""
         try:
-            request = self._pinned_request(url, signed_headers(secret, message_key, body), body)
-            response = self._client.send(request)
+            host, port = host_and_port(url)
+            target = httpx.URL(url)
+            address = self._checked_address(host, port)
         except UnsafeDestination as error:
-            return Outcome(None, f"refused: {error}")
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            return Outcome(None, f"{type(error).__name__}: {error}"[:500])
-        return Outcome(response.status_code, None, retry_after_s(response.headers.get("Retry-After")))
+            return Destination(refusal=f"refused: {error}")
+        except httpx.InvalidURL as error:
+            return Destination(refusal=f"InvalidURL: {error}"[:500])
+        extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
+        pinned = httpcore.URL(scheme=target.raw_scheme, host=address.encode("ascii"), port=port, target=target.raw_path)
+        headers = ((b"Host", target.netloc), (b"User-Agent", USER_AGENT.encode()),
+                   (b"Content-Type", b"application/json"))
+        return Destination(pinned, headers, {**extensions, "timeout": self._timeouts})
 
-    def _pinned_request(self, url: str, headers: dict, body: str) -> httpx.Request:
-        host, port = host_and_port(url)
-        address = self._checked_address(host, port)
-        target = httpx.URL(url)
-        extensions = {"sni_hostname": host} if target.scheme == "https" else {}
-        headers = {**headers, "Host": target.netloc.decode("ascii"), "User-Agent": USER_AGENT,
-                   "Content-Type": "application/json"}
-        return self._client.build_request(
-            "POST", target.copy_with(host=address), content=body.encode(), headers=headers, extensions=extensions
-        )
+    def send(self, destination: Destination, secret: str, message_key: str, body: str) -> Outcome:
+        """POST `body`, signed with `secret` the Standard Webhooks way; never raises for the network."""
+        if destination.refusal is not None:
+            return Outcome(None, destination.refusal)
+        content = body.encode()
+        signed = tuple((name.encode(), value.encode()) for name, value in signed_headers(secret, message_key, body).items())
+        headers = [*destination.headers, *signed, (b"Content-Length", str(len(content)).encode())]
+        try:
+            response = self._pool.request("POST", destination.url, headers=headers, content=content,
+                                          extensions=destination.extensions)
+        except SEND_ERRORS as error:
+            return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+        return Outcome(response.status, None, retry_after_s(_header(response, b"retry-after")))
 
     def _checked_address(self, host: str, port: int) -> str:
         if self._allow_private:
             return self._resolver(host, port)[0]
         return public_address(host, port, self._resolver)
+
+
+def _header(response: httpcore.Response, name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in response.headers if key.lower() == name), None)
 
 
 def signed_headers(secret: str, message_key: str, body: str) -> dict:

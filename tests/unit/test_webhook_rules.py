@@ -49,7 +49,7 @@ def test_dns_rebinding_after_registration_is_caught_at_send_time():
     check_url("http://rebind.example/hook", allow_private=False, resolver=resolver)
     sender = Sender(timeout_s=1, allow_private=False, resolver=resolver)
 
-    outcome = sender.send("http://rebind.example/hook", new_secret(), "msg_1", "{}")
+    outcome = sender.send(sender.destination("http://rebind.example/hook"), new_secret(), "msg_1", "{}")
 
     assert (outcome.status, outcome.delivered) == (None, False)
     assert outcome.error == "refused: rebind.example resolves to 127.0.0.1, which is not a public address"

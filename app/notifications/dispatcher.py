@@ -28,7 +28,7 @@ from app.config import Config
 from app.notifications import messages, metrics, store
 from app.notifications.model import message_key
 from app.notifications.secrets import SecretBox
-from app.notifications.sender import Outcome, Sender
+from app.notifications.sender import Destination, Outcome, Sender
 
 # A connection that dies while in use fails its return to the pool (the reset of its isolation level)
 # with the driver's own error, which SQLAlchemy does not wrap: both mean "the database is away".
@@ -36,8 +36,10 @@ DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
 
 JITTER = 0.2  # each delay is drawn from ±20% of the schedule's, so that receivers back up unevenly
 MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
+SEND_PHASES = 4  # connect, TLS handshake, write, read: the timeout bounds each
 LEASE_MARGIN_S = 5.0
 RECORD_MARGIN_S = 1.0
+RECORD_WAITS_S = (0.0, 0.5, 2.0)  # before each try of a batch's record
 # Messages one sender takes per claim and sends one after another: one claim and one record statement
 # (each a commit) serve them all, where one per message made the database the dispatcher's limit.
 BATCH = 16
@@ -81,10 +83,11 @@ class Dispatcher:
         self.sender = sender or Sender(config.webhook_timeout_s, config.webhook_allow_private)
         self.policy = RetryPolicy(config.webhook_retry_schedule)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        # Longer than a send can take (connect, then read, each bounded by the timeout); a sender starts
-        # another message of its batch only while the lease still covers a whole send and its record.
-        self.send_budget_s = 2 * config.webhook_timeout_s + RECORD_MARGIN_S
-        self.lease_s = 2 * config.webhook_timeout_s + LEASE_MARGIN_S
+        # Longer than a send can take (connect, TLS handshake, write and read, each bounded by the
+        # timeout); a sender starts another message of its batch only while the lease still covers a
+        # whole send and its record.
+        self.send_budget_s = SEND_PHASES * config.webhook_timeout_s + RECORD_MARGIN_S
+        self.lease_s = SEND_PHASES * config.webhook_timeout_s + LEASE_MARGIN_S
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
         self._in_flight: Counter = Counter()
         self._lock, self._wake = threading.Lock(), threading.Event()
@@ -162,7 +165,7 @@ class Dispatcher:
         """Send a batch one message after another, then record every outcome in one statement."""
         try:
             sent = self._send_in_turn(webhook, batch, claimed_at)
-            self._quietly(lambda conn: self._record(conn, webhook, sent, batch[len(sent):]))
+            self._record(webhook, sent, batch[len(sent):])
         except Exception:  # a thread of the pool has nobody to tell: log it; the lease brings the messages back
             log.exception("webhook_send_crashed", webhook_id=str(webhook.id), seq=batch[0].seq)
         finally:
@@ -172,25 +175,46 @@ class Dispatcher:
             self._wake.set()  # a slot is free: the loop may claim again at once
 
     def _send_in_turn(self, webhook: Row, batch: list[Row], claimed_at: float) -> list[tuple[Row, Outcome]]:
-        """The messages sent, in order, until one is not delivered (the receiver is in trouble: the rest
-        wait for the next claim), the dispatcher stops, or what is left of the lease would not cover a send."""
+        """The messages sent, in order, until the receiver answers 410, the dispatcher stops, or what is
+        left of the lease would not cover one more send; the rest wait for the next claim."""
         secret, sent = self.box.open(webhook.secret_ciphertext), []
         destination = self.sender.destination(webhook.url)  # resolved and checked once for the batch
         for message in batch:
-            if (sent and not sent[-1][1].delivered) or not self._may_send(claimed_at):
+            if not self._may_send(claimed_at, sent):
                 break
-            body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
-            sent.append((message, self.sender.send(destination, secret, message_key(message.message_id), body)))
+            sent.append((message, self._send(destination, secret, message)))
         return sent
 
-    def _may_send(self, claimed_at: float) -> bool:
-        lease_left_s = self.lease_s - (time.monotonic() - claimed_at)
-        return not self._stop.is_set() and lease_left_s > self.send_budget_s
+    def _send(self, destination: Destination, secret: str, message: Row) -> Outcome:
+        try:
+            body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
+            return self.sender.send(destination, secret, message_key(message.message_id), body)
+        except Exception as error:  # noqa: BLE001 (a bug, say a body that cannot be rendered: this message is
+            # retried and in the end failed like any other failure, and the batch's others go on)
+            log.exception("webhook_send_crashed", message=message_key(message.message_id))
+            return Outcome(None, f"crashed: {type(error).__name__}: {error}"[:500])
 
-    def _record(self, conn, webhook: Row, sent: list[tuple[Row, Outcome]], released: list[Row]) -> None:
+    def _may_send(self, claimed_at: float, sent: list[tuple[Row, Outcome]]) -> bool:
+        if self._stop.is_set() or (sent and sent[-1][1].status == GONE):
+            return False
+        lease_left_s = self.lease_s - (time.monotonic() - claimed_at)
+        return not sent or lease_left_s > self.send_budget_s  # the first is sent whatever the claim took
+
+    def _record(self, webhook: Row, sent: list[tuple[Row, Outcome]], released: list[Row]) -> None:
+        """Record the batch, trying again while the database is away: a delivered message left to its lease
+        would be sent again (a second try of the same record changes nothing: `attempts` guards each row)."""
         recorded = [self._outcome(webhook, message, outcome) for message, outcome in sent]
-        store.record_outcomes(conn, recorded + [store.Recorded(message, store.RELEASED) for message in released])
-        if recorded[-1:] and recorded[-1].status == GONE:
+        recorded += [store.Recorded(message, store.RELEASED) for message in released]
+        gone = bool(sent) and sent[-1][1].status == GONE
+        for wait_s in RECORD_WAITS_S:
+            time.sleep(wait_s)  # a back-off between tries, not an ordering
+            if self._quietly(lambda conn: self._write(conn, webhook, recorded, gone)):
+                return
+
+    @staticmethod
+    def _write(conn, webhook: Row, recorded: list[store.Recorded], gone: bool) -> None:
+        store.record_outcomes(conn, recorded)
+        if gone:
             store.disable_webhook(conn, webhook.id, "the receiver answered 410 Gone")
 
     def _outcome(self, webhook: Row, message: Row, outcome: Outcome) -> store.Recorded:
@@ -250,13 +274,15 @@ class Dispatcher:
         with self._database.connect() as conn:
             return store.purge_delivered(conn, self.config.webhook_retention_s, PURGE_BATCH)
 
-    def _quietly(self, work) -> None:
-        """`work(conn)`; a database error is logged: the lease brings the message back."""
+    def _quietly(self, work) -> bool:
+        """`work(conn)`, and whether it was done; a database error is logged: the lease brings the messages back."""
         try:
             with self._database.connect() as conn:
                 work(conn)
         except DATABASE_ERRORS as error:
             log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
+            return False
+        return True
 
     def healthy(self, within_s: float) -> bool:
         """Whether a loop reached the database in the last `within_s` seconds, and the offer sweeper runs."""

@@ -202,13 +202,13 @@ def test_delivered_messages_are_purged_after_the_retention(client, admin_headers
     assert deliveries(client, admin_headers, webhook)[0]["state"] == "pending"  # the undelivered one stays
 
 
-def test_messages_a_sender_gives_back_unsent_are_sent_later_with_no_try_counted(client, admin_headers, register,
-                                                                               receiver, new_event, dispatcher):
+def test_a_failed_send_gives_only_its_own_message_another_try(client, admin_headers, register, receiver, new_event,
+                                                              dispatcher):
     event = new_event(10)
     webhook = register(receiver, eventId=event["id"])
     for user in "abcd":
         book(client, event, user)
-    receiver.answer = statuses(500)  # the first send fails: its batch stops, and the three after it go back
+    receiver.answer = statuses(500)  # the first send of the batch fails
     dispatcher(webhook_per_receiver=1)  # one sender, so the four messages are one batch
 
     wait_until(lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 4,
@@ -216,6 +216,25 @@ def test_messages_a_sender_gives_back_unsent_are_sent_later_with_no_try_counted(
 
     assert [d["attempts"] for d in deliveries(client, admin_headers, webhook)] == [2, 1, 1, 1]
     assert len(receiver.arrivals) == 5 and sorted(receiver.ids()) == sorted(set(receiver.ids()))
+
+
+def test_a_message_whose_body_cannot_be_rendered_fails_alone(engine, client, admin_headers, register, receiver,
+                                                             new_event, dispatcher):
+    event = new_event(10)
+    webhook = register(receiver, eventId=event["id"])
+    broken, whole = book(client, event, "a"), book(client, event, "b")
+    with engine.begin() as conn:  # a snapshot no renderer can read
+        conn.execute(text("UPDATE webhook_messages SET booking = booking || '{\"created_at\": \"not a time\"}'"
+                          " WHERE webhook_id = :id AND booking_id = :booking"),
+                     {"id": webhook["id"], "booking": broken["id"]})
+    dispatcher(webhook_per_receiver=1, webhook_retry_schedule=(0.1,))
+
+    wait_until(lambda: {d["state"] for d in deliveries(client, admin_headers, webhook)} == {"failed", "delivered"},
+               "one fails, the other arrives")
+
+    failed = next(d for d in deliveries(client, admin_headers, webhook) if d["state"] == "failed")
+    assert failed["attempts"] == 2 and failed["lastError"].startswith("crashed: ValueError")
+    assert [body["data"]["booking"]["id"] for body in receiver.delivered] == [whole["id"]]
 
 
 def test_a_slow_receivers_batch_stops_before_its_lease_runs_out_so_none_is_sent_twice(
@@ -226,11 +245,11 @@ def test_a_slow_receivers_batch_stops_before_its_lease_runs_out_so_none_is_sent_
         book(client, event, f"user-{n}")
 
     def slow(_request):
-        time.sleep(0.5)  # the receiver's pace: each answer takes half a second (not an ordering)
+        time.sleep(0.7)  # the receiver's pace: each answer takes 0.7 s (not an ordering)
         return Response(status=204)
 
     receiver.answer = slow
-    # A lease of 2 x 1 s + 5 s: the first sender's batch of 16 would take 8 s; a second dispatcher would
+    # A lease of 4 x 1 s + 5 s: the first sender's batch of 16 would take 11 s; a second dispatcher would
     # claim what was still unsent once the lease ran out, and both would send it.
     dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)
     dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)

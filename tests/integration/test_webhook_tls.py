@@ -52,27 +52,27 @@ def tls_receiver(certificate):
     server.stop()
 
 
-def sender_trusting(certificate) -> Sender:
+@pytest.fixture
+def sender(certificate):
+    """A sender that trusts the certificate and resolves every name to 127.0.0.1; closed afterwards."""
     trust = ssl.create_default_context(cafile=str(certificate[0]))
-    return Sender(timeout_s=2, allow_private=True, resolver=lambda host, port: ["127.0.0.1"], ssl_context=trust)
+    made = Sender(timeout_s=2, allow_private=True, resolver=lambda host, port: ["127.0.0.1"], ssl_context=trust)
+    yield made
+    made.close()
 
 
-def test_https_goes_to_the_checked_address_under_the_receivers_own_name(certificate, tls_receiver):
+def test_https_goes_to_the_checked_address_under_the_receivers_own_name(sender, tls_receiver):
     server, seen = tls_receiver
-    sender = sender_trusting(certificate)
 
     outcome = sender.send(sender.destination(f"https://{NAME}:{server.port}/hook"), new_secret(), "msg_1", "{}")
 
     assert (outcome.status, outcome.error) == (204, None)
     assert seen[0].headers["Host"] == f"{NAME}:{server.port}" and seen[0].headers["webhook-id"] == "msg_1"
-    sender.close()
 
 
-def test_a_certificate_for_another_name_is_refused(certificate, tls_receiver):
+def test_a_certificate_for_another_name_is_refused(sender, tls_receiver):
     server, seen = tls_receiver
-    sender = sender_trusting(certificate)
 
     outcome = sender.send(sender.destination(f"https://other.test:{server.port}/hook"), new_secret(), "msg_1", "{}")
 
     assert outcome.status is None and "certificate verify failed" in outcome.error and seen == []
-    sender.close()

@@ -76,6 +76,11 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert retry_after_s(None) is None and retry_after_s("whenever") is None
 
 
+def test_a_retry_after_in_an_odd_spelling_is_read_or_ignored_never_raised():
+    assert retry_after_s("²") is None  # a digit to str.isdigit, not a number
+    assert retry_after_s("Mon, 01 Jan 2035 00:00:00 -0000") > 0  # an HTTP date that does not name its zone
+
+
 def test_the_signature_verifies_with_standardwebhooks():
     secret, body = new_secret(), '{"id":"msg_1"}'
 

@@ -15,6 +15,12 @@ ms at 5 000, docs/webhooks.md). The claim now keeps each probe a subquery per ca
 indexes spell their predicate `state NOT IN ('delivered', 'failed')`: the same rows (the CHECK allows
 three states), but a predicate the queue's indexes do not satisfy, so that a probe, asked the same way,
 can only be the exact one. The columns are unchanged.
+
+For operators: the indexes are dropped and built again inside the migration's transaction. The build
+reads all of `webhook_messages` (delivered messages are kept for WEBHOOK_RETENTION, 7 days by default)
+while holding a lock that makes the webhook trigger, and so every booking of an event with a webhook,
+wait: run it at a quiet hour, or shorten WEBHOOK_RETENTION first and let a dispatcher purge (it
+deletes delivered messages past the retention every 10 s).
 """
 
 import sqlalchemy as sa

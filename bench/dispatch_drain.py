@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 from app.notifications import service
 from app.notifications.secrets import SecretBox
 from bench.database import postgres_server
-from bench.load import _own_cpu, _tree_cpu
+from bench.load import own_cpu, postmaster_pid, tree_cpu
 from bench.organisers import fresh_database
 from bench.settings import ROOT
 from bench.webhooks import DispatcherProcess, Receiver
@@ -42,7 +42,6 @@ SELECT count(*) FROM book_many(:event_id, ARRAY(SELECT 'user-' || n FROM generat
 """)
 PENDING = text("SELECT count(*) FROM webhook_messages WHERE state = 'pending'")
 OUTCOMES = text("SELECT count(*) FILTER (WHERE state = 'delivered'), count(*) FILTER (WHERE attempts > 1) FROM webhook_messages")
-BACKEND_PID = text("SELECT pg_backend_pid()")
 
 
 def main() -> int:
@@ -74,25 +73,18 @@ def backlog(engine, box: SecretBox, receiver_url: str):
     return event_id
 
 
-def postmaster_pid(engine) -> int | None:
-    with engine.connect() as conn:
-        backend = psutil.Process(conn.execute(BACKEND_PID).scalar_one())
-    parent = psutil.Process(backend.ppid())
-    return parent.pid if parent.name().startswith("postgres") else None
-
-
 def measure(engine, dispatcher: DispatcherProcess, receiver: Receiver, postmaster: int | None) -> dict:
     """From the dispatcher's first heartbeat until nothing is pending (or GIVE_UP_S): rates and CPU of
     the messages sent meanwhile (its start-up's CPU and first sends are left out)."""
     own = psutil.Process()
-    start = time.monotonic(), dispatcher.cpu_seconds(), _tree_cpu(postmaster), _own_cpu(own), receiver.counts()[0]
+    start = time.monotonic(), dispatcher.cpu_seconds(), tree_cpu(postmaster), own_cpu(own), receiver.counts()[0]
     deadline = start[0] + GIVE_UP_S
     with engine.connect() as conn:
         while conn.execute(PENDING).scalar_one() and time.monotonic() < deadline:
             time.sleep(POLL_S)  # polling for the end, not ordering anything
         delivered, retried = conn.execute(OUTCOMES).one()
     received, distinct = receiver.counts()
-    end = time.monotonic(), dispatcher.cpu_seconds(), _tree_cpu(postmaster), _own_cpu(own), received
+    end = time.monotonic(), dispatcher.cpu_seconds(), tree_cpu(postmaster), own_cpu(own), received
     seconds, sent = end[0] - start[0], end[4] - start[4]  # sent since the first heartbeat
     per_message = 1000 / max(sent, 1)
     return {

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from sqlalchemy import text
 
 from bench.settings import BENCH_DIR
 
@@ -167,8 +168,8 @@ class CpuMeter:
     def snapshot(self, server_processes: list[psutil.Process]) -> dict:
         return {
             "wall": time.monotonic(),
-            "server": sum(_own_cpu(process) for process in server_processes),
-            "postgres": _tree_cpu(self.postgres_pid),
+            "server": sum(own_cpu(process) for process in server_processes),
+            "postgres": tree_cpu(self.postgres_pid),
             "machine_busy": _machine_busy_seconds(),
         }
 
@@ -191,7 +192,18 @@ class CpuMeter:
         }
 
 
-def _own_cpu(process: psutil.Process) -> float:
+def postmaster_pid(engine) -> int | None:
+    """The server's main process, when it runs on this machine (its CPU time is then reported)."""
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        postmaster = psutil.Process(psutil.Process(backend).ppid())
+        return postmaster.pid if postmaster.name().startswith("postgres") else None
+    except psutil.NoSuchProcess:  # another machine's server
+        return None
+
+
+def own_cpu(process: psutil.Process) -> float:
     try:
         times = process.cpu_times()
     except psutil.NoSuchProcess:
@@ -199,7 +211,7 @@ def _own_cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def _tree_cpu(pid: int | None) -> float:
+def tree_cpu(pid: int | None) -> float:
     """A process with its live children, plus the children it has already reaped."""
     if pid is None:
         return 0.0
@@ -210,7 +222,7 @@ def _tree_cpu(pid: int | None) -> float:
     except psutil.NoSuchProcess:
         return 0.0
     reaped = times.children_user + times.children_system
-    return times.user + times.system + reaped + sum(_own_cpu(child) for child in children)
+    return times.user + times.system + reaped + sum(own_cpu(child) for child in children)
 
 
 def _machine_busy_seconds() -> float:

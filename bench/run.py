@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import psutil
-from sqlalchemy import text
 
 from bench import report
 from bench.database import BenchDatabase, event_id, event_prefix, postgres_server
 from bench.identity import BenchIdentity
-from bench.load import CpuMeter, ensure_wrk, find_pgbench, find_psql, run_pgbench, start_wrk, wrk_result
+from bench.load import (CpuMeter, ensure_wrk, find_pgbench, find_psql, postmaster_pid, run_pgbench, start_wrk,
+                        wrk_result)
 from bench.server import Gunicorn
 from bench.settings import RESULTS_DIR, Settings
 from bench.webhooks import WebhookSide
@@ -85,7 +85,7 @@ class Bench:
         self.wrk = ensure_wrk()
         self.pgbench = find_pgbench()
         self.groups = itertools.count(1)
-        self.meter = CpuMeter(_postmaster_pid(database))
+        self.meter = CpuMeter(postmaster_pid(database.engine))
         self.records: list[dict] = []
         self.servers: dict[str, dict] = {}
         self.identity: BenchIdentity | None = None
@@ -229,17 +229,6 @@ class Bench:
         self.records.append(record)
         print(report.one_line(record), flush=True)
         return record
-
-
-def _postmaster_pid(database: BenchDatabase) -> int | None:
-    """The server's main process, when it runs on this machine (its CPU time is then reported)."""
-    with database.engine.connect() as conn:
-        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    try:
-        postmaster = psutil.Process(psutil.Process(backend).ppid())
-        return postmaster.pid if postmaster.name().startswith("postgres") else None
-    except psutil.NoSuchProcess:  # another machine's server
-        return None
 
 
 def main() -> int:

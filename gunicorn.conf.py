@@ -104,6 +104,7 @@ def post_fork(server, worker):
     until then the master's handlers, inherited through fork, would swallow the signal: the worker
     would serve on until the master's graceful timeout ran out and it was killed.
     """
+
     def stop_once_booted(_signum, _frame):
         worker.alive = False
 

@@ -80,18 +80,38 @@ class ProblemGeventWorker(GeventWorker):
             return INTERNAL_ERROR  # a header the app tried to send: our fault, not the client's
         cfg = self.cfg
         refusals = [
-            (parse_errors.LimitRequestLine, 414, "uri_too_long",
-             f"the request line is longer than {cfg.limit_request_line} bytes"),
-            (parse_errors.LimitRequestHeaders, 431, "headers_too_large",
-             f"more than {cfg.limit_request_fields} header fields, or one longer than "
-             f"{cfg.limit_request_field_size} bytes"),
-            (parse_errors.UnsupportedTransferCoding, 501, "unsupported_transfer_coding",
-             "the only transfer-coding accepted is chunked"),
-            (parse_errors.ExpectationFailed, 417, "expectation_failed",
-             "the only expectation accepted is 100-continue"),
+            (
+                parse_errors.LimitRequestLine,
+                414,
+                "uri_too_long",
+                f"the request line is longer than {cfg.limit_request_line} bytes",
+            ),
+            (
+                parse_errors.LimitRequestHeaders,
+                431,
+                "headers_too_large",
+                f"more than {cfg.limit_request_fields} header fields, or one longer than "
+                f"{cfg.limit_request_field_size} bytes",
+            ),
+            (
+                parse_errors.UnsupportedTransferCoding,
+                501,
+                "unsupported_transfer_coding",
+                "the only transfer-coding accepted is chunked",
+            ),
+            (
+                parse_errors.ExpectationFailed,
+                417,
+                "expectation_failed",
+                "the only expectation accepted is 100-continue",
+            ),
             (parse_errors.ConfigurationProblem, *INTERNAL_ERROR),
-            (parse_errors.ParseException, 400, "invalid_request",
-             "the request is not valid HTTP/1.1: its request line or a header is malformed"),
+            (
+                parse_errors.ParseException,
+                400,
+                "invalid_request",
+                "the request is not valid HTTP/1.1: its request line or a header is malformed",
+            ),
         ]
         for error_class, status, code, detail in refusals:
             if isinstance(exc, error_class):
@@ -115,11 +135,23 @@ def problem_response(status: int, code: str, detail: str, request_id: str) -> by
     """A whole HTTP/1.1 response carrying an RFC 9457 problem, in the app's layout (app/web/errors.py)."""
     title = HTTPStatus(status).phrase
     body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail,
-         "requestId": request_id}
+        {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "code": code,
+            "detail": detail,
+            "requestId": request_id,
+        }
     ).encode()
-    headers = {"Date": util.http_date(), "Connection": "close", "Content-Type": PROBLEM_JSON,
-               "Content-Length": str(len(body)), "X-Request-ID": request_id, **SECURITY_HEADERS}
+    headers = {
+        "Date": util.http_date(),
+        "Connection": "close",
+        "Content-Type": PROBLEM_JSON,
+        "Content-Length": str(len(body)),
+        "X-Request-ID": request_id,
+        **SECURITY_HEADERS,
+    }
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return f"HTTP/1.1 {status} {title}\r\n{head}\r\n".encode("latin-1") + body
 

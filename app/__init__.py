@@ -64,7 +64,17 @@ def _flask_settings(config: Config) -> dict:
 
 def _register_blueprints(api: Api) -> None:
     from app.web.routes import (
-        book, cancel, events, health, history, index, initialize, offers, status, users, webhooks,
+        book,
+        cancel,
+        events,
+        health,
+        history,
+        index,
+        initialize,
+        offers,
+        status,
+        users,
+        webhooks,
     )
 
     for module in (initialize, book, cancel, offers, status, users, history, events, webhooks, health, index):

@@ -8,10 +8,9 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from dotenv import load_dotenv
 from limits import parse_many
-
-from cryptography.fernet import Fernet
 
 from app.web.security import PRODUCTION, InsecureConfiguration, check_admin_token
 from app.web.tokens import IdentitySettings
@@ -68,7 +67,7 @@ class Config:
     identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (app/web/tokens.py)
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "Config":
+    def from_env(cls, environ: dict | None = None) -> Config:
         """Build the config from `environ` (default: the process environment, completed by `.env`)."""
         if environ is None:
             load_dotenv(PROJECT_ROOT / ".env", override=False)  # a variable already set wins
@@ -208,7 +207,7 @@ def normalise_database_url(url: str) -> str:
     """Accept the common `postgres://` and `postgresql://` spellings and pin the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 

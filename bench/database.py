@@ -24,8 +24,13 @@ QUEUE_SEED = BENCH_DIR / "queue" / "seed.sql"
 EMBEDDED_DATA_DIR = ROOT / "instance" / "pgdata-bench"
 # Shown in the report: what bounds a commit (and so the hot row) on this server.
 REPORTED_SETTINGS = (
-    "server_version", "synchronous_commit", "fsync", "wal_sync_method", "commit_delay",
-    "shared_buffers", "max_connections",
+    "server_version",
+    "synchronous_commit",
+    "fsync",
+    "wal_sync_method",
+    "commit_delay",
+    "shared_buffers",
+    "max_connections",
 )
 
 
@@ -88,8 +93,13 @@ class BenchDatabase:
     def create_churn_event(self, group: int, pools: range, pool_size: int, waiters: int) -> None:
         """A sold-out event: pool p's users c-<p>-1..c-<p>-<pool_size> hold its tickets, then
         `waiters` users wait. A load thread or client cancels only the users of its own pool."""
-        params = {"id": event_id(group, 1), "first": pools.start, "last": pools.stop - 1,
-                  "size": pool_size, "waiters": waiters}
+        params = {
+            "id": event_id(group, 1),
+            "first": pools.start,
+            "last": pools.stop - 1,
+            "size": pool_size,
+            "waiters": waiters,
+        }
         with self.engine.begin() as conn:
             conn.execute(
                 text("""
@@ -116,8 +126,23 @@ class BenchDatabase:
         """Event k of the group with `waiting` entries in its waiting list (bench/queue/seed.sql, through
         psql): user w<i> waits at position i, wanting 1 + i % 4 tickets."""
         environment = {**os.environ, **self.libpq_environment()}
-        subprocess.run([psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", "-v", f"event={event_id(group, k)}",
-                        "-v", f"waiting={waiting}", "-f", str(QUEUE_SEED)], env=environment, check=True)
+        subprocess.run(
+            [
+                psql,
+                "-q",
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                f"event={event_id(group, k)}",
+                "-v",
+                f"waiting={waiting}",
+                "-f",
+                str(QUEUE_SEED),
+            ],
+            env=environment,
+            check=True,
+        )
 
     def settle(self) -> None:
         """Start each run from the same state: statistics fresh, no checkpoint owed."""
@@ -147,8 +172,13 @@ class BenchDatabase:
         """PG* variables that point libpq programs (pgbench) at the bench database."""
         url = make_url(self.url)
         host = url.query.get("host") or url.host  # a Unix socket directory comes as ?host=
-        env = {"PGHOST": host, "PGPORT": url.port, "PGUSER": url.username,
-               "PGPASSWORD": url.password, "PGDATABASE": url.database}
+        env = {
+            "PGHOST": host,
+            "PGPORT": url.port,
+            "PGUSER": url.username,
+            "PGPASSWORD": url.password,
+            "PGDATABASE": url.database,
+        }
         return {name: str(value) for name, value in env.items() if value}
 
     def dispose(self) -> None:

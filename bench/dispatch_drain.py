@@ -41,7 +41,9 @@ SELECT count(*) FROM book_many(:event_id, ARRAY(SELECT 'user-' || n FROM generat
                                array_fill(NULL::text, ARRAY[:last - :first + 1]))
 """)
 PENDING = text("SELECT count(*) FROM webhook_messages WHERE state = 'pending'")
-OUTCOMES = text("SELECT count(*) FILTER (WHERE state = 'delivered'), count(*) FILTER (WHERE attempts > 1) FROM webhook_messages")
+OUTCOMES = text(
+    "SELECT count(*) FILTER (WHERE state = 'delivered'), count(*) FILTER (WHERE attempts > 1) FROM webhook_messages"
+)
 
 
 def main() -> int:
@@ -88,8 +90,12 @@ def measure(engine, dispatcher: DispatcherProcess, receiver: Receiver, postmaste
     seconds, sent = end[0] - start[0], end[4] - start[4]  # sent since the first heartbeat
     per_message = 1000 / max(sent, 1)
     return {
-        "messages": MESSAGES, "delivered": delivered, "retried": retried, "duplicates": received - distinct,
-        "drain_s": round(seconds, 2), "messages_per_s": round(sent / seconds, 1),
+        "messages": MESSAGES,
+        "delivered": delivered,
+        "retried": retried,
+        "duplicates": received - distinct,
+        "drain_s": round(seconds, 2),
+        "messages_per_s": round(sent / seconds, 1),
         "cpu_ms_per_message": {
             "dispatcher": round((end[1] - start[1]) * per_message, 3),
             "postgres": round((end[2] - start[2]) * per_message, 3) if postmaster else None,

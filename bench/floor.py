@@ -9,15 +9,15 @@ It lives here, not in app/, so that production never serves it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app import create_app
-from app.web.blueprint import Blueprint
 from app.booking.domain import CONFIRMED, Booking, parse_event_id
+from app.web.blueprint import Blueprint
 from app.web.schemas import BookingEnvelope, BookRequest
 
 blp = Blueprint("bench_floor", __name__, url_prefix="/bench", description="Bench floor (not in production)")
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @blp.route("/floor", methods=["POST"])

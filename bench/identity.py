@@ -32,7 +32,7 @@ class BenchIdentity:
         self.tokens_per_thread = math.ceil(TOKENS_PER_S_BUDGET * longest_run_s / threads)
         self.jwks = JwksServer(self.directory)  # makes the key under `directory`
 
-    def __enter__(self) -> "BenchIdentity":
+    def __enter__(self) -> BenchIdentity:
         self._write_pools()
         self.jwks.start()
         return self
@@ -49,8 +49,13 @@ class BenchIdentity:
         started = time.monotonic()
         sign = dev_keys.signer(self.directory)
         for thread in range(1, self.threads + 1):
-            tokens = (sign(dev_keys.claims(f"j-{thread}-{k}", ttl_s=TOKEN_TTL_S))
-                      for k in range(1, self.tokens_per_thread + 1))
+            tokens = (
+                sign(dev_keys.claims(f"j-{thread}-{k}", ttl_s=TOKEN_TTL_S))
+                for k in range(1, self.tokens_per_thread + 1)
+            )
             (self.directory / f"tokens-{thread}.txt").write_text("\n".join(tokens) + "\n")
-        print(f"  signed {self.threads} x {self.tokens_per_thread} RS256 tokens for hot-jwt in "
-              f"{time.monotonic() - started:.1f} s", flush=True)
+        print(
+            f"  signed {self.threads} x {self.tokens_per_thread} RS256 tokens for hot-jwt in "
+            f"{time.monotonic() - started:.1f} s",
+            flush=True,
+        )

@@ -38,8 +38,9 @@ class Child:
 
     def __post_init__(self) -> None:
         self.started = time.monotonic()
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=self.output,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=self.cwd, stdout=self.output, stderr=subprocess.STDOUT, text=True
+        )
 
     def finish(self) -> tuple[int, str, float]:
         """(exit code, combined output, share of all cores this process used)."""
@@ -86,10 +87,22 @@ def find_psql(pgbench: str) -> str:
     return found
 
 
-def start_wrk(wrk: str, url: str, script: str, args: list[str], connections: int, threads: int,
-              duration_s: int) -> Child:
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s",
-               "-s", str(WRK_DIR / script), url, "--", *args]
+def start_wrk(
+    wrk: str, url: str, script: str, args: list[str], connections: int, threads: int, duration_s: int
+) -> Child:
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_DIR / script),
+        url,
+        "--",
+        *args,
+    ]
     return Child(command)
 
 
@@ -110,12 +123,23 @@ def wrk_result(child: Child) -> dict:
     }
 
 
-def run_pgbench(pgbench: str, scripts: list[str], variables: dict, libpq_env: dict, clients: int,
-                threads: int, duration_s: int) -> dict:
+def run_pgbench(
+    pgbench: str, scripts: list[str], variables: dict, libpq_env: dict, clients: int, threads: int, duration_s: int
+) -> dict:
     """pgbench -M prepared on `scripts` (picked at random per transaction); tps and latencies."""
     with tempfile.TemporaryDirectory() as logs:
-        command = [pgbench, "-n", "-M", "prepared", f"-c{clients}", f"-j{threads}", f"-T{duration_s}",
-                   "--log", f"--log-prefix={logs}/tx", "--no-vacuum"]
+        command = [
+            pgbench,
+            "-n",
+            "-M",
+            "prepared",
+            f"-c{clients}",
+            f"-j{threads}",
+            f"-T{duration_s}",
+            "--log",
+            f"--log-prefix={logs}/tx",
+            "--no-vacuum",
+        ]
         command += [f"-D{name}={value}" for name, value in variables.items()]
         command += [arg for script in scripts for arg in ("-f", f"{PGBENCH_DIR / script}@1")]
         code, output, cpu_share = Child(command, env={**os.environ, **libpq_env}).finish()

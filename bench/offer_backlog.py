@@ -34,7 +34,9 @@ OPEN = text("""
 INSERT INTO events (name, total_tickets, available_tickets, promotion, offer_ttl_seconds)
 SELECT 'offer ' || n, 1, 1, 'offer', 3600 FROM generate_series(1, :n) n RETURNING id
 """)
-BOOK_MANY = text("SELECT count(*) FROM book_many(:event_id, ARRAY['holder', 'waiter', 'next'], ARRAY[NULL, NULL, NULL]::text[])")
+BOOK_MANY = text(
+    "SELECT count(*) FROM book_many(:event_id, ARRAY['holder', 'waiter', 'next'], ARRAY[NULL, NULL, NULL]::text[])"
+)
 CANCEL = text("SELECT outcome FROM cancel_booking(:event_id, 'holder', NULL)")
 # Each offer's deadline moved to a random moment of the next SPREAD_S seconds, a second from now.
 DUE_SOON = text("""
@@ -82,8 +84,14 @@ def measure(engine) -> dict:
             time.sleep(POLL_S)  # polling for the end, not ordering anything
         lags = conn.execute(LAGS).scalars().all()
         left = conn.execute(WAITERS_OFFERED).scalar_one()
-    return {"events": EVENTS, "spread_s": SPREAD_S, "expired": len(lags), "not_expired": left,
-            "lag_s": summary(lags), "over_5_s": sum(float(lag) > 5 for lag in lags)}
+    return {
+        "events": EVENTS,
+        "spread_s": SPREAD_S,
+        "expired": len(lags),
+        "not_expired": left,
+        "lag_s": summary(lags),
+        "over_5_s": sum(float(lag) > 5 for lag in lags),
+    }
 
 
 if __name__ == "__main__":

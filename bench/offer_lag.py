@@ -86,9 +86,13 @@ def measure(server: Gunicorn, engine, event_id: str) -> dict:
     with engine.connect() as conn:
         lags = conn.execute(LAGS, {"event_id": event_id}).scalars().all()
     return {
-        "duration_s": DURATION_S, "offer_ttl_s": OFFER_TTL_S, "bookings_per_s": round(booked["requests_per_s"]),
-        "book_latency_ms": booked["latency_ms"], "book_errors": booked["errors"],
-        "expired": len(lags), "lag_s": summary(lags),
+        "duration_s": DURATION_S,
+        "offer_ttl_s": OFFER_TTL_S,
+        "bookings_per_s": round(booked["requests_per_s"]),
+        "book_latency_ms": booked["latency_ms"],
+        "book_errors": booked["errors"],
+        "expired": len(lags),
+        "lag_s": summary(lags),
         "most_overdue_s": round(float(max(age for _, age in overdue)), 3),
         "most_held_past_time": max(count for count, _ in overdue),
     }

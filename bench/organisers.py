@@ -19,7 +19,6 @@ import time
 import urllib.error
 import urllib.request
 
-import psutil
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, make_url, text
@@ -54,7 +53,10 @@ def main() -> int:
         log = ROOT / "instance" / "bench-organisers.log"
         log.parent.mkdir(exist_ok=True)
         with Gunicorn("wsgi:app", url, log) as server:
-            results = {"cancel": measure_cancel(server, engine, cancelled_event), "stream": measure_stream(server, queued_event)}
+            results = {
+                "cancel": measure_cancel(server, engine, cancelled_event),
+                "stream": measure_stream(server, queued_event),
+            }
         engine.dispose()
     print(json.dumps(results, indent=2))
     return 0
@@ -98,10 +100,15 @@ def long_queue(engine) -> str:
 def request(server: Gunicorn, method: str, path: str, body: dict | None = None) -> tuple[int, dict, float]:
     """(status, JSON body, seconds) of one request."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": f"Bearer {server.env['ADMIN_TOKEN']}", **({"Content-Type": "application/json"} if data else {})}
+    headers = {
+        "Authorization": f"Bearer {server.env['ADMIN_TOKEN']}",
+        **({"Content-Type": "application/json"} if data else {}),
+    }
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(urllib.request.Request(server.url + path, data, headers, method=method), timeout=600) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(server.url + path, data, headers, method=method), timeout=600
+        ) as r:
             return r.status, json.loads(r.read()), time.perf_counter() - started
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read()), time.perf_counter() - started
@@ -122,7 +129,9 @@ def measure_cancel(server: Gunicorn, engine, event_id: str) -> dict:
 
     reader = threading.Thread(target=read_meanwhile)
     reader.start()
-    cancel = threading.Thread(target=lambda: booking.setdefault("cancel", request(server, "POST", f"/api/events/{event_id}/cancel")))
+    cancel = threading.Thread(
+        target=lambda: booking.setdefault("cancel", request(server, "POST", f"/api/events/{event_id}/cancel"))
+    )
     cancel.start()
     await_statement(engine, "cancel_event")  # the booking goes while the cancel holds the lock
     book_meanwhile()
@@ -142,7 +151,9 @@ def measure_cancel(server: Gunicorn, engine, event_id: str) -> dict:
     }
 
 
-RUNNING = text("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE :pattern AND pid <> pg_backend_pid()")
+RUNNING = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE :pattern AND pid <> pg_backend_pid()"
+)
 
 
 def await_statement(engine, function: str) -> None:
@@ -160,8 +171,9 @@ def measure_stream(server: Gunicorn, event_id: str) -> dict:
     before = {worker.pid: worker.memory_info().rss for worker in workers}
     headers = {"Authorization": f"Bearer {server.env['ADMIN_TOKEN']}", "Accept": "text/csv"}
     started, received, samples = time.perf_counter(), 0, []
-    with urllib.request.urlopen(urllib.request.Request(f"{server.url}/api/events/{event_id}/waiting-list",
-                                                       headers=headers), timeout=600) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{server.url}/api/events/{event_id}/waiting-list", headers=headers), timeout=600
+    ) as response:
         while chunk := response.read(1 << 20):
             received += len(chunk)
             samples.append(max(worker.memory_info().rss - before[worker.pid] for worker in workers))
@@ -170,7 +182,12 @@ def measure_stream(server: Gunicorn, event_id: str) -> dict:
         "rows": STREAM_ROWS,
         "seconds": round(time.perf_counter() - started, 1),
         "megabytes_sent": round(received / 2**20, 1),
-        "worker_rss_growth_mb": {"first": mb[0], "max": max(mb), "last": mb[-1], "every_tenth": mb[:: max(1, len(mb) // 10)]},
+        "worker_rss_growth_mb": {
+            "first": mb[0],
+            "max": max(mb),
+            "last": mb[-1],
+            "every_tenth": mb[:: max(1, len(mb) // 10)],
+        },
     }
 
 

@@ -19,35 +19,48 @@ QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
 READ_SCENARIOS = ("status", "status-jwt", "status-v2", *QUEUE_READS)
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
 # hot-webhook's delivery figures (bench/webhooks.py): medians over the repeats, except these, summed.
-DISPATCH_MEDIANS = ("messages", "delivered_during_load", "delivered_per_s_during_load", "delivered_after_load",
-                    "drain_s", "delivered_per_s_draining")
+DISPATCH_MEDIANS = (
+    "messages",
+    "delivered_during_load",
+    "delivered_per_s_during_load",
+    "delivered_after_load",
+    "drain_s",
+    "delivered_per_s_draining",
+)
 DISPATCH_SUMS = ("undelivered", "retried", "duplicates")
 
 
 def one_line(record: dict) -> str:
     """Progress line for one run, printed as the bench goes."""
     latency = record["latency_ms"]
-    return (f"  {record['scenario']:<10} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
-            f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
-            f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}")
+    return (
+        f"  {record['scenario']:<10} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
+        f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
+        f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}"
+    )
 
 
 def commits_line(commits: dict) -> str:
     """Progress line for one run's bookings per commit (bench/database.py, COMMITS)."""
-    return (f"    bookings per commit: mean {commits['mean']}, max {commits['max']}, "
-            f"{commits['alone']} of {commits['commits']} commits alone")
+    return (
+        f"    bookings per commit: mean {commits['mean']}, max {commits['max']}, "
+        f"{commits['alone']} of {commits['commits']} commits alone"
+    )
 
 
 def dispatch_line(dispatch: dict) -> str:
     """Progress line for one run's webhook deliveries."""
     lag = dispatch["lag_s"]
-    return (f"    dispatcher: {dispatch['messages']} messages, {dispatch['delivered_per_s_during_load']:.0f}/s during "
-            f"the load, {dispatch['delivered_per_s_draining'] or 0:.0f}/s draining ({dispatch['drain_s']:.1f} s), "
-            f"lag p50 {lag['p50']} s max {lag['max']} s, undelivered {dispatch['undelivered']}")
+    return (
+        f"    dispatcher: {dispatch['messages']} messages, {dispatch['delivered_per_s_during_load']:.0f}/s during "
+        f"the load, {dispatch['delivered_per_s_draining'] or 0:.0f}/s draining ({dispatch['drain_s']:.1f} s), "
+        f"lag p50 {lag['p50']} s max {lag['max']} s, undelivered {dispatch['undelivered']}"
+    )
 
 
-def build(stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float,
-          load_at_start: tuple) -> dict:
+def build(
+    stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float, load_at_start: tuple
+) -> dict:
     summary = _medians(records)
     checks = [record["check"]["ok"] for record in records if "check" in record]
     return {
@@ -96,8 +109,10 @@ def _dispatch_summary(dispatches: list[dict]) -> dict:
     figures = {name: _median(d[name] or 0 for d in dispatches) for name in DISPATCH_MEDIANS}
     figures |= {name: sum(d[name] for d in dispatches) for name in DISPATCH_SUMS}
     lags = [d["lag_s"] for d in dispatches if d["lag_s"]["samples"]]
-    figures["lag_s"] = {"p50": _median(lag["p50"] for lag in lags) if lags else None,
-                        "max": max((lag["max"] for lag in lags), default=None)}
+    figures["lag_s"] = {
+        "p50": _median(lag["p50"] for lag in lags) if lags else None,
+        "max": max((lag["max"] for lag in lags), default=None),
+    }
     figures["dispatcher_cpu_share_during_load"] = _median(d["dispatcher_cpu_share"]["during_load"] for d in dispatches)
     figures["drained"] = all(d["drained"] for d in dispatches)
     return {"dispatch": figures}
@@ -106,8 +121,10 @@ def _dispatch_summary(dispatches: list[dict]) -> dict:
 def _median_cpu(breakdowns: list[dict]) -> dict:
     if not breakdowns:
         return {}
-    return {part: {name: _median(b[part][name] for b in breakdowns) for name in breakdowns[0][part]}
-            for part in breakdowns[0]}
+    return {
+        part: {name: _median(b[part][name] for b in breakdowns) for name in breakdowns[0][part]}
+        for part in breakdowns[0]
+    }
 
 
 def _median(values) -> float:
@@ -123,7 +140,8 @@ def _ratios(summary: dict) -> dict:
         http = runners["http"]["requests_per_s"]
         ratios[scenario] = {
             f"http_vs_{runner}": round(http / runners[runner]["requests_per_s"], 3)
-            for runner in RUNNERS[1:] if runners.get(runner, {}).get("requests_per_s")
+            for runner in RUNNERS[1:]
+            if runners.get(runner, {}).get("requests_per_s")
         }
     floor = summary.get("floor", {}).get("http", {}).get("requests_per_s")
     for spread in ("spread", "spread-v2"):
@@ -142,7 +160,9 @@ def jwt_cost(summary: dict) -> dict | None:
         for part in ("server", "postgres"):
             per_request = (open_["cpu"]["ms_per_request"][part], jwt["cpu"]["ms_per_request"][part])
             cost[f"{part}_cpu_ms_per_request"] = {
-                "open": per_request[0], "jwt": per_request[1], "difference": round(per_request[1] - per_request[0], 3),
+                "open": per_request[0],
+                "jwt": per_request[1],
+                "difference": round(per_request[1] - per_request[0], 3),
             }
     return cost
 
@@ -168,14 +188,19 @@ def queue_places(summary: dict) -> dict | None:
     if not bands:
         return None
     return {
-        band: {"p50_ms": run["latency_ms"]["50"], "p99_ms": run["latency_ms"]["99"],
-               "requests_per_s": run["requests_per_s"], "errors": run["errors"]}
+        band: {
+            "p50_ms": run["latency_ms"]["50"],
+            "p99_ms": run["latency_ms"]["99"],
+            "requests_per_s": run["requests_per_s"],
+            "errors": run["errors"],
+        }
         for band, run in bands.items()
     }
 
 
 def _targets(summary: dict, postgres: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it holds."""
+
     def figure(scenario, runner, *path):
         value = summary.get(scenario, {}).get(runner)
         for key in path:
@@ -197,8 +222,12 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         ("hot: HTTP >= 1.2 x pgbench multi (a change to the write path)", hot and multi and hot / multi, ">=", 1.2),
         ("hot-jwt: HTTP >= 1.0 x pgbench multi-statement", hot_jwt and jwt_multi and hot_jwt / jwt_multi, ">=", 1.0),
         ("hot-jwt: zero errors", figure("hot-jwt", "http", "errors"), "<=", 0),
-        ("hot-webhook: HTTP >= 1.0 x pgbench multi-statement", webhook and webhook_multi and webhook / webhook_multi,
-         ">=", 1.0),
+        (
+            "hot-webhook: HTTP >= 1.0 x pgbench multi-statement",
+            webhook and webhook_multi and webhook / webhook_multi,
+            ">=",
+            1.0,
+        ),
         ("hot-webhook: zero errors", figure("hot-webhook", "http", "errors"), "<=", 0),
         ("hot-webhook: every message delivered within BENCH_DRAIN_TIMEOUT", undelivered, "<=", 0),
         ("spread: HTTP >= 0.8 x floor", spread and floor and spread / floor, ">=", 0.8),
@@ -240,8 +269,14 @@ def _target(name: str, value, op: str, limit: float) -> dict:
 
 
 def _machine() -> dict:
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor())
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpus": os.cpu_count(),
@@ -256,8 +291,9 @@ def _machine() -> dict:
 
 def _git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -329,12 +365,17 @@ def _webhook_table(webhooks: dict | None, ratios: dict) -> list[str]:
     if webhooks is None:
         return []
     runners = [runner for runner in RUNNERS if runner in webhooks["dispatch"]]
-    lines = ["", f"| webhooks (hot-webhook), under the load of | {' | '.join(runners)} |",
-             f"|---|{'---:|' * len(runners)}"]
+    lines = [
+        "",
+        f"| webhooks (hot-webhook), under the load of | {' | '.join(runners)} |",
+        f"|---|{'---:|' * len(runners)}",
+    ]
     for label, cell in WEBHOOK_ROWS:
         lines.append(f"| {label} | {' | '.join(cell(webhooks['dispatch'][runner]) for runner in runners)} |")
-    lines.append(f"| HTTP / pgbench multi, both with the webhook | "
-                 f"{_fixed(ratios.get('hot-webhook', {}).get('http_vs_pgbench-multi'))} |")
+    lines.append(
+        f"| HTTP / pgbench multi, both with the webhook | "
+        f"{_fixed(ratios.get('hot-webhook', {}).get('http_vs_pgbench-multi'))} |"
+    )
     lines.append(f"| HTTP / hot's pgbench multi (no webhook) | {_fixed(webhooks['http_vs_hot_pgbench_multi'])} |")
     lines.append(f"| HTTP req/s, hot-webhook / hot | {_fixed(webhooks['requests_per_s_vs_hot'])} |")
     return lines
@@ -360,19 +401,23 @@ def _table_row(scenario: str, runners: dict, ratios: dict) -> str:
     cpu = http["cpu"]
     per_request = f"{cpu['ms_per_request']['server']:.2f} + {cpu['ms_per_request']['postgres']:.2f}" if cpu else ""
     others = f"{cpu['shares']['others']:.0%}" if cpu else ""
-    return (f"| {scenario} | {http['requests_per_s']:.0f} | {latency['50']:.1f} | {latency['95']:.1f} "
-            f"| {latency['99']:.1f} | {http['errors']} | {rate('pgbench-multi')} | {rate('pgbench-function')} "
-            f"| {ratio('http_vs_pgbench-multi')} | {ratio('http_vs_pgbench-function')} | {per_request} | {others} "
-            f"| {check} |")
+    return (
+        f"| {scenario} | {http['requests_per_s']:.0f} | {latency['50']:.1f} | {latency['95']:.1f} "
+        f"| {latency['99']:.1f} | {http['errors']} | {rate('pgbench-multi')} | {rate('pgbench-function')} "
+        f"| {ratio('http_vs_pgbench-multi')} | {ratio('http_vs_pgbench-function')} | {per_request} | {others} "
+        f"| {check} |"
+    )
 
 
 def _setting_line(results: dict) -> str:
     servers = results["servers"]
     machine, settings, app = results["machine"], results["settings"], servers.get("app") or servers.get("app-jwt", {})
-    return (f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
-            f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
-            f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "
-            f"per worker, pool "
-            f"{app.get('db_pool_size_per_worker')}/worker; {settings['clients']} clients, "
-            f"{settings['duration_s']} s x {settings['repeats']} per scenario (medians); commit {machine['git_commit']}, "
-            f"{results['timestamp']}.")
+    return (
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
+        f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
+        f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "
+        f"per worker, pool "
+        f"{app.get('db_pool_size_per_worker')}/worker; {settings['clients']} clients, "
+        f"{settings['duration_s']} s x {settings['repeats']} per scenario (medians); commit {machine['git_commit']}, "
+        f"{results['timestamp']}."
+    )

@@ -8,15 +8,14 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 
 from bench import report
 from bench.database import BenchDatabase, event_id, event_prefix, postgres_server
 from bench.identity import BenchIdentity
-from bench.load import (CpuMeter, ensure_wrk, find_pgbench, find_psql, postmaster_pid, run_pgbench, start_wrk,
-                        wrk_result)
+from bench.load import CpuMeter, ensure_wrk, find_pgbench, find_psql, postmaster_pid, run_pgbench, start_wrk, wrk_result
 from bench.server import Gunicorn
 from bench.settings import RESULTS_DIR, Settings
 from bench.webhooks import WebhookSide
@@ -130,8 +129,9 @@ class Bench:
         if not scenario.webhook:
             yield
             return
-        with WebhookSide(server.url, server.env, self.database.engine, self.log_path,
-                         self.settings.drain_timeout_s) as self.webhooks:
+        with WebhookSide(
+            server.url, server.env, self.database.engine, self.log_path, self.settings.drain_timeout_s
+        ) as self.webhooks:
             yield
         self.webhooks = None
 
@@ -151,8 +151,15 @@ class Bench:
         """Fill the connection pools and let each worker serve its first requests (and fetch the JWKS)."""
         group = next(self.groups)
         self.database.create_events(group, 1, 1_000_000, "warm-up")
-        child = start_wrk(self.wrk, server.url, script, [str(group), "1", *tail], self.settings.clients,
-                          self.settings.generator_threads, self.settings.warmup_s)
+        child = start_wrk(
+            self.wrk,
+            server.url,
+            script,
+            [str(group), "1", *tail],
+            self.settings.clients,
+            self.settings.generator_threads,
+            self.settings.warmup_s,
+        )
         wrk_result(child)
 
     def _scenario_over_http(self, server: Gunicorn, scenario: Scenario, repeat: int) -> None:
@@ -160,8 +167,9 @@ class Bench:
         args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
         args += self._script_tail(scenario.auth)
         with self._deliveries() as deliveries:
-            record = self._http(server, scenario.name, repeat, scenario.wrk_script, args,
-                                self._readers(scenario, group))
+            record = self._http(
+                server, scenario.name, repeat, scenario.wrk_script, args, self._readers(scenario, group)
+            )
         self._finish(record, group, deliveries)
 
     def _finish(self, record: dict, group: int, deliveries: dict | None) -> None:
@@ -181,14 +189,23 @@ class Bench:
                 readers[f"queue-{band}"] = ("queue_status.lua", [queue_event, pause, str(first), str(last)])
         return readers
 
-    def _http(self, server, scenario: str, repeat: int, script: str, args: list[str],
-              readers: dict[str, tuple[str, list[str]]] | None = None) -> dict:
+    def _http(
+        self,
+        server,
+        scenario: str,
+        repeat: int,
+        script: str,
+        args: list[str],
+        readers: dict[str, tuple[str, list[str]]] | None = None,
+    ) -> dict:
         """One wrk run and, beside it, `readers`' paced reads, each recorded under its name."""
         s = self.settings
         before = self.meter.snapshot(self._service_processes(server))
         load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
-        reads = {name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
-                 for name, (reader, reader_args) in (readers or {}).items()}
+        reads = {
+            name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
+            for name, (reader, reader_args) in (readers or {}).items()
+        }
         record = self._record(scenario, "http", repeat, wrk_result(load))
         generators = record["generator_cpu_share"]
         for name, child in reads.items():
@@ -204,8 +221,15 @@ class Bench:
         scripts = [f"{name}_{form}.sql" for name in scenario.pgbench_scripts]
         with self._deliveries() as deliveries:
             before = self.meter.snapshot(self._service_processes(server))
-            result = run_pgbench(self.pgbench, scripts, variables, self.database.libpq_environment(),
-                                 s.clients, s.generator_threads, s.duration_s)
+            result = run_pgbench(
+                self.pgbench,
+                scripts,
+                variables,
+                self.database.libpq_environment(),
+                s.clients,
+                s.generator_threads,
+                s.duration_s,
+            )
             record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
             after = self.meter.snapshot(self._service_processes(server))
         record["cpu"] = self.meter.breakdown(before, after, result["generator_cpu_share"], result["requests"])
@@ -233,7 +257,7 @@ class Bench:
 
 def main() -> int:
     settings = Settings.from_env()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     started, load_at_start = time.monotonic(), os.getloadavg()
     with postgres_server(settings.database_url) as server_url:
@@ -245,7 +269,6 @@ def main() -> int:
             postgres = database.postgres_settings()
         finally:
             database.dispose()
-    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started,
-                           load_at_start)
+    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started, load_at_start)
     report.publish(results, RESULTS_DIR)
     return 0 if results["all_checks_ok"] else 1

@@ -52,7 +52,7 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.env['PORT']}"
 
-    def __enter__(self) -> "Gunicorn":
+    def __enter__(self) -> Gunicorn:
         for _attempt in range(START_ATTEMPTS):
             self.env["PORT"] = str(_free_port())
             if self._start():
@@ -64,7 +64,10 @@ class Gunicorn:
         with open(self.log_path, "ab") as log:  # the app's JSON access log, as production writes it
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
-                cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=log,
             )
         return self._await_ready()
 

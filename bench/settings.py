@@ -28,7 +28,7 @@ class Settings:
     drain_timeout_s: int  # hot-webhook: how long the dispatcher may take to deliver a run's backlog
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Settings":
+    def from_env(cls, env: dict | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("BENCH_DATABASE_URL") or None,

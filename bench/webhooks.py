@@ -71,7 +71,7 @@ class Receiver:
         with self.lock:
             return self.received, len(self.ids)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 
@@ -104,10 +104,11 @@ class DispatcherProcess:
         self.env, self.engine, self.log_path = env, engine, log_path
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "DispatcherProcess":
+    def __enter__(self) -> DispatcherProcess:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "app.operations.dispatch"], cwd=ROOT,
-                                            env=self.env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.operations.dispatch"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
         self._await_heartbeat()
         return self
 
@@ -146,7 +147,7 @@ class WebhookSide:
         self.receiver = Receiver()
         self.dispatcher = DispatcherProcess(server_env, engine, log_path)
 
-    def __enter__(self) -> "WebhookSide":
+    def __enter__(self) -> WebhookSide:
         self.stack.enter_context(self.receiver)
         self.stack.enter_context(self.dispatcher)
         return self
@@ -175,8 +176,12 @@ class WebhookSide:
 
     def _mark(self) -> dict:
         received, distinct = self.receiver.counts()
-        return {"at": time.monotonic(), "received": received, "distinct": distinct,
-                "cpu": self.dispatcher.cpu_seconds()}
+        return {
+            "at": time.monotonic(),
+            "received": received,
+            "distinct": distinct,
+            "cpu": self.dispatcher.cpu_seconds(),
+        }
 
     def _drain(self, webhook_id: str) -> bool:
         """Wait until the webhook has nothing pending; False if the timeout came first."""
@@ -188,8 +193,9 @@ class WebhookSide:
                 time.sleep(DRAIN_POLL_S)  # polling the outbox, not ordering
         return True
 
-    def _figures(self, webhook_id: str, start: dict, load_end: dict, end: dict, drained: bool,
-                 lags: list[float]) -> dict:
+    def _figures(
+        self, webhook_id: str, start: dict, load_end: dict, end: dict, drained: bool, lags: list[float]
+    ) -> dict:
         with self.engine.connect() as conn:
             outcomes = dict(conn.execute(OUTCOMES, {"id": webhook_id}).mappings().one())
         load_s, drain_s = load_end["at"] - start["at"], end["at"] - load_end["at"]
@@ -205,8 +211,11 @@ class WebhookSide:
             "undelivered": outcomes["pending"] + outcomes["failed"],
             "retried": outcomes["retried"],
             "duplicates": (end["received"] - start["received"]) - (end["distinct"] - start["distinct"]),
-            "lag_s": {"p50": _round(statistics.median(lags)) if lags else None,
-                      "max": _round(max(lags)) if lags else None, "samples": len(lags)},
+            "lag_s": {
+                "p50": _round(statistics.median(lags)) if lags else None,
+                "max": _round(max(lags)) if lags else None,
+                "samples": len(lags),
+            },
             "dispatcher_cpu_share": {
                 "during_load": round((load_end["cpu"] - start["cpu"]) / (load_s * CPUS), 3),
                 "draining": round((end["cpu"] - load_end["cpu"]) / (drain_s * CPUS), 3) if drain_s > 0 else None,
@@ -215,7 +224,9 @@ class WebhookSide:
 
     def _api(self, method: str, path: str, body: dict | None = None) -> dict | None:
         request = urllib.request.Request(
-            self.server_url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+            self.server_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -232,7 +243,7 @@ class LagSampler:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, name="bench-lag", daemon=True)
 
-    def __enter__(self) -> "LagSampler":
+    def __enter__(self) -> LagSampler:
         self.thread.start()
         return self
 

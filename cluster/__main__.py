@@ -34,18 +34,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT") or 8080),
-                        help="the load balancer's port (default: $CLUSTER_PORT or 8080)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("CLUSTER_PORT") or 8080),
+        help="the load balancer's port (default: $CLUSTER_PORT or 8080)",
+    )
     parser.add_argument("--instances", type=int, default=3)
     return parser.parse_args(argv)
 
 
 def _describe(cluster: Cluster) -> None:
     settings = cluster.settings
-    ports = ", ".join(f"{instance.name} :{port}" for instance, port in zip(cluster.instances, cluster.instance_ports))
+    ports = ", ".join(
+        f"{instance.name} :{port}" for instance, port in zip(cluster.instances, cluster.instance_ports, strict=True)
+    )
     say(f"instances: {ports} ({settings.workers} workers x {settings.concurrency} requests at once each)")
-    say(f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
-        f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}")
+    say(
+        f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
+        f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}"
+    )
     say(f"webhook dispatchers: {', '.join(d.name for d in cluster.dispatchers)} (sharing the outbox)")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")
     if cluster.jwks is not None:

@@ -64,8 +64,9 @@ def config_text(port: int, instance_ports: list[int], per_instance: int, stats_s
     return CONFIG.format(port=port, servers=servers, per_instance=per_instance, stats_socket=stats_socket)
 
 
-def start(program: str, port: int, instance_ports: list[int], per_instance: int, state_dir: Path,
-          log_dir: Path) -> Managed:
+def start(
+    program: str, port: int, instance_ports: list[int], per_instance: int, state_dir: Path, log_dir: Path
+) -> Managed:
     """Start HAProxy on `port`, sending each instance at most `per_instance` requests at once."""
     stats_socket = state_dir / "haproxy.sock"
     config = state_dir / "haproxy.cfg"
@@ -80,7 +81,9 @@ def start(program: str, port: int, instance_ports: list[int], per_instance: int,
 def server_states(stats_socket: Path) -> dict[str, str]:
     """Each instance's state as HAProxy sees it: UP, DOWN, or a transition such as 'UP 1/2'."""
     rows = csv.DictReader(io.StringIO(_stats_command(stats_socket, "show stat").lstrip("# ")))
-    return {row["svname"]: row["status"] for row in rows if row["pxname"] == "instances" and row["svname"].startswith("app")}
+    return {
+        row["svname"]: row["status"] for row in rows if row["pxname"] == "instances" and row["svname"].startswith("app")
+    }
 
 
 def _all_up(stats_socket: Path) -> bool:

@@ -38,16 +38,24 @@ log_disconnections = 0
 """
 
 
-def config_text(server: Postgres, database: str, listen_port: int, auth_file: Path, pool_size: int,
-                max_client_conn: int) -> str:
+def config_text(
+    server: Postgres, database: str, listen_port: int, auth_file: Path, pool_size: int, max_client_conn: int
+) -> str:
     return CONFIG.format(
-        database=database, host=server.host, port=server.port, listen_port=listen_port, auth_file=auth_file,
-        user=USER, pool_size=pool_size, max_client_conn=max_client_conn,
+        database=database,
+        host=server.host,
+        port=server.port,
+        listen_port=listen_port,
+        auth_file=auth_file,
+        user=USER,
+        pool_size=pool_size,
+        max_client_conn=max_client_conn,
     )
 
 
-def start(program: str, server: Postgres, database: str, state_dir: Path, log_dir: Path, pool_size: int,
-          max_client_conn: int) -> tuple[Managed, int]:
+def start(
+    program: str, server: Postgres, database: str, state_dir: Path, log_dir: Path, pool_size: int, max_client_conn: int
+) -> tuple[Managed, int]:
     """Start PgBouncer on a free port; return it and the port, once a query passes through it."""
     port = free_port()
     auth_file = state_dir / "pgbouncer-users.txt"

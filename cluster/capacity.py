@@ -89,17 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         wrk = ensure_programs({"wrk": "wrk"})["wrk"]
-        settings = Settings(port=free_port(), database=f"booking_cluster_capacity_{uuid.uuid4().hex[:8]}",
-                            scratch_database=True, rate_limit="", state_dir=INSTANCE_DIR / "cluster-capacity",
-                            auth_mode="open")  # wrk's requests carry no token: the capacity of v1's requests
+        settings = Settings(
+            port=free_port(),
+            database=f"booking_cluster_capacity_{uuid.uuid4().hex[:8]}",
+            scratch_database=True,
+            rate_limit="",
+            state_dir=INSTANCE_DIR / "cluster-capacity",
+            auth_mode="open",
+        )  # wrk's requests carry no token: the capacity of v1's requests
         with Cluster(settings) as cluster:
             admin = Api(cluster.base_url, admin_token=cluster.admin_token)
             events = [admin.initialize(TICKETS) for _ in range(SPREAD_EVENTS)]
             for run_number, scenario in enumerate(SCENARIOS):
                 url = cluster.base_url if scenario.through_balancer else f"http://127.0.0.1:{cluster.instance_ports[0]}"
                 result = run(wrk, url, scenario, run_number, events[: scenario.events], args, settings.state_dir)
-                print(f"{scenario.name:<52} {result.requests_per_s:>7.0f} req/s  p50 {result.latency_p50:>8}"
-                      f"  p99 {result.latency_p99:>8}  failed {result.failed}", flush=True)
+                print(
+                    f"{scenario.name:<52} {result.requests_per_s:>7.0f} req/s  p50 {result.latency_p50:>8}"
+                    f"  p99 {result.latency_p99:>8}  failed {result.failed}",
+                    flush=True,
+                )
     except ClusterError as exc:
         say(f"error: {exc}")
         return 1

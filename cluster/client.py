@@ -64,8 +64,14 @@ class Addresses:
 class Api:
     """The service's endpoints, called from one source address."""
 
-    def __init__(self, base_url: str, source_ip: str = "127.0.0.1", admin_token: str | None = None,
-                 timeout: float = 15, tokens: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        source_ip: str = "127.0.0.1",
+        admin_token: str | None = None,
+        timeout: float = 15,
+        tokens: Callable[[str], str] | None = None,
+    ) -> None:
         """`tokens(user)` is the bearer token a user's requests carry (AUTH_MODE=jwt); None sends none."""
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname, parts.port
@@ -76,8 +82,9 @@ class Api:
         headers = dict(headers or {})
         if body is not None:
             headers["Content-Type"] = "application/json"
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
-                                          source_address=(self.source_ip, 0))
+        conn = http.client.HTTPConnection(
+            self.host, self.port, timeout=self.timeout, source_address=(self.source_ip, 0)
+        )
         try:
             conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
             response = conn.getresponse()

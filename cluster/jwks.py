@@ -31,7 +31,7 @@ class JwksServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}{JWKS_PATH}"
 
-    def start(self) -> "JwksServer":
+    def start(self) -> JwksServer:
         self._thread.start()
         return self
 
@@ -41,9 +41,14 @@ class JwksServer:
 
     def instance_env(self) -> dict[str, str]:
         """What an instance needs to trust this provider's tokens."""
-        return {"AUTH_MODE": "jwt", "AUTH_JWKS_URL": self.url,
-                "AUTH_ISSUER": dev_keys.DEV_ISSUER, "AUTH_AUDIENCE": dev_keys.DEV_AUDIENCE,
-                "AUTH_JWT_PUBLIC_KEY": "", "AUTH_JWT_SECRET": ""}
+        return {
+            "AUTH_MODE": "jwt",
+            "AUTH_JWKS_URL": self.url,
+            "AUTH_ISSUER": dev_keys.DEV_ISSUER,
+            "AUTH_AUDIENCE": dev_keys.DEV_AUDIENCE,
+            "AUTH_JWT_PUBLIC_KEY": "",
+            "AUTH_JWT_SECRET": "",
+        }
 
     def token(self, user: str, scopes: str = "") -> str:
         """A token for `user`, valid for a day: longer than any cluster test run."""

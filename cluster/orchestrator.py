@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
-from cluster import ClusterError, balancer, bouncer, database, redis_store, say
+from cluster import ClusterError, balancer, bouncer, database, redis_store
 from cluster.jwks import JwksServer
 from cluster.packages import ensure_programs
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
@@ -79,7 +79,7 @@ class Cluster:
     def stats_socket(self) -> Path:
         return self.settings.state_dir / "haproxy.sock"
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         try:
             self.start()
         except BaseException:
@@ -107,8 +107,14 @@ class Cluster:
         for index in range(DISPATCHERS):
             self._start_dispatcher(index)
         per_instance = self.settings.workers * self.settings.concurrency
-        self.balancer = balancer.start(programs["haproxy"], self.settings.port, self.instance_ports, per_instance,
-                                       self.settings.state_dir, self.log_dir)
+        self.balancer = balancer.start(
+            programs["haproxy"],
+            self.settings.port,
+            self.instance_ports,
+            per_instance,
+            self.settings.state_dir,
+            self.log_dir,
+        )
 
     def stop(self) -> None:
         """Stop the balancer, then the instances (together), then what they use; drop a scratch database."""
@@ -152,16 +158,26 @@ class Cluster:
     def _migrate(self) -> None:
         """`make migrate`'s command, run directly against PostgreSQL."""
         env = {**os.environ, "DATABASE_URL": self.database_url(), "ADMIN_TOKEN": self.admin_token}
-        result = subprocess.run([sys.executable, "-m", "app.operations.serve", "migrate"], env=env, cwd=PROJECT_ROOT,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "app.operations.serve", "migrate"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
 
     def _start_bouncer(self, program: str) -> None:
         settings = self.settings
         process, self.bouncer_port = bouncer.start(
-            program, self.postgres, settings.database, settings.state_dir, self.log_dir,
-            settings.bouncer_pool_size, max_client_conn=4 * settings.client_connections,
+            program,
+            self.postgres,
+            settings.database,
+            settings.state_dir,
+            self.log_dir,
+            settings.bouncer_pool_size,
+            max_client_conn=4 * settings.client_connections,
         )
         self.support.append(process)
 
@@ -175,8 +191,12 @@ class Cluster:
         else:
             self.instances.append(instance)
             self.instance_ports.append(port)
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), INSTANCE_START_TIMEOUT_S,
-                   f"{instance.name} to be ready", instance)
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/readyz"),
+            INSTANCE_START_TIMEOUT_S,
+            f"{instance.name} to be ready",
+            instance,
+        )
 
     def _start_dispatcher(self, index: int) -> None:
         """A webhook dispatcher, through PgBouncer like the instances (it keeps no session state)."""
@@ -184,8 +204,13 @@ class Cluster:
         # Not even empty: prometheus-client turns multiprocess on when the variable merely exists, and
         # would write its files into the working directory.
         env.pop(MULTIPROC_DIR_VARIABLE, None)
-        dispatcher = Managed(f"dispatcher{index + 1}", [sys.executable, "-m", "app.operations.dispatch"], self.log_dir,
-                             env=env, cwd=PROJECT_ROOT)
+        dispatcher = Managed(
+            f"dispatcher{index + 1}",
+            [sys.executable, "-m", "app.operations.dispatch"],
+            self.log_dir,
+            env=env,
+            cwd=PROJECT_ROOT,
+        )
         dispatcher.start()
         self.dispatchers.append(dispatcher)
 

@@ -34,7 +34,19 @@ def machine_or_own(state_dir: Path, log_dir: Path) -> tuple[str, Managed | None]
     port = free_port()
     server = Managed(
         "redis",
-        [program, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(state_dir)],
+        [
+            program,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(state_dir),
+        ],
         log_dir,
     )
     server.start()

@@ -22,6 +22,7 @@ from app.config import INSTANCE_DIR, Config, normalise_database_url
 from app.operations.embedded_pg import EmbeddedPostgres
 from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY, apps_from
 from tests.helpers.database import drop_database, migrate, scratch_database
+
 # AUTH_MODE=jwt: a test identity provider, tokens, apps; webhooks: receivers, registrations, dispatchers.
 pytest_plugins = ["tests.helpers.identity", "tests.helpers.webhooks"]
 
@@ -92,7 +93,10 @@ def engine(database_url):
 @pytest.fixture(scope="session")
 def config(database_url):
     return Config(
-        database_url=database_url, admin_token=ADMIN_TOKEN, rate_limit="", webhook_secret_keys=(WEBHOOK_SECRET_KEY,),
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        rate_limit="",
+        webhook_secret_keys=(WEBHOOK_SECRET_KEY,),
         webhook_allow_private=True,  # the tests' receivers listen on loopback
     )
 
@@ -167,9 +171,7 @@ def new_event(client, admin_headers):
     """Open an event through the API and return its JSON; each test gets events of its own."""
 
     def open_event(total_tickets: int = 10, **fields) -> dict:
-        response = client.post(
-            "/api/initialize", json={"totalTickets": total_tickets, **fields}, headers=admin_headers
-        )
+        response = client.post("/api/initialize", json={"totalTickets": total_tickets, **fields}, headers=admin_headers)
         assert response.status_code == 201, response.get_json()
         return response.get_json()["event"]
 

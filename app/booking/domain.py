@@ -214,7 +214,12 @@ class AlreadyCancelled(DomainError):
 
 
 class EventCancelled(DomainError):
-    code, status, about, detail = "event_cancelled", 409, "event_id", "event {!r} is cancelled: it takes no more changes"
+    code, status, about, detail = (
+        "event_cancelled",
+        409,
+        "event_id",
+        "event {!r} is cancelled: it takes no more changes",
+    )
 
 
 class SalesClosed(DomainError):

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from sqlalchemy import Connection, Engine, Executable, Row, select, text
 
+from app.booking import services
 from app.booking.domain import (
     BookingRow,
     Event,
@@ -30,7 +31,6 @@ from app.booking.domain import (
     parse_event_id,
     raise_unless_ok,
 )
-from app.booking import services
 from app.booking.services import EVENT_COLUMNS, Write
 from app.database.group_commit import Batcher
 from app.database.tables import bookings, events
@@ -46,7 +46,9 @@ SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promot
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
                     :offer_ttl_seconds) u
 """)
-CANCEL_EVENT = text("SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c")
+CANCEL_EVENT = text(
+    "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c"
+)
 
 # A page of the waiting list, oldest first, after the entry with seq `after`. The page's first entry
 # (`head`) gets its place from the queue's counters (waiting_place.sql); each next one is one further,
@@ -187,7 +189,9 @@ def stream_bookings(engine: Engine, event_id: str, status: str | None) -> Iterat
 
 def _bookings_query(event_uuid: uuid.UUID, status: str | None, after: int):
     # On ix_bookings_event_id_seq; a status is a filter along it (waiting has its own partial index).
-    statement = select(*BOOKING_COLUMNS, bookings.c.seq).where(bookings.c.event_id == event_uuid, bookings.c.seq > after)
+    statement = select(*BOOKING_COLUMNS, bookings.c.seq).where(
+        bookings.c.event_id == event_uuid, bookings.c.seq > after
+    )
     if status is not None:
         statement = statement.where(bookings.c.status == status)
     return statement.order_by(bookings.c.seq)

@@ -59,12 +59,16 @@ from app.database.tables import events
 BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id, :quantity)")
 # book_many's row as the raw cursor of the batched path returns it (a plain tuple), named: what
 # BookTicket.result reads of a Row, at the cost of a tuple.
-BookedRow = namedtuple("BookedRow", "outcome booking_id booking_status waiting_position booking_created_at "
-                                    "booking_updated_at booking_quantity tickets_ahead")
+BookedRow = namedtuple(
+    "BookedRow",
+    "outcome booking_id booking_status waiting_position booking_created_at "
+    "booking_updated_at booking_quantity tickets_ahead",
+)
 # In the driver's paramstyle (engine.fetch_autocommit), its columns in BookedRow's order. Lists: text[],
 # text[], integer[]; one element per booking, in arrival order.
-BOOK_MANY = (f"SELECT {', '.join(BookedRow._fields)} FROM book_many(%(event_id)s, %(user_ids)s, %(request_ids)s, "
-             "%(quantities)s)")
+BOOK_MANY = (
+    f"SELECT {', '.join(BookedRow._fields)} FROM book_many(%(event_id)s, %(user_ids)s, %(request_ids)s, %(quantities)s)"
+)
 CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, :quantity)")  # NULL: all of it
 # The same, only for an unexpired offer, given up whole (POST /api/decline).
 DECLINE = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, NULL, true)")
@@ -258,11 +262,13 @@ class BookTicket(UserWrite[Booking]):
         )
 
 
-def _book_many(engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None, int]]) -> list[BookedRow]:
+def _book_many(
+    engine: Engine, event_uuid: uuid.UUID, bookings: Sequence[tuple[str, str | None, int]]
+) -> list[BookedRow]:
     """One `book_many` statement for (user_id, request_id, quantity) triples: book_ticket's row for each, in order.
 
     On the raw DBAPI cursor (engine.fetch_autocommit): the one statement of a booking without a key."""
-    user_ids, request_ids, quantities = (list(column) for column in zip(*bookings))
+    user_ids, request_ids, quantities = (list(column) for column in zip(*bookings, strict=True))
     parameters = {"event_id": event_uuid, "user_ids": user_ids, "request_ids": request_ids, "quantities": quantities}
     rows = _with_retries(partial(fetch_autocommit, engine, BOOK_MANY, parameters))
     return [BookedRow._make(row) for row in rows]
@@ -284,9 +290,17 @@ class CancelBooking(UserWrite[Cancellation]):
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id, quantity=self.quantity)
         event_uuid = parse_event_id(self.event_id)
         booking = Booking(
-            row.booking_id, event_uuid, self.user_id, row.booking_status, row.waiting_position,
-            row.booking_created_at, row.booking_updated_at, row.booking_quantity, row.tickets_ahead,
-            row.booking_offer_expires_at, row.booking_cancel_reason,
+            row.booking_id,
+            event_uuid,
+            self.user_id,
+            row.booking_status,
+            row.waiting_position,
+            row.booking_created_at,
+            row.booking_updated_at,
+            row.booking_quantity,
+            row.tickets_ahead,
+            row.booking_offer_expires_at,
+            row.booking_cancel_reason,
         )
         return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 
@@ -308,8 +322,14 @@ class AcceptOffer(UserWrite[Booking]):
     def result(self, row: Row) -> Booking:
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
         return Booking(
-            row.booking_id, parse_event_id(self.event_id), self.user_id, row.booking_status, None,
-            row.booking_created_at, row.booking_updated_at, row.booking_quantity,
+            row.booking_id,
+            parse_event_id(self.event_id),
+            self.user_id,
+            row.booking_status,
+            None,
+            row.booking_created_at,
+            row.booking_updated_at,
+            row.booking_quantity,
             offer_expires_at=row.booking_offer_expires_at,
         )
 
@@ -319,12 +339,23 @@ def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
     first: confirmed, or offered until the row's promoted_offer_expires_at."""
     status = CONFIRMED if row.promoted_offer_expires_at is None else OFFERED
     columns = zip(
-        row.promoted_ids, row.promoted_user_ids, row.promoted_quantities,
-        row.promoted_created_ats, row.promoted_updated_ats, strict=True,
+        row.promoted_ids,
+        row.promoted_user_ids,
+        row.promoted_quantities,
+        row.promoted_created_ats,
+        row.promoted_updated_ats,
+        strict=True,
     )
     return [
         Booking(
-            booking_id, event_uuid, user_id, status, None, created_at, updated_at, quantity,
+            booking_id,
+            event_uuid,
+            user_id,
+            status,
+            None,
+            created_at,
+            updated_at,
+            quantity,
             offer_expires_at=row.promoted_offer_expires_at,
         )
         for booking_id, user_id, quantity, created_at, updated_at in columns
@@ -332,6 +363,7 @@ def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
 
 
 # The reads: one statement each, on a connection of their own.
+
 
 def get_event(engine: Engine, event_id: str) -> Event:
     """The event with its live ticket counts; one primary-key read, no scan of bookings."""

@@ -101,8 +101,9 @@ def fetch_autocommit(engine: Engine, sql: str, parameters: Mapping) -> list[tupl
         lost = engine.dialect.is_disconnect(error, connection and connection.driver_connection, None)
         if lost and connection is not None:
             engine.pool._invalidate(connection, error)  # noqa: SLF001 (what Connection does on a disconnect)
-        raise DBAPIError.instance(sql, parameters, error, driver_error, connection_invalidated=lost,
-                                  dialect=engine.dialect) from error
+        raise DBAPIError.instance(
+            sql, parameters, error, driver_error, connection_invalidated=lost, dialect=engine.dialect
+        ) from error
     finally:
         if connection is not None:
             connection.close()

@@ -18,9 +18,9 @@ from sqlalchemy import (
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
-    UniqueConstraint,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -72,7 +72,9 @@ events = Table(
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
     CheckConstraint("name IS NULL OR char_length(name) BETWEEN 1 AND 200", name="name_length"),
     CheckConstraint("max_per_booking BETWEEN 1 AND 100", name="max_per_booking_range"),
-    CheckConstraint("waiting_tickets BETWEEN waiting_count AND 100 * waiting_count::bigint", name="waiting_tickets_range"),
+    CheckConstraint(
+        "waiting_tickets BETWEEN waiting_count AND 100 * waiting_count::bigint", name="waiting_tickets_range"
+    ),
     CheckConstraint("waiting_count = 0 OR available_tickets < waiting_tickets", name="waiting_only_when_short"),
     CheckConstraint(
         "queue_joined_entries BETWEEN 0 AND 2147483647 AND queue_joined_tickets >= queue_joined_entries",
@@ -266,13 +268,19 @@ webhook_messages = Table(
     # failed" is pending, spelled so that only the claim's probes can use this index and the next one,
     # and never the queue's below (migration 0016).
     Index(
-        "ix_webhook_messages_pending", "webhook_id", "booking_id", "ledger_seq",
+        "ix_webhook_messages_pending",
+        "webhook_id",
+        "booking_id",
+        "ledger_seq",
         postgresql_where=text(PROBED_PENDING),
     ),
     # An event's messages left to send (event.updated, event.cancelled: no booking): the per-event order,
     # one exact probe however many other events' messages wait.
     Index(
-        "ix_webhook_messages_pending_event", "webhook_id", "event_id", "ledger_seq",
+        "ix_webhook_messages_pending_event",
+        "webhook_id",
+        "event_id",
+        "ledger_seq",
         postgresql_where=text(f"{PROBED_PENDING} AND booking_id IS NULL"),
     ),
     # A webhook's queue in the order of the changes: the claim reads it from the front, an index scan

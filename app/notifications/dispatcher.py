@@ -165,7 +165,7 @@ class Dispatcher:
         """Send a batch one message after another, then record every outcome in one statement."""
         try:
             sent = self._send_in_turn(webhook, batch, claimed_at)
-            self._record(webhook, sent, batch[len(sent):])
+            self._record(webhook, sent, batch[len(sent) :])
         except Exception:  # a thread of the pool has nobody to tell: log it; the lease brings the messages back
             log.exception("webhook_send_crashed", webhook_id=str(webhook.id), seq=batch[0].seq)
         finally:
@@ -219,8 +219,13 @@ class Dispatcher:
 
     def _outcome(self, webhook: Row, message: Row, outcome: Outcome) -> store.Recorded:
         """What to record of one send (logged and counted here)."""
-        described = dict(webhook_id=str(webhook.id), message=message_key(message.message_id),
-                         attempts=message.attempts, status=outcome.status, error=outcome.error)
+        described = dict(
+            webhook_id=str(webhook.id),
+            message=message_key(message.message_id),
+            attempts=message.attempts,
+            status=outcome.status,
+            error=outcome.error,
+        )
         if outcome.delivered:
             metrics.DELIVERED.inc()
             log.info("webhook_delivered", **described)
@@ -256,8 +261,12 @@ class Dispatcher:
                 log.exception("offer_sweep_failed")
                 sweep = Sweep()
             if sweep.expired_offers or sweep.busy_events:
-                log.info("offers_expired", offers=sweep.expired_offers, promoted=sweep.promoted_bookings,
-                         busy_events=sweep.busy_events)
+                log.info(
+                    "offers_expired",
+                    offers=sweep.expired_offers,
+                    promoted=sweep.promoted_bookings,
+                    busy_events=sweep.busy_events,
+                )
             stop.wait(0 if sweep.backlog else SWEEP_EVERY_S)
 
     def _housekeeping(self) -> None:

@@ -13,11 +13,13 @@ DELIVERED = Counter("webhook_messages_delivered_total", "Webhook messages a rece
 RETRIED = Counter("webhook_messages_retried_total", "Webhook tries that failed and were scheduled again")
 FAILED = Counter("webhook_messages_failed_total", "Webhook messages given up after their last try, or on 410")
 LAG = Gauge(
-    "webhook_oldest_pending_message_age_seconds", "Age of the oldest message not yet delivered to an enabled webhook",
+    "webhook_oldest_pending_message_age_seconds",
+    "Age of the oldest message not yet delivered to an enabled webhook",
     multiprocess_mode="livemax",
 )
 LAST_LOOP = Gauge(
-    "webhook_dispatcher_last_loop_timestamp_seconds", "When a dispatcher last completed a loop against the database",
+    "webhook_dispatcher_last_loop_timestamp_seconds",
+    "When a dispatcher last completed a loop against the database",
     multiprocess_mode="livemax",
 )
 IN_FLIGHT = Gauge("webhook_sends_in_flight", "Webhook sends waiting for their receiver", multiprocess_mode="livesum")

@@ -80,7 +80,7 @@ def parse_message_key(key: str) -> UUID | None:
     if not key.startswith(MESSAGE_ID_PREFIX):
         return None
     try:
-        return UUID(hex=key[len(MESSAGE_ID_PREFIX):])
+        return UUID(hex=key[len(MESSAGE_ID_PREFIX) :])
     except ValueError:
         return None
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import certifi
@@ -58,8 +58,13 @@ class Destination:
 
 
 class Sender:
-    def __init__(self, timeout_s: float, allow_private: bool, resolver: Resolver = resolve,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        allow_private: bool,
+        resolver: Resolver = resolve,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._ssl_context = ssl_context or ssl.create_default_context(cafile=certifi.where())  # httpx's CAs
         self._pools: dict[str, httpcore.ConnectionPool] = {}
         self._pools_lock = threading.Lock()
@@ -84,8 +89,11 @@ class Sender:
             return Destination(refusal=f"InvalidURL: {error}"[:500])
         extensions = {"sni_hostname": host} if target.scheme == "https" else {}
         pinned = httpcore.URL(scheme=target.raw_scheme, host=address.encode("ascii"), port=port, target=target.raw_path)
-        headers = ((b"Host", target.netloc), (b"User-Agent", USER_AGENT.encode()),
-                   (b"Content-Type", b"application/json"))
+        headers = (
+            (b"Host", target.netloc),
+            (b"User-Agent", USER_AGENT.encode()),
+            (b"Content-Type", b"application/json"),
+        )
         return Destination(pinned, headers, {**extensions, "timeout": self._timeouts}, host=host)
 
     def send(self, destination: Destination, secret: str, message_key: str, body: str) -> Outcome:
@@ -93,11 +101,14 @@ class Sender:
         if destination.refusal is not None:
             return Outcome(None, destination.refusal)
         content = body.encode()
-        signed = tuple((name.encode(), value.encode()) for name, value in signed_headers(secret, message_key, body).items())
+        signed = tuple(
+            (name.encode(), value.encode()) for name, value in signed_headers(secret, message_key, body).items()
+        )
         headers = [*destination.headers, *signed, (b"Content-Length", str(len(content)).encode())]
         try:
-            response = self._pool(destination.host).request("POST", destination.url, headers=headers,
-                                                            content=content, extensions=destination.extensions)
+            response = self._pool(destination.host).request(
+                "POST", destination.url, headers=headers, content=content, extensions=destination.extensions
+            )
         except SEND_ERRORS as error:
             return Outcome(None, f"{type(error).__name__}: {error}"[:500])
         return Outcome(response.status, None, retry_after_s(_header(response, b"retry-after")))
@@ -108,8 +119,11 @@ class Sender:
         with self._pools_lock:
             if host not in self._pools:
                 self._pools[host] = httpcore.ConnectionPool(
-                    ssl_context=self._ssl_context, max_connections=MAX_CONNECTIONS,
-                    max_keepalive_connections=MAX_IDLE_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+                    ssl_context=self._ssl_context,
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+                    keepalive_expiry=KEEPALIVE_EXPIRY_S,
+                )
             return self._pools[host]
 
     def _checked_address(self, host: str, port: int) -> str:
@@ -124,7 +138,7 @@ def _header(response: httpcore.Response, name: bytes) -> str | None:
 
 def signed_headers(secret: str, message_key: str, body: str) -> dict:
     """webhook-id, webhook-timestamp (now, Unix seconds) and webhook-signature (`v1,<base64 HMAC>`)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {
         "webhook-id": message_key,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -143,5 +157,5 @@ def retry_after_s(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:  # "-0000": a date in UTC whose sender would not say so (RFC 5322)
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -14,7 +14,6 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, text
 
 from app.database.tables import PROBED_PENDING
-from app.notifications.model import DELIVERED, FAILED
 
 RETRY, RELEASED = "retry", "released"  # the outcomes, beside DELIVERED and FAILED, that leave a message pending
 
@@ -173,15 +172,18 @@ class Recorded(NamedTuple):
 
 def record_outcomes(conn: Connection, recorded: list[Recorded]) -> None:
     """Record a batch's outcomes; the key is the message's (event_id first, as sharded) and its attempt."""
-    conn.execute(RECORD_OUTCOMES, {
-        "event_ids": [str(r.message.event_id) for r in recorded],
-        "seqs": [r.message.seq for r in recorded],
-        "attempts": [r.message.attempts for r in recorded],
-        "kinds": [r.kind for r in recorded],
-        "statuses": [r.status for r in recorded],
-        "errors": [r.error for r in recorded],
-        "delays": [r.delay_s for r in recorded],
-    })
+    conn.execute(
+        RECORD_OUTCOMES,
+        {
+            "event_ids": [str(r.message.event_id) for r in recorded],
+            "seqs": [r.message.seq for r in recorded],
+            "attempts": [r.message.attempts for r in recorded],
+            "kinds": [r.kind for r in recorded],
+            "statuses": [r.status for r in recorded],
+            "errors": [r.error for r in recorded],
+            "delays": [r.delay_s for r in recorded],
+        },
+    )
 
 
 def disable_webhook(conn: Connection, webhook_id: UUID, reason: str) -> None:

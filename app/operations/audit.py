@@ -82,7 +82,9 @@ def row_problems(event, rows) -> list[str]:
     if event.waiting_count != len(queue):
         problems.append(f"waitingListCount {event.waiting_count} but {len(queue)} bookings are waiting")
     if event.waiting_tickets != sum(row.quantity for row in queue):
-        problems.append(f"waitingTickets {event.waiting_tickets} but the waiting entries want {sum(row.quantity for row in queue)}")
+        problems.append(
+            f"waitingTickets {event.waiting_tickets} but the waiting entries want {sum(row.quantity for row in queue)}"
+        )
     return problems + _several_active(active) + _queue_jumpers(active)
 
 
@@ -111,7 +113,9 @@ def place_problems(event, rows, departures) -> list[str]:
     for rank, row in enumerate((row for row in rows if row.status == WAITING), start=1):
         counted = places.place(row.queue_ordinal, row.queue_tickets_before)
         if counted != (rank, ahead):
-            wrong.append(f"booking {row.id} is at {rank} with {ahead} tickets ahead, but the queue's counters say {counted}")
+            wrong.append(
+                f"booking {row.id} is at {rank} with {ahead} tickets ahead, but the queue's counters say {counted}"
+            )
         ahead += row.quantity
     return wrong[:1] + ([f"{len(wrong) - 1} more waiting entries are misplaced the same way"] if len(wrong) > 1 else [])
 
@@ -156,7 +160,9 @@ def ledger_problems(event, rows, entries) -> list[str]:
 
 def _initial_total(event, entries) -> int:
     """The capacity the event opened with: before its first capacity change, if it had any."""
-    return next((entry.total_tickets_from for entry in entries if entry.kind == "capacity_changed"), event.total_tickets)
+    return next(
+        (entry.total_tickets_from for entry in entries if entry.kind == "capacity_changed"), event.total_tickets
+    )
 
 
 HOLDING = (CONFIRMED, OFFERED)  # the statuses whose tickets are taken from the pool
@@ -241,8 +247,12 @@ class Replay:
         """Apply one entry; what is wrong with it, if anything."""
         problems = []
         later_in_its_change = self._same_change(entry)
-        if (self.head_fits() and entry.kind not in ("promoted", "offered") and not later_in_its_change
-                and self.queue[0] != self.overlooked):
+        if (
+            self.head_fits()
+            and entry.kind not in ("promoted", "offered")
+            and not later_in_its_change
+            and self.queue[0] != self.overlooked
+        ):
             problems.append(f"the ticket freed just before went to nobody, though {self.queue[0]} was waiting")
             self.overlooked = self.queue[0]
         owner = self.user.get(entry.booking_id, entry.user_id)
@@ -392,7 +402,9 @@ class Replay:
             for booking, quantity in self.quantity.items()
             if booking in in_table and in_table[booking].quantity != quantity
         ]
-        problems += [f"booking {b} ({row.status}) has no ledger entry" for b, row in in_table.items() if b not in self.status]
+        problems += [
+            f"booking {b} ({row.status}) has no ledger entry" for b, row in in_table.items() if b not in self.status
+        ]
         if self.available != event.available_tickets:
             problems.append(f"availableTickets is {event.available_tickets}, but the ledger leaves {self.available}")
         problems += self._event_differences(event)
@@ -408,7 +420,9 @@ class Replay:
         if self.sales_open != event.sales_open:
             problems.append(f"salesOpen is {event.sales_open}, but the ledger leaves {self.sales_open}")
         if self.cancelled != (event.status == "cancelled"):
-            problems.append(f"the event is {event.status}, but the ledger {'does' if self.cancelled else 'does not'} cancel it")
+            problems.append(
+                f"the event is {event.status}, but the ledger {'does' if self.cancelled else 'does not'} cancel it"
+            )
         if self.cancelled and self.active:
             problems.append(f"{len(self.active)} bookings are still active after the event was cancelled")
         return problems

@@ -6,9 +6,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from app.database.engine import db
 from app.operations import audit
 from app.web import idempotency
-from app.database.engine import db
 
 
 def init_app(app: Flask) -> None:

@@ -65,9 +65,11 @@ def public_key_pem(instance_dir: Path = INSTANCE_DIR) -> str:
 
 
 def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def jwk_set(public_pem: str) -> dict:
@@ -82,8 +84,9 @@ def thumbprint(jwk: dict) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
-def claims(user: str, scopes: str = "", ttl_s: int = DEFAULT_TTL_S, issuer: str = DEV_ISSUER,
-           audience: str = DEV_AUDIENCE) -> dict:
+def claims(
+    user: str, scopes: str = "", ttl_s: int = DEFAULT_TTL_S, issuer: str = DEV_ISSUER, audience: str = DEV_AUDIENCE
+) -> dict:
     now = int(time.time())
     body = {"iss": issuer, "aud": audience, "sub": user, "iat": now, "exp": now + ttl_s}
     return {**body, "scope": scopes} if scopes else body
@@ -109,18 +112,28 @@ def main(argv: list[str] | None = None, environ=None) -> int:
         load_dotenv(PROJECT_ROOT / ".env", override=False)
     env = os.environ if environ is None else environ
     if (env.get("APP_ENV") or "").strip().lower() == PRODUCTION:
-        print(f"refused: APP_ENV={PRODUCTION} has no development key; tokens come from the identity provider",
-              file=sys.stderr)
+        print(
+            f"refused: APP_ENV={PRODUCTION} has no development key; tokens come from the identity provider",
+            file=sys.stderr,
+        )
         return 2
     if env.get("AUTH_JWKS_URL") or env.get("AUTH_JWT_PUBLIC_KEY"):
-        print("refused: AUTH_JWKS_URL / AUTH_JWT_PUBLIC_KEY is set, so the service trusts your identity "
-              "provider's keys, not the development key", file=sys.stderr)
+        print(
+            "refused: AUTH_JWKS_URL / AUTH_JWT_PUBLIC_KEY is set, so the service trusts your identity "
+            "provider's keys, not the development key",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "jwks":
         print(json.dumps(jwk_set(public_key_pem(INSTANCE_DIR))))
         return 0
-    token_claims = claims(args.user, " ".join(args.scopes.split()), args.ttl,
-                          env.get("AUTH_ISSUER") or DEV_ISSUER, env.get("AUTH_AUDIENCE") or DEV_AUDIENCE)
+    token_claims = claims(
+        args.user,
+        " ".join(args.scopes.split()),
+        args.ttl,
+        env.get("AUTH_ISSUER") or DEV_ISSUER,
+        env.get("AUTH_AUDIENCE") or DEV_AUDIENCE,
+    )
     print(mint(token_claims, INSTANCE_DIR, secret=env.get("AUTH_JWT_SECRET") or None))
     return 0
 

@@ -154,4 +154,3 @@ def _alive(info: PostmasterInfo) -> bool:
 def _system_user() -> str | None:
     """The system user pgserver runs PostgreSQL as: `pgserver` when we are root, else ourselves."""
     return "pgserver" if os.geteuid() == 0 else None
-

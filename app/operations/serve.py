@@ -24,7 +24,12 @@ from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
 from app.config import (
-    ADMIN_TOKEN_FILE, INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys,
+    ADMIN_TOKEN_FILE,
+    INSTANCE_DIR,
+    PROJECT_ROOT,
+    Config,
+    resolve_admin_token,
+    resolve_webhook_secret_keys,
 )
 from app.operations.embedded_pg import EmbeddedPostgres
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
@@ -227,7 +232,9 @@ def _serve(lock: int | None) -> int:
     os.environ[READY_FD_VARIABLE] = str(ready_for_gunicorn)
     os.environ[LIFELINE_FD_VARIABLE] = str(lifeline_for_gunicorn)
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, start_new_session=True,
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        start_new_session=True,
         pass_fds=[ready_for_gunicorn, lifeline_for_gunicorn, *([lock] if lock is not None else [])],
     )
     # The dispatcher follows the same lifeline (app/operations/dispatch.py), and holds the lock too.
@@ -261,7 +268,9 @@ def _start_dispatcher(lifeline: int, lock: int | None) -> subprocess.Popen[bytes
     it stops once the `lifeline` pipe reaches end-of-file, as gunicorn does."""
     environment = {key: value for key, value in os.environ.items() if key != READY_FD_VARIABLE}  # gunicorn's
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.operations.dispatch"], cwd=ROOT, start_new_session=True,
+        [sys.executable, "-m", "app.operations.dispatch"],
+        cwd=ROOT,
+        start_new_session=True,
         env={**environment, LIFELINE_FD_VARIABLE: str(lifeline)},
         pass_fds=[lifeline, *([lock] if lock is not None else [])],
     )

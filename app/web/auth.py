@@ -26,7 +26,7 @@ def require_admin(view):
 
 def bearer_matches(authorization: str, expected: str) -> bool:
     """Whether an Authorization header's value is `Bearer <expected>` (the scheme in any case)."""
-    supplied = authorization[len(BEARER):] if authorization.lower().startswith(BEARER) else ""
+    supplied = authorization[len(BEARER) :] if authorization.lower().startswith(BEARER) else ""
     # An empty expected token must never match an absent header. Constant time, so the response
     # time tells nothing about how much of the token matched.
     return bool(expected) and hmac.compare_digest(supplied.encode(), expected.encode())

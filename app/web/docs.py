@@ -19,8 +19,8 @@ from flask import Blueprint, Flask
 from flask_smorest import Api
 
 from app.web.errors import PROBLEM_JSON, codes_for
-from app.web.request_context import SANE_REQUEST_ID
 from app.web.limits import API_PREFIX
+from app.web.request_context import SANE_REQUEST_ID
 from app.web.schemas import ActingUserId, ProblemSchema
 
 DOCS_PATH = "/docs"
@@ -33,7 +33,9 @@ USER_SECURITY = [{"bearerJwt": []}, {"bearerJwt": ["bookings:any"]}]
 SECURITY_SCHEMES = {
     "adminToken": {"type": "http", "scheme": "bearer"},  # the static ADMIN_TOKEN, admin routes only
     "bearerJwt": {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
         "description": "With AUTH_MODE=jwt: an access token from the identity provider. Its `sub` is the acting "
         "user; its `scope` (space-separated) may hold `bookings:any` (act for any user) or `events:admin`. "
         "With AUTH_MODE=open no token is checked, except ADMIN_TOKEN on admin routes.",
@@ -62,7 +64,10 @@ REQUEST_ID_HEADER = {
 }
 # Any value is accepted: one that is not sane is replaced, not refused.
 REQUEST_ID_PARAMETER = {
-    "in": "header", "name": "X-Request-ID", "required": False, "schema": {"type": "string"},
+    "in": "header",
+    "name": "X-Request-ID",
+    "required": False,
+    "schema": {"type": "string"},
     "description": "An id for this request, echoed in the response and in every log line of the request; "
     "replaced by a generated one unless it is 1..128 of `A-Z a-z 0-9 . _ : -`. The ledger records the "
     "server's own id instead",
@@ -75,8 +80,13 @@ RATE_LIMIT_HEADERS = {
 }
 # Headers that a status always carries, besides X-Request-ID.
 STATUS_HEADERS = {
-    401: {"WWW-Authenticate": {"description": 'The bearer challenge: `Bearer error="invalid_token"` with AUTH_MODE=jwt, '
-                               '`Bearer realm="admin"` with AUTH_MODE=open', "schema": {"type": "string"}}},
+    401: {
+        "WWW-Authenticate": {
+            "description": 'The bearer challenge: `Bearer error="invalid_token"` with AUTH_MODE=jwt, '
+            '`Bearer realm="admin"` with AUTH_MODE=open',
+            "schema": {"type": "string"},
+        }
+    },
     429: {"Retry-After": RETRY_AFTER_HEADER, **RATE_LIMIT_HEADERS},
     503: {"Retry-After": RETRY_AFTER_HEADER},
 }
@@ -131,8 +141,13 @@ class ProblemApi(Api):
 def problem_response(status: HTTPStatus) -> dict:
     """A problem+json response for `status`, listing the contract's codes for it, with an example."""
     codes = codes_for(status) or ["invalid_request" if status < 500 else "internal_error"]
-    example = {"type": "about:blank", "title": status.phrase, "status": int(status), "code": codes[0],
-               "requestId": "0f9d5b8e2c6a4d0e9b1f3a7c5e2d8b4a"}
+    example = {
+        "type": "about:blank",
+        "title": status.phrase,
+        "status": int(status),
+        "code": codes[0],
+        "requestId": "0f9d5b8e2c6a4d0e9b1f3a7c5e2d8b4a",
+    }
     return {
         "description": f"{status.phrase}: " + ", ".join(f"`{code}`" for code in codes),
         "content": {PROBLEM_JSON: {"schema": ProblemSchema, "example": example}},

@@ -185,8 +185,9 @@ def _respond_once(conn: Connection, key: RequestKey, write: services.Write, rend
     else:
         response = render(outcome)
     stored = StoredResponse.of(response)
-    conn.execute(SAVE, {"key": key.key, "status": stored.status, "headers": json.dumps(stored.headers),
-                        "body": stored.body})
+    conn.execute(
+        SAVE, {"key": key.key, "status": stored.status, "headers": json.dumps(stored.headers), "body": stored.body}
+    )
     return stored, outcome
 
 

@@ -89,7 +89,7 @@ def _caller_from_header(authorization: str) -> Caller:
     # Only the header counts: a token in the query string or the body is ignored.
     if not authorization.lower().startswith(BEARER):
         raise InvalidToken("an Authorization: Bearer <JWT> header is required")
-    token = authorization[len(BEARER):].strip()
+    token = authorization[len(BEARER) :].strip()
     expected = current_app.config["ADMIN_TOKEN"]
     if expected and hmac.compare_digest(token.encode(), expected.encode()):
         return STATIC_ADMIN

@@ -23,10 +23,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 API_PREFIX = "/api/"
 # Never limited: health, for the balancer; /metrics, for Prometheus (it has its token); the docs page,
 # its files, the document (the contract exempts them) and `/`, which points to them.
-UNLIMITED_ENDPOINTS = frozenset({
-    "health.healthz", "health.readyz", "metrics", "api-docs.openapi_swagger_ui", "docs_assets.static",
-    "api-docs.openapi_json", "index.index",
-})
+UNLIMITED_ENDPOINTS = frozenset(
+    {
+        "health.healthz",
+        "health.readyz",
+        "metrics",
+        "api-docs.openapi_swagger_ui",
+        "docs_assets.static",
+        "api-docs.openapi_json",
+        "index.index",
+    }
+)
 
 
 def init_app(app: Flask, config) -> None:

@@ -19,8 +19,15 @@ import os
 
 from flask import Flask, Response, current_app, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-    generate_latest, multiprocess,
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
 )
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import MethodNotAllowed
@@ -32,7 +39,15 @@ from app.web.security import PRODUCTION
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 BOOKING_OUTCOMES = (
-    "confirmed", "waiting", "cancelled", "reduced", "promoted", "offered", "accepted", "declined", "expired",
+    "confirmed",
+    "waiting",
+    "cancelled",
+    "reduced",
+    "promoted",
+    "offered",
+    "accepted",
+    "declined",
+    "expired",
 )
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.
 UNMATCHED = "unmatched"

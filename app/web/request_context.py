@@ -56,8 +56,10 @@ def bind_subjects(values) -> None:
 def _require_utf8_url() -> None:
     # werkzeug decodes the path and the query with errors="replace": `/api/booking-status/<event>/%ff`
     # would ask for the user named "\ufffd", someone else. A URL that is not UTF-8 names nothing.
-    if not (_is_utf8(request.environ.get("PATH_INFO", "").encode("latin-1")) and
-            _is_utf8(unquote_to_bytes(request.query_string))):
+    if not (
+        _is_utf8(request.environ.get("PATH_INFO", "").encode("latin-1"))
+        and _is_utf8(unquote_to_bytes(request.query_string))
+    ):
         abort(400, description="the URL is not valid UTF-8 once percent-decoded")
 
 

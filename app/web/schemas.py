@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
@@ -50,7 +50,7 @@ class UtcDateTime(fields.DateTime):
     def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
         if value is None:
             return None
-        return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def text_field(max_length: int, example: str, cls=fields.String, description: str = "", **kwargs) -> fields.String:
@@ -94,29 +94,42 @@ MAX_OFFER_TTL_SECONDS = 604_800  # a week
 def promotion_field() -> fields.String:
     return fields.String(
         validate=validate.OneOf(PROMOTIONS),
-        metadata={"description": "How a freed ticket goes to the oldest waiting entry: `auto` confirms it, `offer` "
-                  "offers it for `offerTtlSeconds` (accept or decline)", "default": AUTO},
+        metadata={
+            "description": "How a freed ticket goes to the oldest waiting entry: `auto` confirms it, `offer` "
+            "offers it for `offerTtlSeconds` (accept or decline)",
+            "default": AUTO,
+        },
     )
 
 
 def offer_ttl_field() -> StrictInteger:
     return StrictInteger(
-        data_key="offerTtlSeconds", validate=validate.Range(min=1, max=MAX_OFFER_TTL_SECONDS),
-        metadata={"description": "How long an offer holds its tickets", "example": 3600,
-                  "default": DEFAULT_OFFER_TTL_SECONDS},
+        data_key="offerTtlSeconds",
+        validate=validate.Range(min=1, max=MAX_OFFER_TTL_SECONDS),
+        metadata={
+            "description": "How long an offer holds its tickets",
+            "example": 3600,
+            "default": DEFAULT_OFFER_TTL_SECONDS,
+        },
     )
 
 
 class InitializeRequest(Schema):
     total_tickets = StrictInteger(
-        data_key="totalTickets", required=True, validate=validate.Range(min=1, max=1_000_000),
+        data_key="totalTickets",
+        required=True,
+        validate=validate.Range(min=1, max=1_000_000),
         metadata={"example": 100},
     )
     name = text_field(200, "Spring concert")
     max_per_booking = StrictInteger(
-        data_key="maxPerBooking", validate=validate.Range(min=1, max=MAX_PER_BOOKING),
-        metadata={"description": "The most tickets one booking may hold", "example": 10,
-                  "default": DEFAULT_MAX_PER_BOOKING},
+        data_key="maxPerBooking",
+        validate=validate.Range(min=1, max=MAX_PER_BOOKING),
+        metadata={
+            "description": "The most tickets one booking may hold",
+            "example": 10,
+            "default": DEFAULT_MAX_PER_BOOKING,
+        },
     )
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
@@ -124,14 +137,18 @@ class InitializeRequest(Schema):
 
 class BookingRequest(Schema):
     event_id = fields.String(
-        data_key="eventId", required=True,
+        data_key="eventId",
+        required=True,
         metadata={
             "description": "The id returned by /api/initialize; opaque to clients",
             "example": "3f8a1c9e-5b7d-4e2f-9a6c-1d0b8e7f4a25",
         },
     )
     user_id = text_field(
-        128, "user-123", cls=ActingUserId, data_key="userId",
+        128,
+        "user-123",
+        cls=ActingUserId,
+        data_key="userId",
         description="Required with AUTH_MODE=open. With AUTH_MODE=jwt: absent means the token's `sub`; another "
         "user needs the `bookings:any` scope, which in turn requires it",
     )
@@ -141,7 +158,8 @@ def quantity_field(description: str, **kwargs) -> StrictInteger:
     """A number of tickets. The event's or booking's own limit is only known in the database: going
     over it is the same 400, with `errors.quantity`, from the booking functions (domain.InvalidQuantity)."""
     return StrictInteger(
-        validate=validate.Range(min=1, max=MAX_PER_BOOKING), metadata={"description": description, "example": 2},
+        validate=validate.Range(min=1, max=MAX_PER_BOOKING),
+        metadata={"description": description, "example": 2},
         **kwargs,
     )
 
@@ -199,14 +217,16 @@ class EventSchema(Schema):
         data_key="waitingTickets", required=True, metadata={"description": "The tickets wanted by all waiting entries"}
     )
     status = fields.String(
-        required=True, validate=validate.OneOf(EVENT_STATUSES),
+        required=True,
+        validate=validate.OneOf(EVENT_STATUSES),
         metadata={"description": "`cancelled` once its organiser called it off: it takes no more changes"},
     )
     sales_open = fields.Boolean(
         data_key="salesOpen", required=True, metadata={"description": "While false, booking is 409 `sales_closed`"}
     )
     promotion = fields.String(
-        required=True, validate=validate.OneOf(PROMOTIONS),
+        required=True,
+        validate=validate.OneOf(PROMOTIONS),
         metadata={"description": "`auto`: a freed ticket confirms the oldest waiting entry; `offer`: it is offered"},
     )
     offer_ttl_seconds = fields.Integer(
@@ -216,14 +236,19 @@ class EventSchema(Schema):
 
 def offer_expires_at_field() -> fields.Field:
     return UtcDateTime(
-        data_key="offerExpiresAt", allow_none=True, required=True,
+        data_key="offerExpiresAt",
+        allow_none=True,
+        required=True,
         metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
     )
 
 
 def cancel_reason_field() -> fields.Field:
     return fields.String(
-        data_key="cancelReason", allow_none=True, required=True, validate=validate.OneOf(CANCEL_REASONS),
+        data_key="cancelReason",
+        allow_none=True,
+        required=True,
+        validate=validate.OneOf(CANCEL_REASONS),
         metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
     )
 
@@ -234,7 +259,9 @@ class BookingSchema(Schema):
     user_id = fields.String(data_key="userId", required=True)
     status = fields.String(required=True, validate=validate.OneOf(BOOKING_STATUSES))
     waiting_position = fields.Integer(
-        data_key="waitingPosition", allow_none=True, required=True,
+        data_key="waitingPosition",
+        allow_none=True,
+        required=True,
         metadata={"description": "1-based place among the current waiting entries; null unless waiting"},
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
@@ -242,11 +269,15 @@ class BookingSchema(Schema):
     # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
     quantity = fields.Integer(
         required=True,
-        metadata={"description": "Tickets held, all or none (while waiting: wanted); a cancelled booking keeps "
-                  "the quantity it held"},
+        metadata={
+            "description": "Tickets held, all or none (while waiting: wanted); a cancelled booking keeps "
+            "the quantity it held"
+        },
     )
     tickets_ahead = fields.Integer(
-        data_key="ticketsAhead", allow_none=True, required=True,
+        data_key="ticketsAhead",
+        allow_none=True,
+        required=True,
         metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
     )
     # Offers (issue 16): after the fields before them, so that a body only grows at its end.
@@ -265,13 +296,19 @@ class BookingEnvelope(Schema):
 class CancellationSchema(Schema):
     booking = fields.Nested(BookingSchema, required=True)
     promoted = fields.Nested(
-        BookingSchema, allow_none=True, required=True,
+        BookingSchema,
+        allow_none=True,
+        required=True,
         metadata={"description": "The first of `promotedBookings`, if any (for v1 clients)"},
     )
     promoted_bookings = fields.List(
-        fields.Nested(BookingSchema), data_key="promotedBookings", required=True,
-        metadata={"description": "The waiting entries that the freed tickets confirmed, oldest first: from the "
-                  "head of the queue while the head fits, stopping at the first that does not"},
+        fields.Nested(BookingSchema),
+        data_key="promotedBookings",
+        required=True,
+        metadata={
+            "description": "The waiting entries that the freed tickets confirmed, oldest first: from the "
+            "head of the queue while the head fits, stopping at the first that does not"
+        },
     )
 
 
@@ -281,7 +318,9 @@ def page_limit_field() -> fields.Integer:
 
 def next_after_field() -> fields.Integer:
     return fields.Integer(
-        data_key="nextAfter", allow_none=True, required=True,
+        data_key="nextAfter",
+        allow_none=True,
+        required=True,
         metadata={"description": "`after` for the next page; null on the last page"},
     )
 
@@ -289,7 +328,8 @@ def next_after_field() -> fields.Integer:
 def seq_after() -> fields.Integer:
     # Query strings are text: plain Integer parses "20"; StrictInteger is for JSON bodies.
     return fields.Integer(
-        load_default=0, validate=validate.Range(min=0, max=2**63 - 1),
+        load_default=0,
+        validate=validate.Range(min=0, max=2**63 - 1),
         metadata={"description": "Return the entries after this one: 0, or the `nextAfter` of the previous page"},
     )
 
@@ -307,7 +347,8 @@ ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_o
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
-        required=True, validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + ORGANISER_KINDS),
+        required=True,
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + ORGANISER_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
@@ -319,7 +360,9 @@ class LedgerEntrySchema(Schema):
     booking_id = fields.UUID(data_key="bookingId", allow_none=True, required=True)
     user_id = fields.String(data_key="userId", allow_none=True, required=True)
     request_id = fields.String(
-        data_key="requestId", allow_none=True, required=True,
+        data_key="requestId",
+        allow_none=True,
+        required=True,
         metadata={
             "description": "The server's id of the request that made the change: the X-Request-ID of its response, "
             "unless the client sent its own (never recorded here; both are in the request's log lines)"
@@ -327,9 +370,12 @@ class LedgerEntrySchema(Schema):
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
     quantity = fields.Integer(
-        required=True, allow_none=True,
-        metadata={"description": "The tickets the change concerns: booked, waitlisted, released or confirmed; "
-                  "null on an organiser's entry"},
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The tickets the change concerns: booked, waitlisted, released or confirmed; "
+            "null on an organiser's entry"
+        },
     )
     total_tickets_from = fields.Integer(
         data_key="totalTicketsFrom", metadata={"description": "`capacity_changed` only: totalTickets before"}
@@ -354,9 +400,12 @@ class HistoryPageSchema(Schema):
 
 class UserBookingsQuery(Schema):
     after = fields.Integer(
-        load_default=None, validate=validate.Range(min=1, max=2**63 - 1),
-        metadata={"description": "Return the bookings older than this cursor: the `nextAfter` of the previous page; "
-                  "absent for the newest"},
+        load_default=None,
+        validate=validate.Range(min=1, max=2**63 - 1),
+        metadata={
+            "description": "Return the bookings older than this cursor: the `nextAfter` of the previous page; "
+            "absent for the newest"
+        },
     )
     limit = page_limit_field()
 
@@ -379,8 +428,10 @@ class EventsQuery(Schema):
     status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
     after = fields.Integer(
         validate=validate.Range(min=1, max=2**63 - 1),
-        metadata={"description": "Return the events older than this one: the `nextAfter` of the previous page; "
-                  "absent for the first"},
+        metadata={
+            "description": "Return the events older than this one: the `nextAfter` of the previous page; "
+            "absent for the first"
+        },
     )
     limit = page_limit_field()
 
@@ -393,7 +444,8 @@ class EventsPageSchema(Schema):
 class EventPatchRequest(Schema):
     name = text_field(200, "Spring concert")
     total_tickets = StrictInteger(
-        data_key="totalTickets", validate=validate.Range(min=1, max=1_000_000),
+        data_key="totalTickets",
+        validate=validate.Range(min=1, max=1_000_000),
         metadata={"description": "A raise confirms waiting entries first come, first served", "example": 150},
     )
     max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=100))
@@ -405,7 +457,9 @@ class EventPatchRequest(Schema):
 class EventUpdateSchema(Schema):
     event = fields.Nested(EventSchema, required=True)
     promoted_bookings = fields.List(
-        fields.Nested(BookingSchema), data_key="promotedBookings", required=True,
+        fields.Nested(BookingSchema),
+        data_key="promotedBookings",
+        required=True,
         metadata={"description": "The waiting entries a capacity raise confirmed, in queue order"},
     )
 
@@ -473,8 +527,11 @@ class ProblemSchema(Schema):
     code = fields.String(required=True, metadata={"example": "already_booked"})
     detail = fields.String()
     errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()),
-        metadata={"description": "Field-level messages: validation failures, and a quantity over the limit of "
-                  "the event or of the booking"},
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "Field-level messages: validation failures, and a quantity over the limit of "
+            "the event or of the booking"
+        },
     )
     request_id = fields.String(data_key="requestId")

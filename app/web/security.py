@@ -29,7 +29,12 @@ CACHEABLE_ENDPOINTS = {"static", "docs_assets.static"}
 # What a browser client may send and read across origins, when CORS_ORIGINS allows it.
 CORS_ALLOW_HEADERS = ["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"]
 CORS_EXPOSE_HEADERS = [
-    "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+    "Location",
+    "Retry-After",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
     "Idempotent-Replayed",
 ]
 

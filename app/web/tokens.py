@@ -101,7 +101,7 @@ class IdentitySettings:
     jwks_refetch_s: float = JWKS_REFETCH_S
 
     @classmethod
-    def from_env(cls, env, app_env: str, instance_dir: Path) -> "IdentitySettings":
+    def from_env(cls, env, app_env: str, instance_dir: Path) -> IdentitySettings:
         """The settings in `env`; refuses what production must not run with (InsecureConfiguration)."""
         mode = (env.get("AUTH_MODE") or "").strip().lower()
         if app_env == PRODUCTION and not mode:
@@ -114,8 +114,10 @@ class IdentitySettings:
 
 
 def _jwt_settings(env, app_env: str, instance_dir: Path) -> IdentitySettings:
-    sources = {name: (env.get(name) or "").strip() or None
-               for name in ("AUTH_JWKS_URL", "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_SECRET")}
+    sources = {
+        name: (env.get(name) or "").strip() or None
+        for name in ("AUTH_JWKS_URL", "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_SECRET")
+    }
     jwks_url, public_key, secret = sources.values()
     development_key = not any(sources.values())
     if app_env == PRODUCTION and (secret and not (jwks_url or public_key) or development_key):
@@ -265,8 +267,13 @@ class ProviderKeys:
 
     def __init__(self, url: str, refetch_s: float) -> None:
         self._client = _RateLimitedJWKClient(
-            url, refetch_s, cache_keys=True, max_cached_keys=MAX_CACHED_KEYS, lifespan=JWKS_LIFESPAN_S,
-            timeout=JWKS_TIMEOUT_S, cooldown_duration=0,  # PyJWKClient's own cooldown: replaced, see below
+            url,
+            refetch_s,
+            cache_keys=True,
+            max_cached_keys=MAX_CACHED_KEYS,
+            lifespan=JWKS_LIFESPAN_S,
+            timeout=JWKS_TIMEOUT_S,
+            cooldown_duration=0,  # PyJWKClient's own cooldown: replaced, see below
         )
 
     def key(self, kid: str) -> jwt.PyJWK:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.notifications.model import MESSAGE_TYPES, PENDING, DELIVERED, FAILED
+from app.notifications.model import DELIVERED, FAILED, MESSAGE_TYPES, PENDING
 from app.web.schemas import HistoryQuery, UtcDateTime
 
 MAX_URL_LENGTH = 2000
@@ -20,12 +20,15 @@ URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{PORT})?([/?#][!-~]*)?$"
 class WebhookRequest(Schema):
     url = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=MAX_URL_LENGTH),
-                  validate.Regexp(URL_PATTERN, error="Must be an http or https URL.")],
+        validate=[
+            validate.Length(min=1, max=MAX_URL_LENGTH),
+            validate.Regexp(URL_PATTERN, error="Must be an http or https URL."),
+        ],
         metadata={"example": "https://receiver.example.com/hooks/bookings"},
     )
     types = fields.List(
-        fields.String(validate=validate.OneOf(MESSAGE_TYPES)), validate=validate.Length(min=1),
+        fields.String(validate=validate.OneOf(MESSAGE_TYPES)),
+        validate=validate.Length(min=1),
         metadata={"description": "The message types to send; omitted: all of them"},
     )
     event_id = fields.String(
@@ -78,7 +81,9 @@ class DeliverySchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf([PENDING, DELIVERED, FAILED]))
     attempts = fields.Integer(required=True)
     last_status = fields.Integer(
-        data_key="lastStatus", allow_none=True, required=True,
+        data_key="lastStatus",
+        allow_none=True,
+        required=True,
         metadata={"description": "The receiver's HTTP status at the last try; null if none answered"},
     )
     last_error = fields.String(data_key="lastError", allow_none=True, required=True)

@@ -42,9 +42,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @pytest.fixture(scope="session")
 def cluster():
     # A state dir and database of its own: a `make cluster` may be running beside it.
-    settings = Settings(port=free_port(), database=f"booking_cluster_test_{uuid.uuid4().hex[:8]}",
-                        scratch_database=True, rate_limit=f"{RATE_LIMIT_PER_MINUTE} per minute",
-                        state_dir=INSTANCE_DIR / "cluster-test")
+    settings = Settings(
+        port=free_port(),
+        database=f"booking_cluster_test_{uuid.uuid4().hex[:8]}",
+        scratch_database=True,
+        rate_limit=f"{RATE_LIMIT_PER_MINUTE} per minute",
+        state_dir=INSTANCE_DIR / "cluster-test",
+    )
     with Cluster(settings) as cluster:
         yield cluster
 
@@ -82,7 +86,10 @@ def user_tokens(cluster: Cluster):
 def idempotency_supported(cluster, admin, addresses) -> bool:
     """Whether the service replays a repeated Idempotency-Key (issue 4), found out over HTTP."""
     event_id = admin.initialize(1)
-    api, key = Api(cluster.base_url, addresses.next(), tokens=user_tokens(cluster)), {"Idempotency-Key": uuid.uuid4().hex}
+    api, key = (
+        Api(cluster.base_url, addresses.next(), tokens=user_tokens(cluster)),
+        {"Idempotency-Key": uuid.uuid4().hex},
+    )
     api.book(event_id, "probe", key)
     return api.book(event_id, "probe", key).headers.get("idempotent-replayed") == "true"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import text
 
-from cluster.client import Api, Reply
+from cluster.client import Reply
 from cluster.tests.conftest import assert_invariants, report
 
 LOAD_TICKETS, LOAD_USERS, CLIENT_THREADS = 200, 600, 48
@@ -107,8 +107,9 @@ class Kill:
         self.ejected_at = time.monotonic()
 
 
-def test_killing_an_instance_mid_load_loses_no_booking_a_client_was_shown(cluster, admin, user_api, db,
-                                                                           idempotency_supported):
+def test_killing_an_instance_mid_load_loses_no_booking_a_client_was_shown(
+    cluster, admin, user_api, db, idempotency_supported
+):
     event_id = admin.initialize(LOAD_TICKETS)
     load = Load(user_api, event_id, idempotency_supported)
     kill = Kill()
@@ -143,10 +144,12 @@ def test_killing_an_instance_mid_load_loses_no_booking_a_client_was_shown(cluste
         # only a response cut off mid-body (its status already sent) can leave one unsure.
         assert {status for _, _, status in unanswered} <= {None}, unanswered
     requests = LOAD_USERS + sum(journey.cancels for journey in journeys) + len(unanswered)
-    report(f"failover: {requests} requests in {elapsed:.1f}s ({requests / elapsed:.0f}/s) from {LOAD_USERS} "
-           f"clients; app3 SIGKILLed a third of the way in, out of rotation {kill.ejected_at - kill.killed_at:.2f}s "
-           f"later; {len(unanswered)} replies left a client unsure (it retried), 0 bookings lost; "
-           f"idempotency keys {'used' if idempotency_supported else 'not yet supported (issue 4)'}")
+    report(
+        f"failover: {requests} requests in {elapsed:.1f}s ({requests / elapsed:.0f}/s) from {LOAD_USERS} "
+        f"clients; app3 SIGKILLed a third of the way in, out of rotation {kill.ejected_at - kill.killed_at:.2f}s "
+        f"later; {len(unanswered)} replies left a client unsure (it retried), 0 bookings lost; "
+        f"idempotency keys {'used' if idempotency_supported else 'not yet supported (issue 4)'}"
+    )
 
 
 def stored_status(stored: dict, user: str) -> str:

@@ -53,15 +53,16 @@ def test_concurrent_cancels_promote_the_oldest_waiters_first(admin, user_api, db
 
     assert Counter(reply.status for reply in replies) == {200: len(holders)}
     assert sorted(reply.body["promoted"]["userId"] for reply in replies) == waiters[: len(holders)]
-    still_waiting = waiters[len(holders):]
+    still_waiting = waiters[len(holders) :]
     positions = [user_api().booking_status(event_id, user).booking["waitingPosition"] for user in still_waiting]
     assert positions == list(range(1, len(still_waiting) + 1))
     assert_invariants(db, event_id)
-    report(f"FIFO: {len(holders)} concurrent cancels promoted exactly the {len(holders)} oldest of {len(waiters)} waiters")
+    report(
+        f"FIFO: {len(holders)} concurrent cancels promoted exactly the {len(holders)} oldest of {len(waiters)} waiters"
+    )
 
 
-def test_one_idempotency_key_sent_through_every_instance_at_once_books_once(admin, user_api, db,
-                                                                           idempotency_supported):
+def test_one_idempotency_key_sent_through_every_instance_at_once_books_once(admin, user_api, db, idempotency_supported):
     if not idempotency_supported:
         pytest.skip("the service does not replay Idempotency-Key yet: waiting on issue 4")
     event_id, api, key = admin.initialize(3), user_api(), {"Idempotency-Key": uuid.uuid4().hex}

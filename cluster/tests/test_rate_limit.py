@@ -42,8 +42,10 @@ def test_one_client_spending_its_budget_across_every_instance_gets_one_budget(us
     refused = [reply for reply in replies if reply.status == 429]
     assert {reply.code for reply in refused} == {"rate_limited"}
     assert all(int(reply.headers["retry-after"]) > 0 for reply in refused)
-    report(f"rate limit: {RATE_LIMIT_PER_MINUTE} per minute per client held across 3 instances "
-           f"({RATE_LIMIT_PER_MINUTE} of {len(replies)} requests served)")
+    report(
+        f"rate limit: {RATE_LIMIT_PER_MINUTE} per minute per client held across 3 instances "
+        f"({RATE_LIMIT_PER_MINUTE} of {len(replies)} requests served)"
+    )
 
 
 def test_a_forged_x_forwarded_for_buys_no_fresh_budget(user_api, event_id):
@@ -60,8 +62,12 @@ def test_every_instance_sees_the_clients_address_not_the_balancers(cluster, user
     for request_id in request_ids:
         assert api.call("GET", "/healthz", headers={"X-Request-ID": request_id}).status == 200
 
-    logged = [json.loads(line) for instance in cluster.instances for line in instance.log_path.read_text().splitlines()
-              if any(request_id in line for request_id in request_ids)]
+    logged = [
+        json.loads(line)
+        for instance in cluster.instances
+        for line in instance.log_path.read_text().splitlines()
+        if any(request_id in line for request_id in request_ids)
+    ]
 
     assert {entry["client"] for entry in logged} == {api.source_ip}
     assert len(logged) == len(request_ids)

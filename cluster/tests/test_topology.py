@@ -11,8 +11,9 @@ from cluster.database import USER
 
 
 def bouncer_connection(cluster, database: str, **options):
-    return psycopg2.connect(host="127.0.0.1", port=cluster.bouncer_port, user=USER, dbname=database,
-                            connect_timeout=3, **options)
+    return psycopg2.connect(
+        host="127.0.0.1", port=cluster.bouncer_port, user=USER, dbname=database, connect_timeout=3, **options
+    )
 
 
 def bouncer_console(cluster, command: str) -> list[dict]:
@@ -23,7 +24,7 @@ def bouncer_console(cluster, command: str) -> list[dict]:
         with conn.cursor() as cur:
             cur.execute(command)
             names = [column.name for column in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     finally:
         conn.close()
 

@@ -584,7 +584,9 @@ def _refuse_while_several_tickets_are_held() -> None:
 def _drop_ledger_quantity() -> None:
     op.drop_constraint(op.f("ck_booking_events_kind_known"), "booking_events", type_="check")
     op.create_check_constraint(
-        op.f("ck_booking_events_kind_known"), "booking_events", "kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')"
+        op.f("ck_booking_events_kind_known"),
+        "booking_events",
+        "kind IN ('booked', 'waitlisted', 'cancelled', 'promoted')",
     )
     op.drop_column("booking_events", "quantity")
 
@@ -597,8 +599,14 @@ def _drop_booking_columns() -> None:
 def _drop_event_columns() -> None:
     for name in EVENT_CHECKS:
         op.drop_constraint(op.f(f"ck_events_{name}"), "events", type_="check")
-    for column in ("queue_promoted_tickets", "queue_promoted_entries", "queue_joined_tickets", "queue_joined_entries",
-                   "waiting_tickets", "max_per_booking"):
+    for column in (
+        "queue_promoted_tickets",
+        "queue_promoted_entries",
+        "queue_joined_tickets",
+        "queue_joined_entries",
+        "waiting_tickets",
+        "max_per_booking",
+    ):
         op.drop_column("events", column)
     op.create_check_constraint(
         op.f("ck_events_waiting_only_when_sold_out"), "events", "waiting_count = 0 OR available_tickets = 0"

@@ -134,19 +134,27 @@ def _create_messages() -> None:
     op.create_index(op.f("ix_webhook_messages_webhook_id_seq"), "webhook_messages", ["webhook_id", "seq"])
     op.create_index(op.f("ix_webhook_messages_webhook_id_message_id"), "webhook_messages", ["webhook_id", "message_id"])
     op.create_index(
-        "ix_webhook_messages_pending", "webhook_messages", ["webhook_id", "booking_id", "ledger_seq"],
+        "ix_webhook_messages_pending",
+        "webhook_messages",
+        ["webhook_id", "booking_id", "ledger_seq"],
         postgresql_where=sa.text("state = 'pending'"),
     )
     op.create_index(
-        "ix_webhook_messages_queue", "webhook_messages", ["webhook_id", "ledger_seq"],
+        "ix_webhook_messages_queue",
+        "webhook_messages",
+        ["webhook_id", "ledger_seq"],
         postgresql_where=sa.text("state = 'pending'"),
     )
     op.create_index(
-        "ix_webhook_messages_due", "webhook_messages", ["webhook_id", "next_attempt_at"],
+        "ix_webhook_messages_due",
+        "webhook_messages",
+        ["webhook_id", "next_attempt_at"],
         postgresql_where=sa.text("state = 'pending'"),
     )
     op.create_index(
-        "ix_webhook_messages_delivered_at", "webhook_messages", ["delivered_at"],
+        "ix_webhook_messages_delivered_at",
+        "webhook_messages",
+        ["delivered_at"],
         postgresql_where=sa.text("state = 'delivered'"),
     )
 

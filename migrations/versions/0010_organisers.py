@@ -614,8 +614,10 @@ ORGANISER_FUNCTIONS = (
     "update_event(uuid, text, text, integer, integer, boolean)",
     "cancel_event(uuid, text)",
 )
-ORGANISER_ENTRIES = "SELECT count(*) FROM booking_events WHERE kind IN ('capacity_changed', 'sales_closed', " \
+ORGANISER_ENTRIES = (
+    "SELECT count(*) FROM booking_events WHERE kind IN ('capacity_changed', 'sales_closed', "
     "'sales_opened', 'event_cancelled')"
+)
 
 
 def _kinds(kinds) -> str:

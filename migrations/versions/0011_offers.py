@@ -741,13 +741,20 @@ def upgrade() -> None:
     for (table, name), condition in OFFER_CHECKS.items():
         op.create_check_constraint(op.f(f"ck_{table}_{name}"), table, condition)
     op.create_index(
-        op.f("ix_bookings_offer_expires_at"), "bookings", ["offer_expires_at"],
+        op.f("ix_bookings_offer_expires_at"),
+        "bookings",
+        ["offer_expires_at"],
         postgresql_where=sa.text("status = 'offered'"),
     )
     _replace_check("booking_events", "kind_known", _kinds(BOOKING_KINDS + ORGANISER_KINDS + OFFER_KINDS))
     drop(*CHANGED_SIGNATURES)
     create_or_replace(
-        OFFER_DEADLINE, PROMOTE_WAITING, CANCEL_BOOKING, UPDATE_EVENT, ACCEPT_OFFER, EXPIRE_OFFERS,
+        OFFER_DEADLINE,
+        PROMOTE_WAITING,
+        CANCEL_BOOKING,
+        UPDATE_EVENT,
+        ACCEPT_OFFER,
+        EXPIRE_OFFERS,
         ENQUEUE_WEBHOOK_MESSAGES,
     )
 
@@ -760,7 +767,9 @@ def downgrade() -> None:
             "expired), which the schema before it cannot represent; nothing was changed."
         )
     drop(*NEW_SIGNATURES)
-    create_or_replace(PROMOTE_WAITING_BEFORE, CANCEL_BOOKING_BEFORE, UPDATE_EVENT_BEFORE, ENQUEUE_WEBHOOK_MESSAGES_BEFORE)
+    create_or_replace(
+        PROMOTE_WAITING_BEFORE, CANCEL_BOOKING_BEFORE, UPDATE_EVENT_BEFORE, ENQUEUE_WEBHOOK_MESSAGES_BEFORE
+    )
     _replace_check("booking_events", "kind_known", _kinds(BOOKING_KINDS + ORGANISER_KINDS))
     op.drop_index(op.f("ix_bookings_offer_expires_at"), "bookings")
     for table, name in OFFER_CHECKS:

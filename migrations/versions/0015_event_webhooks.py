@@ -281,15 +281,19 @@ def _kinds(kinds) -> str:
 
 def _subject_known(organiser_kinds) -> str:
     """An organiser's entry concerns the event; a booking's names the booking, its user and its tickets."""
-    return (f"CASE WHEN {_kinds(organiser_kinds)} THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
-            "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END")
+    return (
+        f"CASE WHEN {_kinds(organiser_kinds)} THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
+        "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END"
+    )
 
 
 def upgrade() -> None:
     _replace_ledger_checks(ORGANISER_KINDS)
     create_or_replace(UPDATE_EVENT, ENQUEUE_WEBHOOK_MESSAGES)
     op.create_index(
-        "ix_webhook_messages_pending_event", "webhook_messages", ["webhook_id", "event_id", "ledger_seq"],
+        "ix_webhook_messages_pending_event",
+        "webhook_messages",
+        ["webhook_id", "event_id", "ledger_seq"],
         postgresql_where=sa.text("state = 'pending' AND booking_id IS NULL"),
     )
 
@@ -307,8 +311,10 @@ def downgrade() -> None:
 
 
 def _replace_ledger_checks(organiser_kinds) -> None:
-    checks = {"kind_known": _kinds(BOOKING_KINDS + organiser_kinds + OFFER_KINDS),
-              "subject_known": _subject_known(organiser_kinds)}
+    checks = {
+        "kind_known": _kinds(BOOKING_KINDS + organiser_kinds + OFFER_KINDS),
+        "subject_known": _subject_known(organiser_kinds),
+    }
     for name, condition in checks.items():
         op.drop_constraint(op.f(f"ck_booking_events_{name}"), "booking_events", type_="check")
         op.create_check_constraint(op.f(f"ck_booking_events_{name}"), "booking_events", condition)

@@ -35,9 +35,16 @@ from tests.helpers.live_server import DispatcherProcess, Gunicorn, call
 from tests.helpers.receivers import Receiver
 
 ADMIN_TOKEN = "chaos-admin-token-0123456789abcdef"
-WEBHOOK_SETTINGS = {"WEBHOOK_SECRET_KEY": "Y2hhb3Mtd2ViaG9vay1rZXktY2hhb3Mtd2ViaG9vay0=", "WEBHOOK_ALLOW_PRIVATE": "true"}
-DISPATCHER_SETTINGS = {**WEBHOOK_SETTINGS, "ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_TIMEOUT_S": "1",
-                       "WEBHOOK_RETRY_SCHEDULE": ",".join(["1s"] * 30)}
+WEBHOOK_SETTINGS = {
+    "WEBHOOK_SECRET_KEY": "Y2hhb3Mtd2ViaG9vay1rZXktY2hhb3Mtd2ViaG9vay0=",
+    "WEBHOOK_ALLOW_PRIVATE": "true",
+}
+DISPATCHER_SETTINGS = {
+    **WEBHOOK_SETTINGS,
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "WEBHOOK_TIMEOUT_S": "1",
+    "WEBHOOK_RETRY_SCHEDULE": ",".join(["1s"] * 30),
+}
 RECEIVER_FAILURE_RATE = 0.2  # of deliveries answered 503, to be tried again
 DELIVERY_DEADLINE_S = 90  # after the storm, for every message to reach the receiver
 DATABASE_DOWNTIME_S = 0.5
@@ -155,8 +162,9 @@ class Harness:
     def __init__(self, settings: Settings, server: EmbeddedPostgres, database_url: str, workdir: Path) -> None:
         self.settings, self.server, self.database_url = settings, server, database_url
         # No rate limit: the clients all come from one address, and the faults are what is under test.
-        self.gunicorn = Gunicorn(database_url, ADMIN_TOKEN, workdir / "chaos-gunicorn.log",
-                                 settings={"RATE_LIMIT": "", **WEBHOOK_SETTINGS})
+        self.gunicorn = Gunicorn(
+            database_url, ADMIN_TOKEN, workdir / "chaos-gunicorn.log", settings={"RATE_LIMIT": "", **WEBHOOK_SETTINGS}
+        )
         self.receiver = Receiver()
         self.receiver.answer = flaky_answer(random.Random(settings.seed))
         self.dispatcher = DispatcherProcess(database_url, workdir / "chaos-dispatcher.log", DISPATCHER_SETTINGS)
@@ -174,8 +182,15 @@ class Harness:
         while True:
             tally.add(requests=1)
             try:
-                status, _, answer = call(self.gunicorn.base_url, "POST", path, body, token,
-                                         {"Idempotency-Key": key}, timeout=rng.uniform(*self.settings.client_timeout_s))
+                status, _, answer = call(
+                    self.gunicorn.base_url,
+                    "POST",
+                    path,
+                    body,
+                    token,
+                    {"Idempotency-Key": key},
+                    timeout=rng.uniform(*self.settings.client_timeout_s),
+                )
                 if status not in NOT_NOW and (status, answer.get("code")) != (409, IN_PROGRESS):
                     return status, answer
             except (OSError, http.client.HTTPException):  # refused, reset, timed out, cut off mid-response
@@ -216,8 +231,9 @@ class Harness:
     def open_events(self) -> None:
         """The events, and a webhook for all of them (registered first: it hears of every change)."""
         rng = random.Random(self.settings.seed)
-        status, answer = self.until_answered("/api/webhooks", {"url": self.receiver.url}, str(uuid.uuid4()), rng,
-                                             ADMIN_TOKEN)
+        status, answer = self.until_answered(
+            "/api/webhooks", {"url": self.receiver.url}, str(uuid.uuid4()), rng, ADMIN_TOKEN
+        )
         assert status == 201, answer
         self.receiver.secret, self.webhook_id = answer["webhook"]["secret"], answer["webhook"]["id"]
         for n in range(self.settings.events):
@@ -329,19 +345,27 @@ def audit(harness: Harness) -> Verdict:
     cancelled = [e["bookingId"] for e in ledger if e["kind"] == "cancelled"]
     run = harness.run
     lost = len(set(run.booked) - set(created)) + len(set(run.cancelled) - set(cancelled))
-    duplicated = len(created) - len(set(run.booked) & set(created)) + len(cancelled) - len(
-        set(run.cancelled) & set(cancelled)
+    duplicated = (
+        len(created) - len(set(run.booked) & set(created)) + len(cancelled) - len(set(run.cancelled) & set(cancelled))
     )
     for client in harness.clients:
-        run.surprises += [f"{user.user_id}: {problem}" for user in client.users
-                          if (problem := misplaced(harness.gunicorn.base_url, user))]
+        run.surprises += [
+            f"{user.user_id}: {problem}"
+            for user in client.users
+            if (problem := misplaced(harness.gunicorn.base_url, user))
+        ]
     check = flask_check(harness.database_url)
-    return Verdict(run, lost, duplicated, check.returncode == 0, check.stdout + check.stderr,
-                   notifications(harness, ledger))
+    return Verdict(
+        run, lost, duplicated, check.returncode == 0, check.stdout + check.stderr, notifications(harness, ledger)
+    )
 
 
-KIND_TYPES = {"booked": "booking.confirmed", "waitlisted": "booking.waitlisted", "promoted": "booking.promoted",
-              "cancelled": "booking.cancelled"}
+KIND_TYPES = {
+    "booked": "booking.confirmed",
+    "waitlisted": "booking.waitlisted",
+    "promoted": "booking.promoted",
+    "cancelled": "booking.cancelled",
+}
 
 
 def notifications(harness: Harness, ledger: list[dict]) -> Notifications:
@@ -357,7 +381,7 @@ def notifications(harness: Harness, ledger: list[dict]) -> Notifications:
     for booking in {booking for booking, _ in expected}:
         in_ledger = [kind for b, kind in expected if b == booking]
         first_heard = list(dict.fromkeys(kind for b, kind in heard if b == booking))
-        if first_heard != in_ledger[:len(first_heard)]:
+        if first_heard != in_ledger[: len(first_heard)]:
             result.out_of_order.append(f"{booking}: ledger {in_ledger}, heard {first_heard}")
     return result
 
@@ -371,8 +395,9 @@ def history(base_url: str, event_id: str) -> list[dict]:
     """The event's whole ledger, page by page, over HTTP."""
     entries, after = [], 0
     while after is not None:
-        status, _, page = call(base_url, "GET", f"/api/events/{event_id}/history?after={after}&limit=500",
-                               token=ADMIN_TOKEN)
+        status, _, page = call(
+            base_url, "GET", f"/api/events/{event_id}/history?after={after}&limit=500", token=ADMIN_TOKEN
+        )
         assert status == 200, page
         entries += page["entries"]
         after = page["nextAfter"]
@@ -395,6 +420,9 @@ def misplaced(base_url: str, user: User) -> str | None:
 def flask_check(database_url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "check"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "DATABASE_URL": database_url, "ADMIN_TOKEN": ADMIN_TOKEN},
     )

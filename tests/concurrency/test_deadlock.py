@@ -22,8 +22,10 @@ def test_a_booking_aborted_by_a_deadlock_is_retried_and_succeeds(app, engine, ne
             wait_until(lambda: waiting_sessions(engine), "the booking, its key claimed, waits for the event")
             # Now wait for the key the booking holds: a cycle. PostgreSQL breaks it by aborting the
             # booking, which waited first; this transaction then gets the key, and lets go of both.
-            other.execute(text("INSERT INTO idempotency_keys (key, fingerprint) VALUES (:key, 'x')"),
-                          {"key": stored_key("deadlock")})
+            other.execute(
+                text("INSERT INTO idempotency_keys (key, fingerprint) VALUES (:key, 'x')"),
+                {"key": stored_key("deadlock")},
+            )
             transaction.rollback()
 
         assert response.result().status_code == 201

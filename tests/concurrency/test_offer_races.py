@@ -18,7 +18,9 @@ from tests.helpers.waiting import wait_until
 
 THREADS = 8
 STATUS = text("SELECT status FROM bookings WHERE event_id = :e AND user_id = :u ORDER BY seq DESC LIMIT 1")
-OFFER_DUE = text("SELECT clock_timestamp() >= min(offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'")
+OFFER_DUE = text(
+    "SELECT clock_timestamp() >= min(offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'"
+)
 ALL_OFFERS_DUE = text("""
 SELECT bool_and(clock_timestamp() >= offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'
 """)
@@ -71,6 +73,7 @@ def event_with_due_offers(engine, due: int, holders: int, waiters: int) -> str:
 
 def sweep_until_nothing_is_due(engine, event: str) -> None:
     """A sweep that met another writer's lock waited for the accept's lock: later passes expire what is left."""
+
     def settled() -> bool:
         sweep_expired_offers(engine)
         with engine.connect() as conn:
@@ -112,15 +115,19 @@ def outcome(job):
 def test_an_accept_racing_the_sweeper_either_confirms_or_is_refused_never_both(race_engine, after_the_deadline):
     event = offered_event(race_engine, ttl_seconds=1 if after_the_deadline else 3600, waiters=2)
     if after_the_deadline:
+
         def due() -> bool:
             with race_engine.connect() as conn:
                 return conn.execute(OFFER_DUE, {"e": event}).scalar_one()
+
         wait_until(due, "the offer is past its time")
 
-    accepted, _ = race([
-        lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
-        lambda: sweep_expired_offers(race_engine),
-    ])
+    accepted, _ = race(
+        [
+            lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
+            lambda: sweep_expired_offers(race_engine),
+        ]
+    )
 
     # The sweep went first or waited for the accept's lock; either way no later pass leaves the offer held.
     def settled() -> bool:
@@ -137,10 +144,12 @@ def test_an_accept_racing_the_sweeper_either_confirms_or_is_refused_never_both(r
 def test_an_accept_racing_a_decline_of_the_same_offer_lets_exactly_one_through(race_engine):
     event = offered_event(race_engine, ttl_seconds=3600, waiters=2)
 
-    results = race([
-        lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
-        lambda: outcome(lambda: DeclineOffer(event, "waiter-0").alone(race_engine, Batcher())),
-    ])
+    results = race(
+        [
+            lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
+            lambda: outcome(lambda: DeclineOffer(event, "waiter-0").alone(race_engine, Batcher())),
+        ]
+    )
 
     assert sum(not isinstance(result, DomainError) for result in results) == 1
     assert ledger_kinds(race_engine, event).count("accepted") + ledger_kinds(race_engine, event).count("declined") == 1
@@ -150,11 +159,13 @@ def test_an_accept_racing_a_decline_of_the_same_offer_lets_exactly_one_through(r
 def test_a_capacity_raise_racing_declines_keeps_every_ticket_counted_once(race_engine):
     event = offered_event(race_engine, ttl_seconds=3600, waiters=6)
 
-    race([
-        lambda: UpdateEvent(event, EventChanges(total_tickets=4)).alone(race_engine, Batcher()),
-        lambda: outcome(lambda: DeclineOffer(event, "waiter-0").alone(race_engine, Batcher())),
-        lambda: outcome(lambda: CancelBooking(event, "waiter-5").alone(race_engine, Batcher())),
-    ])
+    race(
+        [
+            lambda: UpdateEvent(event, EventChanges(total_tickets=4)).alone(race_engine, Batcher()),
+            lambda: outcome(lambda: DeclineOffer(event, "waiter-0").alone(race_engine, Batcher())),
+            lambda: outcome(lambda: CancelBooking(event, "waiter-5").alone(race_engine, Batcher())),
+        ]
+    )
 
     assert ledger_kinds(race_engine, event).count("offered") >= 4
     assert audit.check(race_engine).ok
@@ -163,35 +174,44 @@ def test_a_capacity_raise_racing_declines_keeps_every_ticket_counted_once(race_e
 def test_an_offer_expiring_while_a_cancel_offers_the_next_ticket_offers_each_to_the_next_in_turn(race_engine):
     event = event_with_due_offers(race_engine, due=1, holders=1, waiters=4)
 
-    race([lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
-         + [lambda: CancelBooking(event, "holder-1").alone(race_engine, Batcher())])
+    race(
+        [lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
+        + [lambda: CancelBooking(event, "holder-1").alone(race_engine, Batcher())]
+    )
     sweep_until_nothing_is_due(race_engine, event)
 
     assert_offers_went_once_each_first_come_first_served(race_engine, event, ["waiter-0", "waiter-1", "waiter-2"])
-    assert (status_of(race_engine, event, "waiter-0"), status_of(race_engine, event, "waiter-3")) == ("cancelled", "waiting")
+    assert (status_of(race_engine, event, "waiter-0"), status_of(race_engine, event, "waiter-3")) == (
+        "cancelled",
+        "waiting",
+    )
 
 
 def test_offers_expiring_while_a_decline_passes_its_ticket_on_are_followed_by_one_offer_each(race_engine):
     event = event_with_due_offers(race_engine, due=2, holders=1, waiters=5)
     CancelBooking(event, "holder-2").alone(race_engine, Batcher())  # waiter-2's offer, for an hour
 
-    race([lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
-         + [lambda: DeclineOffer(event, "waiter-2").alone(race_engine, Batcher())])
+    race(
+        [lambda: sweep_expired_offers(race_engine) for _ in range(THREADS - 1)]
+        + [lambda: DeclineOffer(event, "waiter-2").alone(race_engine, Batcher())]
+    )
     sweep_until_nothing_is_due(race_engine, event)
 
-    assert_offers_went_once_each_first_come_first_served(
-        race_engine, event, [f"waiter-{n}" for n in range(6)]
-    )
-    assert [status_of(race_engine, event, f"waiter-{n}") for n in range(7)] == ["cancelled"] * 3 + ["offered"] * 3 + ["waiting"]
+    assert_offers_went_once_each_first_come_first_served(race_engine, event, [f"waiter-{n}" for n in range(6)])
+    assert [status_of(race_engine, event, f"waiter-{n}") for n in range(7)] == ["cancelled"] * 3 + ["offered"] * 3 + [
+        "waiting"
+    ]
 
 
 def test_an_accept_racing_the_users_own_cancel_of_the_offer_ends_it_once_and_offers_the_ticket_on(race_engine):
     event = offered_event(race_engine, ttl_seconds=3600, waiters=2)
 
-    accepted, cancelled = race([
-        lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
-        lambda: outcome(lambda: CancelBooking(event, "waiter-0").alone(race_engine, Batcher())),
-    ])
+    accepted, cancelled = race(
+        [
+            lambda: outcome(lambda: AcceptOffer(event, "waiter-0").alone(race_engine, Batcher())),
+            lambda: outcome(lambda: CancelBooking(event, "waiter-0").alone(race_engine, Batcher())),
+        ]
+    )
 
     # Either the accept came first and the cancel gave the confirmed ticket up, or the cancel declined the offer.
     # Less the setting up: the bookings, and the PATCH of the offers' time (event_updated).
@@ -199,6 +219,9 @@ def test_an_accept_racing_the_users_own_cancel_of_the_offer_ends_it_once_and_off
     if isinstance(accepted, NoOffer):
         assert (kinds, cancelled.booking.cancel_reason) == (["cancelled", "offered", "declined", "offered"], "declined")
     else:
-        assert (kinds, cancelled.booking.cancel_reason) == (["cancelled", "offered", "accepted", "cancelled", "offered"], None)
+        assert (kinds, cancelled.booking.cancel_reason) == (
+            ["cancelled", "offered", "accepted", "cancelled", "offered"],
+            None,
+        )
     assert [row.user_id for row in offers_made(race_engine, event)] == ["waiter-0", "waiter-1"]
     assert audit.check(race_engine).ok

@@ -66,10 +66,15 @@ def assert_the_tables_hold_the_rules(engine, event_id: str) -> None:
     """Invariants and FIFO from the rows, and the ledger replayed by `flask check`."""
     with engine.connect() as conn:
         event = conn.execute(select(events).where(events.c.id == event_id)).one()
-        active = conn.execute(
-            select(bookings.c.status).where(bookings.c.event_id == event_id, bookings.c.status != CANCELLED)
-            .order_by(bookings.c.seq)
-        ).scalars().all()
+        active = (
+            conn.execute(
+                select(bookings.c.status)
+                .where(bookings.c.event_id == event_id, bookings.c.status != CANCELLED)
+                .order_by(bookings.c.seq)
+            )
+            .scalars()
+            .all()
+        )
         report = audit.Report()
         audit.check_event(conn, event, report)
     confirmed, waiting = active.count(CONFIRMED), active.count(WAITING)
@@ -97,13 +102,16 @@ def test_capacity_raises_racing_bookings_and_cancels_keep_the_invariants_and_fif
 
 def test_capacity_raises_racing_each_other_leave_the_total_the_last_committed_one_set(race_engine):
     event_id = open_event(race_engine, tickets=5, holders=5, waiters=40)
-    told = race_writes(race_engine, [UpdateEvent(event_id, EventChanges(total_tickets=total)) for total in range(6, 46)])
+    told = race_writes(
+        race_engine, [UpdateEvent(event_id, EventChanges(total_tickets=total)) for total in range(6, 46)]
+    )
 
     with race_engine.connect() as conn:
         last = conn.execute(
-            select(booking_events.c.total_tickets_to).where(
-                booking_events.c.event_id == event_id, booking_events.c.kind == "capacity_changed"
-            ).order_by(booking_events.c.seq.desc()).limit(1)
+            select(booking_events.c.total_tickets_to)
+            .where(booking_events.c.event_id == event_id, booking_events.c.kind == "capacity_changed")
+            .order_by(booking_events.c.seq.desc())
+            .limit(1)
         ).scalar_one()
         total = conn.execute(select(events.c.total_tickets).where(events.c.id == event_id)).scalar_one()
     assert set(told) <= {"EventUpdate", CapacityBelowBooked.__name__} and total == last
@@ -117,13 +125,19 @@ def test_no_booking_is_confirmed_after_the_event_cancel_committed(race_engine):
     told = race_writes(race_engine, writes)
 
     with race_engine.connect() as conn:
-        kinds = conn.execute(
-            select(booking_events.c.kind).where(booking_events.c.event_id == event_id).order_by(booking_events.c.seq)
-        ).scalars().all()
+        kinds = (
+            conn.execute(
+                select(booking_events.c.kind)
+                .where(booking_events.c.event_id == event_id)
+                .order_by(booking_events.c.seq)
+            )
+            .scalars()
+            .all()
+        )
         still_active = conn.execute(
             select(bookings.c.id).where(bookings.c.event_id == event_id, bookings.c.status != CANCELLED)
         ).all()
-    after_cancel = kinds[kinds.index("event_cancelled") + 1:]
+    after_cancel = kinds[kinds.index("event_cancelled") + 1 :]
     booked_before = sum(kind in ("booked", "waitlisted") for kind in kinds[: kinds.index("event_cancelled")])
 
     assert still_active == [] and set(after_cancel) == {"cancelled"}
@@ -141,11 +155,15 @@ def test_sales_toggled_under_load_refuse_exactly_the_bookings_made_while_closed(
     told = race_writes(race_engine, writes)
 
     with race_engine.connect() as conn:
-        booked = conn.execute(
-            select(booking_events.c.kind).where(
-                booking_events.c.event_id == event_id, booking_events.c.kind.in_(["booked", "waitlisted"])
+        booked = (
+            conn.execute(
+                select(booking_events.c.kind).where(
+                    booking_events.c.event_id == event_id, booking_events.c.kind.in_(["booked", "waitlisted"])
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert told.count("Booking") == len(booked)
     assert told.count("Booking") + told.count(SalesClosed.__name__) == 100
     assert_the_tables_hold_the_rules(race_engine, event_id)  # the replay refuses a booking while closed

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import func, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, WAITING, AlreadyBooked, AlreadyCancelled, BookingNotFound, DomainError
+from app.booking.domain import (
+    CANCELLED,
+    CONFIRMED,
+    WAITING,
+    AlreadyBooked,
+    AlreadyCancelled,
+    BookingNotFound,
+    DomainError,
+)
 from app.booking.services import BOOK, CANCEL, BookTicket, CancelBooking, OpenEvent, get_booking
 from app.database.group_commit import Batcher
 from app.database.tables import booking_events, bookings, events
@@ -45,7 +53,7 @@ def attempt(function, *args) -> Outcome:
 def race_calls(calls: list[tuple]) -> list[Outcome]:
     """Race `(function, *args)` calls dealt over at most THREADS threads; the outcomes in call order."""
     numbered = list(enumerate(calls))
-    lanes = [numbered[i :: THREADS] for i in range(min(THREADS, len(calls)))]
+    lanes = [numbered[i::THREADS] for i in range(min(THREADS, len(calls)))]
     results = race([lambda lane=lane: [(i, attempt(*call)) for i, call in lane] for lane in lanes])
     return [outcome for _, outcome in sorted((pair for lane in results for pair in lane), key=lambda pair: pair[0])]
 
@@ -262,7 +270,9 @@ def test_concurrent_cancels_promote_each_of_the_oldest_waiters_exactly_once(canc
     promoted = WAITERS[: len(LEAVING_HOLDERS)]
 
     assert sorted(promoted_users(cancel_rush)) == promoted
-    assert set(users_by_status(race_engine, cancel_rush.event_id, CONFIRMED)) == set(HOLDERS[len(LEAVING_HOLDERS) :] + promoted)
+    assert set(users_by_status(race_engine, cancel_rush.event_id, CONFIRMED)) == set(
+        HOLDERS[len(LEAVING_HOLDERS) :] + promoted
+    )
     assert_invariants(race_engine, cancel_rush.event_id)
 
 

@@ -138,7 +138,9 @@ def test_concurrent_cancels_through_the_services_promote_each_waiter_once_by_the
     chance = random.Random(37)
     holders = [a.user_id for a in answers if a.status == "confirmed"]
     leaving = holders + chance.sample(sorted(set(USERS) - set(holders)), len(USERS) // 5)
-    writes = [CancelBooking(event, user, quantity=chance.choice([None, max(1, quantities[user] - 1)])) for user in leaving]
+    writes = [
+        CancelBooking(event, user, quantity=chance.choice([None, max(1, quantities[user] - 1)])) for user in leaving
+    ]
 
     cancellations = race_writes(race_engine, writes)
 

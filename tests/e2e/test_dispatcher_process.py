@@ -3,8 +3,8 @@
 import urllib.request
 
 from tests.helpers.api import WEBHOOK_SECRET_KEY
-from tests.helpers.receivers import PORTS
 from tests.helpers.live_server import DispatcherProcess
+from tests.helpers.receivers import PORTS
 from tests.helpers.waiting import wait_until
 
 
@@ -18,9 +18,15 @@ def fetch(url: str) -> tuple[int, str]:
 
 def test_a_dispatcher_alone_serves_its_health_and_metrics_and_stops_on_sigterm(database_url, scratch):
     port = next(PORTS)
-    dispatcher = DispatcherProcess(database_url, scratch / "dispatcher.log", {
-        "WEBHOOK_SECRET_KEY": WEBHOOK_SECRET_KEY, "WEBHOOK_DISPATCHER_PORT": str(port), "ADMIN_TOKEN": "unused",
-    }).start()
+    dispatcher = DispatcherProcess(
+        database_url,
+        scratch / "dispatcher.log",
+        {
+            "WEBHOOK_SECRET_KEY": WEBHOOK_SECRET_KEY,
+            "WEBHOOK_DISPATCHER_PORT": str(port),
+            "ADMIN_TOKEN": "unused",
+        },
+    ).start()
     try:
         wait_until(lambda: fetch(f"http://127.0.0.1:{port}/healthz")[0] == 200, "the dispatcher reports healthy")
         status, metrics = fetch(f"http://127.0.0.1:{port}/metrics")

@@ -35,8 +35,9 @@ def launch(scratch, database_url):
 
 
 def serving(launcher: Launcher) -> Launcher:
-    wait_until(lambda: launcher.said(SERVING) or launcher.process.poll() is not None, "the launcher serves",
-               START_DEADLINE_S)
+    wait_until(
+        lambda: launcher.said(SERVING) or launcher.process.poll() is not None, "the launcher serves", START_DEADLINE_S
+    )
     assert launcher.said(SERVING), launcher.messages()
     return launcher
 
@@ -64,8 +65,9 @@ def test_gunicorn_its_workers_and_the_dispatcher_do_not_outlive_the_launcher(lau
     server = launcher.known
     assert any("app.operations.dispatch" in process.cmdline() for process in server)
     launcher.process.send_signal(signum)
-    wait_until(lambda: not running(server), "gunicorn's master, its workers and the dispatcher are gone",
-               EXIT_DEADLINE_S)
+    wait_until(
+        lambda: not running(server), "gunicorn's master, its workers and the dispatcher are gone", EXIT_DEADLINE_S
+    )
     assert launcher.process.wait(timeout=EXIT_DEADLINE_S) == (-signal.SIGKILL if signum == signal.SIGKILL else 0)
 
 

@@ -47,7 +47,9 @@ class Walker:
         return status, parsed
 
     def booking(self, event_id: str, user: str) -> dict:
-        status, _, parsed = call(self.base_url, "GET", f"/api/booking-status/{event_id}/{user}", token=self._token(user))
+        status, _, parsed = call(
+            self.base_url, "GET", f"/api/booking-status/{event_id}/{user}", token=self._token(user)
+        )
         assert status == 200, parsed
         return parsed["booking"]
 
@@ -83,16 +85,23 @@ def identity(request, signing_key) -> tuple[dict, Callable[[str], str] | None]:
     """The server's identity settings, and how a user gets a token (None in open mode)."""
     if request.param == "open":
         return {"AUTH_MODE": "open"}, None
-    settings = {"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY": signing_key.public_pem(),
-                "AUTH_ISSUER": ISSUER, "AUTH_AUDIENCE": AUDIENCE}
+    settings = {
+        "AUTH_MODE": "jwt",
+        "AUTH_JWT_PUBLIC_KEY": signing_key.public_pem(),
+        "AUTH_ISSUER": ISSUER,
+        "AUTH_AUDIENCE": AUDIENCE,
+    }
     return settings, signing_key.token
 
 
 @pytest.fixture
 def launcher(scratch, database_url, identity) -> Iterator[Launcher]:
     launcher = Launcher(scratch, database_url, ADMIN_TOKEN, identity[0]).start()
-    wait_until(lambda: launcher.said("Serving on") or launcher.process.poll() is not None, "the launcher serves",
-               START_DEADLINE_S)
+    wait_until(
+        lambda: launcher.said("Serving on") or launcher.process.poll() is not None,
+        "the launcher serves",
+        START_DEADLINE_S,
+    )
     assert launcher.said("Serving on"), launcher.messages()
     yield launcher
     launcher.process.send_signal(signal.SIGINT)  # Ctrl-C, as one stops `make run`
@@ -137,8 +146,9 @@ def assert_refused(answer: tuple[int, dict], status: int, code: str) -> None:
 
 def open_sold_out_event(walker: Walker) -> str:
     """One ticket in offer mode (a minute to accept), held by `holder`, with a..f waiting in that order."""
-    status, opened = walker.admin("POST", "/api/initialize", {"totalTickets": 1, "promotion": "offer",
-                                                              "offerTtlSeconds": 60})
+    status, opened = walker.admin(
+        "POST", "/api/initialize", {"totalTickets": 1, "promotion": "offer", "offerTtlSeconds": 60}
+    )
     assert status == 201, opened
     event_id = opened["event"]["id"]
     assert [walker.act("/api/book", event_id, user)[0] for user in USERS] == [201] * len(USERS)
@@ -168,8 +178,10 @@ def late_accept_before_any_sweep(walker: Walker, launcher: Launcher, engine, eve
         walker.set_ttl(event_id, 60)  # the offers made from now on: a minute
         expires_at = walker.booking(event_id, "b")["offerExpiresAt"]
         with engine.connect() as conn:
-            wait_until(lambda: conn.execute(DATABASE_CLOCK_PASSED, {"moment": expires_at}).scalar_one(),
-                       "the database's clock passes b's offerExpiresAt")
+            wait_until(
+                lambda: conn.execute(DATABASE_CLOCK_PASSED, {"moment": expires_at}).scalar_one(),
+                "the database's clock passes b's offerExpiresAt",
+            )
 
         assert_refused(walker.act("/api/accept", event_id, "b"), 409, "offer_expired")
         assert walker.booking(event_id, "b")["status"] == "offered"  # not swept yet: the sweeper is stopped
@@ -182,8 +194,10 @@ def expiry_offers_the_next(walker: Walker, event_id: str) -> None:
     assert walker.booking(event_id, "c")["status"] == "offered"
     assert walker.counts(event_id) == (0, [], ["c"], 3)
     expired, offered = walker.ledger(event_id)[-2:]
-    assert [(expired["kind"], expired["userId"]), (offered["kind"], offered["userId"])] == [("expired", "b"),
-                                                                                            ("offered", "c")]
+    assert [(expired["kind"], expired["userId"]), (offered["kind"], offered["userId"])] == [
+        ("expired", "b"),
+        ("offered", "c"),
+    ]
     assert expired["requestId"] == offered["requestId"] and expired["requestId"].startswith("sweep-")
 
 
@@ -210,17 +224,26 @@ def expiries_within_the_promise(walker: Walker, event_id: str) -> None:
 
 
 EXPECTED_LEDGER = [
-    ("booked", "holder"), *[("waitlisted", user) for user in USERS[1:]],
-    ("cancelled", "holder"), ("offered", "a"), ("accepted", "a"),
-    ("cancelled", "a"), ("offered", "b"), ("expired", "b"), ("offered", "c"),
-    ("declined", "c"), ("offered", "d"), ("declined", "d"), ("offered", "e"),
-    ("expired", "e"), ("offered", "f"), ("expired", "f"),
+    ("booked", "holder"),
+    *[("waitlisted", user) for user in USERS[1:]],
+    ("cancelled", "holder"),
+    ("offered", "a"),
+    ("accepted", "a"),
+    ("cancelled", "a"),
+    ("offered", "b"),
+    ("expired", "b"),
+    ("offered", "c"),
+    ("declined", "c"),
+    ("offered", "d"),
+    ("declined", "d"),
+    ("offered", "e"),
+    ("expired", "e"),
+    ("offered", "f"),
+    ("expired", "f"),
 ]
 
 
-def test_offer_accept_late_accept_expiry_and_decline_walked_over_http_against_the_launcher(
-    walker, launcher, engine
-):
+def test_offer_accept_late_accept_expiry_and_decline_walked_over_http_against_the_launcher(walker, launcher, engine):
     event_id = open_sold_out_event(walker)
     offer_then_accept(walker, event_id)
     late_accept_before_any_sweep(walker, launcher, engine, event_id)

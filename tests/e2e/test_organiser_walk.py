@@ -27,7 +27,9 @@ def admin(base_url: str, method: str, path: str, body: dict | None = None):
 
 def csv_export(base_url: str, path: str) -> tuple[str, list[dict]]:
     headers = {"Authorization": f"Bearer {E2E_ADMIN_TOKEN}", "Accept": "text/csv"}
-    with urllib.request.urlopen(urllib.request.Request(base_url + path, headers=headers), timeout=REQUEST_TIMEOUT_S) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(base_url + path, headers=headers), timeout=REQUEST_TIMEOUT_S
+    ) as r:
         return r.headers["Transfer-Encoding"], list(csv.DictReader(io.StringIO(r.read().decode())))
 
 

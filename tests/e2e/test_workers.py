@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from app.operations import audit
 from app.database.tables import bookings, idempotency_keys
+from app.operations import audit
 from tests.helpers.database import count_rows, session_exists, waiting_sessions
 from tests.helpers.live_server import E2E_ADMIN_TOKEN, Gunicorn, call
 from tests.helpers.waiting import wait_until

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import create_engine, select
 
-from app.operations import audit
 from app.config import Config
 from app.database.tables import bookings
+from app.operations import audit
 from tests.helpers.api import ADMIN_TOKEN, apps_from
 
 LOAD_THREADS = 4
@@ -63,8 +63,15 @@ class Load:
                 "/api/book", json={"eventId": self.event_id, "userId": user}, headers={"Idempotency-Key": user}
             )
             body = response.get_json()
-            self.sent.append(Sent(started, time.monotonic() - started, response.status_code,
-                                  response.headers.get("Retry-After"), body.get("code")))
+            self.sent.append(
+                Sent(
+                    started,
+                    time.monotonic() - started,
+                    response.status_code,
+                    response.headers.get("Retry-After"),
+                    body.get("code"),
+                )
+            )
             if response.status_code != 503:
                 return response
             self.stop.wait(CLIENT_PAUSE_S)

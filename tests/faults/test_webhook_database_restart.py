@@ -18,8 +18,9 @@ def book_until_stopped(client, event_id: str, statuses: Counter, stop: threading
     """Book one new user after another, each retried with its Idempotency-Key while the answer is 503."""
     n = 0
     while not stop.is_set():
-        response = client.post("/api/book", json={"eventId": event_id, "userId": f"u{n}"},
-                               headers={"Idempotency-Key": f"u{n}"})
+        response = client.post(
+            "/api/book", json={"eventId": event_id, "userId": f"u{n}"}, headers={"Idempotency-Key": f"u{n}"}
+        )
         statuses[response.status_code] += 1
         if response.status_code != 503:
             n += 1
@@ -31,8 +32,9 @@ def ledger_changes(database_url: str, event_id: str) -> set[tuple[str, str]]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT booking_id, kind FROM booking_events WHERE event_id = :e"),
-                                {"e": event_id}).all()
+            rows = conn.execute(
+                text("SELECT booking_id, kind FROM booking_events WHERE event_id = :e"), {"e": event_id}
+            ).all()
     finally:
         engine.dispose()
     return {(str(booking), KIND_TYPES[kind]) for booking, kind in rows}

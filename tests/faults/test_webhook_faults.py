@@ -4,10 +4,9 @@ import threading
 
 from werkzeug import Response
 
-from tests.helpers.api import ADMIN_TOKEN
-from tests.helpers.api import WEBHOOK_SECRET_KEY
-from tests.helpers.receivers import Receiver
+from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY
 from tests.helpers.live_server import DispatcherProcess
+from tests.helpers.receivers import Receiver
 from tests.helpers.waiting import wait_until
 
 
@@ -15,8 +14,9 @@ def book(client, event, user):
     assert client.post("/api/book", json={"eventId": event["id"], "userId": user}).status_code == 201
 
 
-def test_a_receiver_down_for_a_while_then_back_gets_every_message(client, admin_headers, register, new_event,
-                                                                 dispatcher):
+def test_a_receiver_down_for_a_while_then_back_gets_every_message(
+    client, admin_headers, register, new_event, dispatcher
+):
     event = new_event(10)
     receiver = Receiver()  # registered, but not listening yet
     webhook = register(receiver, eventId=event["id"])
@@ -28,15 +28,18 @@ def test_a_receiver_down_for_a_while_then_back_gets_every_message(client, admin_
 
     receiver.start()
     try:
-        wait_until(lambda: {d["state"] for d in log()["deliveries"]} == {"delivered"}, "all five arrive once it is back")
+        wait_until(
+            lambda: {d["state"] for d in log()["deliveries"]} == {"delivered"}, "all five arrive once it is back"
+        )
     finally:
         receiver.stop()
 
     assert sorted(receiver.ids()) == sorted(d["messageId"] for d in log()["deliveries"])
 
 
-def test_a_dispatcher_killed_mid_send_leaves_the_message_to_be_sent_again(database_url, client, register, receiver,
-                                                                           new_event, scratch):
+def test_a_dispatcher_killed_mid_send_leaves_the_message_to_be_sent_again(
+    database_url, client, register, receiver, new_event, scratch
+):
     event = new_event()
     register(receiver, eventId=event["id"])
     hold = threading.Event()
@@ -49,8 +52,12 @@ def test_a_dispatcher_killed_mid_send_leaves_the_message_to_be_sent_again(databa
         return Response(status=204)
 
     receiver.answer = answer
-    settings = {"ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_SECRET_KEY": WEBHOOK_SECRET_KEY, "WEBHOOK_ALLOW_PRIVATE": "true",
-                "WEBHOOK_TIMEOUT_S": "2"}
+    settings = {
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "WEBHOOK_SECRET_KEY": WEBHOOK_SECRET_KEY,
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_TIMEOUT_S": "2",
+    }
     doomed = DispatcherProcess(database_url, scratch / "doomed.log", settings).start()
     book(client, event, "a")
     wait_until(first.is_set, "the first try reaches the receiver")

@@ -27,13 +27,19 @@ class SigningKey:
     private: rsa.RSAPrivateKey
 
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.private.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     def jwk(self) -> dict:
-        return {**jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True),
-                "kid": self.kid, "alg": "RS256", "use": "sig"}
+        return {
+            **jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True),
+            "kid": self.kid,
+            "alg": "RS256",
+            "use": "sig",
+        }
 
     def token(self, user: str, scopes: str = "", **claims) -> str:
         """A token for `user` as the provider would issue it; `claims` override or (None) remove the defaults."""

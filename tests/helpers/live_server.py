@@ -36,8 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def call(base_url: str, method: str, path: str, body: dict | None = None, token: str | None = None,
-         headers: dict | None = None, timeout: float = REQUEST_TIMEOUT_S):
+def call(
+    base_url: str,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    token: str | None = None,
+    headers: dict | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
+):
     """One HTTP request; (status, response headers, parsed JSON body), also for error statuses.
 
     Raises OSError (refused, reset, timed out) when no response arrives, http.client.HTTPException
@@ -59,7 +66,7 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
 def post_chunked(base_url: str, path: str, raw: bytes, chunk_bytes: int = 8192) -> tuple[int, dict]:
     """POST `raw` as JSON with `Transfer-Encoding: chunked` (no Content-Length); (status, parsed JSON body)."""
     connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=REQUEST_TIMEOUT_S)
-    chunks = (raw[start:start + chunk_bytes] for start in range(0, len(raw), chunk_bytes))
+    chunks = (raw[start : start + chunk_bytes] for start in range(0, len(raw), chunk_bytes))
     try:
         connection.request("POST", path, body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
         response = connection.getresponse()
@@ -97,8 +104,15 @@ class Gunicorn:
         self.base_url = f"http://127.0.0.1:{self.port}"
         metrics_dir = self.log_path.parent / "metrics"  # one for the workers to share, as `make run` sets
         metrics_dir.mkdir(exist_ok=True)
-        self.env = {**os.environ, "PORT": str(self.port), "DATABASE_URL": database_url, "ADMIN_TOKEN": admin_token,
-                    "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(settings or {})}
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DATABASE_URL": database_url,
+            "ADMIN_TOKEN": admin_token,
+            "WEB_CONCURRENCY": str(workers),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **(settings or {}),
+        }
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -106,7 +120,11 @@ class Gunicorn:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             self.wait_until_healthy()
@@ -160,11 +178,14 @@ class DispatcherProcess:
         self.env.pop(MULTIPROC_DIR_VARIABLE, None)
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "DispatcherProcess":
+    def start(self) -> DispatcherProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.operations.dispatch"], cwd=PROJECT_ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "app.operations.dispatch"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -206,10 +227,15 @@ class Launcher:
         self.process: subprocess.Popen | None = None
         self.known: list[psutil.Process] = []
 
-    def start(self) -> "Launcher":
+    def start(self) -> Launcher:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(self.instance_dir)], cwd=PROJECT_ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [sys.executable, "-c", LAUNCH, str(self.instance_dir)],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         self.reader = threading.Thread(target=self._collect, daemon=True)
         self.reader.start()

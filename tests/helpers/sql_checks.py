@@ -195,6 +195,7 @@ def _children(node) -> Iterator:
     elif isinstance(node, (list, tuple)):
         yield from node
 
+
 def session_state(sql: str) -> list[str]:
     """What in `sql` outlives its transaction on the server connection: SET, PREPARE, LISTEN, ..."""
     found = []

@@ -70,8 +70,12 @@ def dispatcher(config):
     running = []
 
     def start(**overrides) -> Dispatcher:
-        settings = {"webhook_retry_schedule": (0.2, 0.2, 0.2), "webhook_timeout_s": 1.0,
-                    "webhook_poll_interval_s": 0.05, **overrides}
+        settings = {
+            "webhook_retry_schedule": (0.2, 0.2, 0.2),
+            "webhook_timeout_s": 1.0,
+            "webhook_poll_interval_s": 0.05,
+            **overrides,
+        }
         dispatcher_config = dataclasses.replace(config, **settings)
         engine = build_engine(dispatcher_config, pool_size=pool_size(dispatcher_config))
         instance, stop = Dispatcher(engine, dispatcher_config), threading.Event()

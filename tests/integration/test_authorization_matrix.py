@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.booking import book, open_event
 from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.booking import book, open_event
 from tests.helpers.identity import bearer
 from tests.helpers.webhooks import NOWHERE, add_webhook
 
@@ -22,15 +22,19 @@ MATRIX = {
     "booking-status": (("GET", "/api/booking-status/{event}/alice", None), [401, 200, 403, 200, 403, 403]),
     "user bookings": (("GET", "/api/users/alice/bookings", None), [401, 200, 403, 200, 403, 403]),
     "event status": (("GET", "/api/status/{event}", None), [200, 200, 200, 200, 200, 200]),
-    "register webhook": (("POST", "/api/webhooks", {"url": NOWHERE, "eventId": "{event}"}),
-                         [401, 403, 403, 403, 201, 201]),
+    "register webhook": (
+        ("POST", "/api/webhooks", {"url": NOWHERE, "eventId": "{event}"}),
+        [401, 403, 403, 403, 201, 201],
+    ),
     "webhooks": (("GET", "/api/webhooks", None), [401, 403, 403, 403, 200, 200]),
     "webhook": (("GET", "/api/webhooks/{webhook}", None), [401, 403, 403, 403, 200, 200]),
     "delete webhook": (("DELETE", "/api/webhooks/{webhook}", None), [401, 403, 403, 403, 204, 204]),
     "deliveries": (("GET", "/api/webhooks/{webhook}/deliveries", None), [401, 403, 403, 403, 200, 200]),
     # No such message: past the authorization, an admin learns that.
-    "retry delivery": (("POST", f"/api/webhooks/{{webhook}}/deliveries/msg_{'0' * 32}/retry", {}),
-                       [401, 403, 403, 403, 404, 404]),
+    "retry delivery": (
+        ("POST", f"/api/webhooks/{{webhook}}/deliveries/msg_{'0' * 32}/retry", {}),
+        [401, 403, 403, 403, 404, 404],
+    ),
     "events": (("GET", "/api/events", None), [401, 403, 403, 403, 200, 200]),
     "change event": (("PATCH", "/api/events/{event}", {"name": "Renamed"}), [401, 403, 403, 403, 200, 200]),
     "call event off": (("POST", "/api/events/{event}/cancel", None), [401, 403, 403, 403, 200, 200]),
@@ -40,7 +44,7 @@ MATRIX = {
 CASES = [
     pytest.param(route, caller, expected, id=f"{route}-{caller}")
     for route, (_, statuses) in MATRIX.items()
-    for caller, expected in zip(CALLERS, statuses)
+    for caller, expected in zip(CALLERS, statuses, strict=True)
 ]
 
 
@@ -65,14 +69,19 @@ def fill(value, event_id: str, webhook_id: str):
 
 
 @pytest.mark.parametrize(("route", "caller", "expected"), CASES)
-def test_each_route_answers_each_caller_as_the_contract_says(jwt_client, engine, config, headers_of, route, caller,
-                                                             expected):
+def test_each_route_answers_each_caller_as_the_contract_says(
+    jwt_client, engine, config, headers_of, route, caller, expected
+):
     event_id = str(open_event(engine, 2).id)
     book(engine, event_id, "alice")
     webhook_id = add_webhook(engine, config, event_id)  # after the booking: it has no message to send
     (method, path, body), _ = MATRIX[route]
-    response = jwt_client.open(fill(path, event_id, webhook_id), method=method, json=fill(body, event_id, webhook_id),
-                               headers=headers_of(caller))
+    response = jwt_client.open(
+        fill(path, event_id, webhook_id),
+        method=method,
+        json=fill(body, event_id, webhook_id),
+        headers=headers_of(caller),
+    )
     assert response.status_code == expected, response.get_json()
     code = {401: "unauthorized", 403: "forbidden"}.get(expected)
     if code:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import literal_column, select, text
 
 from app.booking.services import BOOK_MANY
@@ -47,8 +46,11 @@ def test_book_many_records_each_booking_with_its_request_id_in_the_ledger(engine
 
     book_many(engine, event_id, ["a", "b"])
 
-    statement = select(booking_events.c.user_id, booking_events.c.kind, booking_events.c.request_id).where(
-        booking_events.c.event_id == event_id).order_by(booking_events.c.seq)
+    statement = (
+        select(booking_events.c.user_id, booking_events.c.kind, booking_events.c.request_id)
+        .where(booking_events.c.event_id == event_id)
+        .order_by(booking_events.c.seq)
+    )
     with engine.connect() as conn:
         assert conn.execute(statement).all() == [("a", "booked", "r-a"), ("b", "waitlisted", "r-b")]
 
@@ -85,9 +87,7 @@ def book_behind_a_held_lock(
         return [response.result() for response in responses]
 
 
-def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_order(
-    app, engine, new_event, issued
-):
+def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_order(app, engine, new_event, issued):
     event_id = new_event(2)["id"]
 
     responses = book_behind_a_held_lock(app, engine, event_id, ["first", "second", "third", "fourth"])
@@ -102,8 +102,11 @@ def test_bookings_queued_behind_a_locked_event_go_as_one_statement_in_arrival_or
     assert sum("book_many" in statement for statement in issued) == 2
     # One transaction per statement: the three that travelled together share it (xmin), each stamped in turn.
     with engine.connect() as conn:
-        rows = conn.execute(select(bookings.c.user_id, literal_column("xmin::text"), bookings.c.created_at).where(
-            bookings.c.event_id == event_id).order_by(bookings.c.seq)).all()
+        rows = conn.execute(
+            select(bookings.c.user_id, literal_column("xmin::text"), bookings.c.created_at)
+            .where(bookings.c.event_id == event_id)
+            .order_by(bookings.c.seq)
+        ).all()
     assert [user for user, *_ in rows] == ["first", "second", "third", "fourth"]
     transactions, stamps = [row[1] for row in rows], [row[2] for row in rows]
     assert transactions[1] == transactions[2] == transactions[3] != transactions[0]
@@ -136,7 +139,11 @@ def test_a_batch_of_mixed_quantities_gives_each_booking_the_answer_it_would_have
     ]
     assert [answer(response) for response in batched] == [answer(response) for response in alone]
     assert [answer(response)[:2] for response in batched] == [
-        (201, "confirmed"), (201, "confirmed"), (201, "waiting"), (201, "waiting"), (400, "invalid_request"),
+        (201, "confirmed"),
+        (201, "confirmed"),
+        (201, "waiting"),
+        (201, "waiting"),
+        (400, "invalid_request"),
         (201, "waiting"),
     ]
 

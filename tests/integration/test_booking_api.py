@@ -27,7 +27,11 @@ def test_initialize_returns_the_new_event_with_all_tickets_available(client, adm
     assert response.status_code == 201
     assert response.headers["Location"] == f"/api/status/{event['id']}"
     assert {k: event[k] for k in ("name", "totalTickets", "availableTickets", "bookedTickets", "waitingListCount")} == {
-        "name": "Spring concert", "totalTickets": 5, "availableTickets": 5, "bookedTickets": 0, "waitingListCount": 0,
+        "name": "Spring concert",
+        "totalTickets": 5,
+        "availableTickets": 5,
+        "bookedTickets": 0,
+        "waitingListCount": 0,
     }
     assert RFC3339_UTC.match(event["createdAt"]) and RFC3339_UTC.match(event["updatedAt"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from app.operations import audit
 from app.booking.services import BookTicket, CancelBooking, OpenEvent, Write
 from app.database.group_commit import Batcher
 from app.database.tables import events
+from app.operations import audit
 from tests.helpers.database import migrate
 
 
@@ -71,7 +71,7 @@ def test_an_untouched_event_has_no_problem(engine, queue):
         ),
         (
             "INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity)"
-            f" SELECT :event, gen_random_uuid(), 'holder', 'waitlisted', 1",
+            " SELECT :event, gen_random_uuid(), 'holder', 'waitlisted', 1",
             ["the user already held", "is missing in the table but waiting in the ledger"],
         ),
         (
@@ -103,9 +103,19 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             ["sales were closed", "salesOpen is True, but the ledger leaves False"],
         ),
     ],
-    ids=["ticket-vanished", "waiter-vanished", "queue-jumped", "ledger-row-deleted", "ledger-row-forged",
-         "waiting-tickets-miscounted", "place-miscounted", "capacity-unrecorded", "capacity-raise-without-promotion",
-         "cancel-unrecorded", "booked-while-closed"],
+    ids=[
+        "ticket-vanished",
+        "waiter-vanished",
+        "queue-jumped",
+        "ledger-row-deleted",
+        "ledger-row-forged",
+        "waiting-tickets-miscounted",
+        "place-miscounted",
+        "capacity-unrecorded",
+        "capacity-raise-without-promotion",
+        "cancel-unrecorded",
+        "booked-while-closed",
+    ],
 )
 def test_check_names_each_tampering_with_the_rows_or_the_ledger(engine, queue, tampering, expected):
     found = "\n".join(problems_after(engine, queue, tampering))
@@ -198,8 +208,16 @@ def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratc
         with engine.begin() as conn:
             new_event = "INSERT INTO events (total_tickets, available_tickets) VALUES (2, 2) RETURNING id"
             event_id = conn.execute(text(new_event)).scalar()
-            for call in ["book_ticket('a')", "book_ticket('b')", "book_ticket('c')", "book_ticket('d')",
-                         "cancel_booking('a')", "cancel_booking('c')", "book_ticket('a')", "cancel_booking('b')"]:
+            for call in [
+                "book_ticket('a')",
+                "book_ticket('b')",
+                "book_ticket('c')",
+                "book_ticket('d')",
+                "cancel_booking('a')",
+                "cancel_booking('c')",
+                "book_ticket('a')",
+                "cancel_booking('b')",
+            ]:
                 conn.execute(text(f"SELECT * FROM {call.replace('(', '(:event, ')}"), {"event": event_id})
         migrate(scratch_url, "head")
 

@@ -146,12 +146,13 @@ def test_every_foreign_key_pairs_the_distribution_columns(engine):
         assert row.table_name not in REFERENCE, row.conname
         if row.referenced in REFERENCE:
             continue
-        pairs = set(zip(row.columns, row.referenced_columns))
+        pairs = set(zip(row.columns, row.referenced_columns, strict=True))
         assert (DISTRIBUTION[row.table_name], DISTRIBUTION[row.referenced]) in pairs, row.conname
 
 
-def test_no_statement_leaves_session_state_for_pgbouncer_to_leak(client, new_event, issued,
-                                                                exercise_every_booking_path):
+def test_no_statement_leaves_session_state_for_pgbouncer_to_leak(
+    client, new_event, issued, exercise_every_booking_path
+):
     event_id = new_event(1)["id"]
     exercise_every_booking_path(event_id)
     client.get("/readyz")

@@ -23,8 +23,9 @@ def probe_scans(node: dict, in_probe: bool = False) -> list[tuple[str, str]]:
     return scans
 
 
-def test_the_order_probes_stay_exact_on_statistics_that_say_nothing_is_pending(engine, config, new_event,
-                                                                              webhooks_removed_afterwards):
+def test_the_order_probes_stay_exact_on_statistics_that_say_nothing_is_pending(
+    engine, config, new_event, webhooks_removed_afterwards
+):
     event = new_event(300)
     webhook_id = add_webhook(engine, config, event["id"])
     with engine.begin() as conn:
@@ -41,8 +42,12 @@ def test_the_order_probes_stay_exact_on_statistics_that_say_nothing_is_pending(e
     root = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
     assert "Anti Join" not in json.dumps(root)  # each rule a probe per candidate, never a join
     assert sorted(probe_scans(root)) == [
-        ("ix_webhook_messages_pending", "((webhook_id = m.webhook_id) AND (booking_id = m.booking_id) AND "
-                                        "(ledger_seq < m.ledger_seq))"),
-        ("ix_webhook_messages_pending_event", "((webhook_id = m.webhook_id) AND (event_id = m.event_id) AND "
-                                              "(ledger_seq < m.ledger_seq))"),
+        (
+            "ix_webhook_messages_pending",
+            "((webhook_id = m.webhook_id) AND (booking_id = m.booking_id) AND (ledger_seq < m.ledger_seq))",
+        ),
+        (
+            "ix_webhook_messages_pending_event",
+            "((webhook_id = m.webhook_id) AND (event_id = m.event_id) AND (ledger_seq < m.ledger_seq))",
+        ),
     ]

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 # (setting, Config field, a value for the app to set, how PostgreSQL shows it)
-TIMEOUTS = [("statement_timeout", "db_statement_timeout_ms", 2500, "2500ms"),
-            ("lock_timeout", "db_lock_timeout_ms", 700, "700ms")]
+TIMEOUTS = [
+    ("statement_timeout", "db_statement_timeout_ms", 2500, "2500ms"),
+    ("lock_timeout", "db_lock_timeout_ms", 700, "700ms"),
+]
 SERVER_DEFAULT = "7s"
 
 
@@ -41,6 +43,7 @@ def test_app_sets_its_configured_timeouts_on_each_connection(make_app, setting, 
 
 
 @pytest.mark.parametrize(("setting", "field", "value", "shown"), TIMEOUTS, ids=[t[0] for t in TIMEOUTS])
-def test_app_without_a_timeout_leaves_the_servers_default_in_force(make_app, database_defaults, setting, field,
-                                                                   value, shown):
+def test_app_without_a_timeout_leaves_the_servers_default_in_force(
+    make_app, database_defaults, setting, field, value, shown
+):
     assert setting_seen_by_app(make_app(**{field: None}), setting) == SERVER_DEFAULT

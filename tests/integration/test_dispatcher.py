@@ -32,8 +32,12 @@ def test_a_change_arrives_signed_with_the_booking_and_the_event(client, register
     assert list(body) == ["id", "type", "timestamp", "data"] and body["id"].startswith("msg_")
     assert (body["type"], body["timestamp"]) == ("booking.confirmed", booking["updatedAt"])
     assert body["data"]["booking"] == booking
-    assert body["data"]["event"] == {**event, "availableTickets": 0, "bookedTickets": 1,
-                                     "updatedAt": booking["updatedAt"]}
+    assert body["data"]["event"] == {
+        **event,
+        "availableTickets": 0,
+        "bookedTickets": 1,
+        "updatedAt": booking["updatedAt"],
+    }
 
 
 def test_the_booking_is_reported_as_each_change_left_it(client, register, receiver, new_event, dispatcher):
@@ -51,15 +55,18 @@ def test_the_booking_is_reported_as_each_change_left_it(client, register, receiv
     assert (by_type["booking.promoted"]["status"], by_type["booking.cancelled"]["status"]) == ("confirmed", "cancelled")
 
 
-def test_a_5xx_is_retried_with_the_same_id_until_delivered(client, admin_headers, register, receiver, new_event,
-                                                          dispatcher):
+def test_a_5xx_is_retried_with_the_same_id_until_delivered(
+    client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event()
     webhook = register(receiver, eventId=event["id"])
     receiver.answer = statuses(500, 503)
     dispatcher()
     book(client, event, "a")
 
-    wait_until(lambda: deliveries(client, admin_headers, webhook)[0]["state"] == "delivered", "the third try is accepted")
+    wait_until(
+        lambda: deliveries(client, admin_headers, webhook)[0]["state"] == "delivered", "the third try is accepted"
+    )
 
     assert len({body["id"] for body in receiver.arrivals}) == 1 and len(receiver.arrivals) == 3
     [delivery] = deliveries(client, admin_headers, webhook)
@@ -68,7 +75,8 @@ def test_a_5xx_is_retried_with_the_same_id_until_delivered(client, admin_headers
 
 
 def test_after_the_last_try_the_message_is_failed_and_a_retry_by_hand_sends_it(
-        client, admin_headers, register, receiver, new_event, dispatcher):
+    client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event()
     webhook = register(receiver, eventId=event["id"])
     receiver.answer = statuses(then=500)
@@ -94,8 +102,10 @@ def test_410_disables_the_webhook(client, admin_headers, register, receiver, new
     dispatcher()
     book(client, event, "a")
 
-    wait_until(lambda: client.get(f"/api/webhooks/{webhook['id']}", headers=admin_headers).get_json()["webhook"]
-               ["disabled"], "the webhook is disabled")
+    wait_until(
+        lambda: client.get(f"/api/webhooks/{webhook['id']}", headers=admin_headers).get_json()["webhook"]["disabled"],
+        "the webhook is disabled",
+    )
     book(client, event, "b")
 
     assert [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["failed"]  # no message for b
@@ -109,12 +119,19 @@ def test_retry_after_is_honoured(engine, client, admin_headers, register, receiv
     dispatcher()
     book(client, event, "a")
 
-    wait_until(lambda: deliveries(client, admin_headers, webhook)[0]["attempts"] == 1
-               and deliveries(client, admin_headers, webhook)[0]["lastStatus"] == 503, "the first try is answered")
+    wait_until(
+        lambda: (
+            deliveries(client, admin_headers, webhook)[0]["attempts"] == 1
+            and deliveries(client, admin_headers, webhook)[0]["lastStatus"] == 503
+        ),
+        "the first try is answered",
+    )
 
     with engine.connect() as conn:
-        delay = conn.execute(text("SELECT extract(epoch FROM next_attempt_at - now()) FROM webhook_messages"
-                                  " WHERE webhook_id = :id"), {"id": webhook["id"]}).scalar_one()
+        delay = conn.execute(
+            text("SELECT extract(epoch FROM next_attempt_at - now()) FROM webhook_messages WHERE webhook_id = :id"),
+            {"id": webhook["id"]},
+        ).scalar_one()
     assert 100 < delay <= 120
 
 
@@ -128,12 +145,16 @@ def test_messages_about_one_booking_arrive_in_order(client, register, receiver, 
 
     wait_until(lambda: len(receiver.delivered) == 2, "both messages arrive")
 
-    assert [body["type"] for body in receiver.arrivals] == ["booking.confirmed", "booking.confirmed",
-                                                             "booking.cancelled"]
+    assert [body["type"] for body in receiver.arrivals] == [
+        "booking.confirmed",
+        "booking.confirmed",
+        "booking.cancelled",
+    ]
 
 
-def test_a_hanging_receiver_times_out_and_does_not_delay_another(client, admin_headers, register, new_event,
-                                                                 dispatcher):
+def test_a_hanging_receiver_times_out_and_does_not_delay_another(
+    client, admin_headers, register, new_event, dispatcher
+):
     event = new_event(10)
     hanging, healthy = Receiver().start(), Receiver().start()
     released = threading.Event()
@@ -170,8 +191,9 @@ def test_two_dispatchers_send_each_message_once(client, register, receiver, new_
     assert len(set(receiver.ids())) == 40 and len(receiver.arrivals) == 40
 
 
-def test_a_destination_that_turns_private_at_send_time_is_refused(client, admin_headers, register, receiver,
-                                                                  new_event, dispatcher):
+def test_a_destination_that_turns_private_at_send_time_is_refused(
+    client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event()
     webhook = register(receiver, eventId=event["id"])  # registered while private addresses were allowed
     dispatcher(webhook_allow_private=False, webhook_retry_schedule=())
@@ -183,8 +205,9 @@ def test_a_destination_that_turns_private_at_send_time_is_refused(client, admin_
     assert "127.0.0.1, which is not a public address" in deliveries(client, admin_headers, webhook)[0]["lastError"]
 
 
-def test_delivered_messages_are_purged_after_the_retention(client, admin_headers, register, receiver, new_event,
-                                                           dispatcher, monkeypatch):
+def test_delivered_messages_are_purged_after_the_retention(
+    client, admin_headers, register, receiver, new_event, dispatcher, monkeypatch
+):
     from app.notifications import dispatcher as dispatching
 
     monkeypatch.setattr(dispatching, "HOUSEKEEPING_EVERY_S", 0.0)
@@ -202,8 +225,9 @@ def test_delivered_messages_are_purged_after_the_retention(client, admin_headers
     assert deliveries(client, admin_headers, webhook)[0]["state"] == "pending"  # the undelivered one stays
 
 
-def test_a_failed_send_gives_only_its_own_message_another_try(client, admin_headers, register, receiver, new_event,
-                                                              dispatcher):
+def test_a_failed_send_gives_only_its_own_message_another_try(
+    client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event(10)
     webhook = register(receiver, eventId=event["id"])
     for user in "abcd":
@@ -211,26 +235,35 @@ def test_a_failed_send_gives_only_its_own_message_another_try(client, admin_head
     receiver.answer = statuses(500)  # the first send of the batch fails
     dispatcher(webhook_per_receiver=1)  # one sender, so the four messages are one batch
 
-    wait_until(lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 4,
-               "all four are delivered")
+    wait_until(
+        lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 4,
+        "all four are delivered",
+    )
 
     assert [d["attempts"] for d in deliveries(client, admin_headers, webhook)] == [2, 1, 1, 1]
     assert len(receiver.arrivals) == 5 and sorted(receiver.ids()) == sorted(set(receiver.ids()))
 
 
-def test_a_message_whose_body_cannot_be_rendered_fails_alone(engine, client, admin_headers, register, receiver,
-                                                             new_event, dispatcher):
+def test_a_message_whose_body_cannot_be_rendered_fails_alone(
+    engine, client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event(10)
     webhook = register(receiver, eventId=event["id"])
     broken, whole = book(client, event, "a"), book(client, event, "b")
     with engine.begin() as conn:  # a snapshot no renderer can read
-        conn.execute(text("UPDATE webhook_messages SET booking = booking || '{\"created_at\": \"not a time\"}'"
-                          " WHERE webhook_id = :id AND booking_id = :booking"),
-                     {"id": webhook["id"], "booking": broken["id"]})
+        conn.execute(
+            text(
+                'UPDATE webhook_messages SET booking = booking || \'{"created_at": "not a time"}\''
+                " WHERE webhook_id = :id AND booking_id = :booking"
+            ),
+            {"id": webhook["id"], "booking": broken["id"]},
+        )
     dispatcher(webhook_per_receiver=1, webhook_retry_schedule=(0.1,))
 
-    wait_until(lambda: {d["state"] for d in deliveries(client, admin_headers, webhook)} == {"failed", "delivered"},
-               "one fails, the other arrives")
+    wait_until(
+        lambda: {d["state"] for d in deliveries(client, admin_headers, webhook)} == {"failed", "delivered"},
+        "one fails, the other arrives",
+    )
 
     failed = next(d for d in deliveries(client, admin_headers, webhook) if d["state"] == "failed")
     assert failed["attempts"] == 2 and failed["lastError"].startswith("crashed: ValueError")
@@ -238,7 +271,8 @@ def test_a_message_whose_body_cannot_be_rendered_fails_alone(engine, client, adm
 
 
 def test_a_slow_receivers_batch_stops_before_its_lease_runs_out_so_none_is_sent_twice(
-        client, admin_headers, register, receiver, new_event, dispatcher):
+    client, admin_headers, register, receiver, new_event, dispatcher
+):
     event = new_event(30)
     webhook = register(receiver, eventId=event["id"])
     for n in range(20):
@@ -254,8 +288,11 @@ def test_a_slow_receivers_batch_stops_before_its_lease_runs_out_so_none_is_sent_
     dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)
     dispatcher(webhook_timeout_s=1.0, webhook_per_receiver=1)
 
-    wait_until(lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 20,
-               "all twenty are delivered", deadline_s=30)
+    wait_until(
+        lambda: [d["state"] for d in deliveries(client, admin_headers, webhook)] == ["delivered"] * 20,
+        "all twenty are delivered",
+        deadline_s=30,
+    )
 
     assert len(receiver.arrivals) == 20 and len(set(receiver.ids())) == 20
     assert {d["attempts"] for d in deliveries(client, admin_headers, webhook)} == {1}

@@ -12,8 +12,6 @@ from sqlalchemy import create_engine, text
 from app.operations.embedded_pg import EmbeddedPostgres
 
 
-
-
 @pytest.fixture
 def pg(scratch):
     server = EmbeddedPostgres(scratch / "missing-parent" / "pgdata")

@@ -86,7 +86,9 @@ def test_a_content_coded_body_is_a_415_and_books_nothing(client, new_event, codi
     # while a proxy that decodes the coding would have read another body (and a real gzip body was 400).
     event = new_event(1)
     body = json.dumps({"eventId": event["id"], "userId": "u"})
-    response = client.post("/api/book", data=body, content_type="application/json", headers={"Content-Encoding": coding})
+    response = client.post(
+        "/api/book", data=body, content_type="application/json", headers={"Content-Encoding": coding}
+    )
     assert "Content-Encoding" in assert_problem(response, 415, "unsupported_media_type")["detail"]
     assert response.headers["Accept-Encoding"] == "identity"
     assert client.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 1
@@ -95,8 +97,9 @@ def test_a_content_coded_body_is_a_415_and_books_nothing(client, new_event, codi
 def test_content_encoding_identity_is_a_plain_body(client, new_event):
     event = new_event(1)
     body = json.dumps({"eventId": event["id"], "userId": "u"})
-    response = client.post("/api/book", data=body, content_type="application/json",
-                           headers={"Content-Encoding": "identity"})
+    response = client.post(
+        "/api/book", data=body, content_type="application/json", headers={"Content-Encoding": "identity"}
+    )
     assert response.status_code == 201
 
 
@@ -118,9 +121,7 @@ def test_body_limit_follows_max_body_bytes(make_app):
     assert_problem(response, 413, "payload_too_large")
 
 
-@pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", ADMIN_TOKEN]
-)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", "Basic dGVzdDp0ZXN0", "Bearer ", ADMIN_TOKEN])
 def test_initialize_without_the_admin_token_is_a_401(client, authorization):
     headers = {"Authorization": authorization} if authorization else {}
     response = client.post("/api/initialize", json={"totalTickets": 1}, headers=headers)
@@ -131,7 +132,9 @@ def test_initialize_without_the_admin_token_is_a_401(client, authorization):
 def test_an_empty_admin_token_admits_nobody(make_app):
     open_door = make_app(admin_token="").test_client()
     for headers in ({}, {"Authorization": "Bearer "}):
-        assert_problem(open_door.post("/api/initialize", json={"totalTickets": 1}, headers=headers), 401, "unauthorized")
+        assert_problem(
+            open_door.post("/api/initialize", json={"totalTickets": 1}, headers=headers), 401, "unauthorized"
+        )
 
 
 def test_unauthenticated_initialize_is_refused_before_validation(client):
@@ -222,7 +225,7 @@ def test_sane_request_id_is_echoed(client):
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123.x:y"}).headers["X-Request-ID"] == "abc-123.x:y"
 
 
-@pytest.mark.parametrize("supplied", [None, "", "has space", "x" * 129, "quote\"s", "<script>"])
+@pytest.mark.parametrize("supplied", [None, "", "has space", "x" * 129, 'quote"s', "<script>"])
 def test_missing_or_insane_request_id_is_replaced(client, supplied):
     headers = {"X-Request-ID": supplied} if supplied is not None else {}
     request_id = client.get("/healthz", headers=headers).headers["X-Request-ID"]

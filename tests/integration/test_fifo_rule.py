@@ -142,8 +142,12 @@ class FifoRule(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.conn.close()
 
-    @initialize(total=st.integers(1, 8), max_per_booking=st.integers(1, 4), promotion=st.sampled_from([OFFER, AUTO]),
-                data=st.data())
+    @initialize(
+        total=st.integers(1, 8),
+        max_per_booking=st.integers(1, 4),
+        promotion=st.sampled_from([OFFER, AUTO]),
+        data=st.data(),
+    )
     def open(self, total: int, max_per_booking: int, promotion: str, data) -> None:
         """An event, in either mode, and its first bookings: often enough to sell it out and queue."""
         self.event = open_event(self.conn, total, max_per_booking)
@@ -199,7 +203,9 @@ class FifoRule(RuleBasedStateMachine):
         if quantity is not None and quantity > held:
             assert row.outcome == "quantity_above_held"
         else:
-            self.assert_cancelled_as_the_model_says(row, self.active[user], self.model.cancel(self.active[user], quantity))
+            self.assert_cancelled_as_the_model_says(
+                row, self.active[user], self.model.cancel(self.active[user], quantity)
+            )
 
     def assert_cancelled_as_the_model_says(self, row, booking: uuid.UUID, promoted: list[uuid.UUID]) -> None:
         self.forget_the_cancelled()
@@ -278,7 +284,10 @@ class FifoRule(RuleBasedStateMachine):
     def tables_hold_what_the_model_holds(self) -> None:
         ev = event_row(self.conn, self.event)
         assert (ev.total_tickets, ev.available_tickets, ev.waiting_count, ev.waiting_tickets, ev.promotion) == (
-            self.model.total, self.model.available, len(self.model.queue), self.model.waiting_tickets,
+            self.model.total,
+            self.model.available,
+            len(self.model.queue),
+            self.model.waiting_tickets,
             self.model.promotion,
         )
         rows = booking_rows(self.conn, self.event)
@@ -289,7 +298,9 @@ class FifoRule(RuleBasedStateMachine):
         assert {row.id: (row.waiting_position, row.tickets_ahead) for row in rows} == {
             row.id: self.place(row.id) for row in rows
         }
-        assert offer_seconds(self.conn, self.event) == {booking: self.model.left[booking] for booking in self.model.offers()}
+        assert offer_seconds(self.conn, self.event) == {
+            booking: self.model.left[booking] for booking in self.model.offers()
+        }
 
     @invariant()
     def the_ledger_holds_every_change_in_order(self) -> None:
@@ -304,7 +315,10 @@ class FifoRule(RuleBasedStateMachine):
         event = self.client.get(f"/api/status/{self.event}").get_json()["event"]
         held = sum(self.model.quantity[b] for b, status in self.model.status.items() if status in audit.HOLDING)
         assert (event["availableTickets"], event["bookedTickets"], event["waitingListCount"], event["promotion"]) == (
-            self.model.available, held, len(self.model.queue), self.model.promotion
+            self.model.available,
+            held,
+            len(self.model.queue),
+            self.model.promotion,
         )
         assert event["availableTickets"] + held == event["totalTickets"] == self.model.total
         waiting = self.client.get(f"/api/events/{self.event}/waiting-list", headers=self.admin).get_json()["entries"]

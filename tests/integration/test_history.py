@@ -27,7 +27,10 @@ def test_history_lists_every_change_oldest_first(client, admin_headers, busy_eve
 
     r0, r1, r2, r3 = busy_event["requestIds"]
     assert [(e["kind"], e["userId"], e["requestId"]) for e in body["entries"]] == [
-        ("booked", "a", r0), ("waitlisted", "b", r1), ("cancelled", "a", r2), ("promoted", "b", r2),
+        ("booked", "a", r0),
+        ("waitlisted", "b", r1),
+        ("cancelled", "a", r2),
+        ("promoted", "b", r2),
         ("waitlisted", "a", r3),
     ]
     assert body["nextAfter"] is None
@@ -61,8 +64,13 @@ def test_history_is_for_admins_only(client, busy_event):
 
 @pytest.mark.parametrize(
     "params, field",
-    [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"after": -1}, "after"), ({"after": "x"}, "after"),
-     ({"after": 2**63}, "after")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"after": -1}, "after"),
+        ({"after": "x"}, "after"),
+        ({"after": 2**63}, "after"),
+    ],
 )
 def test_history_with_bad_paging_parameters_is_a_400(client, admin_headers, busy_event, params, field):
     body = assert_problem(history(client, busy_event["id"], admin_headers, **params), 400, "invalid_request")

@@ -30,9 +30,7 @@ def assert_replay_of(first, repeat):
     assert repeat.headers["Content-Type"] == first.headers["Content-Type"]
 
 
-def test_a_repeated_booking_returns_the_first_response_byte_for_byte_and_books_nothing_more(
-    client, engine, new_event
-):
+def test_a_repeated_booking_returns_the_first_response_byte_for_byte_and_books_nothing_more(client, engine, new_event):
     event = new_event(2)
     first = post(client, "/api/book", {"eventId": event["id"], "userId": "u"}, key="book-once")
     # The same body in another key order and spacing: the same request.
@@ -177,15 +175,20 @@ def test_purge_deletes_only_the_keys_older_than_the_retention(app, client, engin
     for user in ("old-1", "old-2", "old-3", "recent"):
         post(client, "/api/book", {"eventId": event["id"], "userId": user}, key=f"purge-{user}")
     with engine.begin() as conn:
-        conn.execute(text(
-            "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second' WHERE key LIKE 'purge-old-%'"
-        ))
+        conn.execute(
+            text(
+                "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second' WHERE key LIKE 'purge-old-%'"
+            )
+        )
 
     result = app.test_cli_runner().invoke(args=["purge-idempotency-keys", "--batch-size", "2"])
 
     assert result.exit_code == 0 and result.output == "purged 3 idempotency keys older than 86400 s\n"
     assert [key_stored(engine, f"purge-{user}") for user in ("old-1", "old-2", "old-3", "recent")] == [
-        False, False, False, True,
+        False,
+        False,
+        False,
+        True,
     ]
 
 

@@ -8,11 +8,11 @@ import json
 from sqlalchemy import select
 
 from app.booking import services
-from tests.helpers.booking import book, cancel, open_event
 from app.database.tables import idempotency_keys
 from app.operations import dev_keys
 from app.web.identity import scope_key
 from app.web.tokens import IdentitySettings
+from tests.helpers.booking import book, open_event
 from tests.helpers.identity import bearer
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -52,8 +52,9 @@ def test_open_mode_still_requires_user_id(client, engine):
 def test_one_idempotency_key_from_two_users_is_two_keys(jwt_client, engine, signing_key):
     event_id = new_event_id(engine)
     key = {"Idempotency-Key": "shared-key"}
-    alice = jwt_client.post("/api/book", json={"eventId": event_id},
-                            headers={**bearer(signing_key.token("alice")), **key})
+    alice = jwt_client.post(
+        "/api/book", json={"eventId": event_id}, headers={**bearer(signing_key.token("alice")), **key}
+    )
     bob = jwt_client.post("/api/book", json={"eventId": event_id}, headers={**bearer(signing_key.token("bob")), **key})
     assert (alice.status_code, bob.status_code) == (201, 201)
     assert bob.get_json()["booking"]["userId"] == "bob" and "Idempotent-Replayed" not in bob.headers
@@ -86,8 +87,10 @@ def test_a_key_without_a_valid_token_replays_nothing(jwt_client, engine, signing
 def test_rate_limits_count_per_sub(make_app, jwt_settings, signing_key):
     client = make_app(identity=jwt_settings, rate_limit="2 per minute", rate_limit_write="").test_client()
     alice, bob = bearer(signing_key.token("alice")), bearer(signing_key.token("bob"))
-    statuses = [client.get(f"/api/status/{NIL_UUID}", headers=headers).status_code
-                for headers in (alice, alice, alice, bob, bob)]
+    statuses = [
+        client.get(f"/api/status/{NIL_UUID}", headers=headers).status_code
+        for headers in (alice, alice, alice, bob, bob)
+    ]
     assert statuses == [404, 404, 429, 404, 404]
 
 
@@ -107,7 +110,9 @@ def test_log_lines_carry_the_sub_and_never_the_token_even_on_a_500(jwt_client, s
     monkeypatch.setattr(services, "get_booking", explode)
     token = signing_key.token("alice")
     capsys.readouterr()
-    response = jwt_client.get(f"/api/booking-status/{NIL_UUID}/alice", headers={**bearer(token), "X-Request-ID": "sub-500"})
+    response = jwt_client.get(
+        f"/api/booking-status/{NIL_UUID}/alice", headers={**bearer(token), "X-Request-ID": "sub-500"}
+    )
     assert response.status_code == 500
     output = capsys.readouterr().out
     lines = [json.loads(line) for line in output.splitlines() if '"sub-500"' in line]

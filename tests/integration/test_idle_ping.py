@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app.database import engine as extensions
 from app.booking import services
+from app.database import engine as extensions
 from tests.helpers.database import session_exists
 from tests.helpers.waiting import wait_until
 

@@ -63,7 +63,9 @@ def test_a_cancel_that_promotes_several_bookings_logs_each_promotion(client, new
     client.post("/api/cancel", json={"eventId": event["id"], "userId": "holder"}, headers={"X-Request-ID": "c-2"})
     lines = lines_of(capsys, "c-2")
     assert [(line["event"], line["user_id"]) for line in lines[:3]] == [
-        ("cancelled", "holder"), ("promoted", "one"), ("promoted", "two"),
+        ("cancelled", "holder"),
+        ("promoted", "one"),
+        ("promoted", "two"),
     ]
 
 
@@ -125,9 +127,16 @@ def test_offers_are_logged_as_offered_declined_and_accepted(client, new_event, c
         client.post("/api/book", json={"eventId": event["id"], "userId": user})
     capsys.readouterr()
     for step, (path, user) in enumerate((("cancel", "holder"), ("decline", "first"), ("accept", "second"))):
-        client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user}, headers={"X-Request-ID": f"o-{step}"})
+        client.post(
+            f"/api/{path}", json={"eventId": event["id"], "userId": user}, headers={"X-Request-ID": f"o-{step}"}
+        )
     lines = log_lines(capsys)
-    told = [[(line["event"], line["user_id"]) for line in lines if line.get("client_request_id") == f"o-{step}"][:-1]
-            for step in range(3)]  # each request's lines but its request line
-    assert told == [[("cancelled", "holder"), ("offered", "first")], [("declined", "first"), ("offered", "second")],
-                    [("accepted", "second")]]
+    told = [
+        [(line["event"], line["user_id"]) for line in lines if line.get("client_request_id") == f"o-{step}"][:-1]
+        for step in range(3)
+    ]  # each request's lines but its request line
+    assert told == [
+        [("cancelled", "holder"), ("offered", "first")],
+        [("declined", "first"), ("offered", "second")],
+        [("accepted", "second")],
+    ]

@@ -70,7 +70,9 @@ def test_in_production_metrics_want_the_admin_token_when_no_metrics_token_is_set
 
 def test_in_production_a_metrics_token_replaces_the_admin_token(metrics_client, config):
     client = metrics_client(app_env="production", metrics_token=METRICS_TOKEN)
-    assert_problem(client.get("/metrics", headers={"Authorization": f"Bearer {config.admin_token}"}), 401, "unauthorized")
+    assert_problem(
+        client.get("/metrics", headers={"Authorization": f"Bearer {config.admin_token}"}), 401, "unauthorized"
+    )
 
 
 def test_bookings_are_counted_by_outcome(client, new_event):
@@ -94,8 +96,10 @@ def test_offers_are_counted_as_offered_declined_and_accepted(client, new_event):
         client.post(f"/api/{path}", json={"eventId": event["id"], "userId": user})
     after = scrape(client)
 
-    counted = {outcome: sample(after, "bookings_total", outcome=outcome) - sample(before, "bookings_total", outcome=outcome)
-               for outcome in ("cancelled", "offered", "declined", "accepted", "promoted")}
+    counted = {
+        outcome: sample(after, "bookings_total", outcome=outcome) - sample(before, "bookings_total", outcome=outcome)
+        for outcome in ("cancelled", "offered", "declined", "accepted", "promoted")
+    }
     assert counted == {"cancelled": 1, "offered": 2, "declined": 1, "accepted": 1, "promoted": 0}
 
 

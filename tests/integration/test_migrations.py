@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from app.config import PROJECT_ROOT
 from app.database.tables import metadata
 from app.operations import audit
-from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.database import migrate
 from tests.helpers.queue import book_sql, booking_rows, open_event, promotion_sql, queue_violations
 
 OUR_FUNCTIONS = (
@@ -77,9 +77,7 @@ def schema_differences(url: str) -> list:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
-            )
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
             return compare_metadata(context, metadata)
     finally:
         engine.dispose()
@@ -120,9 +118,7 @@ def test_booking_function_exists_at_head(database_url, signature):
 
 
 @pytest.mark.parametrize("signature", OUR_FUNCTIONS)
-def test_booking_function_is_volatile_so_each_statement_sees_the_previous_lock_holders_commit(
-    database_url, signature
-):
+def test_booking_function_is_volatile_so_each_statement_sees_the_previous_lock_holders_commit(database_url, signature):
     statement = text("SELECT provolatile FROM pg_proc WHERE oid = to_regprocedure(:signature)")
 
     assert query_set(database_url, statement.bindparams(signature=signature)) == {("v",)}
@@ -173,7 +169,9 @@ def test_downgrade_below_0008_refuses_while_a_booking_holds_several_tickets(scra
     with engine.begin() as conn:
         book_sql(conn, open_event(conn, 5), "a", 2)
 
-    assert_the_downgrade_is_refused(scratch_url, "0007", r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets")
+    assert_the_downgrade_is_refused(
+        scratch_url, "0007", r"below 0008: 1 booking\(s\) and 1 ledger entries concern several tickets"
+    )
     engine.dispose()
 
 
@@ -198,7 +196,9 @@ def test_upgrading_to_0008_gives_existing_bookings_one_ticket_and_waiting_ones_t
     migrate(scratch_url, "head")
 
     with engine.connect() as conn:
-        places = [(row.user_id, row.quantity, row.waiting_position, row.tickets_ahead) for row in booking_rows(conn, event)]
+        places = [
+            (row.user_id, row.quantity, row.waiting_position, row.tickets_ahead) for row in booking_rows(conn, event)
+        ]
         assert queue_violations(conn, event) == []
     assert places == [("a", 1, None, None), ("b", 1, 1, 0), ("c", 1, None, None), ("d", 1, 2, 1)]
     assert audit.check(engine).problems == []

@@ -129,9 +129,7 @@ def test_accepting_without_an_offer_is_409_no_offer(sold_out_with_a_waiter, post
     assert_problem(post("/api/decline", event, "holder"), 409, "no_offer")
 
 
-def test_an_accept_after_the_deadline_is_offer_expired_though_no_sweeper_ran(
-    client, due_offer, post
-):
+def test_an_accept_after_the_deadline_is_offer_expired_though_no_sweeper_ran(client, due_offer, post):
     event = due_offer()
 
     assert_problem(post("/api/accept", event, "waiter"), 409, "offer_expired")
@@ -159,9 +157,7 @@ def test_cancelling_an_offer_declines_it(sold_out_with_a_waiter, post):
     assert booking["cancelReason"] == "declined"
 
 
-def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
-    client, engine, due_offer
-):
+def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(client, engine, due_offer):
     event = due_offer("next")
 
     swept = sweep_expired_offers(engine)  # every event's due offers: other tests' too
@@ -207,8 +203,10 @@ def test_two_sweepers_waiting_for_the_same_event_expire_its_offer_once(client, e
     with engine.connect() as writer, ThreadPoolExecutor(2) as pool:
         writer.execute(LOCK_EVENT, {"event_id": event["id"]})
         sweeps = [pool.submit(sweep_expired_offers, engine) for _ in range(2)]  # as two dispatchers would
-        wait_until(lambda: all(sweep.done() for sweep in sweeps) or sweepers_waiting(engine) == 2,
-                   "both sweepers wait their turn")
+        wait_until(
+            lambda: all(sweep.done() for sweep in sweeps) or sweepers_waiting(engine) == 2,
+            "both sweepers wait their turn",
+        )
         writer.commit()
         for sweep in sweeps:
             sweep.result()
@@ -218,9 +216,7 @@ def test_two_sweepers_waiting_for_the_same_event_expire_its_offer_once(client, e
     assert booking_now(client, event, "next")["status"] == "offered"
 
 
-def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_next_pass(
-    client, engine, due_offer
-):
+def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_next_pass(client, engine, due_offer):
     event = due_offer()
     with engine.connect() as writer:
         writer.execute(LOCK_EVENT, {"event_id": event["id"]})  # as a call-off of a large event would, for long
@@ -253,8 +249,10 @@ def test_a_sweep_waiting_for_one_events_lock_expires_the_other_events_offers_mea
     with engine.connect() as writer, ThreadPoolExecutor(1) as pool:
         writer.execute(LOCK_EVENT, {"event_id": held["id"]})
         sweep = pool.submit(sweep_expired_offers, engine)
-        wait_until(lambda: sweepers_waiting(engine) == 1 and booking_now(client, free, "waiter")["status"] == "cancelled",
-                   "the free event is swept while the sweeper waits for the held one")
+        wait_until(
+            lambda: sweepers_waiting(engine) == 1 and booking_now(client, free, "waiter")["status"] == "cancelled",
+            "the free event is swept while the sweeper waits for the held one",
+        )
         writer.commit()
         sweep.result()
 
@@ -267,7 +265,10 @@ def test_a_capacity_raise_in_offer_mode_makes_several_offers(new_event, post, pa
         post("/api/book", event, user)
     update = patch_event(event, totalTickets=3, promotion="offer", offerTtlSeconds=60).get_json()
 
-    assert [(b["userId"], b["status"]) for b in update["promotedBookings"]] == [("first", "offered"), ("second", "offered")]
+    assert [(b["userId"], b["status"]) for b in update["promotedBookings"]] == [
+        ("first", "offered"),
+        ("second", "offered"),
+    ]
     assert (update["event"]["availableTickets"], update["event"]["promotion"]) == (0, "offer")
 
 

@@ -35,25 +35,63 @@ def test_openapi_document_is_valid_openapi_3(document):
 
 def test_document_defines_only_schemas_of_this_api(document):
     assert set(document["components"]["schemas"]) == {
-        "Problem", "InitializeRequest", "Event", "EventEnvelope", "BookRequest", "CancelRequest", "OfferRequest", "Booking",
+        "Problem",
+        "InitializeRequest",
+        "Event",
+        "EventEnvelope",
+        "BookRequest",
+        "CancelRequest",
+        "OfferRequest",
+        "Booking",
         "BookingEnvelope",
-        "Cancellation", "Health", "HistoryPage", "LedgerEntry", "Index", "UserBookingsPage",
-        "WebhookRequest", "Webhook", "CreatedWebhook", "CreatedWebhookEnvelope", "WebhookEnvelope", "WebhookPage",
-        "Delivery", "DeliveryEnvelope", "DeliveryPage", "RetryRequest",
-        "EventsPage", "EventPatchRequest", "EventUpdate", "WaitingListPage", "WaitingEntry", "BookingsPage",
+        "Cancellation",
+        "Health",
+        "HistoryPage",
+        "LedgerEntry",
+        "Index",
+        "UserBookingsPage",
+        "WebhookRequest",
+        "Webhook",
+        "CreatedWebhook",
+        "CreatedWebhookEnvelope",
+        "WebhookEnvelope",
+        "WebhookPage",
+        "Delivery",
+        "DeliveryEnvelope",
+        "DeliveryPage",
+        "RetryRequest",
+        "EventsPage",
+        "EventPatchRequest",
+        "EventUpdate",
+        "WaitingListPage",
+        "WaitingEntry",
+        "BookingsPage",
         "BookingRow",
     }
 
 
 def test_document_lists_every_endpoint_of_the_contract(document):
     assert set(document["paths"]) == {
-        "/api/initialize", "/api/book", "/api/cancel", "/api/accept", "/api/decline",
+        "/api/initialize",
+        "/api/book",
+        "/api/cancel",
+        "/api/accept",
+        "/api/decline",
         "/api/status/{event_id}",
-        "/api/booking-status/{event_id}/{user_id}", "/healthz", "/readyz", "/api/events/{event_id}/history", "/",
+        "/api/booking-status/{event_id}/{user_id}",
+        "/healthz",
+        "/readyz",
+        "/api/events/{event_id}/history",
+        "/",
         "/api/users/{user_id}/bookings",
-        "/api/webhooks", "/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/deliveries",
+        "/api/webhooks",
+        "/api/webhooks/{webhook_id}",
+        "/api/webhooks/{webhook_id}/deliveries",
         "/api/webhooks/{webhook_id}/deliveries/{message_id}/retry",
-        "/api/events", "/api/events/{event_id}", "/api/events/{event_id}/cancel", "/api/events/{event_id}/waiting-list",
+        "/api/events",
+        "/api/events/{event_id}",
+        "/api/events/{event_id}/cancel",
+        "/api/events/{event_id}/waiting-list",
         "/api/events/{event_id}/bookings",
     }
 
@@ -199,9 +237,9 @@ def test_the_document_states_the_fields_of_several_tickets_per_booking(document)
 
 def test_the_ledger_kinds_of_the_document_are_those_the_database_allows(document, engine):
     with engine.connect() as conn:
-        check = conn.execute(text(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_booking_events_kind_known'"
-        )).scalar_one()
+        check = conn.execute(
+            text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_booking_events_kind_known'")
+        ).scalar_one()
 
     assert sorted(document["components"]["schemas"]["LedgerEntry"]["properties"]["kind"]["enum"]) == sorted(
         re.findall(r"'(\w+)'", check)

@@ -21,19 +21,22 @@ def test_the_document_declares_the_bearer_jwt_scheme(jwt_document):
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
 
 
-@pytest.mark.parametrize(("path", "method", "security"), [
-    ("/api/initialize", "post", ADMIN),
-    ("/api/events/{event_id}/history", "get", ADMIN),
-    ("/api/book", "post", USER),
-    ("/api/cancel", "post", USER),
-    ("/api/booking-status/{event_id}/{user_id}", "get", USER),
-    ("/api/users/{user_id}/bookings", "get", USER),
-    ("/api/events", "get", ADMIN),
-    ("/api/events/{event_id}", "patch", ADMIN),
-    ("/api/events/{event_id}/cancel", "post", ADMIN),
-    ("/api/events/{event_id}/waiting-list", "get", ADMIN),
-    ("/api/events/{event_id}/bookings", "get", ADMIN),
-])
+@pytest.mark.parametrize(
+    ("path", "method", "security"),
+    [
+        ("/api/initialize", "post", ADMIN),
+        ("/api/events/{event_id}/history", "get", ADMIN),
+        ("/api/book", "post", USER),
+        ("/api/cancel", "post", USER),
+        ("/api/booking-status/{event_id}/{user_id}", "get", USER),
+        ("/api/users/{user_id}/bookings", "get", USER),
+        ("/api/events", "get", ADMIN),
+        ("/api/events/{event_id}", "patch", ADMIN),
+        ("/api/events/{event_id}/cancel", "post", ADMIN),
+        ("/api/events/{event_id}/waiting-list", "get", ADMIN),
+        ("/api/events/{event_id}/bookings", "get", ADMIN),
+    ],
+)
 def test_each_protected_operation_lists_its_scopes_and_its_401_and_403(jwt_document, path, method, security):
     operation = jwt_document["paths"][path][method]
     assert operation["security"] == security

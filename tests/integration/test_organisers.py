@@ -73,7 +73,9 @@ def all_pages(admin_get, path: str, key: str, limit: int) -> list[dict]:
     found, after = [], None
     while True:
         separator = "&" if "?" in path else "?"
-        page = admin_get(f"{path}{separator}limit={limit}" + (f"&after={after}" if after is not None else "")).get_json()
+        page = admin_get(
+            f"{path}{separator}limit={limit}" + (f"&after={after}" if after is not None else "")
+        ).get_json()
         found += page[key]
         after = page["nextAfter"]
         if after is None:
@@ -183,9 +185,19 @@ def test_capacity_below_a_waiting_entry_is_refused(new_event, book_several, patc
 
 @pytest.mark.parametrize(
     "body",
-    [{"totalTickets": 0}, {"totalTickets": 1_000_001}, {"totalTickets": "5"}, {"maxPerBooking": 101},
-     {"salesOpen": "false"}, {"salesOpen": 0}, {"name": ""}, {"promotion": "manual"}, {"offerTtlSeconds": 0},
-     {"offerTtlSeconds": 604_801}, {"status": "cancelled"}],
+    [
+        {"totalTickets": 0},
+        {"totalTickets": 1_000_001},
+        {"totalTickets": "5"},
+        {"maxPerBooking": 101},
+        {"salesOpen": "false"},
+        {"salesOpen": 0},
+        {"name": ""},
+        {"promotion": "manual"},
+        {"offerTtlSeconds": 0},
+        {"offerTtlSeconds": 604_801},
+        {"status": "cancelled"},
+    ],
 )
 def test_patch_refuses_a_bad_body(new_event, patch, body):
     assert_problem(patch(new_event(1), **body), 400, "invalid_request")
@@ -227,7 +239,13 @@ def test_reopened_sales_take_bookings_again(new_event, patch, client, engine):
     patch(event, salesOpen=False)
     patch(event, salesOpen=True)
     assert client.post("/api/book", json={"eventId": event["id"], "userId": "u"}).status_code == 201
-    assert ledger_kinds(engine, event["id"]) == ["event_updated", "sales_closed", "event_updated", "sales_opened", "booked"]
+    assert ledger_kinds(engine, event["id"]) == [
+        "event_updated",
+        "sales_closed",
+        "event_updated",
+        "sales_opened",
+        "booked",
+    ]
 
 
 # --- POST /api/events/<eventId>/cancel ---------------------------------------------------------
@@ -255,8 +273,11 @@ def test_cancelling_an_event_again_is_200_with_the_same_event(new_event, book, c
 
 @pytest.mark.parametrize(
     "method, path, body",
-    [("POST", "/api/book", {"userId": "new"}), ("POST", "/api/cancel", {"userId": "holder"}),
-     ("PATCH", "/api/events/{id}", {"name": "x"})],
+    [
+        ("POST", "/api/book", {"userId": "new"}),
+        ("POST", "/api/cancel", {"userId": "holder"}),
+        ("PATCH", "/api/events/{id}", {"name": "x"}),
+    ],
 )
 def test_writes_to_a_cancelled_event_are_409(new_event, book, client, admin_headers, method, path, body):
     event = new_event(1)
@@ -272,8 +293,9 @@ def test_cancelling_an_unknown_event_is_404(client, admin_headers):
 
 
 def test_cancel_with_a_body_that_is_not_json_is_415(new_event, client, admin_headers):
-    response = client.post(f"/api/events/{new_event(1)['id']}/cancel", data="now", content_type="text/plain",
-                           headers=admin_headers)
+    response = client.post(
+        f"/api/events/{new_event(1)['id']}/cancel", data="now", content_type="text/plain", headers=admin_headers
+    )
     assert_problem(response, 415, "unsupported_media_type")
 
 
@@ -294,7 +316,10 @@ def queue(new_event, book, book_several, client):
 def test_waiting_list_gives_each_entry_its_position_quantity_and_tickets_ahead(queue, admin_get):
     entries = admin_get(f"/api/events/{queue['id']}/waiting-list").get_json()["entries"]
     assert [(e["userId"], e["position"], e["quantity"], e["ticketsAhead"]) for e in entries] == [
-        ("w1", 1, 2, 0), ("w2", 2, 1, 2), ("w3", 3, 3, 3), ("w4", 4, 1, 6),
+        ("w1", 1, 2, 0),
+        ("w2", 2, 1, 2),
+        ("w3", 3, 3, 3),
+        ("w4", 4, 1, 6),
     ]
 
 
@@ -362,8 +387,13 @@ def test_bookings_list_refuses_a_bad_query(new_event, admin_get, query):
 
 @pytest.mark.parametrize(
     "method, path",
-    [("GET", "/api/events"), ("PATCH", "/api/events/{id}"), ("POST", "/api/events/{id}/cancel"),
-     ("GET", "/api/events/{id}/waiting-list"), ("GET", "/api/events/{id}/bookings")],
+    [
+        ("GET", "/api/events"),
+        ("PATCH", "/api/events/{id}"),
+        ("POST", "/api/events/{id}/cancel"),
+        ("GET", "/api/events/{id}/waiting-list"),
+        ("GET", "/api/events/{id}/bookings"),
+    ],
 )
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token"])
 def test_organiser_routes_refuse_without_the_admin_token(new_event, client, method, path, authorization):
@@ -386,8 +416,16 @@ def test_history_shows_a_capacity_change_with_its_totals_and_the_promotions(new_
 
     change, promotion = entries[3], entries[4]  # after the PATCH's event_updated
     assert (change["kind"], change["bookingId"], change["totalTicketsFrom"], change["totalTicketsTo"]) == (
-        "capacity_changed", None, 1, 2)
-    assert (promotion["kind"], promotion["userId"], promotion["requestId"]) == ("promoted", "waiter", change["requestId"])
+        "capacity_changed",
+        None,
+        1,
+        2,
+    )
+    assert (promotion["kind"], promotion["userId"], promotion["requestId"]) == (
+        "promoted",
+        "waiter",
+        change["requestId"],
+    )
     assert "totalTicketsFrom" not in entries[0]
 
 
@@ -396,7 +434,10 @@ def test_history_shows_a_capacity_change_with_its_totals_and_the_promotions(new_
     [
         ({"name": "Renamed"}, ["event_updated"]),
         ({"offerTtlSeconds": 60, "promotion": "offer", "maxPerBooking": 2}, ["event_updated"]),
-        ({"salesOpen": False, "totalTickets": 3, "name": "Both"}, ["event_updated", "sales_closed", "capacity_changed"]),
+        (
+            {"salesOpen": False, "totalTickets": 3, "name": "Both"},
+            ["event_updated", "sales_closed", "capacity_changed"],
+        ),
     ],
 )
 def test_every_patch_that_changes_something_opens_its_entries_with_one_event_updated(
@@ -411,8 +452,9 @@ def test_every_patch_that_changes_something_opens_its_entries_with_one_event_upd
     assert len({entry["requestId"] for entry in entries}) == 1 and "totalTicketsFrom" not in entries[0]
 
 
-def test_check_replays_an_event_through_its_whole_life(engine, new_event, book, book_several, patch, client,
-                                                        admin_headers):
+def test_check_replays_an_event_through_its_whole_life(
+    engine, new_event, book, book_several, patch, client, admin_headers
+):
     event = new_event(3)
     for user in ("a", "b", "c"):
         book(event, user)

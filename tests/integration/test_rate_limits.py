@@ -84,7 +84,8 @@ def test_operator_routes_are_not_limited(limited_app, path):
 
 
 @pytest.mark.parametrize(
-    "method, path", [("GET", "/nowhere"), ("GET", "/docs/nowhere"), ("FOO", "/api/book"), ("POST", "/healthz")],
+    "method, path",
+    [("GET", "/nowhere"), ("GET", "/docs/nowhere"), ("FOO", "/api/book"), ("POST", "/healthz")],
     ids=["unknown-path", "unknown-path-under-docs", "unknown-method", "wrong-method-on-health"],
 )
 def test_a_request_that_matches_no_route_is_limited(limited_app, method, path):

@@ -15,7 +15,9 @@ def post_chunked(client, path: str, raw: bytes, headers: dict | None = None):
     """POST `raw` without Content-Length, as gunicorn hands a `Transfer-Encoding: chunked` body to the app:
     decoded, and marked as ended by the server (`wsgi.input_terminated`)."""
     return client.post(
-        path, input_stream=io.BytesIO(raw), content_type="application/json",
+        path,
+        input_stream=io.BytesIO(raw),
+        content_type="application/json",
         headers={"Transfer-Encoding": "chunked", **(headers or {})},
         environ_overrides={"wsgi.input_terminated": True},
     )
@@ -64,7 +66,7 @@ def test_hostile_json_is_a_400_and_logs_no_traceback(client, capsys, raw):
 
 def test_duplicate_key_books_nobody(client, new_event):
     event = new_event(5)
-    raw = '{"eventId": "%s", "userId": "first", "userId": "second"}' % event["id"]
+    raw = f'{{"eventId": "{event["id"]}", "userId": "first", "userId": "second"}}'
     client.post("/api/book", data=raw, content_type="application/json")
     assert client.get(f"/api/status/{event['id']}").get_json()["event"]["availableTickets"] == 5
 
@@ -73,7 +75,8 @@ def test_an_integer_of_4300_digits_is_still_read_and_refused_by_range(client, ad
     raw = '{"totalTickets": ' + "9" * 4300 + "}"
     body = assert_problem(
         client.post("/api/initialize", data=raw, content_type="application/json", headers=admin_headers),
-        400, "invalid_request",
+        400,
+        "invalid_request",
     )
     assert list(body["errors"]) == ["totalTickets"]
 

@@ -14,8 +14,15 @@ def cors_client(make_app):
 
 
 @pytest.mark.parametrize(
-    "method, path", [("get", f"/api/status/{NIL_UUID}"), ("post", "/api/book"), ("get", "/healthz"),
-                     ("get", "/openapi.json"), ("get", "/metrics"), ("get", "/nowhere")],
+    "method, path",
+    [
+        ("get", f"/api/status/{NIL_UUID}"),
+        ("post", "/api/book"),
+        ("get", "/healthz"),
+        ("get", "/openapi.json"),
+        ("get", "/metrics"),
+        ("get", "/nowhere"),
+    ],
 )
 def test_every_answer_is_nosniff_no_referrer_no_store_and_unframeable(client, method, path):
     headers = getattr(client, method)(path, json={} if method == "post" else None).headers
@@ -70,8 +77,11 @@ def test_an_origin_off_the_list_gets_no_cors_headers(cors_client):
 def test_a_preflight_from_an_allowed_origin_allows_json_posts(cors_client):
     response = cors_client.options(
         "/api/book",
-        headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "POST" in response.headers["Access-Control-Allow-Methods"]

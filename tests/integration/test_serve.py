@@ -62,8 +62,16 @@ def isolated(monkeypatch, scratch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     monkeypatch.setattr(serve, "load_dotenv", lambda *a, **k: None)
     monkeypatch.setattr(serve, "INSTANCE_DIR", scratch / "instance")
-    for name in ("DATABASE_URL", "ADMIN_TOKEN", "PORT", "PROMETHEUS_MULTIPROC_DIR", "APP_ENV", "WEBHOOK_SECRET_KEY",
-                 serve.READY_FD_VARIABLE, serve.LIFELINE_FD_VARIABLE):
+    for name in (
+        "DATABASE_URL",
+        "ADMIN_TOKEN",
+        "PORT",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "APP_ENV",
+        "WEBHOOK_SECRET_KEY",
+        serve.READY_FD_VARIABLE,
+        serve.LIFELINE_FD_VARIABLE,
+    ):
         monkeypatch.setenv(name, "")  # recorded, so that what serve.py sets is undone afterwards
         monkeypatch.delenv(name)
     yield
@@ -244,12 +252,19 @@ def test_a_malformed_setting_refuses_to_start_with_one_line_naming_it(monkeypatc
     assert f"error: {name}" in capsys.readouterr().err and gunicorn.argv is None
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({}, "needs AUTH_MODE set explicitly"),
-    ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, "refuses AUTH_JWT_SECRET"),
-])
-def test_production_mode_refuses_to_start_without_a_real_identity_setting(monkeypatch, database_url, capsys,
-                                                                         settings, message):
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "needs AUTH_MODE set explicitly"),
+        (
+            {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"},
+            "refuses AUTH_JWT_SECRET",
+        ),
+    ],
+)
+def test_production_mode_refuses_to_start_without_a_real_identity_setting(
+    monkeypatch, database_url, capsys, settings, message
+):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("ADMIN_TOKEN", "k" * 40)

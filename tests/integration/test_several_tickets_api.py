@@ -119,8 +119,10 @@ def test_a_waiting_entry_that_shrinks_keeps_its_place_and_the_tickets_behind_mov
     body = cancel(event, "shrinking", quantity=2).get_json()
     assert (body["booking"]["status"], body["booking"]["quantity"]) == ("waiting", 1)
     assert (body["booking"]["waitingPosition"], body["booking"]["ticketsAhead"]) == (2, 1)
-    assert (booking_status(client, event, "behind")["waitingPosition"],
-            booking_status(client, event, "behind")["ticketsAhead"]) == (3, 2)
+    assert (
+        booking_status(client, event, "behind")["waitingPosition"],
+        booking_status(client, event, "behind")["ticketsAhead"],
+    ) == (3, 2)
     assert (status(event)["waitingListCount"], status(event)["waitingTickets"]) == (3, 4)
 
 
@@ -170,7 +172,9 @@ def test_a_head_that_leaves_promotes_the_entries_behind_it_in_the_same_transacti
     assert (status(event)["availableTickets"], status(event)["waitingTickets"]) == (0, 0)
     ledger = client.get(f"/api/events/{event['id']}/history", headers=admin_headers).get_json()["entries"]
     assert [(e["kind"], e["userId"], e["quantity"]) for e in ledger[-3:]] == [
-        ("cancelled", "head", 4), ("promoted", "second", 1), ("promoted", "third", 1),
+        ("cancelled", "head", 4),
+        ("promoted", "second", 1),
+        ("promoted", "third", 1),
     ]
     assert {e["requestId"] for e in ledger[-3:]} == {response.headers["X-Request-ID"]}
 
@@ -181,7 +185,8 @@ def test_the_fifo_walk_nobody_overtakes_the_head_not_even_a_smaller_booking(new_
     b = book(event, "b", quantity=4).get_json()["booking"]  # 4 > 2: waits
     c = book(event, "c", quantity=1).get_json()["booking"]  # 1 would fit, but b is ahead
     assert [(x["status"], x["waitingPosition"], x["ticketsAhead"]) for x in (b, c)] == [
-        ("waiting", 1, 0), ("waiting", 2, 4),
+        ("waiting", 1, 0),
+        ("waiting", 2, 4),
     ]
     freed_one = cancel(event, "a", quantity=1).get_json()  # 3 available: still not enough for b
     assert freed_one["promotedBookings"] == [] and status(event)["availableTickets"] == 3
@@ -201,8 +206,16 @@ def test_the_history_records_a_partial_cancel_as_reduced_with_the_tickets_releas
 
 
 V1_BOOKING = ["id", "eventId", "userId", "status", "waitingPosition", "createdAt", "updatedAt"]
-V1_EVENT = ["id", "name", "totalTickets", "availableTickets", "bookedTickets", "waitingListCount", "createdAt",
-            "updatedAt"]
+V1_EVENT = [
+    "id",
+    "name",
+    "totalTickets",
+    "availableTickets",
+    "bookedTickets",
+    "waitingListCount",
+    "createdAt",
+    "updatedAt",
+]
 
 
 def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event, book, cancel):
@@ -211,8 +224,14 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     booking = book(event, "waiter").get_json()["booking"]
     cancellation = cancel(event, "holder").get_json()
     # status, salesOpen: issue 14; promotion, offerTtlSeconds, offerExpiresAt, cancelReason: issue 16
-    assert list(event) == V1_EVENT + ["maxPerBooking", "waitingTickets", "status", "salesOpen", "promotion",
-                                      "offerTtlSeconds"]
+    assert list(event) == V1_EVENT + [
+        "maxPerBooking",
+        "waitingTickets",
+        "status",
+        "salesOpen",
+        "promotion",
+        "offerTtlSeconds",
+    ]
     assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]
     assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
@@ -220,7 +239,10 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
 
 def test_a_quantity_refusal_with_an_idempotency_key_is_stored_and_replayed_with_its_errors(client, new_event):
     event = new_event(3)
-    request = {"json": {"eventId": event["id"], "userId": "keyed", "quantity": 4}, "headers": {"Idempotency-Key": "q-1"}}
+    request = {
+        "json": {"eventId": event["id"], "userId": "keyed", "quantity": 4},
+        "headers": {"Idempotency-Key": "q-1"},
+    }
     first, replay = client.post("/api/book", **request), client.post("/api/book", **request)
     assert first.status_code == replay.status_code == 400
     assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_data() == first.get_data()

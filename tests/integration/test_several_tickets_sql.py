@@ -27,8 +27,10 @@ def ledger(conn, event) -> list[tuple]:
 
 def statuses(conn, event) -> dict[str, tuple]:
     """user -> (status, quantity, position, tickets ahead) of their latest booking."""
-    return {row.user_id: (row.status, row.quantity, row.waiting_position, row.tickets_ahead)
-            for row in booking_rows(conn, event)}
+    return {
+        row.user_id: (row.status, row.quantity, row.waiting_position, row.tickets_ahead)
+        for row in booking_rows(conn, event)
+    }
 
 
 @pytest.fixture
@@ -99,7 +101,10 @@ def test_a_waiting_entry_that_shrinks_keeps_its_place_and_those_behind_it_have_f
     shrunk = cancel_sql(conn, queue, "small", 1)
 
     assert (shrunk.booking_status, shrunk.booking_quantity, shrunk.waiting_position, shrunk.tickets_ahead) == (
-        "waiting", 3, 3, 6
+        "waiting",
+        3,
+        3,
+        6,
     )
     waiting = sorted((place[2:], user) for user, place in statuses(conn, queue).items() if place[0] == "waiting")
     assert waiting == [((1, 0), "big"), ((2, 4), "fourth"), ((3, 6), "small")]
@@ -150,7 +155,11 @@ def test_a_release_promotes_from_the_head_while_each_fits_and_stops_at_the_first
     assert (row.promoted_id, row.promoted_user_id) == (row.promoted_ids[0], "big")
     assert row.promoted_quantities == [4, 1]
     assert [status[:3] for status in statuses(conn, queue).values()] == [
-        ("cancelled", 3, None), ("confirmed", 4, None), ("confirmed", 1, None), ("waiting", 3, 1), ("waiting", 1, 2)
+        ("cancelled", 3, None),
+        ("confirmed", 4, None),
+        ("confirmed", 1, None),
+        ("waiting", 3, 1),
+        ("waiting", 1, 2),
     ]
     assert ledger(conn, queue)[-3:] == [("cancelled", "holder", 3), ("promoted", "big", 4), ("promoted", "small", 1)]
 
@@ -166,12 +175,15 @@ def test_a_waiting_head_that_leaves_lets_the_entries_behind_it_through_in_the_sa
 
 def test_the_v1_three_argument_calls_book_and_cancel_one_ticket(conn):
     event = open_event(conn, 1)
-    rows = [conn.execute(text(f"SELECT * FROM book_ticket(:event, '{user}', 'v1')"), {"event": event}).one()
-            for user in ("a", "b")]
+    rows = [
+        conn.execute(text(f"SELECT * FROM book_ticket(:event, '{user}', 'v1')"), {"event": event}).one()
+        for user in ("a", "b")
+    ]
     cancelled = conn.execute(text("SELECT * FROM cancel_booking(:event, 'a', 'v1')"), {"event": event}).one()
 
     assert [(row.booking_status, row.waiting_position, row.booking_quantity) for row in rows] == [
-        ("confirmed", None, 1), ("waiting", 1, 1)
+        ("confirmed", None, 1),
+        ("waiting", 1, 1),
     ]
     assert (cancelled.promoted_user_id, cancelled.promoted_ids) == ("b", [rows[1].booking_id])
 
@@ -183,7 +195,9 @@ def test_book_many_books_each_element_with_its_own_quantity_in_order(conn):
     rows = conn.execute(batch, {"event": event}).all()
 
     assert [(row.booking_status, row.booking_quantity, row.tickets_ahead) for row in rows] == [
-        ("confirmed", 3, None), ("waiting", 2, 0), ("waiting", 1, 2)
+        ("confirmed", 3, None),
+        ("waiting", 2, 0),
+        ("waiting", 1, 2),
     ]
 
 
@@ -202,23 +216,33 @@ def test_book_many_books_each_element_with_its_own_quantity_in_order(conn):
         " VALUES (:event, gen_random_uuid(), 'x', 'booked', 0)",
         "INSERT INTO queue_departures (event_id, node, entries, tickets) VALUES (:event, 1, 1, 0)",
     ],
-    ids=["no-ticket", "over-100", "waiting-without-place", "max-0", "max-101", "waiting-while-head-fits",
-         "fewer-tickets-than-entries", "negative-counter", "ledger-of-no-ticket", "departure-without-ticket"],
+    ids=[
+        "no-ticket",
+        "over-100",
+        "waiting-without-place",
+        "max-0",
+        "max-101",
+        "waiting-while-head-fits",
+        "fewer-tickets-than-entries",
+        "negative-counter",
+        "ledger-of-no-ticket",
+        "departure-without-ticket",
+    ],
 )
 def test_the_schema_refuses_rows_that_break_the_quantity_invariants(conn, queue, impossible):
     with pytest.raises(IntegrityError, match="check constraint"):
         conn.execute(text(impossible), {"event": queue})
 
 
-def test_booking_status_gives_the_place_the_queue_s_counters_give_after_departures_from_the_middle(
-    conn, client, queue
-):
+def test_booking_status_gives_the_place_the_queue_s_counters_give_after_departures_from_the_middle(conn, client, queue):
     for user, quantity in (("third", 2), ("fourth", 1)):
         book_sql(conn, queue, user, quantity)
     cancel_sql(conn, queue, "small")  # leaves from the middle
     cancel_sql(conn, queue, "third", 1)  # shrinks, keeping its place
 
-    places = [client.get(f"/api/booking-status/{queue}/{user}").get_json()["booking"]["waitingPosition"]
-              for user in ("big", "third", "fourth")]
+    places = [
+        client.get(f"/api/booking-status/{queue}/{user}").get_json()["booking"]["waitingPosition"]
+        for user in ("big", "third", "fourth")
+    ]
 
     assert places == [1, 2, 3]

@@ -34,7 +34,9 @@ def b64(data: bytes) -> str:
 
 def hs256_forged_with(secret: bytes, claims: dict, kid: str) -> str:
     """A token signed HS256 with `secret` by hand: PyJWT itself refuses a PEM key as an HMAC secret."""
-    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}.{b64(json.dumps(claims).encode())}"
+    signing_input = (
+        f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}.{b64(json.dumps(claims).encode())}"
+    )
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(signature)}"
 
@@ -135,8 +137,11 @@ def test_a_malformed_token_is_a_401_without_fetching_the_set(jwks_app, httpserve
 
 
 # The kid is read from the header segment alone (app/web/tokens.py, _unverified_kid).
-@pytest.mark.parametrize("token", ["W10.e30.x", "eyJraWQiOiAiayJ9.e30", "%%%.e30.x", "eyJraWQiOiAxfQ.e30.x"],
-                         ids=["header a JSON array", "two segments", "header not base64", "a numeric kid"])
+@pytest.mark.parametrize(
+    "token",
+    ["W10.e30.x", "eyJraWQiOiAiayJ9.e30", "%%%.e30.x", "eyJraWQiOiAxfQ.e30.x"],
+    ids=["header a JSON array", "two segments", "header not base64", "a numeric kid"],
+)
 def test_a_token_whose_header_names_no_usable_kid_is_a_401_without_fetching_the_set(jwks_app, httpserver, token):
     assert_unauthorized(jwks_app().test_client().get(OWN_BOOKINGS, headers=bearer(token)))
     assert jwks_requests(httpserver) == 0
@@ -146,7 +151,9 @@ def test_a_token_in_the_query_string_is_ignored(jwt_client, signing_key):
     assert_unauthorized(jwt_client.get(f"{OWN_BOOKINGS}?access_token={signing_key.token('alice')}"))
 
 
-def test_provider_down_a_cached_key_still_works_and_an_uncached_one_is_a_503(jwks_app, publish, signing_key, httpserver):
+def test_provider_down_a_cached_key_still_works_and_an_uncached_one_is_a_503(
+    jwks_app, publish, signing_key, httpserver
+):
     client = jwks_app().test_client()
     publish(signing_key)
     assert client.get(OWN_BOOKINGS, headers=bearer(signing_key.token("alice"))).status_code == 200

@@ -31,7 +31,8 @@ def test_a_user_id_that_is_not_utf8_is_a_400_not_another_user(client, booked, se
 
 @pytest.mark.parametrize("segment", NOT_UTF8, ids=ids)
 @pytest.mark.parametrize(
-    "template", ["/api/status/{}", "/api/booking-status/{}/u", "/api/events/{}/history", "/{}"],
+    "template",
+    ["/api/status/{}", "/api/booking-status/{}/u", "/api/events/{}/history", "/{}"],
     ids=["status", "booking-status", "history", "unknown-path"],
 )
 def test_every_path_parameter_that_is_not_utf8_is_a_400(client, admin_headers, template, segment):
@@ -50,8 +51,9 @@ def test_a_percent_encoded_utf8_user_id_is_read_as_that_user(client, booked):
     assert response.get_json()["booking"]["userId"] == "\ufffd"
 
 
-@pytest.mark.parametrize("template", ["/api/booking-status/{}/{}", "/api/users/{}/bookings"],
-                         ids=["booking-status", "user-bookings"])
+@pytest.mark.parametrize(
+    "template", ["/api/booking-status/{}/{}", "/api/users/{}/bookings"], ids=["booking-status", "user-bookings"]
+)
 @pytest.mark.parametrize("user_id", ["a%0Ab", "a%0A", "a/%0A/b"], ids=["inner", "trailing", "after-slash"])
 def test_a_user_id_with_a_line_feed_reaches_its_route_and_is_a_400(client, booked, template, user_id):
     # werkzeug's `path` converter, `[^/].*?`, matched no line feed after the first character: the

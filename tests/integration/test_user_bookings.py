@@ -31,7 +31,9 @@ def test_lists_the_users_bookings_at_every_event_newest_first(client, traveller)
     user, events = traveller
     body = bookings_of(client, user).get_json()
     assert [(b["eventId"], b["status"], b["waitingPosition"]) for b in body["bookings"]] == [
-        (events[2], "cancelled", None), (events[1], "waiting", 2), (events[0], "confirmed", None),
+        (events[2], "cancelled", None),
+        (events[1], "waiting", 2),
+        (events[0], "confirmed", None),
     ]
     assert body["nextAfter"] is None and {b["userId"] for b in body["bookings"]} == {user}
 

@@ -169,8 +169,12 @@ def test_an_events_messages_keep_the_order_of_its_changes_when_each_first_try_is
     event = new_event(1)
     register(receiver, eventId=event["id"], types=["event.updated", "event.cancelled"])
     receiver.answer = refused_once_each()
-    told = [organiser.change(event, name="First"), organiser.change(event, totalTickets=5),
-            organiser.change(event, salesOpen=False), organiser.call_off(event)]
+    told = [
+        organiser.change(event, name="First"),
+        organiser.change(event, totalTickets=5),
+        organiser.change(event, salesOpen=False),
+        organiser.call_off(event),
+    ]
     dispatcher()
 
     wait_until(lambda: len(receiver.delivered) == 4, "the four changes arrive")
@@ -203,7 +207,9 @@ def test_an_events_message_does_not_wait_for_another_events(new_event, register,
     def names(bodies) -> list[str]:
         return [body["data"]["event"]["name"] for body in list(bodies)]
 
-    wait_until(lambda: names(receiver.delivered) and "Stuck" in names(receiver.arrivals),
-               "the stuck event's change is refused and the other's delivered")
+    wait_until(
+        lambda: names(receiver.delivered) and "Stuck" in names(receiver.arrivals),
+        "the stuck event's change is refused and the other's delivered",
+    )
 
     assert names(receiver.delivered) == ["Other"]

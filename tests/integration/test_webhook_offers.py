@@ -12,7 +12,9 @@ from sqlalchemy import text
 from tests.helpers.receivers import refused_once_each
 from tests.helpers.waiting import wait_until
 
-OFFER_DUE = text("SELECT bool_and(clock_timestamp() >= offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'")
+OFFER_DUE = text(
+    "SELECT bool_and(clock_timestamp() >= offer_expires_at) FROM bookings WHERE event_id = :e AND status = 'offered'"
+)
 
 
 @pytest.fixture
@@ -73,7 +75,9 @@ def test_an_accepted_offer_is_told_offered_then_confirmed(client, receiver, offe
 
     waitlisted, offer, confirmed = told(receiver, "waiter")
     assert [waitlisted["type"], offer["type"], confirmed["type"]] == [
-        "booking.waitlisted", "booking.offered", "booking.confirmed"
+        "booking.waitlisted",
+        "booking.offered",
+        "booking.confirmed",
     ]
     assert (offer["data"]["booking"]["status"], offer["data"]["booking"]["cancelReason"]) == ("offered", None)
     assert confirmed["data"]["booking"]["offerExpiresAt"] == offer["data"]["booking"]["offerExpiresAt"] is not None
@@ -87,7 +91,9 @@ def test_a_declined_offer_is_told_offered_then_cancelled_declined_and_the_next_i
     post("/api/decline", event, "waiter")
     dispatcher()
 
-    wait_until(lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive")
+    wait_until(
+        lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive"
+    )
 
     assert types(receiver, "waiter") == ["booking.waitlisted", "booking.offered", "booking.cancelled"]
     cancelled = told(receiver, "waiter")[-1]["data"]["booking"]
@@ -121,7 +127,9 @@ def test_an_offer_the_sweeper_expires_is_told_cancelled_expired_after_its_deadli
     client, receiver, expired_by_the_sweeper
 ):
     event = expired_by_the_sweeper()
-    wait_until(lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive")
+    wait_until(
+        lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive"
+    )
 
     assert types(receiver, "waiter") == ["booking.waitlisted", "booking.offered", "booking.cancelled"]
     offer, cancelled = (body["data"]["booking"] for body in told(receiver, "waiter")[1:])
@@ -134,7 +142,9 @@ def test_an_offer_the_sweeper_expires_is_told_cancelled_expired_after_its_deadli
 
 def test_the_sweepers_messages_report_the_event_as_the_sweep_left_it(client, receiver, expired_by_the_sweeper):
     event = expired_by_the_sweeper()
-    wait_until(lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive")
+    wait_until(
+        lambda: (len(types(receiver, "waiter")), len(types(receiver, "next"))) == (3, 2), "all five messages arrive"
+    )
 
     assert_the_last_message_tells_the_change(client, event, told(receiver, "next")[-1], "next")
 

@@ -70,13 +70,17 @@ def test_the_webhook_routes_are_for_admins_only(client, path):
     assert (response.status_code, response.get_json()["code"]) == (401, "unauthorized")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"url": "ftp://example.com/hook"}, "url"),
-    ({"url": "not a url"}, "url"),
-    ({"url": "http://127.0.0.1:1/hook", "types": ["booking.exploded"]}, "types"),
-    ({"url": "http://127.0.0.1:1/hook", "types": []}, "types"),
-    ({"url": "http://127.0.0.1:1/hook", "secret": "mine"}, "secret"),
-], ids=["scheme", "not-a-url", "unknown-type", "no-types", "unknown-field"])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"url": "ftp://example.com/hook"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": "http://127.0.0.1:1/hook", "types": ["booking.exploded"]}, "types"),
+        ({"url": "http://127.0.0.1:1/hook", "types": []}, "types"),
+        ({"url": "http://127.0.0.1:1/hook", "secret": "mine"}, "secret"),
+    ],
+    ids=["scheme", "not-a-url", "unknown-type", "no-types", "unknown-field"],
+)
 def test_an_invalid_registration_is_400_naming_the_field(client, admin_headers, body, field):
     response = client.post("/api/webhooks", json=body, headers=admin_headers)
 
@@ -84,10 +88,18 @@ def test_an_invalid_registration_is_400_naming_the_field(client, admin_headers, 
     assert field in response.get_json()["errors"]
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/hook", "http://localhost:8000/hook", "http://169.254.169.254/latest/meta-data",
-    "http://10.0.0.7/hook", "http://[::1]/hook", "https://192.168.1.1/hook", "http://user:pw@example.com/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:8000/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/hook",
+        "http://[::1]/hook",
+        "https://192.168.1.1/hook",
+        "http://user:pw@example.com/hook",
+    ],
+)
 def test_a_private_destination_is_refused_unless_allowed(app, client, admin_headers, monkeypatch, url):
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
 
@@ -112,7 +124,11 @@ def test_each_committed_change_becomes_one_pending_message(client, admin_headers
     page = client.get(f"/api/webhooks/{webhook['id']}/deliveries", headers=admin_headers).get_json()
 
     assert [d["type"] for d in page["deliveries"]] == [
-        "booking.confirmed", "booking.waitlisted", "booking.cancelled", "booking.promoted"]
+        "booking.confirmed",
+        "booking.waitlisted",
+        "booking.cancelled",
+        "booking.promoted",
+    ]
     assert {(d["state"], d["attempts"], d["lastStatus"]) for d in page["deliveries"]} == {("pending", 0, None)}
     assert all(d["messageId"].startswith("msg_") and d["nextAttemptAt"] for d in page["deliveries"])
 
@@ -170,7 +186,9 @@ def test_deliveries_page_and_filter_by_state(client, admin_headers, register, re
 def test_retrying_an_unknown_message_is_404(client, admin_headers, register, receiver):
     webhook = register(receiver)
     for message_id in ("msg_" + "0" * 32, "nonsense"):
-        response = client.post(f"/api/webhooks/{webhook['id']}/deliveries/{message_id}/retry", json={}, headers=admin_headers)
+        response = client.post(
+            f"/api/webhooks/{webhook['id']}/deliveries/{message_id}/retry", json={}, headers=admin_headers
+        )
 
         assert (response.status_code, response.get_json()["code"]) == (404, "delivery_not_found")
 
@@ -185,10 +203,14 @@ def test_an_unknown_webhook_is_404(client, admin_headers, method, suffix):
 
 
 def test_the_static_admin_token_is_accepted(client, receiver):
-    response = client.post("/api/webhooks", json={"url": receiver.url}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = client.post(
+        "/api/webhooks", json={"url": receiver.url}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
 
     assert response.status_code == 201
-    client.delete(f"/api/webhooks/{response.get_json()['webhook']['id']}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    client.delete(
+        f"/api/webhooks/{response.get_json()['webhook']['id']}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
 
 
 def test_a_partial_cancel_is_made_and_sends_no_message(client, admin_headers, register, receiver, new_event):
@@ -210,7 +232,14 @@ def test_a_waitlisted_message_tells_the_tickets_ahead(engine, client, register, 
         client.post("/api/book", json={"eventId": event["id"], "userId": user, "quantity": quantity})
 
     with engine.connect() as conn:
-        snapshots = conn.execute(text(
-            "SELECT booking FROM webhook_messages WHERE webhook_id = :w AND type = 'booking.waitlisted' ORDER BY ledger_seq"
-        ), {"w": webhook["id"]}).scalars().all()
+        snapshots = (
+            conn.execute(
+                text(
+                    "SELECT booking FROM webhook_messages WHERE webhook_id = :w AND type = 'booking.waitlisted' ORDER BY ledger_seq"
+                ),
+                {"w": webhook["id"]},
+            )
+            .scalars()
+            .all()
+        )
     assert [(s["user_id"], s["waiting_position"], s["tickets_ahead"]) for s in snapshots] == [("b", 1, 0), ("c", 2, 3)]

@@ -55,7 +55,6 @@ def test_other_errors_are_not_retried(engine):
     assert work.runs == 1
 
 
-
 def test_other_database_errors_are_a_500(make_app):
     app = make_app()
 

@@ -10,7 +10,9 @@ from app.operations.audit import Replay
 def entries(*steps: str) -> list[SimpleNamespace]:
     """Ledger entries from 'kind booking user [quantity]' strings (one ticket unless said), numbered in order."""
     return [
-        SimpleNamespace(seq=n, kind=kind, booking_id=booking, user_id=user, quantity=int(quantity[0]) if quantity else 1)
+        SimpleNamespace(
+            seq=n, kind=kind, booking_id=booking, user_id=user, quantity=int(quantity[0]) if quantity else 1
+        )
         for n, (kind, booking, user, *quantity) in enumerate((step.split() for step in steps), start=1)
     ]
 
@@ -21,16 +23,27 @@ def replay(total_tickets: int, *steps: str) -> list[str]:
 
 
 def test_a_history_of_several_tickets_and_partial_cancels_replays_without_a_problem():
-    history = ["booked b1 a 3", "waitlisted b2 b 3", "waitlisted b3 c 1", "reduced b2 b 1", "reduced b1 a 1",
-               "promoted b2 b 2", "cancelled b1 a 2", "promoted b3 c 1", "booked b4 d 1"]
+    history = [
+        "booked b1 a 3",
+        "waitlisted b2 b 3",
+        "waitlisted b3 c 1",
+        "reduced b2 b 1",
+        "reduced b1 a 1",
+        "promoted b2 b 2",
+        "cancelled b1 a 2",
+        "promoted b3 c 1",
+        "booked b4 d 1",
+    ]
 
     assert replay(4, *history) == []
 
 
 def test_the_rule_confirms_from_the_head_while_it_fits_and_stops_at_the_first_that_does_not():
     rule = Replay(4)
-    statuses = [rule.book(booking, user, quantity)
-                for booking, user, quantity in [("b1", "a", 4), ("b2", "b", 2), ("b3", "c", 1), ("b4", "d", 3), ("b5", "e", 1)]]
+    statuses = [
+        rule.book(booking, user, quantity)
+        for booking, user, quantity in [("b1", "a", 4), ("b2", "b", 2), ("b3", "c", 1), ("b4", "d", 3), ("b5", "e", 1)]
+    ]
 
     promoted = rule.cancel("b1", 3)  # 3 free: b2 (2) and b3 (1) fit, b4 (3) does not, b5 (1) must not overtake it
 
@@ -40,8 +53,16 @@ def test_the_rule_confirms_from_the_head_while_it_fits_and_stops_at_the_first_th
 
 
 def test_a_history_the_rules_allow_replays_without_a_problem():
-    history = ["booked b1 a", "waitlisted b2 b", "waitlisted b3 c", "cancelled b1 a", "promoted b2 b",
-               "cancelled b3 c", "cancelled b2 b", "booked b4 a"]
+    history = [
+        "booked b1 a",
+        "waitlisted b2 b",
+        "waitlisted b3 c",
+        "cancelled b1 a",
+        "promoted b2 b",
+        "cancelled b3 c",
+        "cancelled b2 b",
+        "booked b4 a",
+    ]
 
     assert replay(1, *history) == []
 
@@ -64,8 +85,11 @@ def test_a_history_the_rules_allow_replays_without_a_problem():
         (3, ["booked b1 a 2", "reduced b1 a 2"], ["a partial cancel of 2 when it held 2"]),
         (3, ["reduced b1 a 1"], ["the booking was never booked"]),
         (3, ["booked b1 a 2", "cancelled b1 a 1"], ["it gave up 1 of the 2 tickets it held"]),
-        (3, ["booked b1 a 2", "waitlisted b2 b 2", "reduced b1 a 1", "promoted b2 b 1"],
-         ["it was promoted with 1 tickets but wanted 2"]),
+        (
+            3,
+            ["booked b1 a 2", "waitlisted b2 b 2", "reduced b1 a 1", "promoted b2 b 1"],
+            ["it was promoted with 1 tickets but wanted 2"],
+        ),
         (
             1,
             ["booked b1 a", "waitlisted b2 b", "cancelled b1 a", "booked b3 c"],
@@ -79,8 +103,14 @@ def test_replay_names_the_rule_an_entry_breaks(total, steps, expected):
 
 def organiser(kind: str, total_from: int | None = None, total_to: int | None = None) -> SimpleNamespace:
     """An organiser's ledger entry: it names no booking."""
-    return SimpleNamespace(kind=kind, booking_id=None, user_id=None, quantity=None,
-                           total_tickets_from=total_from, total_tickets_to=total_to)
+    return SimpleNamespace(
+        kind=kind,
+        booking_id=None,
+        user_id=None,
+        quantity=None,
+        total_tickets_from=total_from,
+        total_tickets_to=total_to,
+    )
 
 
 def replay_with(total_tickets: int, *steps) -> list[str]:
@@ -104,12 +134,21 @@ def test_a_resize_of_the_model_promotes_by_the_fifo_rule_and_stops_at_the_head_t
     "total, steps, expected",
     [
         (1, [organiser("capacity_changed", 2, 3)], ["it changed a capacity of 2, but the event had 1"]),
-        (2, ["booked b1 a", "booked b2 b", organiser("capacity_changed", 2, 1)],
-         ["the new capacity 1 is below the 2 tickets held"]),
-        (1, ["booked b1 a", "waitlisted b2 b 3", organiser("capacity_changed", 1, 2)],
-         ["the new capacity 2 is below a waiting entry's quantity"]),
-        (1, ["booked b1 a", "waitlisted b2 b", organiser("capacity_changed", 1, 2), "booked b3 c"],
-         ["the ticket freed just before went to nobody, though b2 was waiting"]),
+        (
+            2,
+            ["booked b1 a", "booked b2 b", organiser("capacity_changed", 2, 1)],
+            ["the new capacity 1 is below the 2 tickets held"],
+        ),
+        (
+            1,
+            ["booked b1 a", "waitlisted b2 b 3", organiser("capacity_changed", 1, 2)],
+            ["the new capacity 2 is below a waiting entry's quantity"],
+        ),
+        (
+            1,
+            ["booked b1 a", "waitlisted b2 b", organiser("capacity_changed", 1, 2), "booked b3 c"],
+            ["the ticket freed just before went to nobody, though b2 was waiting"],
+        ),
         (1, [organiser("sales_closed"), organiser("sales_closed")], ["sales were closed already"]),
         (1, [organiser("sales_opened")], ["sales were open already"]),
         (1, [organiser("sales_closed"), "booked b1 a"], ["sales were closed"]),
@@ -137,8 +176,18 @@ def stamped(change: str, *steps: str) -> list[SimpleNamespace]:
 
 def test_tickets_freed_by_several_entries_of_one_change_may_be_passed_on_at_its_end():
     replayer = Replay(2)
-    history = entries("booked b1 a", "booked b2 b", "waitlisted b3 c", "waitlisted b4 d", "waitlisted b5 e",
-                      "waitlisted b6 f", "cancelled b1 a", "offered b3 c", "cancelled b2 b", "offered b4 d")
+    history = entries(
+        "booked b1 a",
+        "booked b2 b",
+        "waitlisted b3 c",
+        "waitlisted b4 d",
+        "waitlisted b5 e",
+        "waitlisted b6 f",
+        "cancelled b1 a",
+        "offered b3 c",
+        "cancelled b2 b",
+        "offered b4 d",
+    )
     history += stamped("sweep-1", "expired b3 c", "expired b4 d", "offered b5 e", "offered b6 f")
 
     assert [problem for entry in history for problem in replayer.apply(entry)] == []

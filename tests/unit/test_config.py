@@ -21,19 +21,39 @@ def test_config_from_env_applies_the_contract_defaults():
 
 
 def test_config_from_env_reads_every_variable():
-    config = Config.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "RATE_LIMIT": "",
-        "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "LOG_LEVEL": "debug", "MAX_BODY_BYTES": "1024",
-        "RATE_LIMIT_WRITE": "5 per second", "RATE_LIMIT_KEY_PREFIX": "staging", "TRUSTED_PROXIES": "2",
-        "IDEMPOTENCY_RETENTION": "48h", "WRITE_CONCURRENCY": "3", "READ_PRIORITY_MS": "0", "BODY_TIMEOUT": "30s",
-        "METRICS_TOKEN": "scrape-me",
-    })
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "ADMIN_TOKEN": "tok",
+            "RATE_LIMIT": "",
+            "RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+            "LOG_LEVEL": "debug",
+            "MAX_BODY_BYTES": "1024",
+            "RATE_LIMIT_WRITE": "5 per second",
+            "RATE_LIMIT_KEY_PREFIX": "staging",
+            "TRUSTED_PROXIES": "2",
+            "IDEMPOTENCY_RETENTION": "48h",
+            "WRITE_CONCURRENCY": "3",
+            "READ_PRIORITY_MS": "0",
+            "BODY_TIMEOUT": "30s",
+            "METRICS_TOKEN": "scrape-me",
+        }
+    )
     assert (config.idempotency_retention_s, config.body_timeout_s) == (48 * 3600, 30)
     assert config.metrics_token == "scrape-me"
     assert (config.write_concurrency, config.read_priority_ms) == (3, 0)
-    assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == ("tok", "", "DEBUG", 1024)
+    assert (config.admin_token, config.rate_limit, config.log_level, config.max_body_bytes) == (
+        "tok",
+        "",
+        "DEBUG",
+        1024,
+    )
     assert config.rate_limit_storage_uri == "redis://127.0.0.1:6379/0"
-    assert (config.rate_limit_write, config.rate_limit_key_prefix, config.trusted_proxies) == ("5 per second", "staging", 2)
+    assert (config.rate_limit_write, config.rate_limit_key_prefix, config.trusted_proxies) == (
+        "5 per second",
+        "staging",
+        2,
+    )
 
 
 def test_rate_limits_default_to_a_tighter_budget_for_writes_and_no_trusted_proxy():
@@ -78,9 +98,13 @@ def test_config_from_the_process_environment_is_completed_by_dotenv(tmp_path, mo
 
 
 def test_cors_origins_are_a_comma_separated_allow_list():
-    config = Config.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t", "CORS_ORIGINS": " https://a.example, https://b.example,",
-    })
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "ADMIN_TOKEN": "t",
+            "CORS_ORIGINS": " https://a.example, https://b.example,",
+        }
+    )
     assert config.cors_origins == ("https://a.example", "https://b.example")
 
 
@@ -96,17 +120,27 @@ def test_production_mode_refuses_a_short_or_placeholder_admin_token(token):
 
 
 def test_production_mode_accepts_a_long_random_admin_token():
-    config = Config.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open",
-        "WEBHOOK_SECRET_KEY": FERNET_KEY,
-    })
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "ADMIN_TOKEN": "k" * 32,
+            "APP_ENV": "production",
+            "AUTH_MODE": "open",
+            "WEBHOOK_SECRET_KEY": FERNET_KEY,
+        }
+    )
     assert config.app_env == "production"
 
 
 def test_production_mode_refuses_to_start_without_a_webhook_secret_key():
     with pytest.raises(InsecureConfiguration, match="WEBHOOK_SECRET_KEY"):
         Config.from_env(
-            {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "APP_ENV": "production", "AUTH_MODE": "open"}
+            {
+                "DATABASE_URL": "postgresql://u@h/db",
+                "ADMIN_TOKEN": "k" * 32,
+                "APP_ENV": "production",
+                "AUTH_MODE": "open",
+            }
         )
 
 
@@ -122,41 +156,58 @@ def test_webhook_secret_keys_are_comma_separated_for_rotation(tmp_path):
 
 
 def test_config_from_env_reads_the_webhook_settings():
-    config = Config.from_env({
-        "DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY,
-        "WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_TIMEOUT_S": "2.5", "WEBHOOK_RETRY_SCHEDULE": "1s, 2m,3h",
-        "WEBHOOK_RETENTION": "1d", "WEBHOOK_CONCURRENCY": "8", "WEBHOOK_PER_RECEIVER": "2",
-        "WEBHOOK_POLL_INTERVAL_S": "0.5",
-    })
+    config = Config.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@h/db",
+            "ADMIN_TOKEN": "tok",
+            "WEBHOOK_SECRET_KEY": FERNET_KEY,
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+            "WEBHOOK_TIMEOUT_S": "2.5",
+            "WEBHOOK_RETRY_SCHEDULE": "1s, 2m,3h",
+            "WEBHOOK_RETENTION": "1d",
+            "WEBHOOK_CONCURRENCY": "8",
+            "WEBHOOK_PER_RECEIVER": "2",
+            "WEBHOOK_POLL_INTERVAL_S": "0.5",
+        }
+    )
     assert (config.webhook_allow_private, config.webhook_timeout_s, config.webhook_retry_schedule) == (
-        True, 2.5, (1, 120, 3 * 3600))
+        True,
+        2.5,
+        (1, 120, 3 * 3600),
+    )
     assert (config.webhook_retention_s, config.webhook_concurrency, config.webhook_per_receiver) == (86400, 8, 2)
     assert (config.webhook_poll_interval_s, config.webhook_secret_keys) == (0.5, (FERNET_KEY,))
 
 
 def test_the_webhook_defaults_are_the_contracts():
-    config = Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY})
+    config = Config.from_env(
+        {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY}
+    )
     assert (config.webhook_allow_private, config.webhook_timeout_s) == (False, 10.0)
     assert config.webhook_retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("WEBHOOK_ALLOW_PRIVATE", "maybe"), ("WEBHOOK_TIMEOUT_S", "ten"), ("WEBHOOK_TIMEOUT_S", "0"),
-    ("WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("WEBHOOK_TIMEOUT_S", "ten"),
+        ("WEBHOOK_TIMEOUT_S", "0"),
+        ("WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+    ],
+)
 def test_a_malformed_webhook_setting_is_refused_by_name(name, value):
     with pytest.raises(ValueError, match=name):
-        Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY,
-                         name: value})
+        Config.from_env(
+            {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "tok", "WEBHOOK_SECRET_KEY": FERNET_KEY, name: value}
+        )
 
 
 def test_outside_production_a_short_admin_token_is_allowed():
     assert Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "dev", "APP_ENV": "staging"})
 
 
-@pytest.mark.parametrize(
-    "value, seconds", [("24h", 86400), ("90m", 5400), ("2d", 172800), ("45s", 45), ("3600", 3600)]
-)
+@pytest.mark.parametrize("value, seconds", [("24h", 86400), ("90m", 5400), ("2d", 172800), ("45s", 45), ("3600", 3600)])
 def test_durations_take_an_optional_unit(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -177,20 +228,33 @@ def test_an_empty_stored_admin_token_is_replaced_by_a_new_one(tmp_path, monkeypa
 
 @pytest.mark.parametrize(
     "name, value",
-    [("RATE_LIMIT", "lots please"), ("RATE_LIMIT_WRITE", "10 per fortnight"), ("MAX_BODY_BYTES", "64k"),
-     ("DB_POOL_SIZE", "eight"), ("TRUSTED_PROXIES", "1.5"), ("DB_LOCK_TIMEOUT_MS", "5s"),
-     ("WRITE_CONCURRENCY", "0"), ("READ_PRIORITY_MS", "-1")],
+    [
+        ("RATE_LIMIT", "lots please"),
+        ("RATE_LIMIT_WRITE", "10 per fortnight"),
+        ("MAX_BODY_BYTES", "64k"),
+        ("DB_POOL_SIZE", "eight"),
+        ("TRUSTED_PROXIES", "1.5"),
+        ("DB_LOCK_TIMEOUT_MS", "5s"),
+        ("WRITE_CONCURRENCY", "0"),
+        ("READ_PRIORITY_MS", "-1"),
+    ],
 )
 def test_a_malformed_setting_is_refused_by_name(name, value):
     with pytest.raises(ValueError, match=name):
         Config.from_env({"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t", name: value})
 
 
-@pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("DB_STATEMENT_TIMEOUT_MS", None, 10_000), ("DB_STATEMENT_TIMEOUT_MS", "2500", 2500),
-    ("DB_STATEMENT_TIMEOUT_MS", "", None), ("DB_LOCK_TIMEOUT_MS", None, 5_000),
-    ("DB_LOCK_TIMEOUT_MS", "700", 700), ("DB_LOCK_TIMEOUT_MS", "", None),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DB_STATEMENT_TIMEOUT_MS", None, 10_000),
+        ("DB_STATEMENT_TIMEOUT_MS", "2500", 2500),
+        ("DB_STATEMENT_TIMEOUT_MS", "", None),
+        ("DB_LOCK_TIMEOUT_MS", None, 5_000),
+        ("DB_LOCK_TIMEOUT_MS", "700", 700),
+        ("DB_LOCK_TIMEOUT_MS", "", None),
+    ],
+)
 def test_timeouts_have_defaults_and_empty_leaves_them_to_the_server(variable, value, expected):
     env = {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "t"}
     if value is not None:

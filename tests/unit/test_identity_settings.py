@@ -38,10 +38,14 @@ def test_an_unknown_mode_is_refused(tmp_path):
         settings({"AUTH_MODE": "oauth"}, tmp_path)
 
 
-@pytest.mark.parametrize("env", [
-    {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, **PEM_ENV},
-    {"AUTH_MODE": "jwt"},
-], ids=["hs256-secret", "development-key"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, **PEM_ENV},
+        {"AUTH_MODE": "jwt"},
+    ],
+    ids=["hs256-secret", "development-key"],
+)
 def test_production_refuses_the_development_key_sources(tmp_path, env):
     with pytest.raises(InsecureConfiguration, match="AUTH_JWKS_URL"):
         settings(env, tmp_path, "production")
@@ -61,12 +65,15 @@ def test_a_secret_defaults_the_algorithms_to_hs256(tmp_path):
     assert settings({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "s" * 32, **PEM_ENV}, tmp_path).algorithms == ("HS256",)
 
 
-@pytest.mark.parametrize(("source", "algorithms"), [
-    ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "RS256,none"),
-    ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "HS256"),
-    ({"AUTH_JWT_SECRET": "s" * 32}, "RS256"),
-    ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "RS999"),
-])
+@pytest.mark.parametrize(
+    ("source", "algorithms"),
+    [
+        ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "RS256,none"),
+        ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "HS256"),
+        ({"AUTH_JWT_SECRET": "s" * 32}, "RS256"),
+        ({"AUTH_JWKS_URL": "https://idp.test/jwks"}, "RS999"),
+    ],
+)
 def test_algorithms_that_do_not_fit_the_key_source_are_refused(tmp_path, source, algorithms):
     with pytest.raises(ValueError, match="AUTH_ALGORITHMS"):
         settings({"AUTH_MODE": "jwt", "AUTH_ALGORITHMS": algorithms, **source, **PEM_ENV}, tmp_path)
@@ -105,7 +112,11 @@ def test_make_token_prints_a_token_for_the_user_and_scopes(tmp_path, monkeypatch
     monkeypatch.setattr(dev_keys, "INSTANCE_DIR", tmp_path)
     assert dev_keys.main(["token", "alice", "--scopes", "bookings:any  events:admin"], environ={}) == 0
     claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
-    assert (claims["sub"], claims["scope"], claims["iss"]) == ("alice", "bookings:any events:admin", dev_keys.DEV_ISSUER)
+    assert (claims["sub"], claims["scope"], claims["iss"]) == (
+        "alice",
+        "bookings:any events:admin",
+        dev_keys.DEV_ISSUER,
+    )
 
 
 @pytest.mark.parametrize("env", [{"APP_ENV": "production"}, {"AUTH_JWKS_URL": "https://idp.test/jwks"}])
@@ -131,6 +142,11 @@ def test_the_development_jwks_carries_the_kid_of_minted_tokens(tmp_path):
 def test_the_config_reads_the_identity_settings_from_the_environment():
     from app.config import Config
 
-    env = {"DATABASE_URL": "postgresql://u@h/db", "ADMIN_TOKEN": "k" * 32, "AUTH_MODE": "jwt",
-           "AUTH_JWKS_URL": "https://idp.test/jwks", **PEM_ENV}
+    env = {
+        "DATABASE_URL": "postgresql://u@h/db",
+        "ADMIN_TOKEN": "k" * 32,
+        "AUTH_MODE": "jwt",
+        "AUTH_JWKS_URL": "https://idp.test/jwks",
+        **PEM_ENV,
+    }
     assert Config.from_env(env).identity.jwks_url == "https://idp.test/jwks"

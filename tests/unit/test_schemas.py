@@ -2,7 +2,7 @@
 
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from app.booking.domain import Booking, Event
 from app.web.schemas import NO_CONTROL_CHARACTERS, BookingRequest, BookingSchema, EventSchema, InitializeRequest
 
-NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("user_id", ["u", "user-123", "Zoë", "北京", "a b", "emoji 🎟", "x" * 128, "a/b", "\u200b"])

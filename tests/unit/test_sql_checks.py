@@ -7,25 +7,36 @@ from tests.helpers.sql_checks import first_arguments, plpgsql_statements, sessio
 KEYS = {"events": "id", "bookings": "event_id"}
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM bookings WHERE event_id = 'e' AND user_id = 'u'",
-    "UPDATE bookings b SET status = 'x' WHERE b.event_id = $1 AND b.id = $2",
-    "SELECT * FROM events e JOIN bookings b ON b.event_id = e.id WHERE e.id = '1'::uuid",
-    "SELECT (SELECT count(*) FROM bookings w WHERE w.event_id = e.id) FROM events e WHERE e.id = 'e'",
-    "INSERT INTO bookings (event_id, user_id, status) VALUES ('e', 'u', 'waiting')",
-    "SELECT 1",
-], ids=["constant", "parameter", "join-through-pinned-event", "correlated-subquery", "insert", "no-table"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM bookings WHERE event_id = 'e' AND user_id = 'u'",
+        "UPDATE bookings b SET status = 'x' WHERE b.event_id = $1 AND b.id = $2",
+        "SELECT * FROM events e JOIN bookings b ON b.event_id = e.id WHERE e.id = '1'::uuid",
+        "SELECT (SELECT count(*) FROM bookings w WHERE w.event_id = e.id) FROM events e WHERE e.id = 'e'",
+        "INSERT INTO bookings (event_id, user_id, status) VALUES ('e', 'u', 'waiting')",
+        "SELECT 1",
+    ],
+    ids=["constant", "parameter", "join-through-pinned-event", "correlated-subquery", "insert", "no-table"],
+)
 def test_statements_reaching_one_event_only_are_pinned(sql):
     assert unpinned_accesses(sql, KEYS) == []
 
 
-@pytest.mark.parametrize(("sql", "unpinned"), [
-    ("UPDATE bookings b SET status = 'x' WHERE b.id = $1", ["bookings"]),
-    ("SELECT * FROM bookings WHERE event_id = 'e' OR user_id = 'u'", ["bookings"]),
-    ("SELECT * FROM bookings b JOIN events e ON b.event_id = e.id", ["bookings", "events"]),
-    ("SELECT * FROM events WHERE id IN (SELECT event_id FROM bookings WHERE user_id = 'u')", ["events", "bookings"]),
-    ("INSERT INTO bookings (user_id, status) VALUES ('u', 'waiting')", ["bookings"]),
-], ids=["by-booking-id", "or", "join-without-event", "listing-across-events", "insert-without-event"])
+@pytest.mark.parametrize(
+    ("sql", "unpinned"),
+    [
+        ("UPDATE bookings b SET status = 'x' WHERE b.id = $1", ["bookings"]),
+        ("SELECT * FROM bookings WHERE event_id = 'e' OR user_id = 'u'", ["bookings"]),
+        ("SELECT * FROM bookings b JOIN events e ON b.event_id = e.id", ["bookings", "events"]),
+        (
+            "SELECT * FROM events WHERE id IN (SELECT event_id FROM bookings WHERE user_id = 'u')",
+            ["events", "bookings"],
+        ),
+        ("INSERT INTO bookings (user_id, status) VALUES ('u', 'waiting')", ["bookings"]),
+    ],
+    ids=["by-booking-id", "or", "join-without-event", "listing-across-events", "insert-without-event"],
+)
 def test_statements_that_may_reach_several_events_are_flagged(sql, unpinned):
     assert sorted(unpinned_accesses(sql, KEYS)) == sorted(unpinned)
 
@@ -50,8 +61,10 @@ def test_plpgsql_bodies_split_into_statements_and_expressions():
 
 
 def test_session_state_that_transaction_pooling_would_leak_is_named():
-    sql = ("SET statement_timeout = 5; SET LOCAL lock_timeout = 1; SELECT pg_advisory_xact_lock(1);"
-           "SELECT pg_advisory_lock(1); PREPARE p AS SELECT 1; LISTEN channel")
+    sql = (
+        "SET statement_timeout = 5; SET LOCAL lock_timeout = 1; SELECT pg_advisory_xact_lock(1);"
+        "SELECT pg_advisory_lock(1); PREPARE p AS SELECT 1; LISTEN channel"
+    )
     assert session_state(sql) == ["SET statement_timeout", "pg_advisory_lock", "PrepareStmt", "ListenStmt"]
 
 

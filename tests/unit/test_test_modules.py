@@ -57,9 +57,14 @@ def test_the_scan_finds_absolute_and_relative_imports_of_test_modules(tmp_path):
         "from tests.integration.test_errors import x\nfrom . import test_other\nfrom tests.e2e import test_server\n"
         "import tests.unit.test_audit\nfrom tests.helpers.api import NIL_UUID\n"
     )
-    assert imports_of([tmp_path], is_test_module) == {str(tmp_path / "test_example.py"): [
-        "tests.integration.test_errors", ".test_other", "tests.e2e.test_server", "tests.unit.test_audit",
-    ]}
+    assert imports_of([tmp_path], is_test_module) == {
+        str(tmp_path / "test_example.py"): [
+            "tests.integration.test_errors",
+            ".test_other",
+            "tests.e2e.test_server",
+            "tests.unit.test_audit",
+        ]
+    }
 
 
 def test_no_test_module_imports_another_test_module():
@@ -75,6 +80,9 @@ BUILDS_ITS_APP_AT_COLLECTION = {TESTS / "integration" / "test_openapi_fuzz.py"}
 
 
 def test_test_modules_build_apps_only_through_make_app():
-    builders = {str(source): sorted(called_names(source) & {"create_app", "Config"})
-                for source in sorted(TESTS.rglob("test_*.py")) if source not in BUILDS_ITS_APP_AT_COLLECTION}
+    builders = {
+        str(source): sorted(called_names(source) & {"create_app", "Config"})
+        for source in sorted(TESTS.rglob("test_*.py"))
+        if source not in BUILDS_ITS_APP_AT_COLLECTION
+    }
     assert {source: names for source, names in builders.items() if names} == {}

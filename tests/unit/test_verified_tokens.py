@@ -37,8 +37,9 @@ def test_a_full_cache_forgets_its_oldest_token_first():
 
 
 def test_a_token_whose_exp_is_a_numeric_string_still_verifies_as_pyjwt_accepts_it():
-    settings = IdentitySettings(mode="jwt", secret=SECRET, issuer=dev_keys.DEV_ISSUER,
-                                audience=dev_keys.DEV_AUDIENCE, algorithms=("HS256",))
+    settings = IdentitySettings(
+        mode="jwt", secret=SECRET, issuer=dev_keys.DEV_ISSUER, audience=dev_keys.DEV_AUDIENCE, algorithms=("HS256",)
+    )
     token = dev_keys.mint({**dev_keys.claims("alice"), "exp": str(int(time.time()) + 600)}, secret=SECRET)
     verifier = TokenVerifier(settings)
     assert [verifier.verify(token).sub for _ in range(2)] == ["alice", "alice"]  # verified, then remembered

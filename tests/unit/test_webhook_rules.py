@@ -1,6 +1,6 @@
 """The webhook rules that need no server: the SSRF guard, the retry schedule, Retry-After, signing."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -70,7 +70,7 @@ def test_retry_after_lengthens_the_delay_but_never_shortens_it():
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date():
-    in_a_minute = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=60), usegmt=True)
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
 
     assert retry_after_s("120") == 120 and 55 <= retry_after_s(in_a_minute) <= 60
     assert retry_after_s(None) is None and retry_after_s("whenever") is None

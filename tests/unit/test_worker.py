@@ -55,10 +55,16 @@ def answer_to(exc: Exception, cfg, pair) -> tuple[bytes, dict]:
     "exc, status_line, code",
     [
         (parse_errors.LimitRequestLine(8192, 4094), b"HTTP/1.1 414 Request-URI Too Long", "uri_too_long"),
-        (parse_errors.LimitRequestHeaders("limit request headers fields"),
-         b"HTTP/1.1 431 Request Header Fields Too Large", "headers_too_large"),
-        (parse_errors.UnsupportedTransferCoding("snappy"), b"HTTP/1.1 501 Not Implemented",
-         "unsupported_transfer_coding"),
+        (
+            parse_errors.LimitRequestHeaders("limit request headers fields"),
+            b"HTTP/1.1 431 Request Header Fields Too Large",
+            "headers_too_large",
+        ),
+        (
+            parse_errors.UnsupportedTransferCoding("snappy"),
+            b"HTTP/1.1 501 Not Implemented",
+            "unsupported_transfer_coding",
+        ),
         (parse_errors.ExpectationFailed("magic"), b"HTTP/1.1 417 Expectation Failed", "expectation_failed"),
         (parse_errors.InvalidHeaderName("X Y"), b"HTTP/1.1 400 Bad Request", "invalid_request"),
         (parse_errors.InvalidResponseHeader("X-Bad", "v"), b"HTTP/1.1 500 Internal Server Error", "internal_error"),
@@ -118,6 +124,7 @@ def test_loading_the_worker_class_imports_nothing_that_the_gevent_patch_would_co
         "print(sorted(name for name in ('app', 'flask', 'jwt', 'sqlalchemy') if name in sys.modules))\n"
         "print([str(warning.message)[:80] for warning in caught])\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    )
     assert result.stdout.splitlines() == ["[]", "[]"], result.stdout + result.stderr

@@ -7,10 +7,10 @@ from marshmallow import RAISE
 from app.booking import organisers
 from app.booking.domain import EventChanges
 from app.database.engine import db
-from app.web.identity import require_admin
 from app.web.blueprint import Blueprint
 from app.web.csv_export import CSV_CONTENT, csv_response, wants_csv
 from app.web.docs import ADMIN_SECURITY
+from app.web.identity import require_admin
 from app.web.request_context import takes_no_body
 from app.web.schemas import (
     BookingRowSchema,

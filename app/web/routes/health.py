@@ -1,6 +1,6 @@
 from app.booking import services
-from app.web.blueprint import Blueprint
 from app.database.engine import db
+from app.web.blueprint import Blueprint
 from app.web.schemas import HealthSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness")

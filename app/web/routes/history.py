@@ -1,8 +1,8 @@
 from app.booking import services
-from app.web.blueprint import Blueprint
-from app.web.identity import require_admin
-from app.web.docs import ADMIN_SECURITY
 from app.database.engine import db
+from app.web.blueprint import Blueprint
+from app.web.docs import ADMIN_SECURITY
+from app.web.identity import require_admin
 from app.web.schemas import HistoryPageSchema, HistoryQuery
 
 blp = Blueprint("history", __name__, url_prefix="/api", description="The booking ledger of an event (admin)")

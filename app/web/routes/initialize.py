@@ -2,8 +2,8 @@ from flask import url_for
 
 from app.booking import services
 from app.web.blueprint import Blueprint
-from app.web.identity import require_admin
 from app.web.docs import ADMIN_SECURITY, LOCATION_HEADER
+from app.web.identity import require_admin
 from app.web.schemas import EventEnvelope, InitializeRequest
 
 blp = Blueprint("initialize", __name__, url_prefix="/api", description="Open an event (admin)")

@@ -1,8 +1,8 @@
 from app.booking import services
+from app.database.engine import db
 from app.web import identity
 from app.web.blueprint import Blueprint
 from app.web.docs import USER_SECURITY
-from app.database.engine import db
 from app.web.schemas import UserBookingsPageSchema, UserBookingsQuery, UserPath
 
 blp = Blueprint("users", __name__, url_prefix="/api", description="A user's bookings across events")

@@ -4,9 +4,10 @@ from marshmallow import RAISE
 from app.database.engine import db
 from app.notifications import service
 from app.notifications.secrets import SecretBox
-from app.web.identity import require_admin
 from app.web.blueprint import Blueprint
 from app.web.docs import ADMIN_SECURITY
+from app.web.identity import require_admin
+from app.web.schemas import HistoryQuery
 from app.web.webhook_schemas import (
     CreatedWebhookEnvelope,
     DeliveriesQuery,
@@ -17,7 +18,6 @@ from app.web.webhook_schemas import (
     WebhookPageSchema,
     WebhookRequest,
 )
-from app.web.schemas import HistoryQuery
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api", description="Signed webhooks and their delivery log (admin)")
 
@@ -45,7 +45,9 @@ def create_webhook(args):
     """
     box = SecretBox(current_app.config["WEBHOOK_SECRET_KEYS"])
     allow_private = current_app.config["WEBHOOK_ALLOW_PRIVATE"]
-    webhook = service.create_webhook(db.engine, box, args["url"], args.get("types"), args.get("event_id"), allow_private)
+    webhook = service.create_webhook(
+        db.engine, box, args["url"], args.get("types"), args.get("event_id"), allow_private
+    )
     return {"webhook": webhook}
 
 

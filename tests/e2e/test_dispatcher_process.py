@@ -3,8 +3,7 @@
 import urllib.request
 
 from tests.helpers.api import WEBHOOK_SECRET_KEY
-from tests.helpers.live_server import DispatcherProcess
-from tests.helpers.receivers import PORTS
+from tests.helpers.live_server import DispatcherProcess, free_port
 from tests.helpers.waiting import wait_until
 
 
@@ -17,7 +16,7 @@ def fetch(url: str) -> tuple[int, str]:
 
 
 def test_a_dispatcher_alone_serves_its_health_and_metrics_and_stops_on_sigterm(database_url, scratch):
-    port = next(PORTS)
+    port = free_port()
     dispatcher = DispatcherProcess(
         database_url,
         scratch / "dispatcher.log",

@@ -12,8 +12,8 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
 
-# Ports the tests' receivers may take (this machine's convention for servers of ours).
-PORTS = iter(range(18300, 18400))
+from tests.helpers.live_server import free_port
+
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per delivery would drown the chaos run's output
 
 
@@ -22,7 +22,7 @@ class Receiver:
     order, every delivery whose signature verifies; `rejected` holds the ones that did not."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or next(PORTS)
+        self.port = port or free_port()  # known before start: a test may register it first
         self.server = HTTPServer("127.0.0.1", self.port, threaded=True)
         self.server.expect_request("/hook", method="POST").respond_with_handler(self._handle)
         self.secret: str | None = None

@@ -14,7 +14,7 @@ from werkzeug import Response
 
 from app.notifications.secrets import new_secret
 from app.notifications.sender import Sender
-from tests.helpers.receivers import PORTS
+from tests.helpers.live_server import free_port
 
 NAME = "hooks.test"  # resolved by the test's resolver only: the sender must never ask the system for it
 
@@ -50,7 +50,7 @@ def tls_receiver(certificate):
     """An https server on 127.0.0.1 with NAME's certificate, answering 204 and keeping each request."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
-    server = HTTPServer("127.0.0.1", next(PORTS), ssl_context=context)
+    server = HTTPServer("127.0.0.1", free_port(), ssl_context=context)
     seen = []
     server.expect_request("/hook", method="POST").respond_with_handler(
         lambda request: seen.append(request) or Response(status=204)

@@ -11,8 +11,8 @@ from functools import singledispatch
 
 import structlog
 
+from app.booking import metrics
 from app.booking.domain import CANCELLED, CONFIRMED, OFFERED, Booking, Cancellation, EventCancellation, EventUpdate
-from app.web import metrics
 
 log = structlog.get_logger("app.booking.announcements")
 

@@ -9,7 +9,8 @@ import pytest
 from marshmallow import ValidationError
 
 from app.booking.domain import Booking, Event
-from app.web.schemas import NO_CONTROL_CHARACTERS, BookingRequest, BookingSchema, EventSchema, InitializeRequest
+from app.booking.representation import BookingSchema, EventSchema
+from app.web.schemas import NO_CONTROL_CHARACTERS, BookingRequest, InitializeRequest
 
 NOW = datetime(2026, 11, 23, 17, 0, 0, 123456, tzinfo=UTC)
 

@@ -33,10 +33,10 @@ from prometheus_client import (
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import MethodNotAllowed
 
+from app.config.production import PRODUCTION
 from app.web.auth import bearer_matches
 from app.web.errors import problem
 from app.web.request_context import request_duration_s
-from app.web.security import PRODUCTION
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.

@@ -9,7 +9,14 @@ import re
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
-from app.booking.domain import AUTO, DEFAULT_MAX_PER_BOOKING, DEFAULT_OFFER_TTL_SECONDS
+from app.booking.domain import (
+    AUTO,
+    DEFAULT_MAX_PER_BOOKING,
+    DEFAULT_OFFER_TTL_SECONDS,
+    MAX_OFFER_TTL_SECONDS,
+    MAX_PER_BOOKING,
+    MAX_TOTAL_TICKETS,
+)
 from app.booking.representation import (
     BOOKING_STATUSES,
     EVENT_STATUSES,
@@ -87,11 +94,6 @@ def _jwt_mode() -> bool:
     return has_app_context() and current_app.config.get("AUTH_MODE") == "jwt"
 
 
-# The most tickets an event may allow per booking (its maxPerBooking), and so the most one booking holds.
-MAX_PER_BOOKING = 100
-MAX_OFFER_TTL_SECONDS = 604_800  # a week
-
-
 def promotion_field() -> fields.String:
     return fields.String(
         validate=validate.OneOf(PROMOTIONS),
@@ -119,7 +121,7 @@ class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets",
         required=True,
-        validate=validate.Range(min=1, max=1_000_000),
+        validate=validate.Range(min=1, max=MAX_TOTAL_TICKETS),
         metadata={"example": 100},
     )
     name = text_field(200, "Spring concert")
@@ -223,8 +225,15 @@ class CancellationSchema(Schema):
     )
 
 
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000  # entries per page of a list (its `limit`)
+
+
 def page_limit_field() -> fields.Integer:
-    return fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={"example": 100})
+    return fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"example": DEFAULT_PAGE_SIZE},
+    )
 
 
 def next_after_field() -> fields.Integer:
@@ -356,10 +365,10 @@ class EventPatchRequest(Schema):
     name = text_field(200, "Spring concert")
     total_tickets = StrictInteger(
         data_key="totalTickets",
-        validate=validate.Range(min=1, max=1_000_000),
+        validate=validate.Range(min=1, max=MAX_TOTAL_TICKETS),
         metadata={"description": "A raise confirms waiting entries first come, first served", "example": 150},
     )
-    max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=100))
+    max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=MAX_PER_BOOKING))
     sales_open = StrictBoolean(data_key="salesOpen")
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()

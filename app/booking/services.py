@@ -36,10 +36,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.booking.domain import (
     AUTO,
-    CONFIRMED,
     DEFAULT_MAX_PER_BOOKING,
     DEFAULT_OFFER_TTL_SECONDS,
-    OFFERED,
     Booking,
     BookingNotFound,
     Cancellation,
@@ -336,8 +334,7 @@ class AcceptOffer(UserWrite[Booking]):
 
 def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
     """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest
-    first: confirmed, or offered until the row's promoted_offer_expires_at."""
-    status = CONFIRMED if row.promoted_offer_expires_at is None else OFFERED
+    first, each with the row's promoted_status (offered until promoted_offer_expires_at, in offer mode)."""
     columns = zip(
         row.promoted_ids,
         row.promoted_user_ids,
@@ -351,7 +348,7 @@ def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
             booking_id,
             event_uuid,
             user_id,
-            status,
+            row.promoted_status,
             None,
             created_at,
             updated_at,

@@ -74,6 +74,13 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class OfferAcceptance:
+    """An offer accepted: the booking, confirmed now (its offerExpiresAt says until when the offer held)."""
+
+    booking: Booking
+
+
+@dataclass(frozen=True)
 class EventChanges:
     """What an organiser may change of an event; None leaves a setting as it is."""
 

@@ -45,6 +45,7 @@ from app.booking.domain import (
     EventNotFound,
     HistoryPage,
     LedgerEntry,
+    OfferAcceptance,
     UserBookingsPage,
     parse_event_id,
     raise_unless_ok,
@@ -312,14 +313,14 @@ class DeclineOffer(CancelBooking):
 
 
 @dataclass(frozen=True)
-class AcceptOffer(UserWrite[Booking]):
+class AcceptOffer(UserWrite[OfferAcceptance]):
     """Confirm the user's offer, if the database's clock says it has not expired (accept_offer.sql)."""
 
     statement: ClassVar[Executable] = ACCEPT
 
-    def result(self, row: Row) -> Booking:
+    def result(self, row: Row) -> OfferAcceptance:
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
-        return Booking(
+        booking = Booking(
             row.booking_id,
             parse_event_id(self.event_id),
             self.user_id,
@@ -330,6 +331,7 @@ class AcceptOffer(UserWrite[Booking]):
             row.booking_quantity,
             offer_expires_at=row.booking_offer_expires_at,
         )
+        return OfferAcceptance(booking)
 
 
 def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:

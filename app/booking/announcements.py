@@ -11,8 +11,17 @@ from functools import singledispatch
 
 import structlog
 
-from app.booking.domain import CANCELLED, CONFIRMED, OFFERED, Booking, Cancellation, EventCancellation, EventUpdate
-from app.web import metrics
+from app.booking import metrics
+from app.booking.domain import (
+    CANCELLED,
+    CONFIRMED,
+    OFFERED,
+    Booking,
+    Cancellation,
+    EventCancellation,
+    EventUpdate,
+    OfferAcceptance,
+)
 
 log = structlog.get_logger("app.booking.announcements")
 
@@ -24,17 +33,18 @@ def announce(outcome: object) -> None:
 
 @announce.register
 def _booked(booking: Booking) -> None:
-    """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list; or an
-    offer was `accepted` (a booking is confirmed with an offerExpiresAt only by accepting its offer)."""
-    if booking.status == CONFIRMED and booking.offer_expires_at is not None:
-        log.info("accepted", **_describe(booking))
-        metrics.count_booking("accepted")
-        return
+    """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list."""
     if booking.status == CONFIRMED:
         log.info("booked", **_describe(booking))
     else:
         log.info("waitlisted", waiting_position=booking.waiting_position, **_describe(booking))
     metrics.count_booking(booking.status)
+
+
+@announce.register
+def _accepted(acceptance: OfferAcceptance) -> None:
+    log.info("accepted", **_describe(acceptance.booking))
+    metrics.count_booking("accepted")
 
 
 @announce.register

@@ -17,6 +17,10 @@ ACTIVE = "active"
 # How the head of the queue gets a freed ticket: confirmed at once, or offered for a limited time.
 AUTO, OFFER = "auto", "offer"
 DEFAULT_OFFER_TTL_SECONDS = 86_400  # as the column's default
+# An event's limits, as the events table's CHECK constraints state them; the request schemas refuse beyond.
+MAX_TOTAL_TICKETS = 1_000_000
+MAX_PER_BOOKING = 100  # the most an event may allow per booking (its maxPerBooking), so the most one booking holds
+MAX_OFFER_TTL_SECONDS = 604_800  # a week
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ class Cancellation:
     def promoted(self) -> Booking | None:
         """The first promoted booking: v1's one `promoted`, for the clients that know no other."""
         return self.promoted_bookings[0] if self.promoted_bookings else None
+
+
+@dataclass(frozen=True)
+class OfferAcceptance:
+    """An offer accepted: the booking, confirmed now (its offerExpiresAt says until when the offer held)."""
+
+    booking: Booking
 
 
 @dataclass(frozen=True)

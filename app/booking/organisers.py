@@ -42,7 +42,7 @@ LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")
 
 UPDATE_EVENT = text("""
 SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
-       u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at
+       u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
                     :offer_ttl_seconds) u
 """)

@@ -36,10 +36,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.booking.domain import (
     AUTO,
-    CONFIRMED,
     DEFAULT_MAX_PER_BOOKING,
     DEFAULT_OFFER_TTL_SECONDS,
-    OFFERED,
     Booking,
     BookingNotFound,
     Cancellation,
@@ -47,6 +45,7 @@ from app.booking.domain import (
     EventNotFound,
     HistoryPage,
     LedgerEntry,
+    OfferAcceptance,
     UserBookingsPage,
     parse_event_id,
     raise_unless_ok,
@@ -314,14 +313,14 @@ class DeclineOffer(CancelBooking):
 
 
 @dataclass(frozen=True)
-class AcceptOffer(UserWrite[Booking]):
+class AcceptOffer(UserWrite[OfferAcceptance]):
     """Confirm the user's offer, if the database's clock says it has not expired (accept_offer.sql)."""
 
     statement: ClassVar[Executable] = ACCEPT
 
-    def result(self, row: Row) -> Booking:
+    def result(self, row: Row) -> OfferAcceptance:
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
-        return Booking(
+        booking = Booking(
             row.booking_id,
             parse_event_id(self.event_id),
             self.user_id,
@@ -332,12 +331,12 @@ class AcceptOffer(UserWrite[Booking]):
             row.booking_quantity,
             offer_expires_at=row.booking_offer_expires_at,
         )
+        return OfferAcceptance(booking)
 
 
 def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
     """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest
-    first: confirmed, or offered until the row's promoted_offer_expires_at."""
-    status = CONFIRMED if row.promoted_offer_expires_at is None else OFFERED
+    first, each with the row's promoted_status (offered until promoted_offer_expires_at, in offer mode)."""
     columns = zip(
         row.promoted_ids,
         row.promoted_user_ids,
@@ -351,7 +350,7 @@ def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
             booking_id,
             event_uuid,
             user_id,
-            status,
+            row.promoted_status,
             None,
             created_at,
             updated_at,

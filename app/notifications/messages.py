@@ -1,7 +1,7 @@
 """The body a receiver gets: `{"id", "type", "timestamp", "data": {"booking"?, "event"}}`; an event's
 message (event.updated, event.cancelled) has no booking, so no `booking` key.
 
-`data` is rendered with the API's own schemas (app/web/schemas.py) from the snapshot that the
+`data` is rendered with the API's own representation (app/booking/representation.py) from the snapshot that the
 outbox row keeps of the booking and the event as the change left them (migration 0009), so a
 receiver reads the same Booking and Event as a client of the API, new fields included.
 """
@@ -16,11 +16,10 @@ from datetime import datetime
 from uuid import UUID
 
 from app.booking.domain import Booking, Event
+from app.booking.representation import BookingSchema, EventSchema, utc_timestamp
 from app.notifications.model import message_key
-from app.web.schemas import BookingSchema, EventSchema, UtcDateTime
 
 BOOKING_SCHEMA, EVENT_SCHEMA = BookingSchema(), EventSchema()
-TIMESTAMP = UtcDateTime()
 
 
 def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: dict | None, event: dict) -> str:
@@ -32,7 +31,7 @@ def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: di
     envelope = {
         "id": message_key(message_id),
         "type": message_type,
-        "timestamp": TIMESTAMP._serialize(occurred_at, None, None),
+        "timestamp": utc_timestamp(occurred_at),
         "data": data,
     }
     return json.dumps(envelope, separators=(",", ":"))

@@ -2,7 +2,7 @@
 
 With AUTH_MODE=jwt and no key source set (no AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY or AUTH_JWT_SECRET),
 outside production, the service trusts only an RS256 key of its own, made on first use under
-instance/ (DEV_KEY_FILE). This module mints tokens with it, or with AUTH_JWT_SECRET when that is the
+instance/ (app/config/development_key.py). This module mints tokens with it, or with AUTH_JWT_SECRET when that is the
 key source, so that the API can be tried on a fresh clone without an identity provider. It also
 publishes the key as a JWK set, which `make cluster` serves to its instances. All of it is refused
 with APP_ENV=production.
@@ -25,51 +25,20 @@ from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from dotenv import load_dotenv
 
-from app.config import INSTANCE_DIR, PROJECT_ROOT, store_once
-from app.web.security import PRODUCTION
+from app.config.development_key import (
+    DEV_ALGORITHM,
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    private_key,
+    public_key_pem,
+    public_pem,
+)
+from app.config.instance import INSTANCE_DIR, PROJECT_ROOT
+from app.config.production import PRODUCTION
 
-DEV_KEY_FILE = "jwt_dev_key.pem"
-DEV_ISSUER = "booking-dev"
-DEV_AUDIENCE = "booking-api"
-DEV_ALGORITHM = "RS256"
 DEFAULT_TTL_S = 3600
-
-
-def private_key(instance_dir: Path = INSTANCE_DIR) -> rsa.RSAPrivateKey:
-    """The development key, made and stored under `instance_dir` on first use (whole, mode 0600)."""
-    path = instance_dir / DEV_KEY_FILE
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    stored = _read(path) or store_once(path, _new_key_pem())  # another process's key if it stored first
-    return serialization.load_pem_private_key(stored.encode(), password=None)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
-
-
-def _new_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def public_key_pem(instance_dir: Path = INSTANCE_DIR) -> str:
-    return _public_pem(private_key(instance_dir))
-
-
-def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 def jwk_set(public_pem: str) -> dict:
@@ -102,7 +71,7 @@ def mint(token_claims: dict, instance_dir: Path = INSTANCE_DIR, secret: str | No
 def signer(instance_dir: Path = INSTANCE_DIR) -> Callable[[dict], str]:
     """Signs claims with the development key, read once: reading it costs ~50 ms, a signature ~0.3 ms."""
     key = private_key(instance_dir)
-    kid = jwk_set(_public_pem(key))["keys"][0]["kid"]
+    kid = jwk_set(public_pem(key))["keys"][0]["kid"]
     return lambda token_claims: jwt.encode(token_claims, key, algorithm=DEV_ALGORITHM, headers={"kid": kid})
 
 

@@ -31,9 +31,9 @@ from app.config import (
     resolve_admin_token,
     resolve_webhook_secret_keys,
 )
+from app.config.production import PRODUCTION, InsecureConfiguration
 from app.operations.embedded_pg import EmbeddedPostgres
 from app.web.metrics import MULTIPROC_DIR_VARIABLE
-from app.web.security import PRODUCTION, InsecureConfiguration
 
 ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"

@@ -22,19 +22,10 @@ import json
 import structlog
 from flask import Flask, Response, current_app, g, request
 
+from app.config.identity import JWT, OPEN, IdentitySettings
 from app.web import auth, errors
 from app.web.limits import API_PREFIX
-from app.web.tokens import (
-    JWT,
-    OPEN,
-    STATIC_ADMIN,
-    Caller,
-    IdentityError,
-    IdentitySettings,
-    InvalidToken,
-    ProviderUnavailable,
-    TokenVerifier,
-)
+from app.web.tokens import STATIC_ADMIN, Caller, IdentityError, InvalidToken, ProviderUnavailable, TokenVerifier
 
 BEARER = "bearer "
 WWW_AUTHENTICATE = 'Bearer error="invalid_token"'

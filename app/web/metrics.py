@@ -1,4 +1,5 @@
-"""Prometheus metrics at /metrics: requests, latency, bookings by outcome, database connections in use.
+"""Prometheus metrics at /metrics: requests, latency, database connections in use, and every counter the
+process registered (bookings by outcome: app/booking/metrics.py; the dispatcher's: app/notifications/metrics.py).
 
 Under gunicorn each worker is a process with its own counters. `make run` (app/operations/serve.py) sets
 PROMETHEUS_MULTIPROC_DIR, where prometheus-client keeps every process's values in files, and
@@ -32,23 +33,12 @@ from prometheus_client import (
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import MethodNotAllowed
 
+from app.config.production import PRODUCTION
 from app.web.auth import bearer_matches
 from app.web.errors import problem
 from app.web.request_context import request_duration_s
-from app.web.security import PRODUCTION
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-BOOKING_OUTCOMES = (
-    "confirmed",
-    "waiting",
-    "cancelled",
-    "reduced",
-    "promoted",
-    "offered",
-    "accepted",
-    "declined",
-    "expired",
-)
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.
 UNMATCHED = "unmatched"
 # HTTP's methods (RFC 9110) and PATCH; any other token a client sends is counted as `other`.
@@ -63,12 +53,9 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "http_request_duration_seconds", "Time to answer a request, by route and status", ["endpoint", "method", "status"]
 )
-BOOKINGS = Counter("bookings_total", "Booking outcomes, counted once committed", ["outcome"])
 POOL_IN_USE = Gauge(
     "db_pool_connections_in_use", "Database connections checked out of the pool", multiprocess_mode="livesum"
 )
-for _outcome in BOOKING_OUTCOMES:
-    BOOKINGS.labels(_outcome)  # every outcome is scraped from the start, at 0
 
 
 def init_app(app: Flask, engine: Engine, config) -> None:
@@ -85,12 +72,6 @@ def scrape_token(config) -> str:
     if config.metrics_token or config.app_env != PRODUCTION:
         return config.metrics_token
     return config.admin_token
-
-
-def count_booking(outcome: str, bookings: int = 1) -> None:
-    """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted;
-    in offer mode offered, accepted, declined or expired (an offer cancelled after its time, not yet swept)."""
-    BOOKINGS.labels(outcome).inc(bookings)
 
 
 def _observe(response: Response) -> Response:

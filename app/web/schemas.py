@@ -1,14 +1,32 @@
-"""Marshmallow schemas: they validate the requests and, through flask-smorest, write the OpenAPI document."""
+"""Marshmallow schemas: they validate the requests and, through flask-smorest, write the OpenAPI document.
+
+The Booking and Event that replies nest are app/booking/representation.py's (webhook bodies use them too)."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
 
-from app.booking.domain import AUTO, DEFAULT_MAX_PER_BOOKING, DEFAULT_OFFER_TTL_SECONDS, OFFER
+from app.booking.domain import (
+    AUTO,
+    DEFAULT_MAX_PER_BOOKING,
+    DEFAULT_OFFER_TTL_SECONDS,
+    MAX_OFFER_TTL_SECONDS,
+    MAX_PER_BOOKING,
+    MAX_TOTAL_TICKETS,
+)
+from app.booking.representation import (
+    BOOKING_STATUSES,
+    EVENT_STATUSES,
+    PROMOTIONS,
+    BookingSchema,
+    EventSchema,
+    UtcDateTime,
+    cancel_reason_field,
+    offer_expires_at_field,
+)
 
 # Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
 # category lookup, so that the OpenAPI document states (as `pattern`) the rule that validation applies.
@@ -44,15 +62,6 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
-class UtcDateTime(fields.DateTime):
-    """RFC 3339 in UTC with a `Z`, as the contract shows."""
-
-    def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def text_field(max_length: int, example: str, cls=fields.String, description: str = "", **kwargs) -> fields.String:
     """1..max_length characters of text, Unicode allowed, no control characters (stated as `pattern`)."""
     return cls(
@@ -85,12 +94,6 @@ def _jwt_mode() -> bool:
     return has_app_context() and current_app.config.get("AUTH_MODE") == "jwt"
 
 
-# The most tickets an event may allow per booking (its maxPerBooking), and so the most one booking holds.
-MAX_PER_BOOKING = 100
-PROMOTIONS = [AUTO, OFFER]
-MAX_OFFER_TTL_SECONDS = 604_800  # a week
-
-
 def promotion_field() -> fields.String:
     return fields.String(
         validate=validate.OneOf(PROMOTIONS),
@@ -118,7 +121,7 @@ class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets",
         required=True,
-        validate=validate.Range(min=1, max=1_000_000),
+        validate=validate.Range(min=1, max=MAX_TOTAL_TICKETS),
         metadata={"example": 100},
     )
     name = text_field(200, "Spring concert")
@@ -195,96 +198,6 @@ class UserPath(Schema):
     user_id = user_id_field(required=True)
 
 
-EVENT_STATUSES = ["active", "cancelled"]
-BOOKING_STATUSES = ["confirmed", "waiting", "offered", "cancelled"]
-CANCEL_REASONS = ["declined", "expired"]
-
-
-class EventSchema(Schema):
-    id = fields.UUID(required=True)
-    name = fields.String(allow_none=True, required=True)
-    total_tickets = fields.Integer(data_key="totalTickets", required=True)
-    available_tickets = fields.Integer(data_key="availableTickets", required=True)
-    booked_tickets = fields.Integer(data_key="bookedTickets", required=True)
-    waiting_list_count = fields.Integer(data_key="waitingListCount", attribute="waiting_count", required=True)
-    created_at = UtcDateTime(data_key="createdAt", required=True)
-    updated_at = UtcDateTime(data_key="updatedAt", required=True)
-    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
-    max_per_booking = fields.Integer(
-        data_key="maxPerBooking", required=True, metadata={"description": "The most tickets one booking may hold"}
-    )
-    waiting_tickets = fields.Integer(
-        data_key="waitingTickets", required=True, metadata={"description": "The tickets wanted by all waiting entries"}
-    )
-    status = fields.String(
-        required=True,
-        validate=validate.OneOf(EVENT_STATUSES),
-        metadata={"description": "`cancelled` once its organiser called it off: it takes no more changes"},
-    )
-    sales_open = fields.Boolean(
-        data_key="salesOpen", required=True, metadata={"description": "While false, booking is 409 `sales_closed`"}
-    )
-    promotion = fields.String(
-        required=True,
-        validate=validate.OneOf(PROMOTIONS),
-        metadata={"description": "`auto`: a freed ticket confirms the oldest waiting entry; `offer`: it is offered"},
-    )
-    offer_ttl_seconds = fields.Integer(
-        data_key="offerTtlSeconds", required=True, metadata={"description": "How long an offer holds its tickets"}
-    )
-
-
-def offer_expires_at_field() -> fields.Field:
-    return UtcDateTime(
-        data_key="offerExpiresAt",
-        allow_none=True,
-        required=True,
-        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
-    )
-
-
-def cancel_reason_field() -> fields.Field:
-    return fields.String(
-        data_key="cancelReason",
-        allow_none=True,
-        required=True,
-        validate=validate.OneOf(CANCEL_REASONS),
-        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
-    )
-
-
-class BookingSchema(Schema):
-    id = fields.UUID(required=True)
-    event_id = fields.UUID(data_key="eventId", required=True)
-    user_id = fields.String(data_key="userId", required=True)
-    status = fields.String(required=True, validate=validate.OneOf(BOOKING_STATUSES))
-    waiting_position = fields.Integer(
-        data_key="waitingPosition",
-        allow_none=True,
-        required=True,
-        metadata={"description": "1-based place among the current waiting entries; null unless waiting"},
-    )
-    created_at = UtcDateTime(data_key="createdAt", required=True)
-    updated_at = UtcDateTime(data_key="updatedAt", required=True)
-    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
-    quantity = fields.Integer(
-        required=True,
-        metadata={
-            "description": "Tickets held, all or none (while waiting: wanted); a cancelled booking keeps "
-            "the quantity it held"
-        },
-    )
-    tickets_ahead = fields.Integer(
-        data_key="ticketsAhead",
-        allow_none=True,
-        required=True,
-        metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
-    )
-    # Offers (issue 16): after the fields before them, so that a body only grows at its end.
-    offer_expires_at = offer_expires_at_field()
-    cancel_reason = cancel_reason_field()
-
-
 class EventEnvelope(Schema):
     event = fields.Nested(EventSchema, required=True)
 
@@ -312,8 +225,15 @@ class CancellationSchema(Schema):
     )
 
 
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000  # entries per page of a list (its `limit`)
+
+
 def page_limit_field() -> fields.Integer:
-    return fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={"example": 100})
+    return fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"example": DEFAULT_PAGE_SIZE},
+    )
 
 
 def next_after_field() -> fields.Integer:
@@ -445,10 +365,10 @@ class EventPatchRequest(Schema):
     name = text_field(200, "Spring concert")
     total_tickets = StrictInteger(
         data_key="totalTickets",
-        validate=validate.Range(min=1, max=1_000_000),
+        validate=validate.Range(min=1, max=MAX_TOTAL_TICKETS),
         metadata={"description": "A raise confirms waiting entries first come, first served", "example": 150},
     )
-    max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=100))
+    max_per_booking = StrictInteger(data_key="maxPerBooking", validate=validate.Range(min=1, max=MAX_PER_BOOKING))
     sales_open = StrictBoolean(data_key="salesOpen")
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()

@@ -1,7 +1,6 @@
-"""Hardened HTTP: security headers on every response, CORS by allow-list, and the production rules.
+"""Hardened HTTP: security headers on every response, and CORS by allow-list.
 
-Production mode is APP_ENV=production. In it the service refuses to start with a weak admin token:
-shorter than 32 characters, or still holding the `change-me` placeholder of .env.example.
+What production mode (APP_ENV=production) refuses to start with is configuration: app/config/production.py.
 """
 
 from __future__ import annotations
@@ -11,10 +10,6 @@ from flask_cors import CORS
 
 from app.web.docs import DOCS_PATH
 from app.web.limits import API_PREFIX
-
-PRODUCTION = "production"
-MIN_ADMIN_TOKEN_LENGTH = 32
-PLACEHOLDER_TOKEN = "change-me"
 
 # JSON responses load nothing and belong in no frame.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -37,21 +32,6 @@ CORS_EXPOSE_HEADERS = [
     "X-RateLimit-Reset",
     "Idempotent-Replayed",
 ]
-
-
-class InsecureConfiguration(RuntimeError):
-    """A setting that production mode refuses."""
-
-
-def check_admin_token(app_env: str, token: str) -> None:
-    """In production mode, refuse a short admin token or one that is still the placeholder."""
-    if app_env.strip().lower() != PRODUCTION:
-        return
-    if len(token) < MIN_ADMIN_TOKEN_LENGTH or PLACEHOLDER_TOKEN in token.lower():
-        raise InsecureConfiguration(
-            f"APP_ENV={PRODUCTION} refuses an ADMIN_TOKEN shorter than {MIN_ADMIN_TOKEN_LENGTH} characters or "
-            "holding the example's placeholder; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
 
 
 def init_app(app: Flask, config) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.booking.representation import UtcDateTime
 from app.notifications.model import DELIVERED, FAILED, MESSAGE_TYPES, PENDING
-from app.web.schemas import HistoryQuery, UtcDateTime
+from app.web.schemas import HistoryQuery
 
 MAX_URL_LENGTH = 2000
 

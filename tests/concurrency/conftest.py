@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
 from app import create_app
+from app.config.identity import OPEN
 from app.web.identity import scope_key
-from app.web.tokens import OPEN
 from tests.helpers.races import BARRIER_TIMEOUT_S, THREADS
 
 PARTNER = "race-partner"

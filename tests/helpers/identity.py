@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.config.identity import JWT, IdentitySettings
 from app.operations import dev_keys
-from app.web.tokens import JWT, IdentitySettings
 from tests.helpers.api import apps_from
 
 ISSUER = "https://idp.test/"

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from app.booking import services
+from app.booking.domain import MAX_TOTAL_TICKETS
 from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, UNREACHABLE_DATABASE_URL, assert_problem
 
 
@@ -14,7 +15,7 @@ from tests.helpers.api import ADMIN_TOKEN, NIL_UUID, UNREACHABLE_DATABASE_URL, a
     [
         ({}, "totalTickets"),
         ({"totalTickets": 0}, "totalTickets"),
-        ({"totalTickets": 1_000_001}, "totalTickets"),
+        ({"totalTickets": MAX_TOTAL_TICKETS + 1}, "totalTickets"),
         ({"totalTickets": "5"}, "totalTickets"),
         ({"totalTickets": 5.5}, "totalTickets"),
         ({"totalTickets": True}, "totalTickets"),

@@ -8,10 +8,10 @@ import json
 from sqlalchemy import select
 
 from app.booking import services
+from app.config.identity import IdentitySettings
 from app.database.tables import idempotency_keys
 from app.operations import dev_keys
 from app.web.identity import scope_key
-from app.web.tokens import IdentitySettings
 from tests.helpers.booking import book, open_event
 from tests.helpers.identity import bearer
 

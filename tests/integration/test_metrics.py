@@ -2,6 +2,7 @@
 
 import pytest
 
+from app.booking.metrics import BOOKING_OUTCOMES
 from app.web import metrics
 from tests.helpers.api import NIL_UUID, assert_problem
 from tests.helpers.metrics import sample, scrape
@@ -127,7 +128,7 @@ def test_pool_gauge_follows_connections_checked_out(app, client):
     assert sample(scrape(client), "db_pool_connections_in_use") == idle
 
 
-@pytest.mark.parametrize("outcome", metrics.BOOKING_OUTCOMES)
+@pytest.mark.parametrize("outcome", BOOKING_OUTCOMES)
 def test_every_booking_outcome_is_exported_from_the_start(client, outcome):
     assert ("bookings_total", frozenset({("outcome", outcome)})) in scrape(client)
 

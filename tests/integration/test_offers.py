@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.booking import offers
+from app.booking.domain import MAX_OFFER_TTL_SECONDS
 from app.booking.offers import sweep_expired_offers
 from app.operations import audit
 from tests.helpers.api import assert_problem
@@ -286,7 +287,9 @@ def test_offers_made_before_a_switch_to_auto_stay_until_accepted_and_then_ticket
     assert audit.check(engine).ok
 
 
-@pytest.mark.parametrize("body", [{"promotion": "later"}, {"offerTtlSeconds": 0}, {"offerTtlSeconds": 604_801}])
+@pytest.mark.parametrize(
+    "body", [{"promotion": "later"}, {"offerTtlSeconds": 0}, {"offerTtlSeconds": MAX_OFFER_TTL_SECONDS + 1}]
+)
 def test_initialize_refuses_an_unknown_promotion_or_a_ttl_out_of_range(client, admin_headers, body):
     response = client.post("/api/initialize", json={"totalTickets": 1, **body}, headers=admin_headers)
     assert_problem(response, 400, "invalid_request")

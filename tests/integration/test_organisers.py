@@ -11,6 +11,7 @@ import io
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from app.booking.domain import MAX_OFFER_TTL_SECONDS, MAX_PER_BOOKING, MAX_TOTAL_TICKETS
 from app.booking.organisers import CancelEvent
 from app.database.group_commit import Batcher
 from app.database.tables import events
@@ -187,15 +188,15 @@ def test_capacity_below_a_waiting_entry_is_refused(new_event, book_several, patc
     "body",
     [
         {"totalTickets": 0},
-        {"totalTickets": 1_000_001},
+        {"totalTickets": MAX_TOTAL_TICKETS + 1},
         {"totalTickets": "5"},
-        {"maxPerBooking": 101},
+        {"maxPerBooking": MAX_PER_BOOKING + 1},
         {"salesOpen": "false"},
         {"salesOpen": 0},
         {"name": ""},
         {"promotion": "manual"},
         {"offerTtlSeconds": 0},
-        {"offerTtlSeconds": 604_801},
+        {"offerTtlSeconds": MAX_OFFER_TTL_SECONDS + 1},
         {"status": "cancelled"},
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.booking.domain import MAX_PER_BOOKING
 from app.database.tables import bookings
 from tests.helpers.api import assert_problem
 from tests.helpers.database import count_rows
@@ -43,7 +44,7 @@ def test_an_event_opens_with_max_per_booking_ten_unless_told_and_no_waiting_tick
     assert new_event(5, maxPerBooking=3)["maxPerBooking"] == 3
 
 
-@pytest.mark.parametrize("limit", [0, 101, "4", True])
+@pytest.mark.parametrize("limit", [0, MAX_PER_BOOKING + 1, "4", True])
 def test_max_per_booking_outside_1_to_100_is_refused_with_its_field_named(client, admin_headers, limit):
     response = client.post("/api/initialize", json={"totalTickets": 5, "maxPerBooking": limit}, headers=admin_headers)
     assert "maxPerBooking" in assert_problem(response, 400, "invalid_request")["errors"]
@@ -81,7 +82,7 @@ def test_a_quantity_over_total_tickets_is_400_since_it_could_never_be_confirmed(
     assert count_rows(engine, bookings, event_id=event["id"]) == 0
 
 
-@pytest.mark.parametrize("quantity", [0, -1, 101, 2.5, "2", None])
+@pytest.mark.parametrize("quantity", [0, -1, MAX_PER_BOOKING + 1, 2.5, "2", None])
 def test_a_book_quantity_that_is_no_number_of_tickets_is_refused_by_the_schema(new_event, book, quantity):
     body = assert_problem(book(new_event(5), "odd", quantity=quantity), 400, "invalid_request")
     assert body["detail"] == "the request is not valid; see errors" and "quantity" in body["errors"]

@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from tests.helpers.queue import book_sql, booking_rows, cancel_sql, event_row, open_event, queue_violations
+from tests.helpers.queue import (
+    book_sql,
+    booking_rows,
+    cancel_sql,
+    event_row,
+    open_event,
+    promotion_sql,
+    queue_violations,
+)
 
 LEDGER = text("SELECT kind, user_id, quantity FROM booking_events WHERE event_id = :event ORDER BY seq")
 
@@ -246,3 +254,27 @@ def test_booking_status_gives_the_place_the_queue_s_counters_give_after_departur
     ]
 
     assert places == [1, 2, 3]
+
+
+@pytest.fixture(params=[("auto", "confirmed"), ("offer", "offered")], ids=["auto", "offer"])
+def one_waiting(conn, request):
+    """A sold-out event of 1 ticket in `promotion` mode: `holder` holds it, `waiter` waits; and the
+    status a promoted booking gets in that mode."""
+    promotion, status = request.param
+    event = open_event(conn, 1)
+    promotion_sql(conn, event, promotion, 3600)
+    book_sql(conn, event, "holder")
+    book_sql(conn, event, "waiter")
+    return event, promotion, status
+
+
+def test_a_cancel_returns_the_status_its_promoted_bookings_got(conn, one_waiting):
+    event, _, status = one_waiting
+    assert cancel_sql(conn, event, "holder").promoted_status == status
+    assert statuses(conn, event)["waiter"][0] == status
+
+
+def test_a_capacity_raise_returns_the_status_its_promoted_bookings_got(conn, one_waiting):
+    event, promotion, status = one_waiting
+    assert promotion_sql(conn, event, promotion, 3600, total=2).promoted_status == status
+    assert statuses(conn, event)["waiter"][0] == status

@@ -11,7 +11,7 @@ import time
 import jwt
 import pytest
 
-from app.web.tokens import JWT, IdentitySettings
+from app.config.identity import JWT, IdentitySettings
 from tests.helpers.identity import AUDIENCE, ISSUER, JWKS_PATH, bearer, new_signing_key
 
 OWN_BOOKINGS = "/api/users/alice/bookings"

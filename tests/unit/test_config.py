@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from app.config import Config, normalise_database_url, parse_duration, resolve_admin_token, resolve_webhook_secret_keys
-from app.web.security import InsecureConfiguration
+from app.config.production import InsecureConfiguration
 from tests.helpers.api import WEBHOOK_SECRET_KEY as FERNET_KEY
 
 

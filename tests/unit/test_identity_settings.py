@@ -9,9 +9,11 @@ import stat
 import jwt
 import pytest
 
+from app.config.development_key import DEV_KEY_FILE
+from app.config.identity import IdentitySettings
+from app.config.production import InsecureConfiguration
 from app.operations import dev_keys
-from app.web.security import InsecureConfiguration
-from app.web.tokens import IdentitySettings, InvalidToken, TokenVerifier
+from app.web.tokens import InvalidToken, TokenVerifier
 
 PEM_ENV = {"AUTH_ISSUER": "https://idp.test/", "AUTH_AUDIENCE": "api"}
 
@@ -88,7 +90,7 @@ def test_a_public_key_may_be_given_as_a_file(tmp_path):
 
 def test_without_a_key_source_development_makes_and_trusts_its_own_key(tmp_path):
     loaded = settings({"AUTH_MODE": "jwt"}, tmp_path)
-    key_file = tmp_path / dev_keys.DEV_KEY_FILE
+    key_file = tmp_path / DEV_KEY_FILE
     assert loaded.development_key and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert (loaded.issuer, loaded.audience) == (dev_keys.DEV_ISSUER, dev_keys.DEV_AUDIENCE)
     token = dev_keys.mint(dev_keys.claims("alice", "bookings:any"), tmp_path)

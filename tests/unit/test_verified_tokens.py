@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from app.config.identity import IdentitySettings
 from app.operations import dev_keys
-from app.web.tokens import Caller, IdentitySettings, TokenVerifier, VerifiedTokens
+from app.web.tokens import Caller, TokenVerifier, VerifiedTokens
 
 ALICE = Caller(sub="alice", scopes=frozenset())
 SECRET = "s" * 32

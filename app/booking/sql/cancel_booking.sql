@@ -13,7 +13,8 @@
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the v1 columns
 -- (promoted_* is the first promoted booking, for v1 clients), then the booking as it is now and
--- every promoted booking, oldest first, as arrays. A waiting entry that leaves or shrinks is counted
+-- every promoted booking, oldest first, as arrays, with the status a promoted booking gets
+-- (promoted_status: confirmed, or offered until promoted_offer_expires_at in offer mode). A waiting entry that leaves or shrinks is counted
 -- in queue_departures at its ordinal, so that the places behind it move up (waiting_place.sql).
 -- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held',
 -- 'no_offer', 'offer_expired'.
@@ -27,7 +28,8 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                booking_status text, booking_quantity integer, waiting_position integer, tickets_ahead bigint,
                promoted_ids uuid[], promoted_user_ids text[], promoted_quantities integer[],
                promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
-               booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz)
+               booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz,
+               promoted_status text)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -110,6 +112,7 @@ BEGIN
     END IF;
     available := ev.available_tickets + CASE WHEN held.status IN ('confirmed', 'offered') THEN released ELSE 0 END;
     promoted_offer_expires_at := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
+    promoted_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
     IF available > 0 THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
@@ -137,14 +140,14 @@ BEGIN
             changed_at);
     IF promoted_tickets > 0 THEN
         INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-        SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+        SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE 'offered' END,
                p_request_id, p.quantity, changed_at
           FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
                AS p (id, user_id, quantity, step)
          ORDER BY p.step;
     END IF;
     IF booking_id = ANY (promoted_ids) THEN  -- a head that shrank until it fitted
-        booking_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
+        booking_status := promoted_status;
         booking_offer_expires_at := promoted_offer_expires_at;
     ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead

@@ -15,7 +15,8 @@
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome, the event
--- row as it is now, and the promoted bookings, oldest first, as arrays. A request that changes
+-- row as it is now, and the promoted bookings, oldest first, as arrays, with the status a promoted booking
+-- gets (promoted_status: confirmed, or offered until promoted_offer_expires_at). A request that changes
 -- nothing writes nothing. Outcomes: 'ok', 'event_not_found', 'event_cancelled',
 -- 'capacity_below_booked', 'capacity_below_waiting'.
 
@@ -24,7 +25,7 @@ CREATE OR REPLACE FUNCTION update_event(p_event_id uuid, p_request_id text, p_na
                                         p_offer_ttl_seconds integer)
 RETURNS TABLE (outcome text, event_row events, promoted_ids uuid[], promoted_user_ids text[],
                promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
-               promoted_offer_expires_at timestamptz)
+               promoted_offer_expires_at timestamptz, promoted_status text)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -66,6 +67,7 @@ BEGIN
     available := ev.available_tickets + total - ev.total_tickets;
     promoted_offer_expires_at := offer_deadline(coalesce(p_promotion, ev.promotion),
                                                 coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds), changed_at);
+    promoted_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
     -- Only a raise frees tickets: after a cut, or with the same total, the head still does not fit.
     IF total > ev.total_tickets THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
@@ -98,7 +100,7 @@ BEGIN
      WHERE change.happened
      ORDER BY change.step;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE WHEN promoted_offer_expires_at IS NULL THEN 'promoted' ELSE 'offered' END,
+    SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE 'offered' END,
            p_request_id, p.quantity, changed_at
       FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
      ORDER BY p.step;

@@ -13,7 +13,7 @@ blp = Blueprint("offers", __name__, url_prefix="/api", description="Accept or de
 
 @blp.route("/accept", methods=["POST"])
 @blp.arguments(OfferRequest)
-@blp.idempotent_response(200, BookingEnvelope, present=lambda booking: {"booking": booking})
+@blp.idempotent_response(200, BookingEnvelope)
 @blp.problems(401, 403, 404, 409, 422, 503)
 @blp.doc(security=USER_SECURITY)
 def accept(args):

@@ -1,10 +1,13 @@
-"""Configuration read from the environment (and `.env`), with the contract's defaults."""
+"""Configuration read from the environment (and `.env`), with the contract's defaults.
+
+The bottom layer: it imports nothing else of the app. Beside `Config`: production.py (what APP_ENV=production
+refuses), identity.py (AUTH_*), instance.py (the files made under instance/), development_key.py.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,11 +15,10 @@ from cryptography.fernet import Fernet
 from dotenv import load_dotenv
 from limits import parse_many
 
-from app.web.security import PRODUCTION, InsecureConfiguration, check_admin_token
-from app.web.tokens import IdentitySettings
+from app.config.identity import IdentitySettings
+from app.config.instance import INSTANCE_DIR, PROJECT_ROOT, store_once, stored_text
+from app.config.production import PRODUCTION, InsecureConfiguration, check_admin_token
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
 ADMIN_TOKEN_FILE = "admin_token"
 WEBHOOK_KEY_FILE = "webhook_secret_key"
 
@@ -64,7 +66,7 @@ class Config:
     webhook_concurrency: int = 16  # sends in flight per dispatcher
     webhook_per_receiver: int = 4  # of which at most this many to one webhook
     webhook_poll_interval_s: float = 0.2
-    identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (app/web/tokens.py)
+    identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (identity.py)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Config:
@@ -224,7 +226,7 @@ def resolve_webhook_secret_keys(env, app_env: str, instance_dir: Path = INSTANCE
         )
     instance_dir.mkdir(parents=True, exist_ok=True)
     path = instance_dir / WEBHOOK_KEY_FILE
-    return (_stored_token(path) or store_once(path, Fernet.generate_key().decode()),)
+    return (stored_text(path) or store_once(path, Fernet.generate_key().decode()),)
 
 
 def resolve_admin_token(instance_dir: Path) -> str:
@@ -238,34 +240,4 @@ def resolve_admin_token(instance_dir: Path) -> str:
         return os.environ["ADMIN_TOKEN"]
     path = instance_dir / ADMIN_TOKEN_FILE
     instance_dir.mkdir(parents=True, exist_ok=True)
-    return _stored_token(path) or _store_new_token(path)
-
-
-def _stored_token(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
-
-
-def _store_new_token(path: Path) -> str:
-    return store_once(path, secrets.token_urlsafe(32))
-
-
-def store_once(path: Path, content: str) -> str:
-    """Write `content` to `path` unless it holds something already; return what the file holds.
-
-    The file appears whole or not at all (written aside, mode 0600, then linked into place): of
-    several processes storing at once, the first wins and all read its content.
-    """
-    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-    try:
-        os.link(draft, path)  # fails if another process stored its content first: theirs wins
-    except FileExistsError:
-        if not _stored_token(path):
-            os.replace(draft, path)
-    finally:
-        Path(draft).unlink(missing_ok=True)
-    return _stored_token(path)
+    return stored_text(path) or store_once(path, secrets.token_urlsafe(32))

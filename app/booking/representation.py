@@ -1,0 +1,117 @@
+"""The JSON shape of a booking and of an event: what a client of the API and a webhook receiver both read.
+
+The API's replies (app/web/schemas.py nests these) and the webhook bodies (app/notifications/messages.py)
+render with the same schemas, so a receiver reads the same Booking and Event as a client, new fields
+included. Below both, so that neither imports the other. A field is added at the end of its schema:
+a body only grows at its end.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from marshmallow import Schema, fields, validate
+
+from app.booking.domain import AUTO, OFFER
+
+PROMOTIONS = [AUTO, OFFER]
+EVENT_STATUSES = ["active", "cancelled"]
+BOOKING_STATUSES = ["confirmed", "waiting", "offered", "cancelled"]
+CANCEL_REASONS = ["declined", "expired"]
+
+
+def utc_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` and microseconds, as the contract shows."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class UtcDateTime(fields.DateTime):
+    """RFC 3339 in UTC with a `Z`, as the contract shows."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
+        return None if value is None else utc_timestamp(value)
+
+
+class EventSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(allow_none=True, required=True)
+    total_tickets = fields.Integer(data_key="totalTickets", required=True)
+    available_tickets = fields.Integer(data_key="availableTickets", required=True)
+    booked_tickets = fields.Integer(data_key="bookedTickets", required=True)
+    waiting_list_count = fields.Integer(data_key="waitingListCount", attribute="waiting_count", required=True)
+    created_at = UtcDateTime(data_key="createdAt", required=True)
+    updated_at = UtcDateTime(data_key="updatedAt", required=True)
+    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
+    max_per_booking = fields.Integer(
+        data_key="maxPerBooking", required=True, metadata={"description": "The most tickets one booking may hold"}
+    )
+    waiting_tickets = fields.Integer(
+        data_key="waitingTickets", required=True, metadata={"description": "The tickets wanted by all waiting entries"}
+    )
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(EVENT_STATUSES),
+        metadata={"description": "`cancelled` once its organiser called it off: it takes no more changes"},
+    )
+    sales_open = fields.Boolean(
+        data_key="salesOpen", required=True, metadata={"description": "While false, booking is 409 `sales_closed`"}
+    )
+    promotion = fields.String(
+        required=True,
+        validate=validate.OneOf(PROMOTIONS),
+        metadata={"description": "`auto`: a freed ticket confirms the oldest waiting entry; `offer`: it is offered"},
+    )
+    offer_ttl_seconds = fields.Integer(
+        data_key="offerTtlSeconds", required=True, metadata={"description": "How long an offer holds its tickets"}
+    )
+
+
+def offer_expires_at_field() -> fields.Field:
+    return UtcDateTime(
+        data_key="offerExpiresAt",
+        allow_none=True,
+        required=True,
+        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
+    )
+
+
+def cancel_reason_field() -> fields.Field:
+    return fields.String(
+        data_key="cancelReason",
+        allow_none=True,
+        required=True,
+        validate=validate.OneOf(CANCEL_REASONS),
+        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
+    )
+
+
+class BookingSchema(Schema):
+    id = fields.UUID(required=True)
+    event_id = fields.UUID(data_key="eventId", required=True)
+    user_id = fields.String(data_key="userId", required=True)
+    status = fields.String(required=True, validate=validate.OneOf(BOOKING_STATUSES))
+    waiting_position = fields.Integer(
+        data_key="waitingPosition",
+        allow_none=True,
+        required=True,
+        metadata={"description": "1-based place among the current waiting entries; null unless waiting"},
+    )
+    created_at = UtcDateTime(data_key="createdAt", required=True)
+    updated_at = UtcDateTime(data_key="updatedAt", required=True)
+    # Several tickets per booking: after v1's fields, so that a v1 body only grows at its end.
+    quantity = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Tickets held, all or none (while waiting: wanted); a cancelled booking keeps "
+            "the quantity it held"
+        },
+    )
+    tickets_ahead = fields.Integer(
+        data_key="ticketsAhead",
+        allow_none=True,
+        required=True,
+        metadata={"description": "The tickets wanted by the waiting entries ahead; null unless waiting"},
+    )
+    # Offers (issue 16): after the fields before them, so that a body only grows at its end.
+    offer_expires_at = offer_expires_at_field()
+    cancel_reason = cancel_reason_field()

@@ -14,6 +14,8 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, text
 
 from app.database.tables import PROBED_PENDING
+from app.notifications.model import DELIVERED as DELIVERED  # re-exported: the kinds of outcome a Recorded has
+from app.notifications.model import FAILED as FAILED
 
 RETRY, RELEASED = "retry", "released"  # the outcomes, beside DELIVERED and FAILED, that leave a message pending
 

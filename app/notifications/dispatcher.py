@@ -2,9 +2,10 @@
 
 One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
 hands it to a pool of sender threads, a batch to each. Each webhook may have at most `per_receiver`
-sends in flight in this process (a sender sends its batch one message after another), and the loop
-claims for a webhook only for its free senders: a receiver that hangs holds its own senders until
-the send's deadline, and the others' messages go on. A thread of its own runs the offer sweeper
+sends in flight in this process (a sender sends its batch one message after another), and each host
+(the URL's host name, whatever webhooks point at it) at most `per_host`; the loop claims for a webhook
+only for its free senders: a receiver that hangs holds its own senders until the send's deadline, and
+the other hosts' messages go on. A thread of its own runs the offer sweeper
 (app/booking/offers.py), so that neither waits for the other.
 """
 
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import psycopg2
 import structlog
@@ -52,6 +54,11 @@ PURGE_BATCH = 1000
 GONE = 410
 
 log = structlog.get_logger("app.notifications.dispatcher")
+
+
+def host(webhook: Row) -> str:
+    """The host whose share of the senders a webhook's sends count against: its URL's host name."""
+    return urlsplit(webhook.url).hostname or ""
 
 
 def pool_size(config: Config) -> int:
@@ -90,7 +97,8 @@ class Dispatcher:
         self.send_budget_s = config.webhook_timeout_s + RECORD_MARGIN_S
         self.lease_s = config.webhook_timeout_s + LEASE_MARGIN_S
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
-        self._in_flight: Counter = Counter()
+        self._in_flight: Counter = Counter()  # sends in flight per webhook
+        self._in_flight_to: Counter = Counter()  # and per host
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._last_housekeeping = self._last_heartbeat = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
@@ -142,7 +150,7 @@ class Dispatcher:
 
     def _claim_for(self, webhook: Row) -> None:
         """Claim up to BATCH messages for each free sender of the webhook, dealt out in turn (oldest first)."""
-        senders = self._free_slots(webhook.id)
+        senders = self._free_slots(webhook)
         if senders == 0:
             return
         claimed_at = time.monotonic()  # before the claim: the lease is counted from no earlier
@@ -151,14 +159,17 @@ class Dispatcher:
         for sender in range(min(senders, len(claimed))):
             self._start(webhook, claimed[sender::senders], claimed_at)
 
-    def _free_slots(self, webhook_id) -> int:
+    def _free_slots(self, webhook: Row) -> int:
         with self._lock:
             total_free = self.config.webhook_concurrency - sum(self._in_flight.values())
-            return max(0, min(self.config.webhook_per_receiver - self._in_flight[webhook_id], total_free))
+            webhook_free = self.config.webhook_per_receiver - self._in_flight[webhook.id]
+            host_free = self.config.webhook_per_host - self._in_flight_to[host(webhook)]
+            return max(0, min(webhook_free, host_free, total_free))
 
     def _start(self, webhook: Row, batch: list[Row], claimed_at: float) -> None:
         with self._lock:
             self._in_flight[webhook.id] += 1
+            self._in_flight_to[host(webhook)] += 1
         metrics.IN_FLIGHT.inc()
         self._pool.submit(self._deliver, webhook, batch, claimed_at)
 
@@ -172,6 +183,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight[webhook.id] -= 1
+                self._in_flight_to[host(webhook)] -= 1
             metrics.IN_FLIGHT.dec()
             self._wake.set()  # a slot is free: the loop may claim again at once
 

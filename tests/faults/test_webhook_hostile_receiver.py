@@ -1,6 +1,6 @@
 """A hostile receiver (issue 23): a reply that streams without end, or trickles its headers or body one
 byte at a time, must neither fill the dispatcher's memory nor hold a send past its deadline, nor send one
-message twice at once."""
+message twice at once, nor take more than its host's share of the senders."""
 
 import time
 import urllib.request
@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY
 from tests.helpers.live_server import DispatcherProcess
-from tests.helpers.receivers import PORTS, stream, trickled_body, trickled_headers
+from tests.helpers.receivers import PORTS, Receiver, stream, trickled_body, trickled_headers
 from tests.helpers.waiting import wait_until
 
 MiB = 1024 * 1024
@@ -115,3 +115,28 @@ def test_one_webhook_id_is_never_sent_twice_at_once_across_a_lease_expiry(
 
     [(webhook_id, most)] = receiver.most_at_once.items()
     assert most == 1, f"{webhook_id} was in flight {most} times at once"
+
+
+def test_four_webhooks_on_one_trickling_host_leave_senders_for_another_host(
+    client, register, new_event, hostile_receiver, dispatcher
+):
+    trickling = hostile_receiver(trickled_body(TRICKLE_EVERY_S))
+    slow_event, other_event = new_event(20), new_event(20)
+    for _ in range(4):
+        register(trickling, eventId=slow_event["id"])
+    for n in range(8):  # eight messages each: enough for every sender a webhook may have
+        book(client, slow_event, f"slow-{n}")
+    healthy_receiver = Receiver(host="127.0.0.2").start()  # another host
+    try:
+        register(healthy_receiver, eventId=other_event["id"])
+        dispatcher(webhook_timeout_s=5.0)
+        wait_until(lambda: trickling.open_now() >= 8, "the trickling host holds senders")
+        started = time.monotonic()
+        for n in range(3):
+            book(client, other_event, f"other-{n}")
+
+        wait_until(lambda: len(healthy_receiver.delivered) == 3, "the other host gets its messages", deadline_s=10)
+
+        assert time.monotonic() - started < 2.0  # not held until the trickling sends' 5 s deadline
+    finally:
+        healthy_receiver.stop()

@@ -40,8 +40,8 @@ USER_AGENT = "booking-service-webhooks/1"
 SEND_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol)
 MAX_CONNECTIONS, MAX_IDLE_CONNECTIONS, KEEPALIVE_EXPIRY_S = 100, 20, 5.0  # httpx's defaults
 # The body of a reply is read (to keep the connection for the next send) up to this, and nothing of it is
-# kept: a receiver's answer is its status. 64 KiB is far more than any acknowledgement, and a sender at
-# a time holds one read of it (httpcore reads 64 KiB at a time). The headers are bounded by httpcore: 100 KiB.
+# kept: a receiver's answer is its status. 64 KiB is far more than any acknowledgement, and one read of
+# httpcore's (64 KiB) at a time per sender. The headers are bounded by httpcore itself: 100 KiB.
 MAX_REPLY_BYTES = 64 * 1024
 
 

@@ -65,6 +65,7 @@ class Config:
     webhook_retention_s: int = 7 * 86400  # delivered messages are purged after this
     webhook_concurrency: int = 16  # sends in flight per dispatcher
     webhook_per_receiver: int = 4  # of which at most this many to one webhook
+    webhook_per_host: int = 8  # and to one host, whatever webhooks point at it
     webhook_poll_interval_s: float = 0.2
     identity: IdentitySettings = IdentitySettings()  # AUTH_MODE and its keys (identity.py)
 
@@ -115,6 +116,7 @@ def _webhook_settings(env) -> dict:
         "webhook_retention_s": _duration(env, "WEBHOOK_RETENTION", defaults["webhook_retention_s"].default),
         "webhook_concurrency": _at_least_one(env, "WEBHOOK_CONCURRENCY", defaults["webhook_concurrency"].default),
         "webhook_per_receiver": _at_least_one(env, "WEBHOOK_PER_RECEIVER", defaults["webhook_per_receiver"].default),
+        "webhook_per_host": _at_least_one(env, "WEBHOOK_PER_HOST", defaults["webhook_per_host"].default),
         "webhook_poll_interval_s": _positive_seconds(
             env, "WEBHOOK_POLL_INTERVAL_S", defaults["webhook_poll_interval_s"].default
         ),

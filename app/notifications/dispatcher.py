@@ -2,9 +2,10 @@
 
 One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
 hands it to a pool of sender threads, a batch to each. Each webhook may have at most `per_receiver`
-sends in flight in this process (a sender sends its batch one message after another), and the loop
-claims for a webhook only for its free senders: a receiver that hangs holds its own senders until
-the timeout, and the others' messages go on. A thread of its own runs the offer sweeper
+sends in flight in this process (a sender sends its batch one message after another), and each host
+(the URL's host name, whatever webhooks point at it) at most `per_host`; the loop claims for a webhook
+only for its free senders: a receiver that hangs holds its own senders until the send's deadline, and
+the other hosts' messages go on. A thread of its own runs the offer sweeper
 (app/booking/offers.py), so that neither waits for the other.
 """
 
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import psycopg2
 import structlog
@@ -36,9 +38,11 @@ DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
 
 JITTER = 0.2  # each delay is drawn from ±20% of the schedule's, so that receivers back up unevenly
 MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
-SEND_PHASES = 4  # connect, TLS handshake, write, read: the timeout bounds each
-LEASE_MARGIN_S = 5.0
-RECORD_MARGIN_S = 1.0
+# A claim's lease outlasts any send it starts, so that no other claim can send the message while a send of
+# it is still open (one webhook-id is never in flight twice at once): every send ends by its deadline
+# (WEBHOOK_TIMEOUT_S, connect to the reply's last byte), cut to end RECORD_MARGIN_S before the lease does.
+LEASE_MARGIN_S = 5.0  # the lease is the send's deadline and this
+RECORD_MARGIN_S = 1.0  # between the end of the last send and the end of the lease: time to record
 RECORD_WAITS_S = (0.0, 0.5, 2.0)  # before each try of a batch's record
 # Messages one sender takes per claim and sends one after another: one claim and one record statement
 # (each a commit) serve them all, where one per message made the database the dispatcher's limit.
@@ -50,6 +54,11 @@ PURGE_BATCH = 1000
 GONE = 410
 
 log = structlog.get_logger("app.notifications.dispatcher")
+
+
+def host(webhook: Row) -> str:
+    """The host whose share of the senders a webhook's sends count against: its URL's host name."""
+    return urlsplit(webhook.url).hostname or ""
 
 
 def pool_size(config: Config) -> int:
@@ -83,13 +92,13 @@ class Dispatcher:
         self.sender = sender or Sender(config.webhook_timeout_s, config.webhook_allow_private)
         self.policy = RetryPolicy(config.webhook_retry_schedule)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        # Longer than a send can take (connect, TLS handshake, write and read, each bounded by the
-        # timeout); a sender starts another message of its batch only while the lease still covers a
-        # whole send and its record.
-        self.send_budget_s = SEND_PHASES * config.webhook_timeout_s + RECORD_MARGIN_S
-        self.lease_s = SEND_PHASES * config.webhook_timeout_s + LEASE_MARGIN_S
+        # A sender starts another message of its batch only while the lease still covers a whole send
+        # and its record; and cuts any send's deadline to the lease's end less the record's margin.
+        self.send_budget_s = config.webhook_timeout_s + RECORD_MARGIN_S
+        self.lease_s = config.webhook_timeout_s + LEASE_MARGIN_S
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
-        self._in_flight: Counter = Counter()
+        self._in_flight: Counter = Counter()  # sends in flight per webhook
+        self._in_flight_to: Counter = Counter()  # and per host
         self._lock, self._wake = threading.Lock(), threading.Event()
         self._last_housekeeping = self._last_heartbeat = 0.0
         self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
@@ -141,7 +150,7 @@ class Dispatcher:
 
     def _claim_for(self, webhook: Row) -> None:
         """Claim up to BATCH messages for each free sender of the webhook, dealt out in turn (oldest first)."""
-        senders = self._free_slots(webhook.id)
+        senders = self._free_slots(webhook)
         if senders == 0:
             return
         claimed_at = time.monotonic()  # before the claim: the lease is counted from no earlier
@@ -150,14 +159,17 @@ class Dispatcher:
         for sender in range(min(senders, len(claimed))):
             self._start(webhook, claimed[sender::senders], claimed_at)
 
-    def _free_slots(self, webhook_id) -> int:
+    def _free_slots(self, webhook: Row) -> int:
         with self._lock:
             total_free = self.config.webhook_concurrency - sum(self._in_flight.values())
-            return max(0, min(self.config.webhook_per_receiver - self._in_flight[webhook_id], total_free))
+            webhook_free = self.config.webhook_per_receiver - self._in_flight[webhook.id]
+            host_free = self.config.webhook_per_host - self._in_flight_to[host(webhook)]
+            return max(0, min(webhook_free, host_free, total_free))
 
     def _start(self, webhook: Row, batch: list[Row], claimed_at: float) -> None:
         with self._lock:
             self._in_flight[webhook.id] += 1
+            self._in_flight_to[host(webhook)] += 1
         metrics.IN_FLIGHT.inc()
         self._pool.submit(self._deliver, webhook, batch, claimed_at)
 
@@ -171,6 +183,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight[webhook.id] -= 1
+                self._in_flight_to[host(webhook)] -= 1
             metrics.IN_FLIGHT.dec()
             self._wake.set()  # a slot is free: the loop may claim again at once
 
@@ -179,16 +192,18 @@ class Dispatcher:
         left of the lease would not cover one more send; the rest wait for the next claim."""
         secret, sent = self.box.open(webhook.secret_ciphertext), []
         destination = self.sender.destination(webhook.url)  # resolved and checked once for the batch
+        send_by = claimed_at + self.lease_s - RECORD_MARGIN_S
         for message in batch:
             if not self._may_send(claimed_at, sent):
                 break
-            sent.append((message, self._send(destination, secret, message)))
+            deadline = min(time.monotonic() + self.config.webhook_timeout_s, send_by)
+            sent.append((message, self._send(destination, secret, message, deadline)))
         return sent
 
-    def _send(self, destination: Destination, secret: str, message: Row) -> Outcome:
+    def _send(self, destination: Destination, secret: str, message: Row, deadline: float) -> Outcome:
         try:
             body = messages.body(message.message_id, message.type, message.occurred_at, message.booking, message.event)
-            return self.sender.send(destination, secret, message_key(message.message_id), body)
+            return self.sender.send(destination, secret, message_key(message.message_id), body, deadline)
         except Exception as error:  # noqa: BLE001 (a bug, say a body that cannot be rendered: this message is
             # retried and in the end failed like any other failure, and the batch's others go on)
             log.exception("webhook_send_crashed", message=message_key(message.message_id))
@@ -198,7 +213,8 @@ class Dispatcher:
         if self._stop.is_set() or (sent and sent[-1][1].status == GONE):
             return False
         lease_left_s = self.lease_s - (time.monotonic() - claimed_at)
-        return not sent or lease_left_s > self.send_budget_s  # the first is sent whatever the claim took
+        # The first is sent whatever the claim took: its deadline is cut to the lease.
+        return not sent or lease_left_s > self.send_budget_s
 
     def _record(self, webhook: Row, sent: list[tuple[Row, Outcome]], released: list[Row]) -> None:
         """Record the batch, trying again while the database is away: a delivered message left to its lease

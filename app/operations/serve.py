@@ -43,7 +43,7 @@ SERVE_LOCK_FILE = "serve.lock"
 # bound, and stops when the second reaches end-of-file, that is when we are gone, however we died.
 READY_FD_VARIABLE = "BOOKING_LAUNCHER_READY_FD"
 LIFELINE_FD_VARIABLE = "BOOKING_LAUNCHER_LIFELINE_FD"
-# Longer than a send may take (WEBHOOK_TIMEOUT_S, default 10 s, for connecting and again for the answer).
+# Longer than a send may take (WEBHOOK_TIMEOUT_S, default 10 s, for the whole send).
 DISPATCHER_STOP_TIMEOUT_S = 30
 
 

@@ -13,7 +13,7 @@ from app.database.engine import build_engine
 from app.notifications import service
 from app.notifications.dispatcher import Dispatcher, pool_size
 from app.notifications.secrets import SecretBox
-from tests.helpers.receivers import Receiver
+from tests.helpers.receivers import HostileReceiver, Receiver
 
 # Nothing listens on port 9 (discard): for a webhook that must never receive anything.
 NOWHERE = "http://127.0.0.1:9/hooks"
@@ -89,3 +89,17 @@ def dispatcher(config):
         stop.set()
         thread.join(timeout=10)
         engine.dispose()
+
+
+@pytest.fixture
+def hostile_receiver():
+    """Start hostile receivers (tests/helpers/receivers.py), each with its reply; all stopped afterwards."""
+    started = []
+
+    def start(reply) -> HostileReceiver:
+        started.append(HostileReceiver(reply).start())
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.stop()

@@ -167,6 +167,7 @@ def test_config_from_env_reads_the_webhook_settings():
             "WEBHOOK_RETENTION": "1d",
             "WEBHOOK_CONCURRENCY": "8",
             "WEBHOOK_PER_RECEIVER": "2",
+            "WEBHOOK_PER_HOST": "3",
             "WEBHOOK_POLL_INTERVAL_S": "0.5",
         }
     )
@@ -176,6 +177,7 @@ def test_config_from_env_reads_the_webhook_settings():
         (1, 120, 3 * 3600),
     )
     assert (config.webhook_retention_s, config.webhook_concurrency, config.webhook_per_receiver) == (86400, 8, 2)
+    assert config.webhook_per_host == 3
     assert (config.webhook_poll_interval_s, config.webhook_secret_keys) == (0.5, (FERNET_KEY,))
 
 
@@ -194,6 +196,7 @@ def test_the_webhook_defaults_are_the_contracts():
         ("WEBHOOK_TIMEOUT_S", "ten"),
         ("WEBHOOK_TIMEOUT_S", "0"),
         ("WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+        ("WEBHOOK_PER_HOST", "0"),
     ],
 )
 def test_a_malformed_webhook_setting_is_refused_by_name(name, value):

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from app.booking.offers import SWEEP_CONNECTIONS, Sweep, sweep_expired_offers
 from app.config import Config
 from app.notifications import messages, metrics, store
-from app.notifications.model import message_key
+from app.notifications.model import DELIVERED, FAILED, message_key
 from app.notifications.secrets import SecretBox
 from app.notifications.sender import Destination, Outcome, Sender
 
@@ -229,11 +229,11 @@ class Dispatcher:
         if outcome.delivered:
             metrics.DELIVERED.inc()
             log.info("webhook_delivered", **described)
-            return store.Recorded(message, store.DELIVERED, outcome.status)
+            return store.Recorded(message, DELIVERED, outcome.status)
         if outcome.status == GONE:
             metrics.FAILED.inc()
             log.warning("webhook_disabled", **described)
-            return store.Recorded(message, store.FAILED, GONE, "410 Gone: the webhook was disabled")
+            return store.Recorded(message, FAILED, GONE, "410 Gone: the webhook was disabled")
         return self._failure(message, outcome, described)
 
     def _failure(self, message: Row, outcome: Outcome, described: dict) -> store.Recorded:
@@ -242,7 +242,7 @@ class Dispatcher:
         if delay_s is None:
             metrics.FAILED.inc()
             log.warning("webhook_failed", **described)
-            return store.Recorded(message, store.FAILED, outcome.status, error)
+            return store.Recorded(message, FAILED, outcome.status, error)
         metrics.RETRIED.inc()
         log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
         return store.Recorded(message, store.RETRY, outcome.status, error, delay_s)

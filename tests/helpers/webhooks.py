@@ -9,10 +9,10 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from app.booking.services import write
 from app.database.engine import build_engine
-from app.notifications import service
 from app.notifications.dispatcher import Dispatcher, pool_size
-from app.notifications.secrets import SecretBox
+from app.notifications.service import RegisterWebhook, Registration
 from tests.helpers.receivers import Receiver
 
 # Nothing listens on port 9 (discard): for a webhook that must never receive anything.
@@ -23,8 +23,8 @@ REMOVE_WEBHOOKS_SINCE = text("DELETE FROM webhooks WHERE created_at >= :since") 
 
 def add_webhook(engine, config, event_id: str, url: str = NOWHERE) -> str:
     """Register a webhook for one event straight through the use case, bypassing HTTP; its id."""
-    box = SecretBox(config.webhook_secret_keys)
-    return str(service.create_webhook(engine, box, url, None, event_id, allow_private=True).id)
+    registration = Registration(config.webhook_secret_keys, allow_private=True)
+    return str(write(engine, RegisterWebhook(registration, url, event_id=event_id)).id)
 
 
 @pytest.fixture

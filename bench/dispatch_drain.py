@@ -1,7 +1,7 @@
 """`python -m bench.dispatch_drain`: how fast one dispatcher drains a backlog, and what each message costs.
 
 MESSAGES bookings of one event are made with a webhook registered and no dispatcher running, so the
-outbox holds one booking.confirmed per booking; then one dispatcher (`python -m app.operations.dispatch`,
+outbox holds one booking.confirmed per booking; then one dispatcher (`python -m app.workers`,
 as `make run` starts it, default settings) sends them all to a receiver on loopback that answers 204 at
 once (bench/webhooks.py's). Reported: the messages per second, and the CPU per message of the
 dispatcher and of PostgreSQL (when it runs on this machine), with nothing else running: what the

@@ -7,6 +7,7 @@ from flask_smorest import Api
 
 from app.config import Config
 from app.database.engine import db
+from app.notifications.service import webhook_admin
 from app.operations import cli
 from app.operations.logs import configure_logging
 from app.web import admission, docs, errors, identity, limits, metrics, request_body, request_context, security
@@ -26,6 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.update(_flask_settings(config))
     app.url_map.converters["path"] = AnyCharacterPath  # before any route is added: user ids hold any character
     db.init_app(app, config)
+    webhook_admin.init_app(app, config)
     _register_blueprints(docs.create_api(app))
     errors.init_app(app)  # after the Api, whose own error handler it replaces
     # The request hooks, in the order they run. before_request, in order of registration:
@@ -51,8 +53,6 @@ def _flask_settings(config: Config) -> dict:
         "ADMIN_TOKEN": config.admin_token,
         "MAX_CONTENT_LENGTH": config.max_body_bytes,
         "IDEMPOTENCY_RETENTION_S": config.idempotency_retention_s,
-        "WEBHOOK_SECRET_KEYS": config.webhook_secret_keys,
-        "WEBHOOK_ALLOW_PRIVATE": config.webhook_allow_private,
         "API_TITLE": "Event ticket booking API",
         "API_VERSION": API_VERSION,
         "OPENAPI_VERSION": "3.1.0",

@@ -1,7 +1,7 @@
 """`python -m bench.dispatch_drain`: how fast one dispatcher drains a backlog, and what each message costs.
 
 MESSAGES bookings of one event are made with a webhook registered and no dispatcher running, so the
-outbox holds one booking.confirmed per booking; then one dispatcher (`python -m app.operations.dispatch`,
+outbox holds one booking.confirmed per booking; then one dispatcher (`python -m app.workers`,
 as `make run` starts it, default settings) sends them all to a receiver on loopback that answers 204 at
 once (bench/webhooks.py's). Reported: the messages per second, and the CPU per message of the
 dispatcher and of PostgreSQL (when it runs on this machine), with nothing else running: what the
@@ -21,8 +21,8 @@ import psutil
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from app.notifications import service
-from app.notifications.secrets import SecretBox
+from app.booking.services import write
+from app.notifications.service import RegisterWebhook, Registration
 from bench.database import postgres_server
 from bench.load import own_cpu, postmaster_pid, tree_cpu
 from bench.organisers import fresh_database
@@ -51,7 +51,7 @@ def main() -> int:
     with postgres_server(os.environ.get("BENCH_DATABASE_URL")) as server_url, Receiver() as receiver:
         url = fresh_database(server_url, DATABASE_NAME)
         engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        event_id = backlog(engine, SecretBox((key,)), receiver.url)
+        event_id = backlog(engine, Registration((key,), allow_private=True), receiver.url)
         env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_SECRET_KEY": key, "WEBHOOK_ALLOW_PRIVATE": "true"}
         log = ROOT / "instance" / "bench-dispatch-drain.log"
         log.parent.mkdir(exist_ok=True)
@@ -64,11 +64,11 @@ def main() -> int:
     return 0
 
 
-def backlog(engine, box: SecretBox, receiver_url: str):
+def backlog(engine, registration: Registration, receiver_url: str):
     """One event with a webhook to the receiver, and MESSAGES bookings of it: as many messages pending."""
     with engine.connect() as conn:
         event_id = conn.execute(OPEN, {"n": MESSAGES}).scalar_one()
-    service.create_webhook(engine, box, receiver_url, None, str(event_id), allow_private=True)
+    write(engine, RegisterWebhook(registration, receiver_url, event_id=str(event_id)))
     with engine.connect() as conn:
         for first in range(1, MESSAGES + 1, CHUNK):
             conn.execute(BOOK_MANY, {"event_id": event_id, "first": first, "last": min(first + CHUNK - 1, MESSAGES)})

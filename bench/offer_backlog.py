@@ -2,7 +2,7 @@
 
 EVENTS events in offer mode, each with one offer (its ticket freed by a cancel, offered to the next
 waiter), their deadlines spread at random over SPREAD_S seconds from a second on; then one dispatcher
-(`python -m app.operations.dispatch`, as `make run` starts it) expires them all. The lag of an expiry is
+(`python -m app.workers`, as `make run` starts it) expires them all. The lag of an expiry is
 its ledger entry's time less the booking's offer_expires_at (both the database's clock); the contract
 promises 5 s. Where bench.offer_lag measures one hot event's lock, this measures the sweeper's own pace.
 

@@ -7,7 +7,7 @@ after it was made and passing the ticket to the next entry. The lag of an expiry
 time less the booking's offer_expires_at (both the database's clock); an offer still held past its time
 is sampled as it goes, so that one the sweeper never reaches counts too. The contract promises 5 s.
 
-Against gunicorn as `make run` starts it, and one dispatcher (`python -m app.operations.dispatch`),
+Against gunicorn as `make run` starts it, and one dispatcher (`python -m app.workers`),
 on a database of their own on the bench server (BENCH_DATABASE_URL, else an embedded PostgreSQL).
 Prints one JSON object of results.
 """

@@ -2,7 +2,7 @@
 a webhook for every event pointing at the receiver, with the dispatcher's throughput and lag measured.
 
 The receiver answers 204 at once and only counts, so the figures are the dispatcher's (claim, sign,
-send, record), not a receiver's. The dispatcher is `python -m app.operations.dispatch` with the
+send, record), not a receiver's. The dispatcher is `python -m app.workers` with the
 server's own environment (DATABASE_URL, WEBHOOK_SECRET_KEY, WEBHOOK_ALLOW_PRIVATE=true for loopback),
 as `make run` starts it. Each run registers its own webhook through the API and deletes it afterwards
 (its messages go with it, ON DELETE CASCADE), so no other scenario writes messages and each run starts
@@ -97,7 +97,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 class DispatcherProcess:
-    """`python -m app.operations.dispatch` with `env`, for the length of a `with`; ready once its heartbeat
+    """`python -m app.workers` with `env`, for the length of a `with`; ready once its heartbeat
     row is in the database."""
 
     def __init__(self, env: dict, engine: Engine, log_path: Path) -> None:
@@ -107,7 +107,7 @@ class DispatcherProcess:
     def __enter__(self) -> DispatcherProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.operations.dispatch"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", "app.workers"], cwd=ROOT, env=self.env, stdout=log, stderr=log
             )
         self._await_heartbeat()
         return self

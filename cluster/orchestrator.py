@@ -206,7 +206,7 @@ class Cluster:
         env.pop(MULTIPROC_DIR_VARIABLE, None)
         dispatcher = Managed(
             f"dispatcher{index + 1}",
-            [sys.executable, "-m", "app.operations.dispatch"],
+            [sys.executable, "-m", "app.workers"],
             self.log_dir,
             env=env,
             cwd=PROJECT_ROOT,

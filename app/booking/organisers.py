@@ -31,7 +31,7 @@ from app.booking.domain import (
     parse_event_id,
     raise_unless_ok,
 )
-from app.booking.services import EVENT_COLUMNS, Write
+from app.booking.services import EVENT_COLUMNS, OneStatementWrite
 from app.database.group_commit import Batcher
 from app.database.tables import bookings, events
 
@@ -89,7 +89,7 @@ BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow)]
 
 
 @dataclass(frozen=True)
-class UpdateEvent(Write[EventUpdate]):
+class UpdateEvent(OneStatementWrite[EventUpdate]):
     """Change an event's settings; a capacity raise confirms waiting entries by the FIFO rule."""
 
     event_id: str
@@ -108,7 +108,7 @@ class UpdateEvent(Write[EventUpdate]):
 
 
 @dataclass(frozen=True)
-class CancelEvent(Write[EventCancellation]):
+class CancelEvent(OneStatementWrite[EventCancellation]):
     """Call an event off: every active booking cancelled; again on a cancelled event, nothing changes.
 
     Its time grows with the event's active bookings (about 44 µs each here, docs/organisers.md), so it

@@ -7,7 +7,7 @@ does its work in the same round trip, because on a hot event the time that lock 
 throughput. This module turns their rows into domain objects, and their refusals into the domain
 errors of the one table `domain.REFUSALS`.
 
-Each write is a `Write`: one statement, its parameters, and how its row becomes a result. Called
+Each write here is a `OneStatementWrite`: one statement, its parameters, and how its row becomes a result. Called
 with a connection, a Write is a plain unit of work in its caller's transaction; that is how a write
 with an Idempotency-Key runs, in one transaction with the key's claim and stored response
 (app/web/idempotency.py). `Write.alone` runs it as a transaction of its own, the fastest way it can
@@ -166,7 +166,30 @@ def _with_retries(attempt: Callable[[], T]) -> T:
 
 
 class Write(ABC, Generic[T]):
-    """A write use case: one statement, and the result (or the refusal) that its row means."""
+    """A write use case, as app/web/idempotency.py `perform` runs every one: called with a connection, a
+    unit of work in its caller's transaction (with an Idempotency-Key, the key's); `alone`, a transaction
+    of its own."""
+
+    @abstractmethod
+    def __call__(self, conn: Connection) -> T:
+        """The write as a unit of work, in the caller's transaction."""
+
+    def alone(self, engine: Engine, batcher: Batcher) -> T:
+        """The write as a transaction of its own (`batcher`, the worker's group commit, is for the writes
+        that can share a statement with others)."""
+        return write(engine, self)
+
+    def sealed(self, body: bytes) -> bytes:
+        """The response body as it is stored with an Idempotency-Key: as sent, unless it shows a secret."""
+        return body
+
+    def unsealed(self, stored: bytes) -> bytes:
+        """The response body to replay, from what `sealed` stored."""
+        return stored
+
+
+class OneStatementWrite(Write[T]):
+    """A write that is one statement, and the result (or the refusal) that its row means."""
 
     statement: ClassVar[Executable]
 
@@ -179,17 +202,15 @@ class Write(ABC, Generic[T]):
         """The domain object that the statement's `row` describes, or the refusal it names, raised."""
 
     def __call__(self, conn: Connection) -> T:
-        """The write as a unit of work, in the caller's transaction."""
         return self.result(conn.execute(self.statement, self.parameters()).one())
 
     def alone(self, engine: Engine, batcher: Batcher) -> T:
-        """The write as a transaction of its own: its statement in autocommit mode (`batcher`, the
-        worker's group commit, is for the writes that can share a statement with others)."""
+        """Its statement in autocommit mode: the server commits in the same round trip."""
         return self.result(autocommit(engine, self.statement, self.parameters())[0])
 
 
 @dataclass(frozen=True)
-class OpenEvent(Write[Event]):
+class OpenEvent(OneStatementWrite[Event]):
     """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking;
     freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer)."""
 
@@ -216,7 +237,7 @@ class OpenEvent(Write[Event]):
 
 
 @dataclass(frozen=True)
-class UserWrite(Write[T]):
+class UserWrite(OneStatementWrite[T]):
     """A write for one user at one event, as the booking functions take it: `request_id` is recorded
     in the ledger beside the change(s)."""
 

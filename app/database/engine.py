@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import psycopg2
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -14,6 +15,9 @@ from app.database.group_commit import Batcher
 APPLICATION_NAME = "booking-service"  # how the service's sessions are named in pg_stat_activity
 # A pooled connection idle for longer is pinged before use (see `_ping_idle_connections`).
 PING_IF_IDLE_S = 1.0
+# A connection that dies while in use fails its return to the pool (the reset of its isolation level)
+# with the driver's own error, which SQLAlchemy does not wrap: both mean "the database is away".
+DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
 
 
 def sqlstate(error: DBAPIError) -> str | None:

@@ -1,12 +1,12 @@
 """The dispatcher: claims due messages, sends them signed, records the outcomes.
 
-One loop thread claims work (app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and
-hands it to a pool of sender threads, a batch to each. Each webhook may have at most `per_receiver`
-sends in flight in this process (a sender sends its batch one message after another), and each host
-(the URL's host name, whatever webhooks point at it) at most `per_host`; the loop claims for a webhook
-only for its free senders: a receiver that hangs holds its own senders until the send's deadline, and
-the other hosts' messages go on. A thread of its own runs the offer sweeper
-(app/booking/offers.py), so that neither waits for the other.
+Each pass (`loop_once`, the `webhook-dispatch` unit of the background process, app/workers/) claims work
+(app/notifications/store.py: FOR UPDATE SKIP LOCKED, with a lease) and hands it to a pool of sender
+threads, a batch to each. Each webhook may have at most `per_receiver` sends in flight in this process
+(a sender sends its batch one message after another), and each host (the URL's host name, whatever
+webhooks point at it) at most `per_host`; a pass claims for a webhook only for its free senders: a
+receiver that hangs holds its own senders until the send's deadline, and the other hosts' messages go
+on. A sender that finishes sets `wake`: the next pass may claim again at once.
 """
 
 from __future__ import annotations
@@ -20,21 +20,15 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-import psycopg2
 import structlog
 from sqlalchemy import Engine, Row
-from sqlalchemy.exc import DBAPIError
 
-from app.booking.offers import SWEEP_CONNECTIONS, Sweep, sweep_expired_offers
 from app.config import Config
+from app.database.engine import DATABASE_ERRORS
 from app.notifications import messages, metrics, store
 from app.notifications.model import DELIVERED, FAILED, message_key
 from app.notifications.secrets import SecretBox
 from app.notifications.sender import Destination, Outcome, Sender
-
-# A connection that dies while in use fails its return to the pool (the reset of its isolation level)
-# with the driver's own error, which SQLAlchemy does not wrap: both mean "the database is away".
-DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
 
 JITTER = 0.2  # each delay is drawn from ±20% of the schedule's, so that receivers back up unevenly
 MAX_RETRY_AFTER_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
@@ -49,7 +43,6 @@ RECORD_WAITS_S = (0.0, 0.5, 2.0)  # before each try of a batch's record
 BATCH = 16
 HOUSEKEEPING_EVERY_S = 10.0
 HEARTBEAT_EVERY_S = 1.0
-SWEEP_EVERY_S = 1.0  # offers expire within 5 s of their deadline (contract): a pass a second, with room to spare
 PURGE_BATCH = 1000
 GONE = 410
 
@@ -62,9 +55,8 @@ def host(webhook: Row) -> str:
 
 
 def pool_size(config: Config) -> int:
-    """The connections a dispatcher's engine needs at once: the loop's and the senders' records, and the
-    events the offer sweeper sweeps at once (its query for them is done before they start)."""
-    return config.webhook_concurrency + 2 + SWEEP_CONNECTIONS
+    """The connections a dispatcher needs at once: its loop's, and the senders' records."""
+    return config.webhook_concurrency + 2
 
 
 class RetryPolicy:
@@ -82,7 +74,7 @@ class RetryPolicy:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, config: Config, sender: Sender | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config, stop: threading.Event, sender: Sender | None = None) -> None:
         self.engine, self.config = engine, config
         # Every statement here is a transaction of its own: in autocommit it costs one round trip, not
         # three (BEGIN, the statement, COMMIT). An outcome of two statements (410) needs no atomicity:
@@ -99,48 +91,32 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(config.webhook_concurrency, thread_name_prefix="webhook-send")
         self._in_flight: Counter = Counter()  # sends in flight per webhook
         self._in_flight_to: Counter = Counter()  # and per host
-        self._lock, self._wake = threading.Lock(), threading.Event()
+        self._lock, self.wake = threading.Lock(), threading.Event()
         self._last_housekeeping = self._last_heartbeat = 0.0
-        self.last_loop_at: float | None = None  # monotonic time of the last loop that reached the database
-        self._sweeper: threading.Thread | None = None  # the offer sweeper's thread, once run() started it
-        self._stop = threading.Event()  # run()'s: senders give back what they have not sent once it is set
-
-    def run(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set, the offer sweeper beside; then let the sends in flight finish and say goodbye."""
+        self._stop = stop  # senders give back what they have not sent once it is set
         log.info("dispatcher_started", name=self.name)
-        self._stop = stop
-        self._sweeper = threading.Thread(target=self._sweep_offers, args=(stop,), name="offer-sweeper", daemon=True)
-        self._sweeper.start()
-        while not stop.is_set():
-            self.loop_once()
-            self._wake.wait(self.config.webhook_poll_interval_s)
-            self._wake.clear()
-        self._sweeper.join()
-        self.close()
 
     def close(self) -> None:
+        """Once the passes have ended: let the sends in flight finish, and say goodbye."""
         self._pool.shutdown(wait=True)
         self.sender.close()
         self._quietly(lambda conn: store.forget_dispatcher(conn, self.name))
         log.info("dispatcher_stopped", name=self.name)
 
-    def loop_once(self) -> None:
-        """Claim what is due for each webhook with a free slot and start sending it."""
-        try:
-            with self._database.connect() as conn:
-                self._heartbeat(conn)
-                due = store.due_webhooks(conn)
-            # A random order each loop: the webhooks first in a fixed one would take every free send
-            # slot, and a crowd of failing receivers could starve a healthy webhook behind them.
-            random.shuffle(due)
-            for webhook in due:
-                self._claim_for(webhook)
-            self._housekeeping()
-        except DATABASE_ERRORS as error:
-            log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
-            return
-        self.last_loop_at = time.monotonic()
+    def loop_once(self) -> bool:
+        """Claim what is due for each webhook with a free slot and start sending it. No backlog to tell:
+        a sender that finishes sets `wake`. A database error propagates (app/workers/loop.py logs it)."""
+        with self._database.connect() as conn:
+            self._heartbeat(conn)
+            due = store.due_webhooks(conn)
+        # A random order each loop: the webhooks first in a fixed one would take every free send
+        # slot, and a crowd of failing receivers could starve a healthy webhook behind them.
+        random.shuffle(due)
+        for webhook in due:
+            self._claim_for(webhook)
+        self._housekeeping()
         metrics.LAST_LOOP.set_to_current_time()
+        return False
 
     def _heartbeat(self, conn) -> None:
         """Tell the database this dispatcher lives, once a second at most: a commit per loop would cost a flush."""
@@ -185,7 +161,7 @@ class Dispatcher:
                 self._in_flight[webhook.id] -= 1
                 self._in_flight_to[host(webhook)] -= 1
             metrics.IN_FLIGHT.dec()
-            self._wake.set()  # a slot is free: the loop may claim again at once
+            self.wake.set()  # a slot is free: the loop may claim again at once
 
     def _send_in_turn(self, webhook: Row, batch: list[Row], claimed_at: float) -> list[tuple[Row, Outcome]]:
         """The messages sent, in order, until the receiver answers 410, the dispatcher stops, or what is
@@ -263,28 +239,6 @@ class Dispatcher:
         log.info("webhook_retry_scheduled", delay_s=round(delay_s, 3), **described)
         return store.Recorded(message, store.RETRY, outcome.status, error, delay_s)
 
-    def _sweep_offers(self, stop: threading.Event) -> None:
-        """Until `stop`: expire the offers past their time, offering their tickets on (app/booking/offers.py),
-        a pass a second, or at once while passes leave a backlog. In a thread of its own, so that a sweep
-        waiting for a hot event's lock never holds up the deliveries, nor they the sweep."""
-        while not stop.is_set():
-            try:
-                sweep = sweep_expired_offers(self.engine, stop)
-            except DATABASE_ERRORS as error:
-                log.warning("offer_sweep_database_error", error=str(error).splitlines()[0])
-                sweep = Sweep()
-            except Exception:  # noqa: BLE001 (a pool timeout, a bug: the sweeper must outlive it, and say so)
-                log.exception("offer_sweep_failed")
-                sweep = Sweep()
-            if sweep.expired_offers or sweep.busy_events:
-                log.info(
-                    "offers_expired",
-                    offers=sweep.expired_offers,
-                    promoted=sweep.promoted_bookings,
-                    busy_events=sweep.busy_events,
-                )
-            stop.wait(0 if sweep.backlog else SWEEP_EVERY_S)
-
     def _housekeeping(self) -> None:
         """Now and then: purge delivered messages past their retention, and measure the lag."""
         if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_S:
@@ -308,8 +262,3 @@ class Dispatcher:
             log.warning("dispatcher_database_error", error=str(error).splitlines()[0])
             return False
         return True
-
-    def healthy(self, within_s: float) -> bool:
-        """Whether a loop reached the database in the last `within_s` seconds, and the offer sweeper runs."""
-        loop_recent = self.last_loop_at is not None and time.monotonic() - self.last_loop_at < within_s
-        return loop_recent and self._sweeper is not None and self._sweeper.is_alive()

@@ -2,7 +2,7 @@
 
 The dispatcher is a process of its own. Under `make run` it inherits PROMETHEUS_MULTIPROC_DIR, so its
 values land beside gunicorn's workers' and the API's /metrics adds them in (app/web/metrics.py). Run
-alone, it serves them on its own port (WEBHOOK_DISPATCHER_PORT, app/operations/dispatch.py).
+alone, it serves them on its own port (WEBHOOK_DISPATCHER_PORT, app/workers/__main__.py).
 """
 
 from __future__ import annotations

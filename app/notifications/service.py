@@ -1,12 +1,22 @@
-"""The webhook admin use cases: plain values in, model objects out, one transaction each."""
+"""The webhook admin use cases: plain values in, model objects out, one transaction each.
+
+The writes are `services.Write`s like the bookings' (app/booking/services.py), so that they run the one
+way every write runs (app/web/idempotency.py, `perform`): alone, or with an Idempotency-Key in the key's
+transaction. What registering needs from the configuration, `Registration`, is built once per app by
+create_app (the `webhook_admin` extension), not per request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from uuid import UUID
 
-from sqlalchemy import Engine, Row
+from flask import Flask, current_app
+from sqlalchemy import Connection, Engine, Row
 
 from app.booking.domain import EventNotFound, parse_event_id
+from app.booking.services import Write
 from app.notifications import store
 from app.notifications.destinations import check_url
 from app.notifications.model import (
@@ -21,18 +31,63 @@ from app.notifications.model import (
 from app.notifications.secrets import SecretBox, new_secret
 
 
-def create_webhook(
-    engine: Engine, box: SecretBox, url: str, types: list[str] | None, event_id: str | None, allow_private: bool
-) -> Webhook:
-    """Register `url`; the reply is the only place its secret is ever shown."""
-    check_url(url, allow_private)
-    event_uuid = parse_event_id(event_id) if event_id is not None else None
-    secret = new_secret()
-    with engine.begin() as conn:
-        row = store.insert_webhook(conn, url, _distinct(types), event_uuid, box.seal(secret))
-    if row is None:
-        raise EventNotFound(event_id)
-    return _webhook(row, secret)
+@dataclass(frozen=True)
+class Registration:
+    """What registering a webhook needs from the configuration (WEBHOOK_SECRET_KEY, WEBHOOK_ALLOW_PRIVATE)."""
+
+    secret_keys: tuple[str, ...]
+    allow_private: bool
+
+    @cached_property
+    def box(self) -> SecretBox:
+        """Built at the first use, once: an app without a key starts, and refuses only to register."""
+        return SecretBox(self.secret_keys)
+
+
+class WebhookAdmin:
+    """The extension that holds the app's `Registration`, made once by create_app."""
+
+    def init_app(self, app: Flask, config) -> None:
+        app.extensions["webhook_registration"] = Registration(config.webhook_secret_keys, config.webhook_allow_private)
+
+    @property
+    def registration(self) -> Registration:
+        return current_app.extensions["webhook_registration"]
+
+
+webhook_admin = WebhookAdmin()
+
+
+@dataclass(frozen=True)
+class RegisterWebhook(Write[Webhook]):
+    """Register `url`; the reply is the only place its secret is ever shown.
+
+    The destination is checked (and its host resolved) inside the write: a replay of a keyed registration
+    returns its first answer whatever the host resolves to now.
+    """
+
+    registration: Registration
+    url: str
+    types: list[str] | None = None
+    event_id: str | None = None
+
+    def __call__(self, conn: Connection) -> Webhook:
+        check_url(self.url, self.registration.allow_private)
+        event_uuid = parse_event_id(self.event_id) if self.event_id is not None else None
+        secret = new_secret()
+        row = store.insert_webhook(
+            conn, self.url, _distinct(self.types), event_uuid, self.registration.box.seal(secret)
+        )
+        if row is None:
+            raise EventNotFound(self.event_id)
+        return _webhook(row, secret)
+
+    def sealed(self, body: bytes) -> bytes:
+        """The reply shows the secret: stored with its key only as ciphertext, like the webhook's own copy."""
+        return self.registration.box.seal(body.decode())
+
+    def unsealed(self, stored: bytes) -> bytes:
+        return self.registration.box.open(stored).encode()
 
 
 def list_webhooks(engine: Engine, after: int, limit: int) -> WebhookPage:
@@ -50,11 +105,15 @@ def get_webhook(engine: Engine, webhook_id: str) -> Webhook:
     return _webhook(row)
 
 
-def delete_webhook(engine: Engine, webhook_id: str) -> None:
+@dataclass(frozen=True)
+class DeleteWebhook(Write[None]):
     """Remove the webhook and its messages: nothing more is sent to it."""
-    with engine.begin() as conn:
-        if not store.delete_webhook(conn, _webhook_uuid(webhook_id)):
-            raise WebhookNotFound(webhook_id)
+
+    webhook_id: str
+
+    def __call__(self, conn: Connection) -> None:
+        if not store.delete_webhook(conn, _webhook_uuid(self.webhook_id)):
+            raise WebhookNotFound(self.webhook_id)
 
 
 def list_deliveries(engine: Engine, webhook_id: str, after: int, limit: int, state: str | None) -> DeliveryPage:
@@ -67,16 +126,21 @@ def list_deliveries(engine: Engine, webhook_id: str, after: int, limit: int, sta
     return DeliveryPage([Delivery(**row._mapping) for row in page], next_after)
 
 
-def retry_delivery(engine: Engine, webhook_id: str, message_key: str) -> Delivery:
+@dataclass(frozen=True)
+class RetryDelivery(Write[Delivery]):
     """Send the message again now, whatever became of it; a failure after that fails it again."""
-    webhook_uuid, message_id = _webhook_uuid(webhook_id), parse_message_key(message_key)
-    with engine.begin() as conn:
+
+    webhook_id: str
+    message_key: str
+
+    def __call__(self, conn: Connection) -> Delivery:
+        webhook_uuid, message_id = _webhook_uuid(self.webhook_id), parse_message_key(self.message_key)
         if store.get_webhook(conn, webhook_uuid) is None:
-            raise WebhookNotFound(webhook_id)
+            raise WebhookNotFound(self.webhook_id)
         row = store.retry_delivery(conn, webhook_uuid, message_id) if message_id else None
-    if row is None:
-        raise DeliveryNotFound(message_key)
-    return Delivery(**row._mapping)
+        if row is None:
+            raise DeliveryNotFound(self.message_key)
+        return Delivery(**row._mapping)
 
 
 def _webhook_uuid(webhook_id: str) -> UUID:

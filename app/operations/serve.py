@@ -237,17 +237,17 @@ def _serve(lock: int | None) -> int:
         start_new_session=True,
         pass_fds=[ready_for_gunicorn, lifeline_for_gunicorn, *([lock] if lock is not None else [])],
     )
-    # The dispatcher follows the same lifeline (app/operations/dispatch.py), and holds the lock too.
-    dispatcher = _start_dispatcher(lifeline_for_gunicorn, lock)
+    # The background process follows the same lifeline (app/workers/__main__.py), and holds the lock too.
+    workers = _start_workers(lifeline_for_gunicorn, lock)
     for fd in (ready_for_gunicorn, lifeline_for_gunicorn):
         os.close(fd)
     for signum in early:
         gunicorn.send_signal(signum)
-        dispatcher.send_signal(signum)
+        workers.send_signal(signum)
     try:
         return _report_serving(gunicorn, ready)
     finally:
-        _stop_dispatcher(dispatcher)
+        _stop_workers(workers)
         os.close(lifeline)
 
 
@@ -263,30 +263,30 @@ def _report_serving(gunicorn: subprocess.Popen[bytes], ready: int) -> int:
     return code if code >= 0 else 128 - code  # killed by signal N: report it the shell's way
 
 
-def _start_dispatcher(lifeline: int, lock: int | None) -> subprocess.Popen[bytes]:
-    """The webhook dispatcher (app/operations/dispatch.py) beside gunicorn, in a session of its own too;
-    it stops once the `lifeline` pipe reaches end-of-file, as gunicorn does."""
+def _start_workers(lifeline: int, lock: int | None) -> subprocess.Popen[bytes]:
+    """The background process (app/workers/: the webhook dispatcher, the offer sweeper) beside gunicorn, in
+    a session of its own too; it stops once the `lifeline` pipe reaches end-of-file, as gunicorn does."""
     environment = {key: value for key, value in os.environ.items() if key != READY_FD_VARIABLE}  # gunicorn's
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.operations.dispatch"],
+        [sys.executable, "-m", "app.workers"],
         cwd=ROOT,
         start_new_session=True,
         env={**environment, LIFELINE_FD_VARIABLE: str(lifeline)},
         pass_fds=[lifeline, *([lock] if lock is not None else [])],
     )
-    _say("Webhook dispatcher started (python -m app.operations.dispatch)")
+    _say("Background workers started (python -m app.workers: webhook dispatch, offer sweep)")
     return process
 
 
-def _stop_dispatcher(dispatcher: subprocess.Popen[bytes]) -> None:
+def _stop_workers(workers: subprocess.Popen[bytes]) -> None:
     """Stop it (if gunicorn exited on its own it has not been told yet) and wait for its sends in flight."""
-    if dispatcher.poll() is None:
-        dispatcher.send_signal(signal.SIGTERM)
+    if workers.poll() is None:
+        workers.send_signal(signal.SIGTERM)
     try:
-        dispatcher.wait(timeout=DISPATCHER_STOP_TIMEOUT_S)
+        workers.wait(timeout=DISPATCHER_STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        dispatcher.kill()  # its claims expire and another dispatcher sends those messages again
-        dispatcher.wait()
+        workers.kill()  # its claims expire and another dispatcher sends those messages again
+        workers.wait()
 
 
 def _prepare_metrics_dir() -> None:

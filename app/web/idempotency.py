@@ -127,14 +127,14 @@ class StoredResponse:
 Render = Callable[[Any], Response]
 
 
-def idempotent_response(blp, status: int, schema: type[Schema], present: Callable[[Any], Any], headers=None):
+def idempotent_response(blp, status: int, schema: type[Schema] | None, present: Callable[[Any], Any], headers=None):
     """`blp.response(status, schema)` for a write that accepts an `Idempotency-Key` header.
 
     The view returns the write to run (a services.Write), and `perform` runs it; `present` makes the
-    write's result the response body, or a (body, headers) pair. `headers` documents the response's
-    own headers, beside Idempotent-Replayed.
+    write's result the response body, or a (body, headers) pair (no schema: a body-less 204). `headers`
+    documents the response's own headers, beside Idempotent-Replayed.
     """
-    render = functools.partial(_render, status, schema(), present)
+    render = functools.partial(_render, status, schema and schema(), present)
 
     def decorate(view):
         @functools.wraps(view)
@@ -175,7 +175,7 @@ def _respond_once(conn: Connection, key: RequestKey, write: services.Write, rend
 
     Anything but a refusal by the rules propagates, and the caller's rollback takes the key's row with it.
     """
-    stored = _claim(conn, key)
+    stored = _claim(conn, key, write)
     if stored is not None:
         return stored, None
     try:
@@ -185,13 +185,12 @@ def _respond_once(conn: Connection, key: RequestKey, write: services.Write, rend
     else:
         response = render(outcome)
     stored = StoredResponse.of(response)
-    conn.execute(
-        SAVE, {"key": key.key, "status": stored.status, "headers": json.dumps(stored.headers), "body": stored.body}
-    )
+    saved = {"key": key.key, "status": stored.status, "headers": json.dumps(stored.headers)}
+    conn.execute(SAVE, {**saved, "body": write.sealed(stored.body)})
     return stored, outcome
 
 
-def _claim(conn: Connection, key: RequestKey) -> StoredResponse | None:
+def _claim(conn: Connection, key: RequestKey, write: services.Write) -> StoredResponse | None:
     """None once this transaction owns the key; else the response stored with it, to replay."""
     try:
         row = conn.execute(CLAIM, {"key": key.key, "fingerprint": key.fingerprint}).one()
@@ -203,13 +202,13 @@ def _claim(conn: Connection, key: RequestKey) -> StoredResponse | None:
         return None
     if row.fingerprint != key.fingerprint:
         raise errors.IdempotencyKeyReused()
-    return StoredResponse(row.status, row.headers, bytes(row.body), replayed=True)
+    return StoredResponse(row.status, row.headers, write.unsealed(bytes(row.body)), replayed=True)
 
 
-def _render(status: int, schema: Schema, present: Callable[[Any], Any], result: Any) -> Response:
+def _render(status: int, schema: Schema | None, present: Callable[[Any], Any], result: Any) -> Response:
     """The response to a write's result, as flask-smorest renders a view's."""
     body, _, headers = unpack_tuple_response(present(result))
-    response = jsonify(schema.dump(body))
+    response = jsonify(body if schema is None else schema.dump(body))
     response.status_code = status
     response.headers.update(headers or {})
     return response

@@ -1,4 +1,4 @@
-"""`python -m app.operations.dispatch` on its own: its probe, its metrics, and a clean stop on SIGTERM."""
+"""`python -m app.workers` on its own: its probe, its metrics, and a clean stop on SIGTERM."""
 
 import urllib.request
 

@@ -63,7 +63,7 @@ def test_gunicorn_its_workers_and_the_dispatcher_do_not_outlive_the_launcher(lau
     launcher = serving(launch())
     wait_until(lambda: len(launcher.server_processes()) == 4, "gunicorn's master has forked its two workers")
     server = launcher.known
-    assert any("app.operations.dispatch" in process.cmdline() for process in server)
+    assert any("app.workers" in process.cmdline() for process in server)
     launcher.process.send_signal(signum)
     wait_until(
         lambda: not running(server), "gunicorn's master, its workers and the dispatcher are gone", EXIT_DEADLINE_S

@@ -170,7 +170,7 @@ class Gunicorn:
 
 
 class DispatcherProcess:
-    """`python -m app.operations.dispatch` as its own process, as `make run` or an operator starts it."""
+    """`python -m app.workers` as its own process, as `make run` or an operator starts it."""
 
     def __init__(self, database_url: str, log_path: Path, settings: dict | None = None) -> None:
         self.log_path = Path(log_path)
@@ -181,7 +181,7 @@ class DispatcherProcess:
     def start(self) -> DispatcherProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.operations.dispatch"],
+                [sys.executable, "-m", "app.workers"],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 stdout=log,
@@ -259,7 +259,7 @@ class Launcher:
 
     def dispatcher(self) -> psutil.Process:
         """The webhook dispatcher it started (which also sweeps expired offers)."""
-        return next(process for process in self.server_processes() if "app.operations.dispatch" in process.cmdline())
+        return next(process for process in self.server_processes() if "app.workers" in process.cmdline())
 
     def kill(self) -> None:
         """SIGKILL the launcher and whatever it started that still runs."""

@@ -9,10 +9,11 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from app.booking.services import write
 from app.database.engine import build_engine
-from app.notifications import service
-from app.notifications.dispatcher import Dispatcher, pool_size
-from app.notifications.secrets import SecretBox
+from app.notifications.service import RegisterWebhook, Registration
+from app.workers.loop import Worker
+from app.workers.units import background_units, pool_size
 from tests.helpers.receivers import HostileReceiver, Receiver
 
 # Nothing listens on port 9 (discard): for a webhook that must never receive anything.
@@ -23,8 +24,8 @@ REMOVE_WEBHOOKS_SINCE = text("DELETE FROM webhooks WHERE created_at >= :since") 
 
 def add_webhook(engine, config, event_id: str, url: str = NOWHERE) -> str:
     """Register a webhook for one event straight through the use case, bypassing HTTP; its id."""
-    box = SecretBox(config.webhook_secret_keys)
-    return str(service.create_webhook(engine, box, url, None, event_id, allow_private=True).id)
+    registration = Registration(config.webhook_secret_keys, allow_private=True)
+    return str(write(engine, RegisterWebhook(registration, url, event_id=event_id)).id)
 
 
 @pytest.fixture
@@ -66,10 +67,11 @@ def register(client, admin_headers):
 
 @pytest.fixture
 def dispatcher(config):
-    """Start a dispatcher thread with test-sized settings (any Config field may be overridden); all stop afterwards."""
+    """Start the background process's units (app/workers/: the dispatcher and the offer sweeper) in a thread,
+    with test-sized settings (any Config field may be overridden); all stop afterwards."""
     running = []
 
-    def start(**overrides) -> Dispatcher:
+    def start(**overrides) -> Worker:
         settings = {
             "webhook_retry_schedule": (0.2, 0.2, 0.2),
             "webhook_timeout_s": 1.0,
@@ -78,7 +80,8 @@ def dispatcher(config):
         }
         dispatcher_config = dataclasses.replace(config, **settings)
         engine = build_engine(dispatcher_config, pool_size=pool_size(dispatcher_config))
-        instance, stop = Dispatcher(engine, dispatcher_config), threading.Event()
+        stop = threading.Event()
+        instance = Worker(background_units(engine, dispatcher_config, stop))
         thread = threading.Thread(target=instance.run, args=(stop,), daemon=True)
         thread.start()
         running.append((thread, stop, engine))

@@ -1,4 +1,5 @@
-"""Idempotency-Key on POST /api/initialize, /api/book and /api/cancel, as the contract's "Safe retries" says."""
+"""Idempotency-Key on every write (POST /api/initialize, /api/book, /api/cancel, and the webhook admin's), as
+the contract's "Safe retries" says."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from app.database.tables import booking_events, bookings, idempotency_keys
+from app.database.tables import booking_events, bookings, idempotency_keys, webhook_messages, webhooks
 from tests.helpers.api import NIL_UUID, assert_problem
 from tests.helpers.database import count_rows, ledger_kinds
 from tests.helpers.metrics import sample, scrape
@@ -219,3 +220,60 @@ def test_a_key_with_a_comma_as_gunicorn_joins_two_headers_is_a_400(client, engin
     assert list(assert_problem(response, 400, "invalid_request")["errors"]) == ["Idempotency-Key"]
     assert not key_stored(engine, "first,second")
     assert count_rows(engine, bookings, event_id=event["id"]) == 0
+
+
+def test_a_repeated_webhook_registration_registers_one_and_shows_the_same_secret(
+    client, engine, admin_headers, receiver, webhooks_removed_afterwards
+):
+    body = {"url": receiver.url, "types": ["booking.confirmed"]}
+    first, repeat = (post(client, "/api/webhooks", body, "register-once", admin_headers) for _ in range(2))
+
+    assert first.status_code == 201
+    assert_replay_of(first, repeat)
+    assert count_rows(engine, webhooks, url=receiver.url) == 1
+
+
+def test_a_registration_stored_with_its_key_does_not_reveal_the_secret(
+    client, engine, admin_headers, receiver, webhooks_removed_afterwards
+):
+    secret = post(client, "/api/webhooks", {"url": receiver.url}, "register-sealed", admin_headers).get_json()
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT body FROM idempotency_keys WHERE key = 'register-sealed'")).scalar_one()
+
+    assert secret["webhook"]["secret"].encode() not in bytes(stored)
+
+
+def test_the_same_key_with_another_webhook_url_is_422_and_registers_nothing(
+    client, engine, admin_headers, receiver, webhooks_removed_afterwards
+):
+    post(client, "/api/webhooks", {"url": receiver.url}, "register-one-body", admin_headers)
+
+    other = post(client, "/api/webhooks", {"url": receiver.url + "/other"}, "register-one-body", admin_headers)
+
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert count_rows(engine, webhooks, url=receiver.url + "/other") == 0
+
+
+def test_a_repeated_webhook_removal_replays_its_204(client, admin_headers, register, receiver):
+    path = f"/api/webhooks/{register(receiver)['id']}"
+    first, repeat = (client.delete(path, headers={**admin_headers, "Idempotency-Key": "remove-once"}) for _ in range(2))
+
+    assert first.status_code == 204
+    assert_replay_of(first, repeat)
+    assert client.delete(path, headers=admin_headers).status_code == 404  # without the key: gone
+
+
+def test_a_repeated_delivery_retry_sends_it_again_once(client, engine, admin_headers, register, receiver, new_event):
+    event = new_event(1)
+    webhook = register(receiver, eventId=event["id"])
+    post(client, "/api/book", {"eventId": event["id"], "userId": "u"})
+    delivery = client.get(f"/api/webhooks/{webhook['id']}/deliveries", headers=admin_headers).get_json()
+    path = f"/api/webhooks/{webhook['id']}/deliveries/{delivery['deliveries'][0]['messageId']}/retry"
+    first = post(client, path, {}, "retry-once", admin_headers)
+    with engine.begin() as conn:  # as a dispatcher leaves it once that try failed for good
+        failed = webhook_messages.update().where(webhook_messages.c.webhook_id == webhook["id"])
+        conn.execute(failed.values(state="failed"))
+
+    assert first.status_code == 202
+    assert_replay_of(first, post(client, path, {}, "retry-once", admin_headers))
+    assert count_rows(engine, webhook_messages, webhook_id=webhook["id"], state="failed") == 1

@@ -22,7 +22,7 @@ class FakeGunicorn:
         self.signal_during_wait, self.signal_during_spawn = signal_during_wait, signal_during_spawn
 
     def __call__(self, argv, cwd, start_new_session, pass_fds, env=None):
-        if argv[-1] == "app.operations.dispatch":
+        if argv[-1] == "app.workers":
             self.dispatcher = FakeDispatcher(start_new_session, pass_fds, env)
             return self.dispatcher
         self.argv, self.own_session = argv, start_new_session

@@ -1,4 +1,5 @@
-"""Each database function's definition at head is its source file, app/booking/sql/<function>.sql.
+"""Each database function's definition at head is its source file, app/<package>/sql/<function>.sql (the
+booking rules in app/booking/sql/, the webhook trigger in app/notifications/sql/).
 
 The file is run in a transaction on the migrated database and rolled back: PostgreSQL itself then
 says whether it changes anything (`pg_get_functiondef` renders the whole definition: arguments,
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from app.config import PROJECT_ROOT
 from app.database.functions import create_or_replace
 
-SOURCES = sorted((PROJECT_ROOT / "app" / "booking" / "sql").glob("*.sql"))
+SOURCES = sorted(PROJECT_ROOT.glob("app/*/sql/*.sql"), key=lambda source: source.stem)
 
 FUNCTIONS = text("""
 SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

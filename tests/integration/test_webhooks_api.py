@@ -100,8 +100,8 @@ def test_an_invalid_registration_is_400_naming_the_field(client, admin_headers, 
         "http://user:pw@example.com/hook",
     ],
 )
-def test_a_private_destination_is_refused_unless_allowed(app, client, admin_headers, monkeypatch, url):
-    monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
+def test_a_private_destination_is_refused_unless_allowed(make_app, admin_headers, url):
+    client = make_app(webhook_allow_private=False).test_client()
 
     response = client.post("/api/webhooks", json={"url": url}, headers=admin_headers)
 

@@ -1,9 +1,8 @@
-from flask import current_app
 from marshmallow import RAISE
 
 from app.database.engine import db
 from app.notifications import service
-from app.notifications.secrets import SecretBox
+from app.notifications.service import webhook_admin
 from app.web.blueprint import Blueprint
 from app.web.docs import ADMIN_SECURITY
 from app.web.identity import require_admin
@@ -23,19 +22,30 @@ blp = Blueprint("webhooks", __name__, url_prefix="/api", description="Signed web
 
 
 def admin_only(*statuses: int):
-    """What every route here is: for admins (identity.require_admin), documented as such, with its own
+    """What every read here is: for admins (identity.require_admin), documented as such, with its own
     error statuses besides those of the admin check and of the database."""
 
     def decorator(view):
-        return blp.problems(401, 403, *statuses, 503)(blp.doc(security=ADMIN_SECURITY)(require_admin(view)))
+        return documented_for_admins(*statuses)(require_admin(view))
+
+    return decorator
+
+
+def documented_for_admins(*statuses: int):
+    """The documentation of an admin route: its error statuses, and the admin security scheme. A write
+    checks the caller first itself (`require_admin` outermost: a key's stored response is for admins only)."""
+
+    def decorator(view):
+        return blp.problems(401, 403, *statuses, 503)(blp.doc(security=ADMIN_SECURITY)(view))
 
     return decorator
 
 
 @blp.route("/webhooks", methods=["POST"])
-@blp.response(201, CreatedWebhookEnvelope)
-@admin_only(404)
+@require_admin
 @blp.arguments(WebhookRequest)
+@blp.idempotent_response(201, CreatedWebhookEnvelope, present=lambda webhook: {"webhook": webhook})
+@documented_for_admins(404)
 def create_webhook(args):
     """Register a webhook receiver (admin)
 
@@ -43,12 +53,8 @@ def create_webhook(args):
     event, is sent to `url`,
     signed the Standard Webhooks way. The reply shows the signing `secret`, this once.
     """
-    box = SecretBox(current_app.config["WEBHOOK_SECRET_KEYS"])
-    allow_private = current_app.config["WEBHOOK_ALLOW_PRIVATE"]
-    webhook = service.create_webhook(
-        db.engine, box, args["url"], args.get("types"), args.get("event_id"), allow_private
-    )
-    return {"webhook": webhook}
+    registration = webhook_admin.registration
+    return service.RegisterWebhook(registration, args["url"], args.get("types"), args.get("event_id"))
 
 
 @blp.route("/webhooks", methods=["GET"])
@@ -75,14 +81,15 @@ def get_webhook(webhook_id):
 
 
 @blp.route("/webhooks/<webhook_id>", methods=["DELETE"])
-@blp.response(204)
-@admin_only(404)
+@require_admin
+@blp.idempotent_response(204, None)
+@documented_for_admins(404)
 def delete_webhook(webhook_id):
     """Remove a webhook (admin)
 
     The webhook and its delivery log are deleted; nothing more is sent to it.
     """
-    service.delete_webhook(db.engine, webhook_id)
+    return service.DeleteWebhook(webhook_id)
 
 
 @blp.route("/webhooks/<webhook_id>/deliveries", methods=["GET"])
@@ -99,12 +106,13 @@ def list_deliveries(webhook_id, after, limit, state):
 
 
 @blp.route("/webhooks/<webhook_id>/deliveries/<message_id>/retry", methods=["POST"])
-@blp.response(202, DeliveryEnvelope)
-@admin_only(404)
+@require_admin
 @blp.arguments(RetryRequest)
+@blp.idempotent_response(202, DeliveryEnvelope, present=lambda delivery: {"delivery": delivery})
+@documented_for_admins(404)
 def retry_delivery(_args, webhook_id, message_id):
     """Send a message again (admin)
 
     The message is due at once (a failed one, or one to send twice); if that try fails it is failed again.
     """
-    return {"delivery": service.retry_delivery(db.engine, webhook_id, message_id)}
+    return service.RetryDelivery(webhook_id, message_id)

@@ -1,10 +1,11 @@
-"""Run a webhook dispatcher: `python -m app.operations.dispatch` (`make run` starts one beside gunicorn).
+"""Run the background process: `python -m app.workers` (`make run` starts one beside gunicorn).
 
 It needs DATABASE_URL and WEBHOOK_SECRET_KEY (in development the key generated under instance/), and
 nothing else: any number may run, on any machines, against one database. SIGTERM or Ctrl-C stops it
-after the sends in flight; so does the end of `make run`'s lifeline pipe, however `make run` died
-(app/operations/serve.py). With WEBHOOK_DISPATCHER_PORT set it serves, on that port, /metrics and
-/healthz (200 while its loop reaches the database, else 503): its own probe.
+after the passes and sends in flight (a sweep stops between events); so does the end of `make run`'s
+lifeline pipe, however `make run` died (app/operations/serve.py). With WEBHOOK_DISPATCHER_PORT set it
+serves, on that port, /metrics and /healthz (200 while every unit is healthy, app/workers/loop.py, else
+503): its own probe.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from prometheus_client import make_wsgi_app
 
 from app.config import Config
 from app.database.engine import build_engine
-from app.notifications.dispatcher import Dispatcher, pool_size
 from app.operations.logs import configure_logging
 from app.operations.serve import LIFELINE_FD_VARIABLE
 from app.web import metrics
+from app.workers.loop import Worker
+from app.workers.units import background_units, pool_size
 
 PORT_VARIABLE = "WEBHOOK_DISPATCHER_PORT"
-HEALTHY_WITHIN_S = 15.0  # a loop that has not reached the database for this long is unhealthy
 
 
 def main() -> int:
@@ -40,10 +41,10 @@ def main() -> int:
     if lifeline is not None:
         threading.Thread(target=_stop_after, args=(int(lifeline), stop), name="lifeline", daemon=True).start()
     engine = build_engine(config, pool_size=pool_size(config))
-    dispatcher = Dispatcher(engine, config)
-    probe = _serve_probe(dispatcher, int(os.environ[PORT_VARIABLE])) if os.environ.get(PORT_VARIABLE) else None
+    worker = Worker(background_units(engine, config, stop))
+    probe = _serve_probe(worker, int(os.environ[PORT_VARIABLE])) if os.environ.get(PORT_VARIABLE) else None
     try:
-        dispatcher.run(stop)
+        worker.run(stop)
     finally:
         if probe is not None:
             probe.shutdown()
@@ -57,18 +58,18 @@ def _stop_after(lifeline: int, stop: threading.Event) -> None:
     stop.set()
 
 
-def _serve_probe(dispatcher: Dispatcher, port: int) -> WSGIServer:
+def _serve_probe(worker: Worker, port: int) -> WSGIServer:
     metrics_app = make_wsgi_app(metrics.registry())
 
     def probe(environ, start_response):
         if environ["PATH_INFO"] != "/healthz":
             return metrics_app(environ, start_response)
-        healthy = dispatcher.healthy(HEALTHY_WITHIN_S)
+        healthy = worker.healthy()
         start_response("200 OK" if healthy else "503 Service Unavailable", [("Content-Type", "application/json")])
         return [b'{"status":"ok"}' if healthy else b'{"status":"unavailable"}']
 
     server = make_server("0.0.0.0", port, probe, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="dispatcher-probe", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name="worker-probe", daemon=True).start()
     return server
 
 

@@ -1,0 +1,65 @@
+"""The background units, each a name, one pass and its pace (app/workers/loop.py), built for one process.
+
+Next to come here: the expiry of checkout holds and the lobby draw, each one more `Unit`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from sqlalchemy import Engine
+
+from app.booking.offers import SWEEP_CONNECTIONS, sweep_expired_offers
+from app.config import Config
+from app.notifications import dispatcher
+from app.notifications.dispatcher import Dispatcher
+from app.workers.loop import Unit
+
+# Offers expire within 5 s of their deadline (contract): a pass a second, with room to spare.
+OFFER_SWEEP_EVERY_S = 1.0
+# A sweep's slowest pass: EVENTS_PER_PASS events, SWEEP_CONNECTIONS at a time, each waiting its 2 s for the
+# event's lock (expire_offers.sql) is 50 s.
+OFFER_SWEEP_HEALTHY_WITHIN_S = 60.0
+DISPATCH_HEALTHY_WITHIN_S = 15.0  # a dispatcher whose loop has not reached the database for this long is unhealthy
+
+log = structlog.get_logger("app.workers.units")
+
+
+def pool_size(config: Config) -> int:
+    """The connections the process's engine needs at once: the dispatcher's, and the events the offer
+    sweeper sweeps at once (its query for them is done before they start)."""
+    return dispatcher.pool_size(config) + SWEEP_CONNECTIONS
+
+
+def background_units(engine: Engine, config: Config, stop: threading.Event) -> list[Unit]:
+    """Every unit of a background process; `stop` ends them (the dispatcher's senders give back what they
+    have not sent once it is set)."""
+    webhooks = Dispatcher(engine, config, stop)
+    return [
+        Unit(
+            "webhook-dispatch",
+            lambda _stop: webhooks.loop_once(),
+            config.webhook_poll_interval_s,
+            DISPATCH_HEALTHY_WITHIN_S,
+            close=webhooks.close,
+            wake=webhooks.wake,
+        ),
+        Unit(
+            "offer-sweep", lambda stop: _sweep_offers(engine, stop), OFFER_SWEEP_EVERY_S, OFFER_SWEEP_HEALTHY_WITHIN_S
+        ),
+    ]
+
+
+def _sweep_offers(engine: Engine, stop: threading.Event) -> bool:
+    """Expire the offers past their time, offering their tickets on (app/booking/offers.py); whether a
+    backlog is left. Once `stop` is set, the events not yet begun are left to the next process."""
+    sweep = sweep_expired_offers(engine, stop)
+    if sweep.expired_offers or sweep.busy_events:
+        log.info(
+            "offers_expired",
+            offers=sweep.expired_offers,
+            promoted=sweep.promoted_bookings,
+            busy_events=sweep.busy_events,
+        )
+    return sweep.backlog

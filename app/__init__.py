@@ -8,8 +8,8 @@ from flask_smorest import Api
 from app.config import Config
 from app.database.engine import db
 from app.notifications.service import webhook_admin
+from app.observability.logs import configure_logging
 from app.operations import cli
-from app.operations.logs import configure_logging
 from app.web import admission, docs, errors, identity, limits, metrics, request_body, request_context, security
 from app.web.blueprint import AnyCharacterPath
 

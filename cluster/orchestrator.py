@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys
-from app.web.metrics import MULTIPROC_DIR_VARIABLE
+from app.observability.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, redis_store
 from cluster.jwks import JwksServer
 from cluster.packages import ensure_programs

@@ -32,8 +32,9 @@ from app.config import (
     resolve_webhook_secret_keys,
 )
 from app.config.production import PRODUCTION, InsecureConfiguration
+from app.observability.metrics import MULTIPROC_DIR_VARIABLE
 from app.operations.embedded_pg import EmbeddedPostgres
-from app.web.metrics import MULTIPROC_DIR_VARIABLE
+from app.workers.lifeline import LIFELINE_FD_VARIABLE
 
 ROOT = PROJECT_ROOT
 DATABASE_NAME = "booking"
@@ -42,7 +43,6 @@ SERVE_LOCK_FILE = "serve.lock"
 # The pipes to gunicorn's master (gunicorn.conf.py's hooks): it writes to the first once its port is
 # bound, and stops when the second reaches end-of-file, that is when we are gone, however we died.
 READY_FD_VARIABLE = "BOOKING_LAUNCHER_READY_FD"
-LIFELINE_FD_VARIABLE = "BOOKING_LAUNCHER_LIFELINE_FD"
 # Longer than a send may take (WEBHOOK_TIMEOUT_S, default 10 s, for the whole send).
 DISPATCHER_STOP_TIMEOUT_S = 30
 

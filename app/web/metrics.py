@@ -16,29 +16,24 @@ admin token while METRICS_TOKEN is unset; elsewhere only when METRICS_TOKEN is s
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
-    multiprocess,
 )
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import MethodNotAllowed
 
 from app.config.production import PRODUCTION
+from app.observability.metrics import registry
 from app.web.auth import bearer_matches
 from app.web.errors import problem
 from app.web.request_context import request_duration_s
 
-MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Routes that answer no URL rule (unknown paths) share one label, so they cannot blow up the series.
 UNMATCHED = "unmatched"
 # HTTP's methods (RFC 9110) and PATCH; any other token a client sends is counted as `other`.
@@ -102,11 +97,3 @@ def _scrape() -> Response:
         refused.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return refused
     return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
-
-
-def registry() -> CollectorRegistry:
-    if not os.environ.get(MULTIPROC_DIR_VARIABLE):
-        return REGISTRY
-    combined = CollectorRegistry()
-    multiprocess.MultiProcessCollector(combined)  # reads every worker's files
-    return combined

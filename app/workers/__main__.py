@@ -21,9 +21,9 @@ from prometheus_client import make_wsgi_app
 
 from app.config import Config
 from app.database.engine import build_engine
-from app.operations.logs import configure_logging
-from app.operations.serve import LIFELINE_FD_VARIABLE
-from app.web import metrics
+from app.observability.logs import configure_logging
+from app.observability.metrics import registry
+from app.workers.lifeline import LIFELINE_FD_VARIABLE
 from app.workers.loop import Worker
 from app.workers.units import background_units, pool_size
 
@@ -59,7 +59,7 @@ def _stop_after(lifeline: int, stop: threading.Event) -> None:
 
 
 def _serve_probe(worker: Worker, port: int) -> WSGIServer:
-    metrics_app = make_wsgi_app(metrics.registry())
+    metrics_app = make_wsgi_app(registry())
 
     def probe(environ, start_response):
         if environ["PATH_INFO"] != "/healthz":

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from app.config import PROJECT_ROOT
-from app.web.metrics import MULTIPROC_DIR_VARIABLE
+from app.observability.metrics import MULTIPROC_DIR_VARIABLE
 
 STARTUP_DEADLINE_S = 20
 GRACEFUL_TIMEOUT_S = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["graceful_timeout"]

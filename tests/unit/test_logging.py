@@ -1,4 +1,4 @@
-"""Log lines leave the process whole: one write() per JSON line (app/operations/logs.py)."""
+"""Log lines leave the process whole: one write() per JSON line (app/observability/logs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from app.operations.logs import configure_logging
+from app.observability.logs import configure_logging
 
 
 class RecordingStdout:

@@ -8,8 +8,8 @@ import urllib.request
 import pytest
 
 from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY
-from tests.helpers.live_server import DispatcherProcess
-from tests.helpers.receivers import PORTS, Receiver, stream, trickled_body, trickled_headers
+from tests.helpers.live_server import DispatcherProcess, free_port
+from tests.helpers.receivers import Receiver, stream, trickled_body, trickled_headers
 from tests.helpers.waiting import wait_until
 
 MiB = 1024 * 1024
@@ -52,7 +52,7 @@ def test_a_200_with_a_huge_body_is_not_read_into_memory_and_is_a_failed_try(
     receiver = hostile_receiver(stream(200 * MiB))
     event = new_event()
     webhook = register(receiver, eventId=event["id"])
-    port = next(PORTS)
+    port = free_port()
     settings = {
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WEBHOOK_SECRET_KEY": WEBHOOK_SECRET_KEY,

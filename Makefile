@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench chaos migrate check purge-keys token lock clean cluster cluster-test cluster-capacity
+.PHONY: help venv run lint test bench chaos migrate check purge-keys token lock clean cluster cluster-test cluster-capacity
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -33,7 +33,13 @@ $(VENV)/.installed-%: requirements-%.lock $(STAMP)
 run: $(STAMP) ## Serve the API (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/python -m app.operations.serve
 
-test: $(DEV_STAMP) ## Run the test suite with coverage (PYTEST_ARGS="tests/unit -x" to narrow it)
+lint: $(DEV_STAMP) ## ruff (lint and format) over the whole tree, and the import contract (pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
+
+# Lint first: a lint failure fails `make test`, and so CI, before the suite's minutes are spent.
+test: lint ## Lint, then the test suite with coverage (PYTEST_ARGS="tests/unit -x" to narrow it)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chaos: $(DEV_STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
@@ -79,5 +85,5 @@ lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock, requirements
 	$(PIP_COMPILE) --extra bench -c requirements-dev.lock -o requirements-bench.lock pyproject.toml
 
 clean: ## Remove the virtualenv and caches (keeps instance/ and its data)
-	rm -rf $(VENV) .pytest_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,16 +17,16 @@ help: ## Show the targets
 
 venv: $(STAMP) ## Create the virtualenv from requirements.lock (what the service needs, nothing more)
 
+FRESH_VENV = $(PYTHON) -m venv --clear $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip \
+  && $(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock && touch $(STAMP)
+
 $(STAMP): requirements.lock
-	$(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	touch $@
+	$(FRESH_VENV)
 
 # An extra's stamp that exists is older than its lock, which changed: start again from the runtime lock,
 # so that nothing only the old lock named stays behind.
 $(VENV)/.installed-%: requirements-%.lock $(STAMP)
-	@if [ -e $@ ]; then rm $(STAMP) && $(MAKE) --no-print-directory $(STAMP); fi
+	@if [ -e $@ ]; then echo "$< changed: $(VENV) starts again from requirements.lock"; $(FRESH_VENV); fi
 	$(BIN)/python -m pip install --quiet --require-hashes -r $<
 	touch $@
 

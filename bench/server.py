@@ -1,4 +1,5 @@
-"""Gunicorn as `make run` starts it (gunicorn.conf.py), on a free port, for the length of a `with`."""
+"""The web server as `make run` starts it, on a free port, for the length of a `with`: gunicorn (gunicorn.conf.py)
+or granian (app/operations/granian_server.py), which `make bench` compares (BENCH_SERVERS)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import psutil
 from cryptography.fernet import Fernet
 
 from app.config import Config
+from app.operations.granian_server import granian_command, granian_settings
 from bench.settings import ROOT
 
 READY_TIMEOUT_S = 60
@@ -28,8 +30,10 @@ START_ATTEMPTS = 5
 SERVER_PORTS = (20000, 32000)
 
 
-class Gunicorn:
-    """One gunicorn master serving `app_spec` ("module:variable") with the production settings."""
+class Server:
+    """One web server serving `app_spec` ("module:variable") with the production settings."""
+
+    name: str
 
     def __init__(self, app_spec: str, database_url: str, log_path: Path, extra_env: dict | None = None) -> None:
         self.app_spec = app_spec
@@ -52,18 +56,18 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.env['PORT']}"
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> Server:
         for _attempt in range(START_ATTEMPTS):
             self.env["PORT"] = str(_free_port())
             if self._start():
                 return self
-        raise RuntimeError(f"gunicorn did not start in {START_ATTEMPTS} attempts; see {self.log_path}")
+        raise RuntimeError(f"{self.name} did not start in {START_ATTEMPTS} attempts; see {self.log_path}")
 
     def _start(self) -> bool:
-        """Start gunicorn; False if it exited at once (its port was taken in the meantime)."""
+        """Start the server; False if it exited at once (its port was taken in the meantime)."""
         with open(self.log_path, "ab") as log:  # the app's JSON access log, as production writes it
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
+                self.command(),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -82,19 +86,23 @@ class Gunicorn:
     def processes(self) -> list[psutil.Process]:
         """The master and its workers, whose CPU time is the server's."""
         master = psutil.Process(self.process.pid)
-        return [master, *master.children()]
+        return [master, *master.children(recursive=True)]
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def settings(self) -> dict:
-        """The settings gunicorn.conf.py gives under our environment, and the app's pool size."""
-        with mock.patch.dict(os.environ, self.env):
-            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        """The server's settings under our environment, and the app's."""
         return {
-            "worker_class": conf["worker_class"],
-            "workers": conf["workers"],
+            "server": self.name,
+            **self.server_settings(),
             "write_concurrency": int(self.env.get("WRITE_CONCURRENCY") or Config.write_concurrency),
             "db_pool_size_per_worker": int(self.env.get("DB_POOL_SIZE") or Config.db_pool_size),
             "app": self.app_spec,
         }
+
+    def server_settings(self) -> dict:
+        raise NotImplementedError
 
     def _await_ready(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -107,7 +115,33 @@ class Gunicorn:
                         return True
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"gunicorn not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
+        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
+
+
+class Gunicorn(Server):
+    name = "gunicorn"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec]
+
+    def server_settings(self) -> dict:
+        """What gunicorn.conf.py gives under our environment."""
+        with mock.patch.dict(os.environ, self.env):
+            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return {"worker_class": conf["worker_class"], "workers": conf["workers"]}
+
+
+class Granian(Server):
+    name = "granian"
+
+    def command(self) -> list[str]:
+        return granian_command(self.app_spec, self.env["PORT"], self.env)
+
+    def server_settings(self) -> dict:
+        return granian_settings(self.env)
+
+
+SERVERS = {server.name: server for server in (Gunicorn, Granian)}
 
 
 def _free_port() -> int:

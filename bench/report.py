@@ -343,17 +343,18 @@ def servers_table(by_server: dict) -> list[str]:
     if len(by_server) < 2:
         return []
     names = list(by_server)
+    baseline = "gunicorn" if "gunicorn" in names else names[0]
     lines = [
         "",
         "| scenario | server | HTTP req/s | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req "
-        f"| server CPU vs {names[-1]} |",
+        f"| server CPU vs {baseline} |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in ("floor", *BOOKING_SCENARIOS, *READ_SCENARIOS):
         runs = {name: by_server[name].get(scenario, {}).get("http") for name in names}
         for name, http in runs.items():
             if http:
-                lines.append(_server_row(scenario, name, http, runs[names[-1]]))
+                lines.append(_server_row(scenario, name, http, runs[baseline]))
     return lines
 
 

@@ -1,5 +1,5 @@
-"""The web server as `make run` starts it, on a free port, for the length of a `with`: gunicorn (gunicorn.conf.py)
-or granian (app/operations/granian_server.py), which `make bench` compares (BENCH_SERVERS)."""
+"""The web server on a free port, for the length of a `with`: gunicorn as `make run` starts it (gunicorn.conf.py),
+or granian, which `make bench` compares with it (BENCH_SERVERS; docs/performance.md, issue 24)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import psutil
 from cryptography.fernet import Fernet
 
 from app.config import Config
-from app.operations.granian_server import granian_command, granian_settings
 from bench.settings import ROOT
 
 READY_TIMEOUT_S = 60
@@ -28,6 +27,10 @@ START_ATTEMPTS = 5
 # Linux hands out client ports from 32768 up (net.ipv4.ip_local_port_range): wrk's 64 connections
 # could take a port picked there between our check and gunicorn's bind.
 SERVER_PORTS = (20000, 32000)
+# granian's blocking threads and requests in progress per worker, unless WEB_THREADS, WEB_BACKPRESSURE say
+# otherwise: the best of the A/B runs in docs/performance.md (issue 24).
+GRANIAN_THREADS = 16
+GRANIAN_BACKPRESSURE = 128
 
 
 class Server:
@@ -132,13 +135,30 @@ class Gunicorn(Server):
 
 
 class Granian(Server):
+    """granian's WSGI interface: its Rust runtime parses HTTP and holds the connections, and hands each
+    request to one of a worker's blocking threads, which runs the Flask app (group commit and admission
+    use threading's primitives, which work on real threads as on gevent's patched ones). No psycopg2 wait
+    callback: a thread waiting for PostgreSQL releases the GIL. WEB_CONCURRENCY workers (one per core),
+    WEB_THREADS blocking threads each, WEB_BACKPRESSURE requests in progress each."""
+
     name = "granian"
 
     def command(self) -> list[str]:
-        return granian_command(self.app_spec, self.env["PORT"], self.env)
+        settings = self.server_settings()
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "wsgi", "--http", "1", "--no-ws"),
+            *("--host", "0.0.0.0", "--port", self.env["PORT"], "--log-level", "warning"),
+            *("--workers", str(settings["workers"]), "--blocking-threads", str(settings["blocking_threads"])),
+            *("--backpressure", str(settings["backpressure"]), "--workers-kill-timeout", "30"),
+            self.app_spec,
+        ]
 
     def server_settings(self) -> dict:
-        return granian_settings(self.env)
+        return {
+            "workers": int(self.env.get("WEB_CONCURRENCY") or os.cpu_count() or 2),
+            "blocking_threads": int(self.env.get("WEB_THREADS") or GRANIAN_THREADS),
+            "backpressure": int(self.env.get("WEB_BACKPRESSURE") or GRANIAN_BACKPRESSURE),
+        }
 
 
 SERVERS = {server.name: server for server in (Gunicorn, Granian)}

@@ -34,7 +34,8 @@ def one_line(record: dict) -> str:
     """Progress line for one run, printed as the bench goes."""
     latency = record["latency_ms"]
     return (
-        f"  {record['scenario']:<10} {record['runner']:<17} {record['requests_per_s']:8.1f}/s  "
+        f"  {record['scenario']:<10} {record['runner']:<17} {record.get('server', ''):<9}"
+        f"{record['requests_per_s']:8.1f}/s  "
         f"p50 {latency.get('50', 0):7.1f} ms  p99 {latency.get('99', 0):7.1f} ms  "
         f"errors {record['errors']}  generator CPU {record['generator_cpu_share']:.0%}"
     )
@@ -61,7 +62,8 @@ def dispatch_line(dispatch: dict) -> str:
 def build(
     stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float, load_at_start: tuple
 ) -> dict:
-    summary = _medians(records)
+    primary = settings.servers[0]
+    summary = _medians([record for record in records if record.get("server", primary) == primary])
     checks = [record["check"]["ok"] for record in records if "check" in record]
     return {
         "timestamp": stamp,
@@ -71,6 +73,7 @@ def build(
         "postgres": postgres,
         "elapsed_s": round(elapsed_s, 1),
         "summary": summary,
+        "by_server": {name: _medians([r for r in records if r.get("server") == name]) for name in settings.servers},
         "ratios": _ratios(summary),
         "jwt_cost": jwt_cost(summary),
         "webhooks": webhook_cost(summary),
@@ -325,6 +328,7 @@ def markdown_table(results: dict) -> str:
     for scenario in ("floor", *BOOKING_SCENARIOS, *READ_SCENARIOS):
         if scenario in summary:
             lines.append(_table_row(scenario, summary[scenario], ratios.get(scenario, {})))
+    lines += servers_table(results.get("by_server") or {})
     lines += _jwt_cost_table(results.get("jwt_cost"), ratios)
     lines += _webhook_table(results.get("webhooks"), ratios)
     lines += ["", "| target | measured | holds |", "|---|---:|---|"]
@@ -332,6 +336,37 @@ def markdown_table(results: dict) -> str:
         verdict = {True: "yes", False: "**no**", None: "not measured"}[target["ok"]]
         lines.append(f"| {target['name']} | {target['value']} | {verdict} |")
     return "\n".join(lines)
+
+
+def servers_table(by_server: dict) -> list[str]:
+    """The web servers compared (BENCH_SERVERS), scenario by scenario: the same load over HTTP on each."""
+    if len(by_server) < 2:
+        return []
+    names = list(by_server)
+    baseline = "gunicorn" if "gunicorn" in names else names[0]
+    lines = [
+        "",
+        "| scenario | server | HTTP req/s | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req "
+        f"| server CPU vs {baseline} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario in ("floor", *BOOKING_SCENARIOS, *READ_SCENARIOS):
+        runs = {name: by_server[name].get(scenario, {}).get("http") for name in names}
+        for name, http in runs.items():
+            if http:
+                lines.append(_server_row(scenario, name, http, runs[baseline]))
+    return lines
+
+
+def _server_row(scenario: str, name: str, http: dict, baseline: dict | None) -> str:
+    per_request = http["cpu"].get("ms_per_request", {}) if http["cpu"] else {}
+    server, postgres = per_request.get("server"), per_request.get("postgres")
+    base = (baseline or {}).get("cpu", {}).get("ms_per_request", {}).get("server")
+    versus = f"{server / base - 1:+.0%}" if server is not None and base else ""
+    return (
+        f"| {scenario} | {name} | {http['requests_per_s']:.0f} | {http['latency_ms']['99']:.1f} | {http['errors']} "
+        f"| {_fixed(server)} | {_fixed(postgres)} | {versus} |"
+    )
 
 
 def _jwt_cost_table(cost: dict | None, ratios: dict) -> list[str]:
@@ -415,7 +450,7 @@ def _setting_line(results: dict) -> str:
     return (
         f"{machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB; PostgreSQL "
         f"{results['postgres'].get('server_version')}, synchronous_commit={results['postgres'].get('synchronous_commit')}; "
-        f"gunicorn {app.get('workers')} {app.get('worker_class')} workers, {app.get('write_concurrency')} writes at once "
+        f"{app.get('server', 'gunicorn')} {app.get('workers')} workers, {app.get('write_concurrency')} writes at once "
         f"per worker, pool "
         f"{app.get('db_pool_size_per_worker')}/worker; {settings['clients']} clients, "
         f"{settings['duration_s']} s x {settings['repeats']} per scenario (medians); commit {machine['git_commit']}, "

@@ -16,7 +16,7 @@ from bench import report
 from bench.database import BenchDatabase, event_id, event_prefix, postgres_server
 from bench.identity import BenchIdentity
 from bench.load import CpuMeter, ensure_wrk, find_pgbench, find_psql, postmaster_pid, run_pgbench, start_wrk, wrk_result
-from bench.server import Gunicorn
+from bench.server import SERVERS, Server
 from bench.settings import RESULTS_DIR, Settings
 from bench.webhooks import WebhookSide
 
@@ -96,35 +96,51 @@ class Bench:
                 longest_run_s = max(self.settings.duration_s, self.settings.warmup_s)
                 self.identity = stack.enter_context(BenchIdentity(self.settings.generator_threads, longest_run_s))
             for repeat in range(self.settings.repeats):
-                self._floor(repeat)
+                for server_class in self._server_order(repeat):
+                    self._floor(server_class, repeat)
                 for auth in (JWT, OPEN):  # hot-jwt then hot: the pair compared runs back to back
-                    self._scenarios(auth, repeat)
+                    for server_class in self._server_order(repeat):
+                        self._scenarios(server_class, auth, repeat)
         return self.records
 
-    def _floor(self, repeat: int) -> None:
-        with Gunicorn("bench.floor:app", self.database.url, self.log_path) as server:
-            self.servers["floor"] = server.settings()
+    def _server_order(self, repeat: int) -> list[type[Server]]:
+        """The servers compared (BENCH_SERVERS), each repeat starting with the next, so none always goes first."""
+        names = self.settings.servers
+        return [SERVERS[names[(repeat + i) % len(names)]] for i in range(len(names))]
+
+    def _primary(self, server: Server) -> bool:
+        """Whether `server` is the first of BENCH_SERVERS: the one whose runs the ratios and targets read."""
+        return server.name == self.settings.servers[0]
+
+    def _floor(self, server_class: type[Server], repeat: int) -> None:
+        with server_class("bench.floor:app", self.database.url, self.log_path) as server:
+            self.servers[self._settings_key(server, "floor")] = server.settings()
             self._warm_up(server, "book.lua", ["/bench/floor"])
             group = next(self.groups)
             self._http(server, "floor", repeat, "book.lua", [str(group), "1", "/bench/floor"])
 
-    def _scenarios(self, auth: str, repeat: int) -> None:
-        """The chosen scenarios of one AUTH_MODE, against one gunicorn started in that mode."""
+    def _settings_key(self, server: Server, role: str) -> str:
+        return role if self._primary(server) else f"{role}@{server.name}"
+
+    def _scenarios(self, server_class: type[Server], auth: str, repeat: int) -> None:
+        """The chosen scenarios of one AUTH_MODE, against one server started in that mode; pgbench's runs
+        (which no web server serves) beside the first server's only."""
         scenarios = [SCENARIOS[name] for name in self.settings.scenarios if SCENARIOS[name].auth == auth]
         if not scenarios:
             return
         server_env = self.identity.server_env() if auth == JWT else {}
-        with Gunicorn("wsgi:app", self.database.url, self.log_path, server_env) as server:
-            self.servers["app" if auth == OPEN else f"app-{auth}"] = server.settings()
+        with server_class("wsgi:app", self.database.url, self.log_path, server_env) as server:
+            self.servers[self._settings_key(server, "app" if auth == OPEN else f"app-{auth}")] = server.settings()
             self._warm_up(server, WARM_UP_SCRIPTS[auth], self._script_tail(auth))
             for scenario in scenarios:
                 with self._webhook_side(scenario, server):
                     self._scenario_over_http(server, scenario, repeat)
-                    for form in PGBENCH_FORMS if scenario.pgbench_scripts else ():
+                    pgbench = scenario.pgbench_scripts and self._primary(server)
+                    for form in PGBENCH_FORMS if pgbench else ():
                         self._scenario_with_pgbench(server, scenario, form, repeat)
 
     @contextlib.contextmanager
-    def _webhook_side(self, scenario: Scenario, server: Gunicorn):
+    def _webhook_side(self, scenario: Scenario, server: Server):
         """For a webhook scenario, the receiver and a dispatcher beside `server` while its runs go."""
         if not scenario.webhook:
             yield
@@ -139,15 +155,15 @@ class Bench:
         """Around one run: its webhook's deliveries measured (a dict filled in on the way out), if any."""
         return self.webhooks.measured() if self.webhooks else contextlib.nullcontext()
 
-    def _service_processes(self, server: Gunicorn) -> list[psutil.Process]:
-        """Whose CPU time is the service's: gunicorn's, and the dispatcher's while one runs."""
+    def _service_processes(self, server: Server) -> list[psutil.Process]:
+        """Whose CPU time is the service's: the web server's, and the dispatcher's while one runs."""
         return server.processes() + (self.webhooks.processes() if self.webhooks else [])
 
     def _script_tail(self, auth: str) -> list[str]:
         """The wrk arguments after the events: in jwt mode, where the token pools are."""
         return [str(self.identity.directory)] if auth == JWT else []
 
-    def _warm_up(self, server: Gunicorn, script: str, tail: list[str]) -> None:
+    def _warm_up(self, server: Server, script: str, tail: list[str]) -> None:
         """Fill the connection pools and let each worker serve its first requests (and fetch the JWKS)."""
         group = next(self.groups)
         self.database.create_events(group, 1, 1_000_000, "warm-up")
@@ -162,7 +178,7 @@ class Bench:
         )
         wrk_result(child)
 
-    def _scenario_over_http(self, server: Gunicorn, scenario: Scenario, repeat: int) -> None:
+    def _scenario_over_http(self, server: Server, scenario: Scenario, repeat: int) -> None:
         group = self._prepare(scenario, pools=range(1, self.settings.generator_threads + 1))
         args = [str(group)] if scenario.churn else [str(group), str(scenario.events)]
         args += self._script_tail(scenario.auth)
@@ -206,15 +222,15 @@ class Bench:
             name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
             for name, (reader, reader_args) in (readers or {}).items()
         }
-        record = self._record(scenario, "http", repeat, wrk_result(load))
+        record = self._record(scenario, "http", repeat, wrk_result(load), server.name)
         generators = record["generator_cpu_share"]
         for name, child in reads.items():
-            generators += self._record(name, "http", repeat, wrk_result(child))["generator_cpu_share"]
+            generators += self._record(name, "http", repeat, wrk_result(child), server.name)["generator_cpu_share"]
         after = self.meter.snapshot(self._service_processes(server))
         record["cpu"] = self.meter.breakdown(before, after, generators, record["requests"])
         return record
 
-    def _scenario_with_pgbench(self, server: Gunicorn, scenario: Scenario, form: str, repeat: int) -> None:
+    def _scenario_with_pgbench(self, server: Server, scenario: Scenario, form: str, repeat: int) -> None:
         s = self.settings
         group = self._prepare(scenario, pools=range(0, s.clients))  # pgbench's :client_id is 0-based
         variables = {"event_prefix": event_prefix(group), "event_count": scenario.events, "n": 0, "c": 0}
@@ -230,7 +246,7 @@ class Bench:
                 s.generator_threads,
                 s.duration_s,
             )
-            record = self._record(scenario.name, f"pgbench-{form}", repeat, result)
+            record = self._record(scenario.name, f"pgbench-{form}", repeat, result, server.name)
             after = self.meter.snapshot(self._service_processes(server))
         record["cpu"] = self.meter.breakdown(before, after, result["generator_cpu_share"], result["requests"])
         self._finish(record, group, deliveries)
@@ -248,8 +264,8 @@ class Bench:
         self.database.settle()
         return group
 
-    def _record(self, scenario: str, runner: str, repeat: int, result: dict) -> dict:
-        record = {"scenario": scenario, "runner": runner, "repeat": repeat, **result}
+    def _record(self, scenario: str, runner: str, repeat: int, result: dict, server: str) -> dict:
+        record = {"scenario": scenario, "runner": runner, "server": server, "repeat": repeat, **result}
         self.records.append(record)
         print(report.one_line(record), flush=True)
         return record

@@ -1,4 +1,5 @@
-"""Gunicorn as `make run` starts it (gunicorn.conf.py), on a free port, for the length of a `with`."""
+"""The web server on a free port, for the length of a `with`: gunicorn as `make run` starts it (gunicorn.conf.py),
+or granian, which `make bench` compares with it (BENCH_SERVERS; docs/performance.md, issue 24)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,16 @@ START_ATTEMPTS = 5
 # Linux hands out client ports from 32768 up (net.ipv4.ip_local_port_range): wrk's 64 connections
 # could take a port picked there between our check and gunicorn's bind.
 SERVER_PORTS = (20000, 32000)
+# granian's blocking threads and requests in progress per worker, unless WEB_THREADS, WEB_BACKPRESSURE say
+# otherwise: the best of the A/B runs in docs/performance.md (issue 24).
+GRANIAN_THREADS = 16
+GRANIAN_BACKPRESSURE = 128
 
 
-class Gunicorn:
-    """One gunicorn master serving `app_spec` ("module:variable") with the production settings."""
+class Server:
+    """One web server serving `app_spec` ("module:variable") with the production settings."""
+
+    name: str
 
     def __init__(self, app_spec: str, database_url: str, log_path: Path, extra_env: dict | None = None) -> None:
         self.app_spec = app_spec
@@ -52,18 +59,18 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.env['PORT']}"
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> Server:
         for _attempt in range(START_ATTEMPTS):
             self.env["PORT"] = str(_free_port())
             if self._start():
                 return self
-        raise RuntimeError(f"gunicorn did not start in {START_ATTEMPTS} attempts; see {self.log_path}")
+        raise RuntimeError(f"{self.name} did not start in {START_ATTEMPTS} attempts; see {self.log_path}")
 
     def _start(self) -> bool:
-        """Start gunicorn; False if it exited at once (its port was taken in the meantime)."""
+        """Start the server; False if it exited at once (its port was taken in the meantime)."""
         with open(self.log_path, "ab") as log:  # the app's JSON access log, as production writes it
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
+                self.command(),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -82,19 +89,23 @@ class Gunicorn:
     def processes(self) -> list[psutil.Process]:
         """The master and its workers, whose CPU time is the server's."""
         master = psutil.Process(self.process.pid)
-        return [master, *master.children()]
+        return [master, *master.children(recursive=True)]
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def settings(self) -> dict:
-        """The settings gunicorn.conf.py gives under our environment, and the app's pool size."""
-        with mock.patch.dict(os.environ, self.env):
-            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        """The server's settings under our environment, and the app's."""
         return {
-            "worker_class": conf["worker_class"],
-            "workers": conf["workers"],
+            "server": self.name,
+            **self.server_settings(),
             "write_concurrency": int(self.env.get("WRITE_CONCURRENCY") or Config.write_concurrency),
             "db_pool_size_per_worker": int(self.env.get("DB_POOL_SIZE") or Config.db_pool_size),
             "app": self.app_spec,
         }
+
+    def server_settings(self) -> dict:
+        raise NotImplementedError
 
     def _await_ready(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -107,7 +118,50 @@ class Gunicorn:
                         return True
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"gunicorn not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
+        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S}s; see {self.log_path}")
+
+
+class Gunicorn(Server):
+    name = "gunicorn"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec]
+
+    def server_settings(self) -> dict:
+        """What gunicorn.conf.py gives under our environment."""
+        with mock.patch.dict(os.environ, self.env):
+            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return {"worker_class": conf["worker_class"], "workers": conf["workers"]}
+
+
+class Granian(Server):
+    """granian's WSGI interface: its Rust runtime parses HTTP and holds the connections, and hands each
+    request to one of a worker's blocking threads, which runs the Flask app (group commit and admission
+    use threading's primitives, which work on real threads as on gevent's patched ones). No psycopg2 wait
+    callback: a thread waiting for PostgreSQL releases the GIL. WEB_CONCURRENCY workers (one per core),
+    WEB_THREADS blocking threads each, WEB_BACKPRESSURE requests in progress each."""
+
+    name = "granian"
+
+    def command(self) -> list[str]:
+        settings = self.server_settings()
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "wsgi", "--http", "1", "--no-ws"),
+            *("--host", "0.0.0.0", "--port", self.env["PORT"], "--log-level", "warning"),
+            *("--workers", str(settings["workers"]), "--blocking-threads", str(settings["blocking_threads"])),
+            *("--backpressure", str(settings["backpressure"]), "--workers-kill-timeout", "30"),
+            self.app_spec,
+        ]
+
+    def server_settings(self) -> dict:
+        return {
+            "workers": int(self.env.get("WEB_CONCURRENCY") or os.cpu_count() or 2),
+            "blocking_threads": int(self.env.get("WEB_THREADS") or GRANIAN_THREADS),
+            "backpressure": int(self.env.get("WEB_BACKPRESSURE") or GRANIAN_BACKPRESSURE),
+        }
+
+
+SERVERS = {server.name: server for server in (Gunicorn, Granian)}
 
 
 def _free_port() -> int:

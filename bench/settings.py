@@ -9,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
+# The web servers compared, each with every scenario; the first one's runs make the ratios and targets:
+# gunicorn, which `make run` serves on (docs/performance.md, issue 24, says why granian does not yet).
+DEFAULT_SERVERS = "gunicorn,granian"
 DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue"
 
 
@@ -25,6 +28,7 @@ class Settings:
     status_connections: int
     status_pause_ms: int  # between two reads on one status connection
     scenarios: tuple[str, ...]
+    servers: tuple[str, ...]  # BENCH_SERVERS: gunicorn, granian or both
     drain_timeout_s: int  # hot-webhook: how long the dispatcher may take to deliver a run's backlog
 
     @classmethod
@@ -40,5 +44,6 @@ class Settings:
             status_connections=int(env.get("BENCH_STATUS_CONNECTIONS", 4)),
             status_pause_ms=int(env.get("BENCH_STATUS_PAUSE_MS", 20)),
             scenarios=tuple(env.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",")),
+            servers=tuple(env.get("BENCH_SERVERS", DEFAULT_SERVERS).split(",")),
             drain_timeout_s=int(env.get("BENCH_DRAIN_TIMEOUT", 120)),
         )

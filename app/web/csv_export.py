@@ -1,4 +1,4 @@
-"""Lists as CSV (`Accept: text/csv`): the whole list, streamed as the database streams it.
+"""Lists as CSV (`Accept: text/csv`): the whole list, streamed as its pages are read (app/booking/organisers.py).
 
 The columns are the JSON schema's own fields, under the same names and rendered the same way, so a
 CSV export and the JSON pages of the same list say the same thing. Rows are written out BATCH at a

@@ -3,15 +3,18 @@
 The writes are `services.Write`s like the bookings', each one statement under the event's row lock:
 `update_event` and `cancel_event` (app/booking/sql/), whose rows this module turns into domain objects.
 The reads are one statement each, keyset-paginated on an index (never OFFSET: a deep page costs what
-the first does). A whole list, for a CSV export, comes through a server-side cursor, STREAM_BATCH rows
-at a time, so a worker holds one batch however long the list is; it holds a database connection
-until the last row has gone.
+the first does). A whole list, for a CSV export, is the same pages one after another, STREAM_BATCH rows
+each, each read in a statement of its own when the one before has been sent: the worker holds one page
+however long the list is, and a database connection only while it reads a page, never while the
+client is slow to take what was read. So an export reads what the JSON pages would, not one snapshot
+(docs/organisers.md says what it promises).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
@@ -35,7 +38,7 @@ from app.booking.services import EVENT_COLUMNS, OneStatementWrite
 from app.database.group_commit import Batcher
 from app.database.tables import bookings, events
 
-STREAM_BATCH = 1000  # rows fetched from the server-side cursor at a time
+STREAM_BATCH = 1000  # rows of a page of a whole-list export
 # Calling off an event of 2.7 million active bookings at 44 µs each; the lock is held that long at most.
 CANCEL_STATEMENT_TIMEOUT_MS = 120_000
 LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")  # SET LOCAL, with a parameter
@@ -73,16 +76,6 @@ SELECT w.id, w.seq, w.user_id, w.quantity, w.created_at,
  WHERE e.id = :event_id
 WINDOW queue AS (ORDER BY w.seq)
  ORDER BY w.seq
-""")
-# The whole waiting list from its head, for a stream: places counted along it (the head is at 1, with
-# nothing ahead); the running window keeps no rows, so the server streams it as it reads the index.
-WAITING_LIST = text("""
-SELECT b.id, b.seq, b.user_id, b.quantity, b.created_at,
-       (row_number() OVER queue)::integer AS position, sum(b.quantity) OVER queue - b.quantity AS tickets_ahead
-  FROM bookings b
- WHERE b.event_id = :event_id AND b.status = 'waiting'
-WINDOW queue AS (ORDER BY b.seq)
- ORDER BY b.seq
 """)
 EVENT_EXISTS = text("SELECT EXISTS (SELECT 1 FROM events WHERE id = :event_id)")
 BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow)]
@@ -176,15 +169,27 @@ def booking_list(engine: Engine, event_id: str, status: str | None, after: int, 
 
 
 def stream_waiting_list(engine: Engine, event_id: str) -> Iterator[WaitingEntry]:
-    """The whole waiting list, oldest first, as it streams from the database (EventNotFound at once)."""
-    event_uuid = parse_event_id(event_id)
-    return _stream(engine, event_id, event_uuid, WAITING_LIST.bindparams(event_id=event_uuid), WaitingEntry)
+    """The whole waiting list, oldest first, page after page (EventNotFound at once)."""
+    return _pages(functools.partial(waiting_list, engine, event_id, limit=STREAM_BATCH))
 
 
 def stream_bookings(engine: Engine, event_id: str, status: str | None) -> Iterator[BookingRow]:
-    """Every booking of the event (of `status`, if given), oldest first, as it streams from the database."""
-    event_uuid = parse_event_id(event_id)
-    return _stream(engine, event_id, event_uuid, _bookings_query(event_uuid, status, after=0), BookingRow)
+    """Every booking of the event (of `status`, if given), oldest first, page after page (EventNotFound at once)."""
+    return _pages(functools.partial(booking_list, engine, event_id, status, limit=STREAM_BATCH))
+
+
+def _pages(page_after: Callable[..., Page]) -> Iterator:
+    """The rows of `page_after(after=0)` and of each page after it. The first page is read now, so that
+    its refusal (EventNotFound) comes before anything streams; each next one when the last row of the
+    one before has been taken."""
+    return _rows_from(page_after(after=0), page_after)
+
+
+def _rows_from(page: Page, page_after: Callable[..., Page]) -> Iterator:
+    yield from page.rows
+    while page.next_after is not None:
+        page = page_after(after=page.next_after)
+        yield from page.rows
 
 
 def _bookings_query(event_uuid: uuid.UUID, status: str | None, after: int):
@@ -202,26 +207,6 @@ def _page(rows: list[Row], limit: int, kind: type) -> Page:
     names = [field.name for field in fields(kind)]
     found = [kind(**{name: row._mapping[name] for name in names}) for row in rows[:limit]]
     return Page(found, next_after=rows[limit - 1].seq if len(rows) > limit else None)
-
-
-def _stream(engine: Engine, event_id: str, event_uuid: uuid.UUID, statement: Executable, kind: type) -> Iterator:
-    """The rows of `statement` as `kind`s, through a server-side cursor; raises EventNotFound before
-    anything streams, so that the caller can still answer 404."""
-    conn = engine.connect()
-    try:
-        _require_event(conn, event_uuid, event_id)
-    except BaseException:
-        conn.close()
-        raise
-    return _rows(conn, statement, kind)
-
-
-def _rows(conn: Connection, statement: Executable, kind: type) -> Iterator:
-    names = [field.name for field in fields(kind)]
-    with conn:
-        result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(statement)
-        for row in result:
-            yield kind(**{name: row._mapping[name] for name in names})
 
 
 def _require_event(conn: Connection, event_uuid: uuid.UUID, event_id: str) -> None:

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from app.booking.domain import quoted
 from app.notifications.model import UnsafeDestination
 
 SCHEMES = {"http": 80, "https": 443}
@@ -24,7 +25,7 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise UnsafeDestination(f"{host} does not resolve ({error})") from None
+        raise UnsafeDestination(f"{quoted(host)} does not resolve ({error})") from None
     return [info[4][0] for info in infos]
 
 
@@ -40,7 +41,7 @@ def host_and_port(url: str) -> tuple[str, int]:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError as error:  # a bad IPv6 literal, a port out of range
-        raise UnsafeDestination(f"is not a valid URL ({error})") from None
+        raise UnsafeDestination(f"is not a valid URL ({quoted(str(error))})") from None  # it may quote the URL
     if parts.scheme not in SCHEMES or not host:
         raise UnsafeDestination("must be an http or https URL with a host")
     if parts.username or parts.password:
@@ -56,10 +57,10 @@ def public_address(host: str, port: int, resolver: Resolver = resolve) -> str:
     """
     addresses = resolver(host, port)
     if not addresses:
-        raise UnsafeDestination(f"{host} does not resolve")
+        raise UnsafeDestination(f"{quoted(host)} does not resolve")
     for address in addresses:
         if not is_public(address):
-            raise UnsafeDestination(f"{host} resolves to {address}, which is not a public address")
+            raise UnsafeDestination(f"{quoted(host)} resolves to {address}, which is not a public address")
     return addresses[0]
 
 

@@ -1,8 +1,14 @@
-"""Lists as CSV (`Accept: text/csv`): the whole list, streamed as the database streams it.
+"""Lists as CSV (`Accept: text/csv`): the whole list, streamed as its pages are read (app/booking/organisers.py).
 
 The columns are the JSON schema's own fields, under the same names and rendered the same way, so a
 CSV export and the JSON pages of the same list say the same thing. Rows are written out BATCH at a
 time, so the worker holds one batch of rows and of text however long the list is.
+
+A cell is text a spreadsheet may run: a user id such as `=HYPERLINK(...)` is a formula once the
+organiser opens the file. As OWASP's CSV injection guidance says, a text cell that starts with `=`,
+`+`, `-`, `@`, a tab or a carriage return is written with a single quote before it (`'=1+1`), which a
+spreadsheet shows as text, and quoted by the csv module wherever its characters need it. Numbers are
+the service's own and are written as they are; the JSON lists are not touched.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from marshmallow import Schema
 CSV = "text/csv"
 BATCH = 1000
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}, "example": "id,userId,...\r\n"}}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
 
 
 def wants_csv() -> bool:
@@ -39,8 +46,19 @@ def _lines(rows: Iterable, schema: Schema) -> Iterator[str]:
     writer.writeheader()
     rows = iter(rows)
     while batch := list(islice(rows, BATCH)):
-        writer.writerows(schema.dump(batch, many=True))
+        writer.writerows(map(_as_text_cells, schema.dump(batch, many=True)))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def _as_text_cells(row: dict) -> dict:
+    return {name: _as_text_cell(value) for name, value in row.items()}
+
+
+def _as_text_cell(value):
+    """A text value that a spreadsheet would run as a formula, with the quote that makes it text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

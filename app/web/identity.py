@@ -22,6 +22,7 @@ import json
 import structlog
 from flask import Flask, Response, current_app, g, request
 
+from app.booking.domain import quoted
 from app.config.identity import JWT, OPEN, IdentitySettings
 from app.web import auth, errors
 from app.web.limits import API_PREFIX
@@ -117,7 +118,7 @@ def authorize_user(user_id: str) -> None:
         return
     caller = _user_caller()
     if caller.sub != user_id and not caller.acts_for_anyone:
-        raise Forbidden(f"this token may act only for its own user, not {user_id!r}")
+        raise Forbidden(f"this token may act only for its own user, not {quoted(user_id)!r}")
 
 
 def _user_caller() -> Caller:
@@ -155,7 +156,7 @@ def scope_key(scope_id: str, key: str) -> str:
 
 
 def _unauthorized(error: InvalidToken) -> Response:
-    log.info("token_refused", reason=str(error))
+    log.info("token_refused", reason=error.reason)  # the client reads only the generic detail
     response = errors.problem(401, "unauthorized", str(error))
     response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response

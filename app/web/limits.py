@@ -8,12 +8,17 @@ by spreading requests over endpoints:
   the database, while reads are single primary-key lookups.
 
 The client is the token's `sub` when the request carries a valid one (AUTH_MODE=jwt), else the peer
-address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
+address: an IPv4 address whole, an IPv6 address by its /64. A /64 is what one subscriber gets (a home,
+a phone, a cloud instance), and a host may take any address in it at will, so keyed on the whole
+address a client would get a fresh budget with each new address. An IPv4-mapped IPv6 address
+(::ffff:192.0.2.1, a dual-stack socket's) counts as its IPv4 address. Behind TRUSTED_PROXIES reverse proxies, werkzeug's ProxyFix takes
 it from that many X-Forwarded-For entries, counted from the right (the ones our proxies appended);
 with the default of 0 the header is ignored, so a client cannot dodge its limit by forging it.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter
@@ -21,6 +26,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 API_PREFIX = "/api/"
+IPV6_CLIENT_PREFIX = 64  # the IPv6 addresses one client may hold
 # Never limited: health, for the balancer; /metrics, for Prometheus (it has its token); the docs page,
 # its files, the document (the contract exempts them) and `/`, which points to them.
 UNLIMITED_ENDPOINTS = frozenset(
@@ -61,9 +67,22 @@ def init_app(app: Flask, config) -> None:
 
 
 def _client_key() -> str:
-    """The token's sub when app/web/identity.py verified one (AUTH_MODE=jwt), else the client address."""
+    """The token's sub when app/web/identity.py verified one (AUTH_MODE=jwt), else the client's network."""
     sub = getattr(g.get("caller"), "sub", None)
-    return f"sub:{sub}" if sub else get_remote_address()
+    return f"sub:{sub}" if sub else client_network(get_remote_address())
+
+
+def client_network(address: str) -> str:
+    """What the limit counts for a peer `address`: an IPv4 address itself, an IPv6 address's /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # not an address (a test client's, a unix socket's): counted as it is
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network((ip, IPV6_CLIENT_PREFIX), strict=False))
 
 
 def _budgets(config) -> list[ApplicationLimit]:

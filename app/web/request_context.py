@@ -83,7 +83,8 @@ class ContentCodingRefused(UnsupportedMediaType):
 
 def takes_no_body(view):
     """Mark a POST view that reads no body (an action on the resource its path names): it may be sent
-    without one, and so without a Content-Type; a body it is sent must still be JSON."""
+    without one, and so without a Content-Type; a body it is sent must still be JSON (and is parsed:
+    Blueprint.takes_no_body in app/web/blueprint.py, which routes use)."""
     view.takes_no_body = True
     return view
 

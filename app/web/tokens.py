@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt import PyJWKClient, PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
 from marshmallow import ValidationError
 
+from app.booking.domain import quoted
 from app.config.identity import IdentitySettings
 from app.web.schemas import no_control_characters
 
@@ -35,6 +36,12 @@ MAX_CACHED_KEYS = 16
 MAX_VERIFIED_TOKENS = 4096  # per worker: a few MB of tokens, each kept until it expires
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 MAX_SUB_LENGTH = 128  # the sub is the acting userId, which has the same bounds
+NOT_VALID = "the bearer token is not valid"
+EXPIRED = "the bearer token has expired"
+# What PyJWT raises for a token it cannot verify. Not only its own errors: a header naming an algorithm
+# of another key type than the key (ES256 for an RSA key) is a TypeError from the key's preparation.
+# UnicodeDecodeError and binascii.Error are ValueErrors; deep nesting in a header is a RecursionError.
+VERIFICATION_ERRORS = (jwt.PyJWTError, TypeError, ValueError, RecursionError)
 
 
 class IdentityError(Exception):
@@ -42,7 +49,17 @@ class IdentityError(Exception):
 
 
 class InvalidToken(IdentityError):
-    """401: missing, malformed, expired, wrongly signed or wrongly addressed."""
+    """401: missing, malformed, expired, wrongly signed or wrongly addressed.
+
+    Its text is what the caller reads: one message for every failed check but expiry (which PyJWT
+    checks only once the signature holds), so that an anonymous caller learns no key id, algorithm or
+    parser message. `reason` says which check failed, for the operator's log line only; it quotes what
+    the token says as an error quotes a client's value, cut short (a header may name a 3 KB kid).
+    """
+
+    def __init__(self, detail: str = NOT_VALID, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason or detail
 
 
 class ProviderUnavailable(IdentityError):
@@ -106,8 +123,10 @@ class TokenVerifier:
                 leeway=LEEWAY_S,
                 options={"require": REQUIRED_CLAIMS},
             )
-        except jwt.PyJWTError as error:
-            raise InvalidToken(f"the bearer token is not valid: {error}") from None
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken(EXPIRED) from None
+        except VERIFICATION_ERRORS as error:
+            raise InvalidToken(reason=f"{type(error).__name__}: {quoted(str(error))}") from None
         return claims
 
     def _key_for(self, token: str):
@@ -127,21 +146,21 @@ def _unverified_kid(token: str) -> str:
     except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
         header = None
     if len(segments) != 3 or not isinstance(header, dict):
-        raise InvalidToken("the bearer token is not valid: not three segments with a JSON header")
+        raise InvalidToken(reason="not three segments with a JSON header")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise InvalidToken("the bearer token names no key (kid)")
+        raise InvalidToken(reason="the header names no key (kid)")
     return kid
 
 
 def _caller_from(claims: dict) -> Caller:
     sub = claims["sub"]
     if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_SUB_LENGTH:
-        raise InvalidToken(f"the token's sub must be 1..{MAX_SUB_LENGTH} characters")
+        raise InvalidToken(reason=f"the token's sub must be 1..{MAX_SUB_LENGTH} characters")
     try:
         no_control_characters(sub)
     except ValidationError:
-        raise InvalidToken("the token's sub must not contain control characters") from None
+        raise InvalidToken(reason="the token's sub must not contain control characters") from None
     scope = claims.get("scope", "")
     return Caller(sub=sub, scopes=frozenset(scope.split() if isinstance(scope, str) else ()))
 
@@ -192,8 +211,8 @@ class ProviderKeys:
             raise ProviderUnavailable(
                 f"the identity provider's keys cannot be fetched: {error}", self._client.retry_after_s()
             ) from None
-        except PyJWKClientError as error:
-            raise InvalidToken(f"the bearer token is not valid: {error}") from None
+        except PyJWKClientError:
+            raise InvalidToken(reason=f"no key of the provider has the kid {quoted(kid)!r}") from None
 
 
 class _RateLimitedJWKClient(PyJWKClient):

@@ -2,8 +2,8 @@
 
 The list is seeded in SQL (ROWS waiting entries in one statement) in a database of this module's own,
 then read through the app as a client reads it, chunk by chunk, while the process's resident memory
-is sampled. Held in memory instead (no server-side cursor), the rows alone would take several times
-the margin allowed here; streamed, the worker holds one batch of rows and of text at a time.
+is sampled. Read whole instead of page by page, the rows alone would take several times the margin
+allowed here; streamed, the worker holds one page of rows and of text at a time.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from tests.helpers.database import drop_database, migrate, scratch_database
 
 ROWS = 300_000
 SAMPLES = 30
-# One batch of rows and of text, and the request's first use of its code: ~3 MB here. Without the server-side
-# cursor the driver holds all 300 000 rows at the first chunk: ~70 MB more.
+# One page of rows and of text, and the request's first use of its code: ~3 MB here. Read whole, the
+# driver holds all 300 000 rows at the first chunk: ~70 MB more.
 GROWTH_ALLOWED_MB = 25
 
 SEED = [

@@ -135,3 +135,10 @@ def test_with_no_key_source_the_app_trusts_its_development_key_and_says_so(make_
     assert "auth_development_key" in capsys.readouterr().out
     token = dev_keys.mint(dev_keys.claims("erin"), scratch)
     assert client.get("/api/users/erin/bookings", headers=bearer(token)).status_code == 200
+
+
+def test_a_403_quotes_at_most_64_characters_of_the_user_id(jwt_client, signing_key):
+    other = "m" * 128
+    response = jwt_client.get(f"/api/users/{other}/bookings", headers=bearer(signing_key.token("alice")))
+    detail = response.get_json()["detail"]
+    assert response.status_code == 403 and other[:64] + "\u2026" in detail and other[:65] not in detail

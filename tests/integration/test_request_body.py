@@ -86,3 +86,34 @@ def test_flask_reads_json_as_strictly_as_the_parser(app):
     with app.test_request_context("/api/book", method="POST", data='{"a": 1, "a": 2}', content_type="application/json"):
         with pytest.raises(BadRequest):
             request.get_json()
+
+
+NOT_JSON_BODIES = [b"xx", b"{", b'{"a": NaN}', b"\xff"]
+
+
+@pytest.mark.parametrize("raw", NOT_JSON_BODIES)
+def test_every_post_route_refuses_a_json_body_that_is_not_json(app, client, admin_headers, raw):
+    # The ids in the paths name nothing: the body is refused before anything is looked up.
+    paths = [rule.rule.replace("<", "").replace(">", "") for rule in app.url_map.iter_rules() if "POST" in rule.methods]
+    for path in paths:
+        response = client.post(path, data=raw, content_type="application/json", headers=admin_headers)
+        assert_problem(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("raw", [b"xx", b"[]", b'{"reason": "sold out"}', b"null"])
+def test_calling_off_an_event_with_a_body_other_than_an_empty_object_is_a_400_that_changes_nothing(
+    client, admin_headers, new_event, raw
+):
+    event = new_event(5)
+    response = client.post(
+        f"/api/events/{event['id']}/cancel", data=raw, content_type="application/json", headers=admin_headers
+    )
+    assert_problem(response, 400, "invalid_request")
+    assert client.get(f"/api/status/{event['id']}").get_json()["event"]["status"] == "active"
+
+
+@pytest.mark.parametrize("body", [{"data": b"{}", "content_type": "application/json"}, {}], ids=["{}", "no body"])
+def test_calling_off_an_event_with_an_empty_object_or_no_body_is_done(client, admin_headers, new_event, body):
+    event = new_event(5)
+    response = client.post(f"/api/events/{event['id']}/cancel", headers=admin_headers, **body)
+    assert response.status_code == 200 and response.get_json()["event"]["status"] == "cancelled"

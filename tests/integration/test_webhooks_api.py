@@ -109,6 +109,16 @@ def test_a_private_destination_is_refused_unless_allowed(make_app, admin_headers
     assert list(response.get_json()["errors"]) == ["url"]
 
 
+def test_a_refused_host_is_quoted_at_most_64_characters(app, client, admin_headers, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
+    host = ".".join(["a" * 62] * 3) + ".invalid"  # 194 characters, in labels of at most 63
+
+    response = client.post("/api/webhooks", json={"url": f"http://{host}/hook"}, headers=admin_headers)
+
+    (message,) = response.get_json()["errors"]["url"]
+    assert message.startswith(host[:64] + "\u2026") and host[:65] not in message
+
+
 def test_a_webhook_for_an_unknown_event_is_404(client, admin_headers, receiver):
     response = client.post("/api/webhooks", json={"url": receiver.url, "eventId": NIL}, headers=admin_headers)
 

@@ -11,7 +11,6 @@ from app.web.blueprint import Blueprint
 from app.web.csv_export import CSV_CONTENT, csv_response, wants_csv
 from app.web.docs import ADMIN_SECURITY
 from app.web.identity import require_admin
-from app.web.request_context import takes_no_body
 from app.web.schemas import (
     BookingRowSchema,
     BookingsPageSchema,
@@ -69,7 +68,7 @@ def update_event(args, event_id):
 
 @blp.route("/events/<event_id>/cancel", methods=["POST"])
 @require_admin
-@takes_no_body
+@blp.takes_no_body
 @blp.idempotent_response(200, EventEnvelope, present=lambda cancellation: {"event": cancellation.event})
 @blp.problems(401, 403, 404, 422, 503)
 @blp.doc(security=ADMIN_SECURITY)
@@ -78,7 +77,7 @@ def cancel_event(event_id):
 
     Cancels every active booking and makes the event `cancelled`, in one transaction; afterwards
     booking, cancelling and changing it are 409 `event_cancelled`. Calling it again is 200 with the
-    same event. Takes no body.
+    same event. Takes no body (or `{}`; any other body is 400).
     """
     return organisers.CancelEvent(event_id, g.request_id)
 

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.web.tokens import EXPIRED, JWT, NOT_VALID, IdentitySettings
+from app.config.identity import JWT, IdentitySettings
+from app.web.tokens import EXPIRED, NOT_VALID
 from tests.helpers.api import assert_problem
 from tests.helpers.identity import AUDIENCE, ISSUER, JWKS_PATH, bearer, new_signing_key
 

@@ -109,8 +109,8 @@ def test_a_private_destination_is_refused_unless_allowed(make_app, admin_headers
     assert list(response.get_json()["errors"]) == ["url"]
 
 
-def test_a_refused_host_is_quoted_at_most_64_characters(app, client, admin_headers, monkeypatch):
-    monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
+def test_a_refused_host_is_quoted_at_most_64_characters(make_app, admin_headers):
+    client = make_app(webhook_allow_private=False).test_client()
     host = ".".join(["a" * 62] * 3) + ".invalid"  # 194 characters, in labels of at most 63
 
     response = client.post("/api/webhooks", json={"url": f"http://{host}/hook"}, headers=admin_headers)

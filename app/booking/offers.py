@@ -1,13 +1,13 @@
 """The sweeper of offers (issue 16): offers past their time are cancelled as `expired`, and their
 tickets offered to the next entries, within seconds of the deadline.
 
-It runs in the webhook dispatcher's process (app/notifications/dispatcher.py), in a thread of its own,
-a pass a second, and at once again while a pass leaves a backlog. Each event with an offer due is one
+It runs as the `offer-sweep` unit of the background process (app/workers/units.py), in a thread of its
+own, a pass a second, and at once again while a pass leaves a backlog. Each event with an offer due is one
 `expire_offers` statement in autocommit, under that event's lock (app/booking/sql/expire_offers.sql). It
 waits its turn for the lock behind the event's bookings, up to 2 s: skipping a locked row would skip a
 hot event nearly every time. So that one hot event's wait does not hold up the others, a pass sweeps
 SWEEP_CONNECTIONS events at once, the most overdue first. An event held longer is 'busy' and swept at
-the next pass; a second sweep of the same offers, by this dispatcher or another, finds nothing to do.
+the next pass; a second sweep of the same offers, by this process or another, finds nothing to do.
 The deadline is the database's clock, as for an accept, so the two agree on who wins.
 """
 

@@ -1,6 +1,6 @@
 """Signing secrets: made here, shown once, and stored only as Fernet ciphertext.
 
-The key comes from WEBHOOK_SECRET_KEY (app/config.py), never from the database, so that a dump of
+The key comes from WEBHOOK_SECRET_KEY (app/config/__init__.py), never from the database, so that a dump of
 the database alone reveals no secret. Several comma-separated keys rotate: the first encrypts,
 any of them decrypts (MultiFernet).
 """

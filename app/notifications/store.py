@@ -14,9 +14,8 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, text
 
 from app.database.tables import PROBED_PENDING
-from app.notifications.model import DELIVERED, FAILED  # noqa: F401 (the outcomes of a Recorded, with RETRY, RELEASED)
 
-RETRY, RELEASED = "retry", "released"  # the outcomes, beside DELIVERED and FAILED, that leave a message pending
+RETRY, RELEASED = "retry", "released"  # the outcomes, beside model.DELIVERED and FAILED, that leave a message pending
 
 WEBHOOK_COLUMNS = "id, seq, url, types, event_id, disabled_at, disabled_reason, created_at"
 DELIVERY_COLUMNS = (

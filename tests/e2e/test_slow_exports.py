@@ -8,9 +8,8 @@ import contextlib
 import socket
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.database import seeded_event
 from tests.helpers.live_server import E2E_ADMIN_TOKEN, Gunicorn, call
 
 # About 9 MB of CSV: more than the socket buffers between the server and a reader that stopped reading
@@ -33,15 +32,8 @@ SEED = [
 @pytest.fixture(scope="module")
 def big_event(server_url):
     """(the URL of a database of its own, the id of its event with ROWS bookings)."""
-    url = scratch_database(server_url)
-    migrate(url, "head")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        event_id = conn.execute(text(SEED[0]), {"rows": ROWS}).scalar_one()
-        conn.execute(text(SEED[1]), {"event_id": event_id, "rows": ROWS})
-    engine.dispose()
-    yield url, str(event_id)
-    drop_database(server_url, url)
+    with seeded_event(server_url, SEED, ROWS) as seeded:
+        yield seeded
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -41,6 +43,24 @@ def migrate(url: str, revision: str, direction: str = "upgrade") -> None:
         alembic_config.attributes["connection"] = conn
         getattr(command, direction)(alembic_config, revision)
     engine.dispose()
+
+
+@contextmanager
+def seeded_event(server_url: str, seed: list[str], rows: int) -> Iterator[tuple[str, str]]:
+    """(the URL of a migrated scratch database, its event's id), the event made by `seed[0]` (which returns
+    its id) and filled by the other statements (given :event_id and :rows); the database dropped afterwards."""
+    url = scratch_database(server_url)
+    migrate(url, "head")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        event_id = conn.execute(text(seed[0]), {"rows": rows}).scalar_one()
+        for statement in seed[1:]:
+            conn.execute(text(statement), {"event_id": event_id, "rows": rows})
+    engine.dispose()
+    try:
+        yield url, str(event_id)
+    finally:
+        drop_database(server_url, url)
 
 
 # The service's database sessions that wait for a lock: a request that a test holds up.

@@ -13,10 +13,9 @@ import io
 
 import psutil
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.helpers.api import ADMIN_TOKEN
-from tests.helpers.database import drop_database, migrate, scratch_database
+from tests.helpers.database import seeded_event
 
 ROWS = 300_000
 SAMPLES = 30
@@ -37,16 +36,8 @@ SEED = [
 @pytest.fixture(scope="module")
 def long_queue(server_url):
     """(the URL of a database of its own, the id of its event with ROWS waiting entries)."""
-    url = scratch_database(server_url)
-    migrate(url, "head")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        event_id = conn.execute(text(SEED[0]), {"rows": ROWS}).scalar_one()
-        for statement in SEED[1:]:
-            conn.execute(text(statement), {"event_id": event_id, "rows": ROWS})
-    engine.dispose()
-    yield url, str(event_id)
-    drop_database(server_url, url)
+    with seeded_event(server_url, SEED, ROWS) as seeded:
+        yield seeded
 
 
 def test_waiting_list_csv_streams_in_flat_memory(long_queue, make_app):

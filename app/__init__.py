@@ -7,11 +7,11 @@ from flask_smorest import Api
 
 from app.config import Config
 from app.database.engine import db
-from app.notifications.service import webhook_admin
 from app.observability.logs import configure_logging
 from app.operations import cli
 from app.web import admission, docs, errors, identity, limits, metrics, request_body, request_context, security
 from app.web.blueprint import AnyCharacterPath
+from app.web.webhook_admin import webhook_admin
 
 API_VERSION = "1.0.0"
 

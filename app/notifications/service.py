@@ -3,7 +3,7 @@
 The writes are `services.Write`s like the bookings' (app/booking/services.py), so that they run the one
 way every write runs (app/web/idempotency.py, `perform`): alone, or with an Idempotency-Key in the key's
 transaction. What registering needs from the configuration, `Registration`, is built once per app by
-create_app (the `webhook_admin` extension), not per request.
+create_app (the web tier's `webhook_admin` extension, app/web/webhook_admin.py), not per request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from uuid import UUID
 
-from flask import Flask, current_app
 from sqlalchemy import Connection, Engine, Row
 
 from app.booking.domain import EventNotFound, parse_event_id
@@ -42,20 +41,6 @@ class Registration:
     def box(self) -> SecretBox:
         """Built at the first use, once: an app without a key starts, and refuses only to register."""
         return SecretBox(self.secret_keys)
-
-
-class WebhookAdmin:
-    """The extension that holds the app's `Registration`, made once by create_app."""
-
-    def init_app(self, app: Flask, config) -> None:
-        app.extensions["webhook_registration"] = Registration(config.webhook_secret_keys, config.webhook_allow_private)
-
-    @property
-    def registration(self) -> Registration:
-        return current_app.extensions["webhook_registration"]
-
-
-webhook_admin = WebhookAdmin()
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@ from marshmallow import RAISE
 
 from app.database.engine import db
 from app.notifications import service
-from app.notifications.service import webhook_admin
 from app.web.blueprint import Blueprint
 from app.web.docs import ADMIN_SECURITY
 from app.web.identity import require_admin
 from app.web.schemas import HistoryQuery
+from app.web.webhook_admin import webhook_admin
 from app.web.webhook_schemas import (
     CreatedWebhookEnvelope,
     DeliveriesQuery,

@@ -39,9 +39,11 @@ SELECT {DELIVERY_COLUMNS} FROM webhook_messages
  ORDER BY seq LIMIT :limit
 """)
 # By hand: a failed (or delivered) message is tried again now; one more failure fails it again.
+# A retry by hand keeps a live lease: a message being sent waits for that send to end (its outcome is
+# recorded as usual), so that one webhook-id is never in flight twice at once.
 RETRY_DELIVERY = text(f"""
 UPDATE webhook_messages
-   SET state = 'pending', next_attempt_at = now(), lease_until = NULL, delivered_at = NULL
+   SET state = 'pending', next_attempt_at = now(), delivered_at = NULL
  WHERE webhook_id = :webhook_id AND message_id = :message_id
 RETURNING {DELIVERY_COLUMNS}
 """)

@@ -119,6 +119,26 @@ def test_one_webhook_id_is_never_sent_twice_at_once_across_a_lease_expiry(
     assert most == 1, f"{webhook_id} was in flight {most} times at once"
 
 
+def test_an_admin_retry_of_a_message_being_sent_waits_for_that_send(
+    register, client, admin_headers, new_event, hostile_receiver, dispatcher
+):
+    receiver = hostile_receiver(trickled_body(TRICKLE_EVERY_S))
+    event = new_event()
+    webhook = register(receiver, eventId=event["id"])
+    for _ in range(2):
+        dispatcher(webhook_timeout_s=2.0, webhook_retry_schedule=(0.2,) * 50)
+    book(client, event, "a")
+    wait_until(lambda: receiver.arrivals, "the first send has begun", deadline_s=10)
+
+    [delivery] = deliveries(client, admin_headers, webhook)
+    retry = f"/api/webhooks/{webhook['id']}/deliveries/{delivery['messageId']}/retry"
+    assert client.post(retry, json={}, headers=admin_headers).status_code == 202
+    wait_until(lambda: receiver.sends, "the first send has ended", deadline_s=10)
+
+    [(webhook_id, most)] = receiver.most_at_once.items()
+    assert most == 1, f"{webhook_id} was in flight {most} times at once"
+
+
 def test_four_webhooks_on_one_trickling_host_leave_senders_for_another_host(
     client, register, new_event, hostile_receiver, dispatcher
 ):

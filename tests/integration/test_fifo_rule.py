@@ -273,7 +273,7 @@ class FifoRule(RuleBasedStateMachine):
         swept = sweep_expired_offers(self.engine)
         expired, _offered = self.model.sweep()
         self.forget_the_cancelled()
-        assert swept.expired_offers >= len(expired) and swept.busy_events == 0
+        assert swept.expired >= len(expired) and swept.busy_events == 0
 
     def place(self, booking: uuid.UUID) -> tuple[int | None, int | None]:
         if self.model.status[booking] != WAITING:

@@ -25,11 +25,13 @@ OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
     "cancel_booking(uuid,text,text,integer,boolean)",
     "book_many(uuid,text[],text[],integer[])",
-    "promote_waiting(uuid,integer,timestamp with time zone,timestamp with time zone)",
-    "update_event(uuid,text,text,integer,integer,boolean,text,integer)",
+    "promote_waiting(uuid,integer,timestamp with time zone,text,timestamp with time zone)",
+    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer)",
     "cancel_event(uuid,text)",
     "accept_offer(uuid,text,text)",
     "expire_offers(uuid,text)",
+    "confirm_hold(uuid,text,text,text)",
+    "expire_holds(uuid,text)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

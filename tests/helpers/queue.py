@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import Connection, text
 
-from app.booking.domain import CONFIRMED, OFFERED, WAITING
+from app.booking.domain import CONFIRMED, HELD, OFFERED, WAITING
 
 NEW_EVENT = text("""
 INSERT INTO events (total_tickets, available_tickets, max_per_booking)
@@ -91,11 +91,14 @@ def booking_rows(conn: Connection, event: uuid.UUID) -> list:
 def queue_violations(conn: Connection, event: uuid.UUID) -> list[str]:
     """The contract's invariants for several tickets per booking, read from the tables; [] if all hold."""
     ev, rows = event_row(conn, event), booking_rows(conn, event)
-    held = sum(row.quantity for row in rows if row.status in (CONFIRMED, OFFERED))  # an offer holds its tickets
+    # An offer holds its tickets, and so does a hold waiting for its payment.
+    held = sum(row.quantity for row in rows if row.status in (CONFIRMED, OFFERED, HELD))
     queue = [row for row in rows if row.status == WAITING]
     found = []
     if held + ev.available_tickets != ev.total_tickets:
-        found.append(f"confirmed + offered {held} + available {ev.available_tickets} != total {ev.total_tickets}")
+        found.append(
+            f"confirmed + offered + held {held} + available {ev.available_tickets} != total {ev.total_tickets}"
+        )
     if queue and queue[0].quantity <= ev.available_tickets:
         found.append(f"the head wants {queue[0].quantity} and {ev.available_tickets} are available")
     expected_places = [(rank, sum(row.quantity for row in queue[: rank - 1])) for rank in range(1, len(queue) + 1)]

@@ -187,6 +187,18 @@ def test_downgrade_below_0015_refuses_while_the_ledger_holds_an_event_updated_en
     engine.dispose()
 
 
+def test_downgrade_below_0018_refuses_while_the_ledger_holds_a_hold(scratch_url):
+    migrate(scratch_url, "head")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        event = open_event(conn, 5)
+        conn.execute(text("UPDATE events SET hold_ttl_seconds = 60 WHERE id = :event"), {"event": event})
+        book_sql(conn, event, "a")
+
+    assert_the_downgrade_is_refused(scratch_url, "0017", r"below 0018: the ledger holds 1 hold entries")
+    engine.dispose()
+
+
 def test_upgrading_to_0008_gives_existing_bookings_one_ticket_and_waiting_ones_their_places(scratch_url):
     migrate(scratch_url, "0007")
     engine = create_engine(scratch_url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.helpers.receivers import refused_once_each
+from tests.helpers.receivers import refused_once_each, told, types
 from tests.helpers.waiting import wait_until
 
 # The hold's time run out, by the database's clock (which a test cannot move).
@@ -28,14 +28,6 @@ def held(new_event, register, receiver, client):
         return event
 
     return open_event
-
-
-def told(receiver, user: str) -> list[dict]:
-    return [body for body in list(receiver.delivered) if body["data"].get("booking", {}).get("userId") == user]
-
-
-def types(receiver, user: str) -> list[str]:
-    return [body["type"] for body in told(receiver, user)]
 
 
 def test_a_paid_hold_is_told_held_then_confirmed_with_its_reference(client, receiver, held, dispatcher):

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
-DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue"
+DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold"
 
 
 @dataclass(frozen=True)

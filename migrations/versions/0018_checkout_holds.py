@@ -15,7 +15,8 @@ Contract v3, "Checkout holds":
   held) and until when; promote_waiting takes that status. book_ticket (so book_many), promote_waiting
   (so cancel_booking, update_event, expire_offers) and accept_offer hold the tickets when the event has
   holds on: one more column in the statements they ran already, no statement more. confirm_hold confirms
-  a hold, expire_holds is the sweeper's step. cancel_booking and update_event return the holds' deadline
+  a hold, expire_holds is the hold sweeper's step; what it and expire_offers do once they have expired
+  something (promote, count, write the ledger) is one function, pass_on_expired. cancel_booking and update_event return the holds' deadline
   (update_event takes hold_ttl_seconds: 0 turns holds off); cancel_event zeroes held_tickets. Changed
   arguments or result columns: the old signatures are dropped first, in both directions.
 - The ledger gains the kinds held, paid, hold_expired; the webhook trigger makes them booking.held,
@@ -497,6 +498,52 @@ END
 $$;
 """
 
+PASS_ON_EXPIRED = """
+CREATE OR REPLACE FUNCTION pass_on_expired(p_event events, p_request_id text, p_changed_at timestamptz, p_kind text,
+                                           p_ids uuid[], p_user_ids text[], p_quantities integer[],
+                                           OUT promoted_bookings integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    released integer := (SELECT sum(q) FROM unnest(p_quantities) q);
+    promoted_status text;  -- what the freed tickets make of the entries they reach
+    deadline timestamptz;  -- of the offers or holds made now
+    promoted_ids uuid[];
+    promoted_user_ids text[];
+    promoted_quantities integer[];
+    promoted_created_ats timestamptz[];
+    promoted_updated_ats timestamptz[];
+    promoted_tickets integer;
+BEGIN
+    SELECT * INTO promoted_status, deadline
+      FROM promotion_terms(p_event.promotion, p_event.offer_ttl_seconds, p_event.hold_ttl_seconds, p_changed_at);
+    SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
+                  promoted_updated_ats, promoted_tickets
+      FROM promote_waiting(p_event.id, p_event.available_tickets + released, p_changed_at, promoted_status, deadline);
+    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
+    UPDATE events e
+       SET available_tickets = e.available_tickets + released - promoted_tickets,
+           waiting_count = e.waiting_count - cardinality(promoted_ids),
+           waiting_tickets = e.waiting_tickets - promoted_tickets,
+           queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
+           queue_promoted_tickets = e.queue_promoted_tickets + promoted_tickets,
+           held_tickets = e.held_tickets - CASE WHEN p_kind = 'hold_expired' THEN released ELSE 0 END
+                          + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
+           updated_at = p_changed_at
+     WHERE e.id = p_event.id;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    SELECT p_event.id, x.id, x.user_id, p_kind, p_request_id, x.quantity, p_changed_at
+      FROM unnest(p_ids, p_user_ids, p_quantities) WITH ORDINALITY AS x (id, user_id, quantity, step)
+     ORDER BY x.step;
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    SELECT p_event.id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE promoted_status END,
+           p_request_id, p.quantity, p_changed_at
+      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
+     ORDER BY p.step;
+    promoted_bookings := cardinality(promoted_ids);
+END
+$$;
+"""
+
 EXPIRE_OFFERS = """
 CREATE OR REPLACE FUNCTION expire_offers(p_event_id uuid, p_request_id text)
 RETURNS TABLE (outcome text, expired_offers integer, promoted_bookings integer)
@@ -505,18 +552,9 @@ SET lock_timeout = '2s'
 AS $$
 DECLARE
     ev events%ROWTYPE;
-    released integer;  -- the tickets the expired offers held
-    promoted_status text;  -- what the freed tickets make of the entries they reach (promotion_terms.sql)
-    deadline timestamptz;  -- of the offers or holds made now
     expired_ids uuid[];  -- the offers expired now, oldest first, for the ledger
     expired_user_ids text[];
     expired_quantities integer[];
-    promoted_ids uuid[];
-    promoted_user_ids text[];
-    promoted_quantities integer[];
-    promoted_created_ats timestamptz[];
-    promoted_updated_ats timestamptz[];
-    promoted_tickets integer;
     changed_at timestamptz;
 BEGIN
     expired_offers := 0;
@@ -545,38 +583,13 @@ BEGIN
          WHERE b.event_id = p_event_id AND b.id = c.id
         RETURNING b.id, b.user_id, b.quantity, b.seq)
     SELECT array_agg(x.id ORDER BY x.seq), array_agg(x.user_id ORDER BY x.seq), array_agg(x.quantity ORDER BY x.seq),
-           count(*), coalesce(sum(x.quantity), 0)
-      INTO expired_ids, expired_user_ids, expired_quantities, expired_offers, released
+           count(*)
+      INTO expired_ids, expired_user_ids, expired_quantities, expired_offers
       FROM expired x;
-    IF expired_offers = 0 THEN
-        RETURN NEXT;
-        RETURN;
+    IF expired_offers > 0 THEN
+        promoted_bookings := pass_on_expired(ev, p_request_id, changed_at, 'expired', expired_ids, expired_user_ids,
+                                             expired_quantities);
     END IF;
-    SELECT * INTO promoted_status, deadline
-      FROM promotion_terms(ev.promotion, ev.offer_ttl_seconds, ev.hold_ttl_seconds, changed_at);
-    SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
-                  promoted_updated_ats, promoted_tickets
-      FROM promote_waiting(p_event_id, ev.available_tickets + released, changed_at, promoted_status, deadline);
-    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
-    UPDATE events e
-       SET available_tickets = e.available_tickets + released - promoted_tickets,
-           waiting_count = e.waiting_count - cardinality(promoted_ids),
-           waiting_tickets = e.waiting_tickets - promoted_tickets,
-           queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
-           queue_promoted_tickets = e.queue_promoted_tickets + promoted_tickets,
-           held_tickets = e.held_tickets + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
-           updated_at = changed_at
-     WHERE e.id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, x.id, x.user_id, 'expired', p_request_id, x.quantity, changed_at
-      FROM unnest(expired_ids, expired_user_ids, expired_quantities) WITH ORDINALITY AS x (id, user_id, quantity, step)
-     ORDER BY x.step;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE promoted_status END,
-           p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
-    promoted_bookings := cardinality(promoted_ids);
     RETURN NEXT;
 END
 $$;
@@ -689,18 +702,9 @@ SET lock_timeout = '2s'
 AS $$
 DECLARE
     ev events%ROWTYPE;
-    released integer;  -- the tickets the expired holds held
-    promoted_status text;  -- what the freed tickets make of the entries they reach
-    deadline timestamptz;  -- of the offers or holds made now
     expired_ids uuid[];  -- the holds expired now, oldest first, for the ledger
     expired_user_ids text[];
     expired_quantities integer[];
-    promoted_ids uuid[];
-    promoted_user_ids text[];
-    promoted_quantities integer[];
-    promoted_created_ats timestamptz[];
-    promoted_updated_ats timestamptz[];
-    promoted_tickets integer;
     changed_at timestamptz;
 BEGIN
     expired_holds := 0;
@@ -729,38 +733,13 @@ BEGIN
          WHERE b.event_id = p_event_id AND b.id = c.id
         RETURNING b.id, b.user_id, b.quantity, b.seq)
     SELECT array_agg(x.id ORDER BY x.seq), array_agg(x.user_id ORDER BY x.seq), array_agg(x.quantity ORDER BY x.seq),
-           count(*), coalesce(sum(x.quantity), 0)
-      INTO expired_ids, expired_user_ids, expired_quantities, expired_holds, released
+           count(*)
+      INTO expired_ids, expired_user_ids, expired_quantities, expired_holds
       FROM expired x;
-    IF expired_holds = 0 THEN
-        RETURN NEXT;
-        RETURN;
+    IF expired_holds > 0 THEN
+        promoted_bookings := pass_on_expired(ev, p_request_id, changed_at, 'hold_expired', expired_ids, expired_user_ids,
+                                             expired_quantities);
     END IF;
-    SELECT * INTO promoted_status, deadline
-      FROM promotion_terms(ev.promotion, ev.offer_ttl_seconds, ev.hold_ttl_seconds, changed_at);
-    SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
-                  promoted_updated_ats, promoted_tickets
-      FROM promote_waiting(p_event_id, ev.available_tickets + released, changed_at, promoted_status, deadline);
-    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
-    UPDATE events e
-       SET available_tickets = e.available_tickets + released - promoted_tickets,
-           waiting_count = e.waiting_count - cardinality(promoted_ids),
-           waiting_tickets = e.waiting_tickets - promoted_tickets,
-           queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
-           queue_promoted_tickets = e.queue_promoted_tickets + promoted_tickets,
-           held_tickets = e.held_tickets - released + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
-           updated_at = changed_at
-     WHERE e.id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, x.id, x.user_id, 'hold_expired', p_request_id, x.quantity, changed_at
-      FROM unnest(expired_ids, expired_user_ids, expired_quantities) WITH ORDINALITY AS x (id, user_id, quantity, step)
-     ORDER BY x.step;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE promoted_status END,
-           p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
-    promoted_bookings := cardinality(promoted_ids);
     RETURN NEXT;
 END
 $$;
@@ -1403,6 +1382,7 @@ SIGNATURES = (
     "accept_offer(uuid, text, text)",
     "confirm_hold(uuid, text, text, text)",
     "expire_holds(uuid, text)",
+    "pass_on_expired(events, text, timestamptz, text, uuid[], text[], integer[])",
 )
 BOOKING_STATUSES_BEFORE = "status IN ('confirmed', 'waiting', 'offered', 'cancelled')"
 BOOKING_STATUSES = "status IN ('confirmed', 'waiting', 'offered', 'held', 'cancelled')"
@@ -1447,6 +1427,7 @@ def upgrade() -> None:
         CANCEL_BOOKING,
         UPDATE_EVENT,
         ACCEPT_OFFER,
+        PASS_ON_EXPIRED,
         EXPIRE_OFFERS,
         CANCEL_EVENT,
         CONFIRM_HOLD,

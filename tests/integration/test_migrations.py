@@ -32,6 +32,7 @@ OUR_FUNCTIONS = (
     "expire_offers(uuid,text)",
     "confirm_hold(uuid,text,text,text)",
     "expire_holds(uuid,text)",
+    "pass_on_expired(events,text,timestamp with time zone,text,uuid[],text[],integer[])",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

@@ -80,44 +80,36 @@ class EventSchema(Schema):
     )
 
 
+def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
+    """A field every reply has, null when it does not apply."""
+    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
+
+
 def offer_expires_at_field() -> fields.Field:
-    return UtcDateTime(
-        data_key="offerExpiresAt",
-        allow_none=True,
-        required=True,
-        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
+    return nullable(
+        UtcDateTime, "offerExpiresAt", "When the offer ends (or ended); null if the booking was never offered"
     )
 
 
 def cancel_reason_field() -> fields.Field:
-    return fields.String(
-        data_key="cancelReason",
-        allow_none=True,
-        required=True,
+    return nullable(
+        fields.String,
+        "cancelReason",
+        "Why an offer was cancelled (`declined` or `expired`), or a hold (`hold_expired`); null otherwise",
         validate=validate.OneOf(CANCEL_REASONS),
-        metadata={
-            "description": "Why an offer was cancelled (`declined` or `expired`), or a hold (`hold_expired`); "
-            "null otherwise"
-        },
     )
 
 
 def hold_expires_at_field() -> fields.Field:
-    return UtcDateTime(
-        data_key="holdExpiresAt",
-        allow_none=True,
-        required=True,
-        metadata={"description": "When the hold for the payment ends (or ended); null if the booking was never held"},
+    return nullable(
+        UtcDateTime,
+        "holdExpiresAt",
+        "When the hold for the payment ends (or ended); null if the booking was never held",
     )
 
 
 def payment_reference_field() -> fields.Field:
-    return fields.String(
-        data_key="paymentReference",
-        allow_none=True,
-        required=True,
-        metadata={"description": "The reference its confirm gave; null if none"},
-    )
+    return nullable(fields.String, "paymentReference", "The reference its confirm gave; null if none")
 
 
 class BookingSchema(Schema):

@@ -348,7 +348,8 @@ class SettlingWrite(UserWrite[T]):
     """A write that settles the user's offer or hold, and returns their booking as it is now."""
 
     def booking_of(self, row: Row) -> Booking:
-        """The booking in accept_offer's or confirm_hold's row: no longer waiting, so it has no place."""
+        """The booking in accept_offer's or confirm_hold's row (no longer waiting, so it has no place), or the
+        refusal the row names, raised."""
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
         return Booking(
             row.booking_id,

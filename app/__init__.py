@@ -69,6 +69,7 @@ def _register_blueprints(api: Api) -> None:
         events,
         health,
         history,
+        holds,
         index,
         initialize,
         offers,
@@ -77,5 +78,5 @@ def _register_blueprints(api: Api) -> None:
         webhooks,
     )
 
-    for module in (initialize, book, cancel, offers, status, users, history, events, webhooks, health, index):
+    for module in (initialize, book, cancel, offers, holds, status, users, history, events, webhooks, health, index):
         api.register_blueprint(module.blp)

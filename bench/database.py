@@ -79,15 +79,21 @@ class BenchDatabase:
             alembic_config.attributes["connection"] = conn
             command.upgrade(alembic_config, "head")
 
-    def create_events(self, group: int, count: int, tickets: int, name: str) -> None:
-        """`count` events of `tickets` tickets each, all available."""
+    def create_events(self, group: int, count: int, tickets: int, name: str, hold_ttl_s: int | None = None) -> None:
+        """`count` events of `tickets` tickets each, all available; with checkout holds of `hold_ttl_s`, if given."""
         with self.engine.connect() as conn:
             conn.execute(
                 text("""
-                INSERT INTO events (id, name, total_tickets, available_tickets)
-                SELECT (:prefix || lpad(k::text, 12, '0'))::uuid, :name, :tickets, :tickets
+                INSERT INTO events (id, name, total_tickets, available_tickets, hold_ttl_seconds)
+                SELECT (:prefix || lpad(k::text, 12, '0'))::uuid, :name, :tickets, :tickets, :hold_ttl
                   FROM generate_series(1, :count) k"""),
-                {"prefix": event_prefix(group), "name": name, "tickets": tickets, "count": count},
+                {
+                    "prefix": event_prefix(group),
+                    "name": name,
+                    "tickets": tickets,
+                    "count": count,
+                    "hold_ttl": hold_ttl_s,
+                },
             )
 
     def create_churn_event(self, group: int, pools: range, pool_size: int, waiters: int) -> None:
@@ -158,7 +164,7 @@ class BenchDatabase:
         failures = [dict(row) for row in rows if not _invariants_hold(row)]
         return {
             "events": len(rows),
-            "bookings": sum(row["confirmed"] + row["waiting"] + row["cancelled"] for row in rows),
+            "bookings": sum(row["confirmed"] + row["held"] + row["waiting"] + row["cancelled"] for row in rows),
             "ok": bool(rows) and not failures,
             "failures": failures[:5],
             "commits": dict(commits),
@@ -196,7 +202,9 @@ SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_c
        count(b.id) FILTER (WHERE b.status = 'waiting') AS waiting,
        coalesce(sum(b.quantity) FILTER (WHERE b.status = 'waiting'), 0) AS wanted_tickets,
        count(b.id) FILTER (WHERE b.status = 'cancelled') AS cancelled,
-       coalesce(max(b.seq) FILTER (WHERE b.status = 'confirmed'), 0)
+       count(b.id) FILTER (WHERE b.status = 'held') AS held, e.held_tickets,
+       coalesce(sum(b.quantity) FILTER (WHERE b.status = 'held'), 0) AS held_now,
+       coalesce(max(b.seq) FILTER (WHERE b.status IN ('confirmed', 'held')), 0)
          < coalesce(min(b.seq) FILTER (WHERE b.status = 'waiting'), 9223372036854775807) AS fifo,
        (SELECT h.quantity FROM bookings h WHERE h.event_id = e.id AND h.status = 'waiting'
          ORDER BY h.seq LIMIT 1) AS head_wants
@@ -219,7 +227,8 @@ SELECT count(*) AS commits, coalesce(sum(n), 0) AS bookings, round(avg(n), 2) AS
 
 def _invariants_hold(row) -> bool:
     return (
-        row["confirmed_tickets"] + row["available_tickets"] == row["total_tickets"]
+        row["confirmed_tickets"] + row["held_now"] + row["available_tickets"] == row["total_tickets"]
+        and row["held_now"] == row["held_tickets"]
         and (row["waiting"], row["wanted_tickets"]) == (row["waiting_count"], row["waiting_tickets"])
         and (row["head_wants"] is None or row["head_wants"] > row["available_tickets"])
         and row["fifo"]

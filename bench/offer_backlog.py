@@ -52,19 +52,26 @@ SELECT extract(epoch FROM e.created_at - b.offer_expires_at) FROM booking_events
 
 
 def main() -> int:
-    with postgres_server(os.environ.get("BENCH_DATABASE_URL")) as server_url:
-        url = fresh_database(server_url, DATABASE_NAME)
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        offer_at_every_event(engine)
-        log = ROOT / "instance" / "bench-offer-backlog.log"
-        log.parent.mkdir(exist_ok=True)
-        with engine.connect() as conn:
-            conn.execute(DUE_SOON, {"spread": SPREAD_S})
-        with DispatcherProcess({**os.environ, "DATABASE_URL": url}, engine, log):
-            results = measure(engine)
-        engine.dispose()
+    results = run(DATABASE_NAME, offer_at_every_event, DUE_SOON, WAITERS_OFFERED, LAGS, "bench-offer-backlog.log")
     print(json.dumps(results, indent=2))
     return 0
+
+
+def run(database_name: str, prepare, due_soon, still_due, lags, log_name: str) -> dict:
+    """On a fresh database: `prepare(engine)` what is to expire, `due_soon` moves their deadlines into the
+    next SPREAD_S seconds, then one background process sweeps them; the lags once `still_due` counts none."""
+    with postgres_server(os.environ.get("BENCH_DATABASE_URL")) as server_url:
+        url = fresh_database(server_url, database_name)
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        prepare(engine)
+        log = ROOT / "instance" / log_name
+        log.parent.mkdir(exist_ok=True)
+        with engine.connect() as conn:
+            conn.execute(due_soon, {"spread": SPREAD_S})
+        with DispatcherProcess({**os.environ, "DATABASE_URL": url}, engine, log):
+            results = measure(engine, still_due, lags)
+        engine.dispose()
+    return results
 
 
 def offer_at_every_event(engine) -> None:
@@ -76,21 +83,21 @@ def offer_at_every_event(engine) -> None:
             conn.execute(CANCEL, {"event_id": event_id})
 
 
-def measure(engine) -> dict:
-    """Once every waiter's offer is expired (or GIVE_UP_S passed): the lags."""
+def measure(engine, still_due, lags) -> dict:
+    """Once `still_due` counts nothing left (or GIVE_UP_S passed): the `lags` of the expiries."""
     deadline = time.monotonic() + GIVE_UP_S
     with engine.connect() as conn:
-        while conn.execute(WAITERS_OFFERED).scalar_one() and time.monotonic() < deadline:
+        while conn.execute(still_due).scalar_one() and time.monotonic() < deadline:
             time.sleep(POLL_S)  # polling for the end, not ordering anything
-        lags = conn.execute(LAGS).scalars().all()
-        left = conn.execute(WAITERS_OFFERED).scalar_one()
+        found = conn.execute(lags).scalars().all()
+        left = conn.execute(still_due).scalar_one()
     return {
         "events": EVENTS,
         "spread_s": SPREAD_S,
-        "expired": len(lags),
+        "expired": len(found),
         "not_expired": left,
-        "lag_s": summary(lags),
-        "over_5_s": sum(float(lag) > 5 for lag in lags),
+        "lag_s": summary(found),
+        "over_5_s": sum(float(lag) > 5 for lag in found),
     }
 
 

@@ -13,10 +13,22 @@ from pathlib import Path
 
 from bench.settings import ROOT
 
-BOOKING_SCENARIOS = ("hot", "hot-webhook", "hot-jwt", "sold-out", "churn", "spread", "hot-v2", "spread-v2", "queue")
+BOOKING_SCENARIOS = (
+    "hot",
+    "hot-webhook",
+    "hot-jwt",
+    "sold-out",
+    "churn",
+    "spread",
+    "hot-v2",
+    "spread-v2",
+    "queue",
+    "hot-hold",
+)
 # The queue scenario's reads: booking-status polled at random positions of each band (bench/run.py).
 QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
-READ_SCENARIOS = ("status", "status-jwt", "status-v2", *QUEUE_READS)
+# hot-hold's second stream, the payment backend's confirms (bench/wrk/confirm.lua), reported like the reads.
+READ_SCENARIOS = ("status", "status-jwt", "status-v2", *QUEUE_READS, "confirm")
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
 # hot-webhook's delivery figures (bench/webhooks.py): medians over the repeats, except these, summed.
 DISPATCH_MEDIANS = (
@@ -217,6 +229,7 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     undelivered = _undelivered(summary.get("hot-webhook", {}))
     v2, v2_multi, v2_function = (figure("hot-v2", r, "requests_per_s") for r in RUNNERS)
     spread_v2 = figure("spread-v2", "http", "requests_per_s")
+    hold, hold_multi = (figure("hot-hold", r, "requests_per_s") for r in RUNNERS[:2])
     targets = [
         ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
         ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
@@ -244,6 +257,9 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         ("spread-v2: HTTP >= 0.45 x floor", spread_v2 and floor and spread_v2 / floor, ">=", 0.45),
         ("spread-v2: zero errors", figure("spread-v2", "http", "errors"), "<=", 0),
         ("queue: booking-status p50 at the back <= 2 x at the front", _back_over_front(summary), "<=", 2.0),
+        # issue 25: every booking held, and confirmed by a second stream (pgbench: both, one after the other)
+        ("hot-hold: HTTP >= 1.2 x pgbench multi-statement", hold and hold_multi and hold / hold_multi, ">=", 1.2),
+        ("hot-hold: zero errors", figure("hot-hold", "http", "errors"), "<=", 0),
     ]
     out = [_target(name, value, op, limit) for name, value, op, limit in targets]
     durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"

@@ -26,6 +26,8 @@ WARM_UP_SCRIPTS = {OPEN: "book.lua", JWT: "book_jwt.lua"}
 # Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
 CHURN_CANCELS_PER_S_BUDGET = 3000
 CHURN_WAITERS = 2000
+# hot-hold's confirm stream: how long it waits before trying again a booking not made yet (409 no_hold).
+CONFIRM_RETRY_MS = 5
 # The queue scenario: a waiting list this long on the group's second event, seeded in SQL, and the
 # bands of positions whose booking-status is polled (each uniformly), one reader per band.
 QUEUE_WAITING = 1_000_000
@@ -49,6 +51,18 @@ class Scenario:
     auth: str = OPEN
     queue: bool = False  # a long waiting list on another event, its places polled beside the load
     webhook: bool = False  # a webhook for every event, to a receiver on loopback, and a dispatcher running
+    hold_ttl_s: int | None = None  # checkout holds on the events (issue 25): bookings are held this long
+    confirm: bool = False  # a second stream confirms each held booking shortly after (bench/wrk/confirm.lua)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A wrk stream run beside a scenario's load, recorded under its own name."""
+
+    script: str
+    args: list[str]
+    connections: int
+    threads: int = 1
 
 
 SCENARIOS = {
@@ -70,6 +84,9 @@ SCENARIOS = {
         # hot, while waiting users poll their place in a queue of a million (HTTP only: the reads are
         # the point, and pgbench's ceiling is hot's)
         Scenario("queue", pgbench_scripts=(), queue=True),
+        # hot with checkout holds (issue 25): every booking held, and confirmed by a second stream shortly
+        # after, as a payment backend would (its confirms recorded as "confirm"); pgbench books and confirms
+        Scenario("hot-hold", pgbench_scripts=("book_hold",), hold_ttl_s=900, confirm=True),
     )
 }
 
@@ -195,14 +212,26 @@ class Bench:
             record["dispatch"] = deliveries
             print(report.dispatch_line(deliveries), flush=True)
 
-    def _readers(self, scenario: Scenario, group: int) -> dict[str, tuple[str, list[str]]]:
-        """The paced reads run beside a scenario's load: record name -> (wrk script, its arguments)."""
-        pause = str(self.settings.status_pause_ms)
-        readers = {scenario.status: ("status.lua", [str(group), pause])} if scenario.status else {}
+    def _readers(self, scenario: Scenario, group: int) -> dict[str, Reader]:
+        """The streams run beside a scenario's load (paced reads, confirms), by record name."""
+        s = self.settings
+        pause = str(s.status_pause_ms)
+        readers = (
+            {scenario.status: Reader("status.lua", [str(group), pause], s.status_connections)}
+            if scenario.status
+            else {}
+        )
         if scenario.queue:
             queue_event = event_id(group, QUEUE_EVENT)
             for band, (first, last) in QUEUE_BANDS.items():
-                readers[f"queue-{band}"] = ("queue_status.lua", [queue_event, pause, str(first), str(last)])
+                readers[f"queue-{band}"] = Reader(
+                    "queue_status.lua", [queue_event, pause, str(first), str(last)], s.status_connections
+                )
+        if scenario.confirm:
+            # As many confirming connections as booking ones, each one thread of its own (confirm.lua).
+            stride = max(1, s.clients // s.generator_threads)
+            args = [str(group), str(s.generator_threads), str(stride), str(CONFIRM_RETRY_MS)]
+            readers["confirm"] = Reader("confirm.lua", args, s.generator_threads * stride, s.generator_threads * stride)
         return readers
 
     def _http(
@@ -212,15 +241,15 @@ class Bench:
         repeat: int,
         script: str,
         args: list[str],
-        readers: dict[str, tuple[str, list[str]]] | None = None,
+        readers: dict[str, Reader] | None = None,
     ) -> dict:
         """One wrk run and, beside it, `readers`' paced reads, each recorded under its name."""
         s = self.settings
         before = self.meter.snapshot(self._service_processes(server))
         load = start_wrk(self.wrk, server.url, script, args, s.clients, s.generator_threads, s.duration_s)
         reads = {
-            name: start_wrk(self.wrk, server.url, reader, reader_args, s.status_connections, 1, s.duration_s)
-            for name, (reader, reader_args) in (readers or {}).items()
+            name: start_wrk(self.wrk, server.url, r.script, r.args, r.connections, r.threads, s.duration_s)
+            for name, r in (readers or {}).items()
         }
         record = self._record(scenario, "http", repeat, wrk_result(load), server.name)
         generators = record["generator_cpu_share"]
@@ -258,7 +287,7 @@ class Bench:
             pool_size = math.ceil(CHURN_CANCELS_PER_S_BUDGET * self.settings.duration_s / len(pools))
             self.database.create_churn_event(group, pools, pool_size, CHURN_WAITERS)
         else:
-            self.database.create_events(group, scenario.events, scenario.tickets, scenario.name)
+            self.database.create_events(group, scenario.events, scenario.tickets, scenario.name, scenario.hold_ttl_s)
         if scenario.queue:
             self.database.seed_queue(group, QUEUE_EVENT, QUEUE_WAITING, find_psql(self.pgbench))
         self.database.settle()

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
 # The web servers compared, each with every scenario; the first one's runs make the ratios and targets:
-# gunicorn, which `make run` serves on (docs/performance.md, issue 24, says why granian does not yet).
+# gunicorn, which `make run` serves on (docs/performance.md says why granian does not).
 DEFAULT_SERVERS = "gunicorn,granian"
-DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue"
+DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold"
 
 
 @dataclass(frozen=True)

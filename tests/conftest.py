@@ -23,8 +23,9 @@ from app.operations.embedded_pg import EmbeddedPostgres
 from tests.helpers.api import ADMIN_TOKEN, WEBHOOK_SECRET_KEY, apps_from
 from tests.helpers.database import drop_database, migrate, scratch_database
 
-# AUTH_MODE=jwt: a test identity provider, tokens, apps; webhooks: receivers, registrations, dispatchers.
-pytest_plugins = ["tests.helpers.identity", "tests.helpers.webhooks"]
+# AUTH_MODE=jwt: a test identity provider, tokens, apps; webhooks: receivers, registrations, dispatchers;
+# the walks against the launcher: the server in either AUTH_MODE.
+pytest_plugins = ["tests.helpers.identity", "tests.helpers.webhooks", "tests.helpers.walks"]
 
 
 @pytest.fixture(scope="session")

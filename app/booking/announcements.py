@@ -15,11 +15,13 @@ from app.booking import metrics
 from app.booking.domain import (
     CANCELLED,
     CONFIRMED,
+    HELD,
     OFFERED,
     Booking,
     Cancellation,
     EventCancellation,
     EventUpdate,
+    HoldConfirmation,
     OfferAcceptance,
 )
 
@@ -33,9 +35,12 @@ def announce(outcome: object) -> None:
 
 @announce.register
 def _booked(booking: Booking) -> None:
-    """A booking was made: `booked` with a ticket, or `waitlisted` at a place in the waiting list."""
+    """A booking was made: `booked` with a ticket (`held` for its payment, with holds on), or `waitlisted`
+    at a place in the waiting list."""
     if booking.status == CONFIRMED:
         log.info("booked", **_describe(booking))
+    elif booking.status == HELD:
+        log.info("held", hold_expires_at=str(booking.hold_expires_at), **_describe(booking))
     else:
         log.info("waitlisted", waiting_position=booking.waiting_position, **_describe(booking))
     metrics.count_booking(booking.status)
@@ -45,6 +50,15 @@ def _booked(booking: Booking) -> None:
 def _accepted(acceptance: OfferAcceptance) -> None:
     log.info("accepted", **_describe(acceptance.booking))
     metrics.count_booking("accepted")
+
+
+@announce.register
+def _paid(confirmation: HoldConfirmation) -> None:
+    """A hold confirmed by its payment; a repeat of the same confirm changed nothing and tells nothing."""
+    if confirmation.repeated:
+        return
+    log.info("paid", payment_reference=confirmation.booking.payment_reference, **_describe(confirmation.booking))
+    metrics.count_booking("paid")
 
 
 @announce.register
@@ -78,9 +92,10 @@ def _event_cancelled(cancellation: EventCancellation) -> None:
 
 
 def _promotions(bookings: list[Booking]) -> None:
-    """The waiting entries that freed tickets went to: `promoted` (confirmed), or `offered` in offer mode."""
+    """The waiting entries that freed tickets went to: `promoted` (confirmed), `offered` in offer mode, or
+    `held` with holds on."""
     for promoted in bookings:
-        outcome = "offered" if promoted.status == OFFERED else "promoted"
+        outcome = promoted.status if promoted.status in (OFFERED, HELD) else "promoted"
         log.info(outcome, quantity=promoted.quantity, **_describe(promoted))
         metrics.count_booking(outcome)
 

@@ -11,6 +11,7 @@ CONFIRMED = "confirmed"
 WAITING = "waiting"
 CANCELLED = "cancelled"
 OFFERED = "offered"  # its tickets held for it until offer_expires_at (issue 16)
+HELD = "held"  # its tickets taken, waiting for the payment's confirm until hold_expires_at (issue 25)
 DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 # An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
 ACTIVE = "active"
@@ -21,6 +22,9 @@ DEFAULT_OFFER_TTL_SECONDS = 86_400  # as the column's default
 MAX_TOTAL_TICKETS = 1_000_000
 MAX_PER_BOOKING = 100  # the most an event may allow per booking (its maxPerBooking), so the most one booking holds
 MAX_OFFER_TTL_SECONDS = 604_800  # a week
+MAX_HOLD_TTL_SECONDS = 86_400  # a day
+# EventChanges.hold_ttl_seconds that turns holds off (update_event's argument: None leaves the setting).
+HOLDS_OFF = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Event:
     sales_open: bool = True
     promotion: str = AUTO
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
+    hold_ttl_seconds: int | None = None  # how long a booking that gets tickets waits for its payment; None: no holds
+    held_tickets: int = 0  # the tickets in held bookings
 
     @property
     def booked_tickets(self) -> int:
@@ -56,7 +62,9 @@ class Booking:
     quantity: int = 1  # tickets held (or wanted, while waiting), all or none
     tickets_ahead: int | None = None  # while waiting: the tickets wanted by the entries ahead
     offer_expires_at: datetime | None = None  # once offered: when the offer ends (kept once it has)
-    cancel_reason: str | None = None  # a cancelled offer's: declined or expired
+    cancel_reason: str | None = None  # a cancelled offer's (declined or expired), or a hold's (hold_expired)
+    hold_expires_at: datetime | None = None  # once held: when the hold ends (kept once it has)
+    payment_reference: str | None = None  # the reference its confirm gave, if any
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,14 @@ class OfferAcceptance:
 
 
 @dataclass(frozen=True)
+class HoldConfirmation:
+    """A hold paid for: the booking, confirmed now, or by an earlier confirm with the same reference (`repeated`)."""
+
+    booking: Booking
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
 class EventChanges:
     """What an organiser may change of an event; None leaves a setting as it is."""
 
@@ -90,6 +106,7 @@ class EventChanges:
     sales_open: bool | None = None
     promotion: str | None = None
     offer_ttl_seconds: int | None = None
+    hold_ttl_seconds: int | None = None  # HOLDS_OFF turns holds off
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,9 @@ class BookingRow:
     created_at: datetime
     updated_at: datetime
     offer_expires_at: datetime | None = None  # offers (issue 16): when the offer ends, or ended
-    cancel_reason: str | None = None  # an offer's: declined or expired
+    cancel_reason: str | None = None  # an offer's (declined or expired), or a hold's (hold_expired)
+    hold_expires_at: datetime | None = None  # holds (issue 25): when the hold ends, or ended
+    payment_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +172,7 @@ class LedgerEntry:
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
-    # declined, expired), or an organiser's kind
+    # declined, expired), a hold's (held, paid, hold_expired), or an organiser's kind
     kind: str
     booking_id: UUID | None
     user_id: str | None
@@ -255,6 +274,19 @@ class OfferExpired(DomainError):
     code, status, about, detail = "offer_expired", 409, "user_id", "{}'s offer for this event has expired"
 
 
+class NoHold(DomainError):
+    code, status, about, detail = "no_hold", 409, "user_id", "{} holds no booking waiting for its payment at this event"
+
+
+class HoldExpired(DomainError):
+    code, status, about, detail = "hold_expired", 409, "user_id", "{}'s hold for this event has expired"
+
+
+class AlreadyConfirmed(DomainError):
+    code, status, about = "already_confirmed", 409, "user_id"
+    detail = "{}'s booking for this event was confirmed with another paymentReference"
+
+
 class InvalidQuantity(DomainError):
     """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
     own, the message under `errors.quantity`."""
@@ -289,6 +321,9 @@ REFUSALS: dict[str, type[DomainError]] = {
     "capacity_below_waiting": CapacityBelowWaiting,
     "no_offer": NoOffer,
     "offer_expired": OfferExpired,
+    "no_hold": NoHold,
+    "hold_expired": HoldExpired,
+    "already_confirmed": AlreadyConfirmed,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an

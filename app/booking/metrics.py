@@ -19,6 +19,9 @@ BOOKING_OUTCOMES = (
     "accepted",
     "declined",
     "expired",
+    "held",
+    "paid",
+    "hold_expired",
 )
 
 BOOKINGS = Counter("bookings_total", "Booking outcomes, counted once committed", ["outcome"])
@@ -28,5 +31,6 @@ for _outcome in BOOKING_OUTCOMES:
 
 def count_booking(outcome: str, bookings: int = 1) -> None:
     """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted;
-    in offer mode offered, accepted, declined or expired (an offer cancelled after its time, not yet swept)."""
+    in offer mode offered, accepted, declined or expired (an offer cancelled after its time, not yet swept); with
+    holds on held, paid or hold_expired (a hold cancelled after its time, not yet swept)."""
     BOOKINGS.labels(outcome).inc(bookings)

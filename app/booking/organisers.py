@@ -45,9 +45,10 @@ LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")
 
 UPDATE_EVENT = text("""
 SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
-       u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status
+       u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status,
+       u.promoted_hold_expires_at
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
-                    :offer_ttl_seconds) u
+                    :offer_ttl_seconds, :hold_ttl_seconds) u
 """)
 CANCEL_EVENT = text(
     "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c"
@@ -83,7 +84,8 @@ BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow)]
 
 @dataclass(frozen=True)
 class UpdateEvent(OneStatementWrite[EventUpdate]):
-    """Change an event's settings; a capacity raise confirms waiting entries by the FIFO rule."""
+    """Change an event's settings; a capacity raise confirms (or offers, or holds) waiting entries by the
+    FIFO rule."""
 
     event_id: str
     changes: EventChanges

@@ -16,8 +16,8 @@ from app.booking.domain import AUTO, OFFER
 
 PROMOTIONS = [AUTO, OFFER]
 EVENT_STATUSES = ["active", "cancelled"]
-BOOKING_STATUSES = ["confirmed", "waiting", "offered", "cancelled"]
-CANCEL_REASONS = ["declined", "expired"]
+BOOKING_STATUSES = ["confirmed", "waiting", "offered", "held", "cancelled"]
+CANCEL_REASONS = ["declined", "expired", "hold_expired"]
 
 
 def utc_timestamp(value: datetime) -> str:
@@ -64,25 +64,52 @@ class EventSchema(Schema):
     offer_ttl_seconds = fields.Integer(
         data_key="offerTtlSeconds", required=True, metadata={"description": "How long an offer holds its tickets"}
     )
+    # Checkout holds (issue 25): after the fields before them, so that a body only grows at its end.
+    hold_ttl_seconds = fields.Integer(
+        data_key="holdTtlSeconds",
+        allow_none=True,
+        required=True,
+        metadata={"description": "How long a booking that gets tickets holds them for its payment; null: no holds"},
+    )
+    held_tickets = fields.Integer(
+        data_key="heldTickets",
+        required=True,
+        metadata={
+            "description": "The tickets in `held` bookings, waiting for their payment (counted in bookedTickets)"
+        },
+    )
+
+
+def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
+    """A field every reply has, null when it does not apply."""
+    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
 
 
 def offer_expires_at_field() -> fields.Field:
-    return UtcDateTime(
-        data_key="offerExpiresAt",
-        allow_none=True,
-        required=True,
-        metadata={"description": "When the offer ends (or ended); null if the booking was never offered"},
+    return nullable(
+        UtcDateTime, "offerExpiresAt", "When the offer ends (or ended); null if the booking was never offered"
     )
 
 
 def cancel_reason_field() -> fields.Field:
-    return fields.String(
-        data_key="cancelReason",
-        allow_none=True,
-        required=True,
+    return nullable(
+        fields.String,
+        "cancelReason",
+        "Why an offer was cancelled (`declined` or `expired`), or a hold (`hold_expired`); null otherwise",
         validate=validate.OneOf(CANCEL_REASONS),
-        metadata={"description": "Why an offer was cancelled: `declined` or `expired`; null otherwise"},
     )
+
+
+def hold_expires_at_field() -> fields.Field:
+    return nullable(
+        UtcDateTime,
+        "holdExpiresAt",
+        "When the hold for the payment ends (or ended); null if the booking was never held",
+    )
+
+
+def payment_reference_field() -> fields.Field:
+    return nullable(fields.String, "paymentReference", "The reference its confirm gave; null if none")
 
 
 class BookingSchema(Schema):
@@ -115,3 +142,6 @@ class BookingSchema(Schema):
     # Offers (issue 16): after the fields before them, so that a body only grows at its end.
     offer_expires_at = offer_expires_at_field()
     cancel_reason = cancel_reason_field()
+    # Checkout holds (issue 25), likewise.
+    hold_expires_at = hold_expires_at_field()
+    payment_reference = payment_reference_field()

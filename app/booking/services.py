@@ -44,6 +44,7 @@ from app.booking.domain import (
     Event,
     EventNotFound,
     HistoryPage,
+    HoldConfirmation,
     LedgerEntry,
     OfferAcceptance,
     UserBookingsPage,
@@ -61,7 +62,7 @@ BOOK = text("SELECT * FROM book_ticket(:event_id, :user_id, :request_id, :quanti
 BookedRow = namedtuple(
     "BookedRow",
     "outcome booking_id booking_status waiting_position booking_created_at "
-    "booking_updated_at booking_quantity tickets_ahead",
+    "booking_updated_at booking_quantity tickets_ahead booking_hold_expires_at",
 )
 # In the driver's paramstyle (engine.fetch_autocommit), its columns in BookedRow's order. Lists: text[],
 # text[], integer[]; one element per booking, in arrival order.
@@ -72,11 +73,13 @@ CANCEL = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, :q
 # The same, only for an unexpired offer, given up whole (POST /api/decline).
 DECLINE = text("SELECT * FROM cancel_booking(:event_id, :user_id, :request_id, NULL, true)")
 ACCEPT = text("SELECT * FROM accept_offer(:event_id, :user_id, :request_id)")
+CONFIRM = text("SELECT * FROM confirm_hold(:event_id, :user_id, :request_id, :payment_reference)")
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
 # entry's place comes from the queue's counters (waiting_place.sql): the same cost at any position.
 BOOKING_STATUS = text("""
 SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason
+       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
+       b.payment_reference
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
@@ -105,7 +108,8 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.qua
 # ix_bookings_user_bookings (migration 0007) serves it.
 USER_BOOKINGS = text("""
 SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason
+       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
+       b.payment_reference
   FROM bookings b
   LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE b.user_id = :user_id AND b.seq < :before
@@ -212,13 +216,15 @@ class OneStatementWrite(Write[T]):
 @dataclass(frozen=True)
 class OpenEvent(OneStatementWrite[Event]):
     """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking;
-    freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer)."""
+    freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer); with
+    `hold_ttl_seconds`, tickets a booking gets are held that long for its payment (None: no holds)."""
 
     total_tickets: int
     name: str | None = None
     max_per_booking: int = DEFAULT_MAX_PER_BOOKING
     promotion: str = AUTO
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
+    hold_ttl_seconds: int | None = None
 
     statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
 
@@ -230,6 +236,7 @@ class OpenEvent(OneStatementWrite[Event]):
             "max_per_booking": self.max_per_booking,
             "promotion": self.promotion,
             "offer_ttl_seconds": self.offer_ttl_seconds,
+            "hold_ttl_seconds": self.hold_ttl_seconds,
         }
 
     def result(self, row: Row) -> Event:
@@ -279,6 +286,7 @@ class BookTicket(UserWrite[Booking]):
             updated_at=row.booking_updated_at,
             quantity=row.booking_quantity,
             tickets_ahead=row.tickets_ahead,
+            hold_expires_at=row.booking_hold_expires_at,
         )
 
 
@@ -321,6 +329,8 @@ class CancelBooking(UserWrite[Cancellation]):
             row.tickets_ahead,
             row.booking_offer_expires_at,
             row.booking_cancel_reason,
+            row.booking_hold_expires_at,
+            row.booking_payment_reference,
         )
         return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 
@@ -334,14 +344,14 @@ class DeclineOffer(CancelBooking):
 
 
 @dataclass(frozen=True)
-class AcceptOffer(UserWrite[OfferAcceptance]):
-    """Confirm the user's offer, if the database's clock says it has not expired (accept_offer.sql)."""
+class SettlingWrite(UserWrite[T]):
+    """A write that settles the user's offer or hold, and returns their booking as it is now."""
 
-    statement: ClassVar[Executable] = ACCEPT
-
-    def result(self, row: Row) -> OfferAcceptance:
+    def booking_of(self, row: Row) -> Booking:
+        """The booking in accept_offer's or confirm_hold's row (no longer waiting, so it has no place), or the
+        refusal the row names, raised."""
         raise_unless_ok(row.outcome, event_id=self.event_id, user_id=self.user_id)
-        booking = Booking(
+        return Booking(
             row.booking_id,
             parse_event_id(self.event_id),
             self.user_id,
@@ -351,13 +361,42 @@ class AcceptOffer(UserWrite[OfferAcceptance]):
             row.booking_updated_at,
             row.booking_quantity,
             offer_expires_at=row.booking_offer_expires_at,
+            hold_expires_at=row.booking_hold_expires_at,
+            payment_reference=row.booking_payment_reference,
         )
-        return OfferAcceptance(booking)
+
+
+@dataclass(frozen=True)
+class AcceptOffer(SettlingWrite[OfferAcceptance]):
+    """Confirm the user's offer (or hold it for its payment, with holds on), if the database's clock says
+    it has not expired (accept_offer.sql)."""
+
+    statement: ClassVar[Executable] = ACCEPT
+
+    def result(self, row: Row) -> OfferAcceptance:
+        return OfferAcceptance(self.booking_of(row))
+
+
+@dataclass(frozen=True)
+class ConfirmHold(SettlingWrite[HoldConfirmation]):
+    """Confirm the user's hold, its payment done, keeping `payment_reference`, if the database's clock says
+    it has not expired; a repeat with the same reference is the same answer (confirm_hold.sql)."""
+
+    payment_reference: str | None = None
+
+    statement: ClassVar[Executable] = CONFIRM
+
+    def parameters(self) -> dict:
+        return {**super().parameters(), "payment_reference": self.payment_reference}
+
+    def result(self, row: Row) -> HoldConfirmation:
+        return HoldConfirmation(self.booking_of(row), row.repeated)
 
 
 def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
     """The bookings that a row of cancel_booking or update_event lists as promoted (parallel arrays), oldest
-    first, each with the row's promoted_status (offered until promoted_offer_expires_at, in offer mode)."""
+    first, each with the row's promoted_status (offered until promoted_offer_expires_at, in offer mode; held
+    until promoted_hold_expires_at, with holds on)."""
     columns = zip(
         row.promoted_ids,
         row.promoted_user_ids,
@@ -377,6 +416,7 @@ def promoted_bookings_of(row: Row, event_uuid: uuid.UUID) -> list[Booking]:
             updated_at,
             quantity,
             offer_expires_at=row.promoted_offer_expires_at,
+            hold_expires_at=row.promoted_hold_expires_at,
         )
         for booking_id, user_id, quantity, created_at, updated_at in columns
     ]

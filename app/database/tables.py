@@ -67,6 +67,10 @@ events = Table(
     # offered ('offer'), held for it for offer_ttl_seconds.
     Column("promotion", Text, nullable=False, server_default=text("'auto'")),
     Column("offer_ttl_seconds", Integer, nullable=False, server_default=text("86400")),
+    # Checkout holds (migration 0018): how long a booking that gets tickets holds them for its payment
+    # (NULL: no holds, they are confirmed at once), and the tickets in held bookings, kept under the lock.
+    Column("hold_ttl_seconds", Integer),
+    Column("held_tickets", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
     CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
@@ -88,6 +92,8 @@ events = Table(
     CheckConstraint("status IN ('active', 'cancelled')", name="status_known"),
     CheckConstraint("promotion IN ('auto', 'offer')", name="promotion_known"),
     CheckConstraint("offer_ttl_seconds BETWEEN 1 AND 604800", name="offer_ttl_range"),
+    CheckConstraint("hold_ttl_seconds BETWEEN 1 AND 86400", name="hold_ttl_range"),
+    CheckConstraint("held_tickets BETWEEN 0 AND total_tickets - available_tickets", name="held_tickets_range"),
     # The organisers' list, newest first, keyset-paginated (not unique: Citus, docs/scaling.md).
     Index("ix_events_seq", "seq"),
     Index("ix_events_status_seq", "status", "seq"),
@@ -112,9 +118,13 @@ bookings = Table(
     # An offer's deadline (set when offered, kept as history), and why an offer was cancelled.
     Column("offer_expires_at", DateTime(timezone=True)),
     Column("cancel_reason", Text),
+    # A hold's deadline (set when held, kept as history: a confirmed booking that has one was paid), and
+    # the payment's reference that its confirm gave (migration 0018).
+    Column("hold_expires_at", DateTime(timezone=True)),
+    Column("payment_reference", Text),
     # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
     PrimaryKeyConstraint("event_id", "id"),
-    CheckConstraint("status IN ('confirmed', 'waiting', 'offered', 'cancelled')", name="status_known"),
+    CheckConstraint("status IN ('confirmed', 'waiting', 'offered', 'held', 'cancelled')", name="status_known"),
     CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
     CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
     CheckConstraint(
@@ -127,9 +137,11 @@ bookings = Table(
     ),
     CheckConstraint("status <> 'offered' OR offer_expires_at IS NOT NULL", name="offer_has_expiry"),
     CheckConstraint(
-        "cancel_reason IS NULL OR (status = 'cancelled' AND cancel_reason IN ('declined', 'expired'))",
+        "cancel_reason IS NULL OR (status = 'cancelled' AND cancel_reason IN ('declined', 'expired', 'hold_expired'))",
         name="cancel_reason_known",
     ),
+    CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
+    CheckConstraint("char_length(payment_reference) BETWEEN 1 AND 128", name="payment_reference_length"),
     Index(
         "uq_bookings_one_active_per_user",
         "event_id",
@@ -144,6 +156,8 @@ bookings = Table(
     Index("ix_bookings_event_id_seq", "event_id", "seq"),  # an event's bookings in order, for its organiser
     # The offers by deadline, for the sweeper (expire_offers).
     Index("ix_bookings_offer_expires_at", "offer_expires_at", postgresql_where=text("status = 'offered'")),
+    # The holds by deadline, for their sweeper (expire_holds).
+    Index("ix_bookings_hold_expires_at", "hold_expires_at", postgresql_where=text("status = 'held'")),
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.
@@ -171,7 +185,7 @@ booking_events = Table(
     CheckConstraint(
         "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
         "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
-        "'offered', 'accepted', 'declined', 'expired')",
+        "'offered', 'accepted', 'declined', 'expired', 'held', 'paid', 'hold_expired')",
         name="kind_known",
     ),
     CheckConstraint(

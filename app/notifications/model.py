@@ -9,12 +9,13 @@ from uuid import UUID
 from app.booking.domain import DomainError, Refusal
 
 # Every type the contract names; the webhook trigger (enqueue_webhook_messages.sql) maps the ledger's
-# kinds to them: a booking's changes and offers to booking.*, an organiser's to event.*.
+# kinds to them: a booking's changes, offers and holds to booking.*, an organiser's to event.*.
 MESSAGE_TYPES = (
     "booking.confirmed",
     "booking.waitlisted",
     "booking.promoted",
     "booking.offered",
+    "booking.held",
     "booking.cancelled",
     "event.updated",
     "event.cancelled",

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, OFFERED, WAITING
+from app.booking.domain import CANCELLED, CONFIRMED, HELD, OFFERED, WAITING
 from app.database.tables import booking_events, bookings, events, queue_departures
 
 
@@ -64,14 +64,17 @@ def row_problems(event, rows) -> list[str]:
     """The contract's invariants, read from the current rows alone."""
     active = [row for row in rows if row.status != CANCELLED]
     confirmed = sum(row.quantity for row in active if row.status == CONFIRMED)
-    offered = sum(row.quantity for row in active if row.status == OFFERED)  # held for the offer
+    offered = sum(row.quantity for row in active if row.status == OFFERED)  # taken for the offer
+    held = sum(row.quantity for row in active if row.status == HELD)  # taken for the payment
     queue = [row for row in active if row.status == WAITING]
     problems = []
-    if event.available_tickets + confirmed + offered != event.total_tickets:
+    if event.available_tickets + confirmed + offered + held != event.total_tickets:
         problems.append(
             f"availableTickets {event.available_tickets} + confirmed {confirmed} + offered {offered}"
-            f" != totalTickets {event.total_tickets}"
+            f" + held {held} != totalTickets {event.total_tickets}"
         )
+    if event.held_tickets != held:
+        problems.append(f"heldTickets {event.held_tickets} but the held bookings hold {held}")
     if event.available_tickets < 0:
         problems.append(f"availableTickets is negative ({event.available_tickets})")
     if queue and queue[0].quantity <= event.available_tickets:
@@ -94,7 +97,7 @@ def _several_active(active) -> list[str]:
 
 
 def _queue_jumpers(active) -> list[str]:
-    """First come, first served: no entry holding tickets (confirmed or offered) joined after one still waiting."""
+    """First come, first served: no entry holding tickets (confirmed, offered or held) joined after one still waiting."""
     first_waiting = next((row for row in active if row.status == WAITING), None)
     if first_waiting is None:
         return []
@@ -165,7 +168,7 @@ def _initial_total(event, entries) -> int:
     )
 
 
-HOLDING = (CONFIRMED, OFFERED)  # the statuses whose tickets are taken from the pool
+HOLDING = (CONFIRMED, OFFERED, HELD)  # the statuses whose tickets are taken from the pool
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,7 @@ class Replay:
         later_in_its_change = self._same_change(entry)
         if (
             self.head_fits()
-            and entry.kind not in ("promoted", "offered")
+            and not self._promotes(entry)
             and not later_in_its_change
             and self.queue[0] != self.overlooked
         ):
@@ -262,6 +265,10 @@ class Replay:
             problems.append("the event had been cancelled")
         problem = getattr(self, f"_{entry.kind}")(entry)
         return problems + ([problem] if problem else [])
+
+    def _promotes(self, entry) -> bool:
+        """Whether the entry gives freed tickets to the queue: a promotion, an offer, or a hold made for a waiting entry."""
+        return entry.kind in ("promoted", "offered") or (entry.kind == "held" and entry.booking_id in self.queue)
 
     def _same_change(self, entry) -> bool:
         """Whether the entry belongs to the change of the one before (same request id, same stamp): the
@@ -300,14 +307,14 @@ class Replay:
         """An organiser's change, as a whole (the event.updated webhook): what the replay follows of it, the
         capacity and the sales, are the entries after it; a name or an offer setting changes no count."""
 
-    def _booked(self, entry) -> str | None:
+    def _booked(self, entry, status: str = CONFIRMED) -> str | None:
         problem = None if self.sales_open else "sales were closed"
         if self.queue and self.queue[0] != self.overlooked:
             problem = f"{self.queue[0]} was waiting"
         elif entry.quantity > self.available:
             problem = f"only {self.available} tickets were left" if self.available else "no ticket was left"
         self.available -= entry.quantity
-        return self._join(entry, CONFIRMED) or problem
+        return self._join(entry, status) or problem
 
     def _waitlisted(self, entry) -> str | None:
         fits = not self.queue and entry.quantity <= self.available
@@ -347,12 +354,34 @@ class Replay:
 
     _expired = _declined
 
-    def _accepted(self, entry) -> str | None:
+    def _hold_expired(self, entry) -> str | None:
+        """A hold whose time ran out (swept, or cancelled after it): like a cancel."""
+        if self.status.get(entry.booking_id) != HELD:
+            return f"the booking was {self.status.get(entry.booking_id) or 'never booked'}, not held"
+        return self._cancelled(entry)
+
+    def _accepted(self, entry, status: str = CONFIRMED) -> str | None:
         was = self.status.get(entry.booking_id)
         if was != OFFERED:
             return f"the booking was {was or 'never booked'}, not offered"
-        self.status[entry.booking_id] = CONFIRMED
+        self.status[entry.booking_id] = status
         return None if entry.quantity == self.quantity[entry.booking_id] else "it accepted another quantity"
+
+    def _held(self, entry) -> str | None:
+        """Tickets held for a payment (issue 25): at a booking (like `booked`), for the head of the queue
+        (like `promoted`), or for an offer accepted (like `accepted`)."""
+        if entry.booking_id in self.queue:
+            return self._promoted(entry, HELD)
+        if self.status.get(entry.booking_id) == OFFERED:
+            return self._accepted(entry, HELD)
+        return self._booked(entry, HELD)
+
+    def _paid(self, entry) -> str | None:
+        was = self.status.get(entry.booking_id)
+        if was != HELD:
+            return f"the booking was {was or 'never booked'}, not held"
+        self.status[entry.booking_id] = CONFIRMED
+        return None if entry.quantity == self.quantity[entry.booking_id] else "it was paid for another quantity"
 
     def _reduced(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)

@@ -30,6 +30,8 @@ SWAGGER_UI_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
 ADMIN_SECURITY = [{"adminToken": []}, {"bearerJwt": ["events:admin"]}]
 # AUTH_MODE=jwt: the user's own token, or a partner backend's with bookings:any.
 USER_SECURITY = [{"bearerJwt": []}, {"bearerJwt": ["bookings:any"]}]
+# AUTH_MODE=jwt: the payment backend's token (or an admin's, or the static admin token); open mode: anyone.
+CONFIRM_SECURITY = [{"bearerJwt": ["bookings:confirm"]}, {"bearerJwt": ["events:admin"]}]
 SECURITY_SCHEMES = {
     "adminToken": {"type": "http", "scheme": "bearer"},  # the static ADMIN_TOKEN, admin routes only
     "bearerJwt": {
@@ -37,7 +39,8 @@ SECURITY_SCHEMES = {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "With AUTH_MODE=jwt: an access token from the identity provider. Its `sub` is the acting "
-        "user; its `scope` (space-separated) may hold `bookings:any` (act for any user) or `events:admin`. "
+        "user; its `scope` (space-separated) may hold `bookings:any` (act for any user), `bookings:confirm` (confirm "
+        "any user's hold: the payment backend) or `events:admin`. "
         "With AUTH_MODE=open no token is checked, except ADMIN_TOKEN on admin routes.",
     },
 }

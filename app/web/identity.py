@@ -6,7 +6,8 @@ nothing here runs on a request. AUTH_MODE=jwt:
   or the reason it cannot; the limit then counts per `sub`, and every log line of the request
   carries `sub` (never the token). Nothing is refused yet: GET /api/status/<eventId> is public.
 - the routes then ask for what they need: `acting_user` (book, cancel), `authorize_user` (a
-  user's bookings), `require_admin` (ADMIN_TOKEN, or a token with the events:admin scope).
+  user's bookings), `require_admin` (ADMIN_TOKEN, or a token with the events:admin scope),
+  `require_confirmer` (confirm a hold: bookings:confirm, events:admin or ADMIN_TOKEN).
 - an Idempotency-Key is scoped to the caller (`scoped_idempotency_key`).
 The static ADMIN_TOKEN is accepted in jwt mode too, on admin routes only: elsewhere it is a
 credential without the right (403).
@@ -29,6 +30,8 @@ from app.web.limits import API_PREFIX
 from app.web.tokens import STATIC_ADMIN, Caller, IdentityError, InvalidToken, ProviderUnavailable, TokenVerifier
 
 BEARER = "bearer "
+# The payment backend's scope: it confirms the hold of any user, once the payment is done (issue 25).
+CONFIRM_BOOKINGS = "bookings:confirm"
 WWW_AUTHENTICATE = 'Bearer error="invalid_token"'
 EXTENSION = "identity"
 
@@ -141,6 +144,16 @@ def require_admin(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def require_confirmer() -> None:
+    """Who may confirm a hold: in open mode anyone (as v1); in jwt mode the payment backend (bookings:confirm)
+    or an admin (events:admin, ADMIN_TOKEN), and not the booking's own user: a payment is not theirs to attest."""
+    if not jwt_mode():
+        return
+    caller = current_caller()
+    if not (caller.is_admin or CONFIRM_BOOKINGS in caller.scopes):
+        raise Forbidden("confirming a hold needs the bookings:confirm scope (the payment backend's) or events:admin")
 
 
 def scoped_idempotency_key(key: str) -> str:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 
 from flask import current_app, has_app_context
-from marshmallow import Schema, ValidationError, fields, missing, post_dump, validate
+from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate
 
 from app.booking.domain import (
     AUTO,
     DEFAULT_MAX_PER_BOOKING,
     DEFAULT_OFFER_TTL_SECONDS,
+    HOLDS_OFF,
+    MAX_HOLD_TTL_SECONDS,
     MAX_OFFER_TTL_SECONDS,
     MAX_PER_BOOKING,
     MAX_TOTAL_TICKETS,
@@ -25,7 +27,9 @@ from app.booking.representation import (
     EventSchema,
     UtcDateTime,
     cancel_reason_field,
+    hold_expires_at_field,
     offer_expires_at_field,
+    payment_reference_field,
 )
 
 # Control characters (Unicode category Cc) have no place in an id. A regular expression rather than a
@@ -117,6 +121,20 @@ def offer_ttl_field() -> StrictInteger:
     )
 
 
+def hold_ttl_field() -> StrictInteger:
+    return StrictInteger(
+        data_key="holdTtlSeconds",
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_HOLD_TTL_SECONDS),
+        metadata={
+            "description": "Checkout holds: a booking that gets tickets is `held` this long for its payment "
+            "(POST /api/confirm), then expires and its tickets go to the next in line; null: no holds",
+            "example": 900,
+            "default": None,
+        },
+    )
+
+
 class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets",
@@ -136,6 +154,7 @@ class InitializeRequest(Schema):
     )
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
+    hold_ttl_seconds = hold_ttl_field()
 
 
 class BookingRequest(Schema):
@@ -183,6 +202,18 @@ class CancelRequest(BookingRequest):
 
 class OfferRequest(BookingRequest):
     """POST /api/accept and /api/decline: the offer is the user's one at the event."""
+
+
+class ConfirmRequest(BookingRequest):
+    """POST /api/confirm: the payment backend names the user whose hold it paid for, in every AUTH_MODE."""
+
+    user_id = user_id_field(data_key="userId", required=True)
+    payment_reference = text_field(
+        128,
+        "pi_3PqR7x2eZvKYlo2C",
+        data_key="paymentReference",
+        description="The payment's reference, kept on the booking; a repeat with the same one is harmless",
+    )
 
 
 class BookingPath(Schema):
@@ -261,6 +292,7 @@ class HistoryQuery(Schema):
 
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
+HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 
 
@@ -268,10 +300,10 @@ class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + ORGANISER_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
-            "`expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
+            "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
             "something, then `capacity_changed`, `sales_closed`, `sales_opened` as it did; `event_cancelled`), "
             "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
             "`requestId` (`promoted`, `cancelled`)"
@@ -372,6 +404,14 @@ class EventPatchRequest(Schema):
     sales_open = StrictBoolean(data_key="salesOpen")
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
+    hold_ttl_seconds = hold_ttl_field()
+
+    @post_load
+    def _null_turns_holds_off(self, data: dict, **kwargs) -> dict:
+        # Absent leaves the setting; null is a change, to no holds (the holds made before it stay).
+        if "hold_ttl_seconds" in data and data["hold_ttl_seconds"] is None:
+            data["hold_ttl_seconds"] = HOLDS_OFF
+        return data
 
 
 class EventUpdateSchema(Schema):
@@ -419,9 +459,12 @@ class BookingRowSchema(Schema):
     quantity = fields.Integer(required=True)
     created_at = UtcDateTime(data_key="createdAt", required=True)
     updated_at = UtcDateTime(data_key="updatedAt", required=True)
-    # The same two as a Booking's, so that an organiser sees when each offer ends and why one was cancelled.
+    # The same as a Booking's, so that an organiser sees when each offer or hold ends, why one was
+    # cancelled, and what paid for it.
     offer_expires_at = offer_expires_at_field()
     cancel_reason = cancel_reason_field()
+    hold_expires_at = hold_expires_at_field()
+    payment_reference = payment_reference_field()
 
 
 class BookingsPageSchema(Schema):

@@ -1,6 +1,6 @@
 """The background units, each a name, one pass and its pace (app/workers/loop.py), built for one process.
 
-Next to come here: the expiry of checkout holds and the lobby draw, each one more `Unit`.
+Next to come here: the lobby draw, one more `Unit`.
 """
 
 from __future__ import annotations
@@ -10,26 +10,28 @@ import threading
 import structlog
 from sqlalchemy import Engine
 
-from app.booking.offers import SWEEP_CONNECTIONS, sweep_expired_offers
+from app.booking.holds import sweep_expired_holds
+from app.booking.offers import sweep_expired_offers
+from app.booking.sweeps import SWEEP_CONNECTIONS, Sweep
 from app.config import Config
 from app.notifications import dispatcher
 from app.notifications.dispatcher import Dispatcher
 from app.workers.loop import Unit
 
-# Offers expire within 5 s of their deadline (contract): a pass a second, with room to spare.
-OFFER_SWEEP_EVERY_S = 1.0
+# Offers and holds expire within 5 s of their deadline (contract): a pass a second, with room to spare.
+SWEEP_EVERY_S = 1.0
 # A sweep's slowest pass: EVENTS_PER_PASS events, SWEEP_CONNECTIONS at a time, each waiting its 2 s for the
-# event's lock (expire_offers.sql) is 50 s.
-OFFER_SWEEP_HEALTHY_WITHIN_S = 60.0
+# event's lock (expire_offers.sql, expire_holds.sql) is 50 s.
+SWEEP_HEALTHY_WITHIN_S = 60.0
 DISPATCH_HEALTHY_WITHIN_S = 15.0  # a dispatcher whose loop has not reached the database for this long is unhealthy
 
 log = structlog.get_logger("app.workers.units")
 
 
 def pool_size(config: Config) -> int:
-    """The connections the process's engine needs at once: the dispatcher's, and the events the offer
-    sweeper sweeps at once (its query for them is done before they start)."""
-    return dispatcher.pool_size(config) + SWEEP_CONNECTIONS
+    """The connections the process's engine needs at once: the dispatcher's, and the events each sweeper
+    (offers, holds) sweeps at once (its query for them is done before they start)."""
+    return dispatcher.pool_size(config) + 2 * SWEEP_CONNECTIONS
 
 
 def background_units(engine: Engine, config: Config, stop: threading.Event) -> list[Unit]:
@@ -46,20 +48,23 @@ def background_units(engine: Engine, config: Config, stop: threading.Event) -> l
             wake=webhooks.wake,
         ),
         Unit(
-            "offer-sweep", lambda stop: _sweep_offers(engine, stop), OFFER_SWEEP_EVERY_S, OFFER_SWEEP_HEALTHY_WITHIN_S
+            "offer-sweep",
+            lambda stop: _told("offers_expired", sweep_expired_offers(engine, stop)),
+            SWEEP_EVERY_S,
+            SWEEP_HEALTHY_WITHIN_S,
+        ),
+        Unit(
+            "hold-sweep",
+            lambda stop: _told("holds_expired", sweep_expired_holds(engine, stop)),
+            SWEEP_EVERY_S,
+            SWEEP_HEALTHY_WITHIN_S,
         ),
     ]
 
 
-def _sweep_offers(engine: Engine, stop: threading.Event) -> bool:
-    """Expire the offers past their time, offering their tickets on (app/booking/offers.py); whether a
-    backlog is left. Once `stop` is set, the events not yet begun are left to the next process."""
-    sweep = sweep_expired_offers(engine, stop)
-    if sweep.expired_offers or sweep.busy_events:
-        log.info(
-            "offers_expired",
-            offers=sweep.expired_offers,
-            promoted=sweep.promoted_bookings,
-            busy_events=sweep.busy_events,
-        )
+def _told(what: str, sweep: Sweep) -> bool:
+    """Log a sweeper's pass (app/booking/offers.py, holds.py) if it did anything; whether a backlog is
+    left. Once its `stop` is set, the events not yet begun are left to the next process."""
+    if sweep.expired or sweep.busy_events:
+        log.info(what, expired=sweep.expired, promoted=sweep.promoted_bookings, busy_events=sweep.busy_events)
     return sweep.backlog

@@ -242,3 +242,12 @@ def _read_post(rfile) -> str:
         headers[name.strip().lower()] = value.strip()
     rfile.read(int(headers.get("content-length", "0")))
     return headers.get("webhook-id", "")
+
+
+def told(receiver, user: str) -> list[dict]:
+    """The messages delivered about `user`'s bookings, in arrival order."""
+    return [body for body in list(receiver.delivered) if body["data"].get("booking", {}).get("userId") == user]
+
+
+def types(receiver, user: str) -> list[str]:
+    return [body["type"] for body in told(receiver, user)]

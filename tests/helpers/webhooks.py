@@ -67,7 +67,7 @@ def register(client, admin_headers):
 
 @pytest.fixture
 def dispatcher(config):
-    """Start the background process's units (app/workers/: the dispatcher and the offer sweeper) in a thread,
+    """Start the background process's units (app/workers/: the dispatcher and the sweepers) in a thread,
     with test-sized settings (any Config field may be overridden); all stop afterwards."""
     running = []
 

@@ -19,6 +19,9 @@ MATRIX = {
     # alice's booking is confirmed, not offered: past the authorization, she holds no offer (409 no_offer).
     "accept": (("POST", "/api/accept", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
     "decline": (("POST", "/api/decline", {"eventId": "{event}", "userId": "alice"}), [401, 409, 403, 409, 403, 403]),
+    # Confirming a hold is the payment backend's (bookings:confirm) or an admin's, never the user's own: past
+    # the authorization, alice's booking is confirmed, not held (409 no_hold).
+    "confirm": (("POST", "/api/confirm", {"eventId": "{event}", "userId": "alice"}), [401, 403, 403, 403, 409, 409]),
     "booking-status": (("GET", "/api/booking-status/{event}/alice", None), [401, 200, 403, 200, 403, 403]),
     "user bookings": (("GET", "/api/users/alice/bookings", None), [401, 200, 403, 200, 403, 403]),
     "event status": (("GET", "/api/status/{event}", None), [200, 200, 200, 200, 200, 200]),

@@ -197,7 +197,7 @@ def test_flask_check_exits_1_listing_each_problem(scratch_app):
 
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"event {event_id}: availableTickets 2 + confirmed 1 + offered 0 != totalTickets 2"
+    assert lines[0] == f"event {event_id}: availableTickets 2 + confirmed 1 + offered 0 + held 0 != totalTickets 2"
     assert lines[-1].startswith("check FAILED: 2 problem(s) in 1 events")
 
 

@@ -25,11 +25,14 @@ OUR_FUNCTIONS = (
     "book_ticket(uuid,text,text,integer)",
     "cancel_booking(uuid,text,text,integer,boolean)",
     "book_many(uuid,text[],text[],integer[])",
-    "promote_waiting(uuid,integer,timestamp with time zone,timestamp with time zone)",
-    "update_event(uuid,text,text,integer,integer,boolean,text,integer)",
+    "promote_waiting(uuid,integer,timestamp with time zone,text,timestamp with time zone)",
+    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer)",
     "cancel_event(uuid,text)",
     "accept_offer(uuid,text,text)",
     "expire_offers(uuid,text)",
+    "confirm_hold(uuid,text,text,text)",
+    "expire_holds(uuid,text)",
+    "pass_on_expired(events,text,timestamp with time zone,text,uuid[],text[],integer[])",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).
@@ -182,6 +185,18 @@ def test_downgrade_below_0015_refuses_while_the_ledger_holds_an_event_updated_en
         promotion_sql(conn, open_event(conn, 5), "offer", 60)
 
     assert_the_downgrade_is_refused(scratch_url, "0014", r"below 0015: the ledger holds 1 event_updated entries")
+    engine.dispose()
+
+
+def test_downgrade_below_0018_refuses_while_the_ledger_holds_a_hold(scratch_url):
+    migrate(scratch_url, "head")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        event = open_event(conn, 5)
+        conn.execute(text("UPDATE events SET hold_ttl_seconds = 60 WHERE id = :event"), {"event": event})
+        book_sql(conn, event, "a")
+
+    assert_the_downgrade_is_refused(scratch_url, "0017", r"below 0018: the ledger holds 1 hold entries")
     engine.dispose()
 
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from app.booking import offers
+from app.booking import sweeps
 from app.booking.domain import MAX_OFFER_TTL_SECONDS
 from app.booking.offers import sweep_expired_offers
 from app.operations import audit
@@ -165,7 +165,7 @@ def test_the_sweeper_expires_a_due_offer_once_and_offers_the_ticket_to_the_next(
     after_one_sweep = ledger_kinds(engine, event["id"])
     sweep_expired_offers(engine)
 
-    assert swept.expired_offers >= 1 and after_one_sweep[-2:] == ["expired", "offered"]
+    assert swept.expired >= 1 and after_one_sweep[-2:] == ["expired", "offered"]
     assert ledger_kinds(engine, event["id"]) == after_one_sweep  # idempotent: nothing left to expire
     assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
     assert booking_now(client, event, "next")["status"] == "offered"
@@ -225,21 +225,21 @@ def test_an_event_held_past_the_sweepers_lock_timeout_is_busy_and_swept_at_the_n
         assert booking_now(client, event, "waiter")["status"] == "offered"
     swept = sweep_expired_offers(engine)
 
-    assert held.busy_events >= 1 and swept.expired_offers >= 1
+    assert held.busy_events >= 1 and swept.expired >= 1
     assert booking_now(client, event, "waiter")["cancelReason"] == "expired"
 
 
 def test_a_pass_sweeps_the_longest_overdue_events_first_and_says_a_backlog_is_left(
     client, engine, due_offer, monkeypatch
 ):
-    monkeypatch.setattr(offers, "EVENTS_PER_PASS", 2)
+    monkeypatch.setattr(sweeps, "EVENTS_PER_PASS", 2)
     events = [due_offer() for _ in range(3)]
     for event, hours in zip(events, (1, 3, 2), strict=True):
         make_overdue(engine, event, hours)
 
     swept = sweep_expired_offers(engine)
 
-    assert swept.backlog and swept.expired_offers == 2
+    assert swept.backlog and swept.expired == 2
     assert [booking_now(client, event, "waiter")["status"] for event in events] == ["offered", "cancelled", "cancelled"]
 
 

@@ -395,7 +395,7 @@ def test_lists_of_an_unknown_event_are_404(admin_get, path, accept):
     assert_problem(admin_get(f"/api/events/{NIL_UUID}/{path}", Accept=accept), 404, "event_not_found")
 
 
-@pytest.mark.parametrize("query", ["limit=0", "after=-1", "status=held", "page=2"])
+@pytest.mark.parametrize("query", ["limit=0", "after=-1", "status=holding", "page=2"])
 def test_bookings_list_refuses_a_bad_query(new_event, admin_get, query):
     assert_problem(admin_get(f"/api/events/{new_event(1)['id']}/bookings?{query}"), 400, "invalid_request")
 

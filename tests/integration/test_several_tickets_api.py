@@ -224,7 +224,8 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     book(event, "holder")
     booking = book(event, "waiter").get_json()["booking"]
     cancellation = cancel(event, "holder").get_json()
-    # status, salesOpen: issue 14; promotion, offerTtlSeconds, offerExpiresAt, cancelReason: issue 16
+    # status, salesOpen: issue 14; promotion, offerTtlSeconds, offerExpiresAt, cancelReason: issue 16;
+    # holdTtlSeconds, heldTickets, holdExpiresAt, paymentReference: issue 25
     assert list(event) == V1_EVENT + [
         "maxPerBooking",
         "waitingTickets",
@@ -232,10 +233,20 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
         "salesOpen",
         "promotion",
         "offerTtlSeconds",
+        "holdTtlSeconds",
+        "heldTickets",
     ]
-    assert list(booking) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
+    later_booking_fields = [
+        "quantity",
+        "ticketsAhead",
+        "offerExpiresAt",
+        "cancelReason",
+        "holdExpiresAt",
+        "paymentReference",
+    ]
+    assert list(booking) == V1_BOOKING + later_booking_fields
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]
-    assert list(cancellation["promoted"]) == V1_BOOKING + ["quantity", "ticketsAhead", "offerExpiresAt", "cancelReason"]
+    assert list(cancellation["promoted"]) == V1_BOOKING + later_booking_fields
 
 
 def test_a_quantity_refusal_with_an_idempotency_key_is_stored_and_replayed_with_its_errors(client, new_event):

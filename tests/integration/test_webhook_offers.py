@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.helpers.receivers import refused_once_each
+from tests.helpers.receivers import refused_once_each, told, types
 from tests.helpers.waiting import wait_until
 
 OFFER_DUE = text(
@@ -42,15 +42,6 @@ def offered(new_event, register, receiver, post):
         return event
 
     return open_event
-
-
-def told(receiver, user: str) -> list[dict]:
-    """The messages delivered about `user`'s bookings, in arrival order."""
-    return [body for body in list(receiver.delivered) if body["data"].get("booking", {}).get("userId") == user]
-
-
-def types(receiver, user: str) -> list[str]:
-    return [body["type"] for body in told(receiver, user)]
 
 
 def assert_the_message_tells_the_booking_now(client, event: dict, body: dict, user: str) -> None:

@@ -1,6 +1,7 @@
 -- accept_offer: the user takes the tickets offered to them (issue 16): their `offered` booking becomes
--- `confirmed`, under the event lock, with an `accepted` ledger entry. The tickets were held for the
--- offer, so no count of the event changes; its updated_at does, before the ledger entry, whose webhook
+-- `confirmed`, under the event lock, with an `accepted` ledger entry; with holds on (issue 25) it is
+-- `held` instead, until hold_expires_at, with a `held` entry, for the payment to confirm. The tickets were
+-- taken for the offer, so no count of the event changes but held_tickets; its updated_at does, before the ledger entry, whose webhook
 -- message reports the event as the accept left it. The database's clock decides: an offer past
 -- offer_expires_at is refused ('offer_expired') whether or not the sweeper (expire_offers) has come yet,
 -- and the refusal changes nothing.
@@ -12,7 +13,8 @@
 
 CREATE OR REPLACE FUNCTION accept_offer(p_event_id uuid, p_user_id text, p_request_id text)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, booking_created_at timestamptz,
-               booking_updated_at timestamptz, booking_quantity integer, booking_offer_expires_at timestamptz)
+               booking_updated_at timestamptz, booking_quantity integer, booking_offer_expires_at timestamptz,
+               booking_hold_expires_at timestamptz, booking_payment_reference text)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -46,14 +48,21 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    UPDATE bookings b SET status = 'confirmed', updated_at = changed_at
+    UPDATE bookings b
+       SET status = CASE WHEN ev.hold_ttl_seconds IS NULL THEN 'confirmed' ELSE 'held' END, updated_at = changed_at,
+           hold_expires_at = changed_at + make_interval(secs => ev.hold_ttl_seconds)
      WHERE b.event_id = p_event_id AND b.id = held.id
-    RETURNING b.id, b.status, b.created_at, b.updated_at, b.quantity, b.offer_expires_at
+    RETURNING b.id, b.status, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.hold_expires_at,
+              b.payment_reference
     INTO booking_id, booking_status, booking_created_at, booking_updated_at, booking_quantity,
-         booking_offer_expires_at;
-    UPDATE events SET updated_at = changed_at WHERE id = p_event_id;
+         booking_offer_expires_at, booking_hold_expires_at, booking_payment_reference;
+    UPDATE events
+       SET held_tickets = held_tickets + CASE WHEN booking_status = 'held' THEN held.quantity ELSE 0 END,
+           updated_at = changed_at
+     WHERE id = p_event_id;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    VALUES (p_event_id, held.id, p_user_id, 'accepted', p_request_id, held.quantity, changed_at);
+    VALUES (p_event_id, held.id, p_user_id, CASE booking_status WHEN 'held' THEN 'held' ELSE 'accepted' END,
+            p_request_id, held.quantity, changed_at);
     RETURN NEXT;
 END
 $$;

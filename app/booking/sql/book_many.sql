@@ -11,7 +11,7 @@
 CREATE OR REPLACE FUNCTION book_many(p_event_id uuid, p_user_ids text[], p_request_ids text[], p_quantities integer[] DEFAULT NULL)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
                booking_created_at timestamptz, booking_updated_at timestamptz,
-               booking_quantity integer, tickets_ahead bigint)
+               booking_quantity integer, tickets_ahead bigint, booking_hold_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_user_ids, 1), 0) LOOP

@@ -1,5 +1,7 @@
 -- book_ticket: book `p_quantity` tickets (default 1), all or none: confirmed if nobody is waiting and
--- they are all available, else one waiting entry at the back of the queue; append the change to the
+-- they are all available, else one waiting entry at the back of the queue; with holds on (the event's
+-- hold_ttl_seconds, issue 25) the tickets are `held` instead of confirmed, until hold_expires_at, for the
+-- payment to confirm (confirm_hold.sql): the same statements, one more column in each. Append the change to the
 -- ledger (booking_events) with the request id it is given (the server's own id for the request, never
 -- a client's X-Request-ID: app/web/request_context.py).
 --
@@ -18,7 +20,7 @@
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT 1)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
                booking_created_at timestamptz, booking_updated_at timestamptz,
-               booking_quantity integer, tickets_ahead bigint)
+               booking_quantity integer, tickets_ahead bigint, booking_hold_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -48,15 +50,16 @@ BEGIN
     changed_at := clock_timestamp();
     -- All or nothing, and nobody overtakes a waiting entry, not even a smaller booking.
     waits := ev.waiting_count > 0 OR p_quantity > ev.available_tickets;
-    booking_status := CASE WHEN waits THEN 'waiting' ELSE 'confirmed' END;
+    booking_status := CASE WHEN waits THEN 'waiting' WHEN ev.hold_ttl_seconds IS NULL THEN 'confirmed' ELSE 'held' END;
     INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
-                               created_at, updated_at)
+                               created_at, updated_at, hold_expires_at)
     VALUES (p_event_id, p_user_id, booking_status, p_quantity,
             CASE WHEN waits THEN ev.queue_joined_entries + 1 END,
-            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at)
+            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at,
+            CASE WHEN NOT waits THEN changed_at + make_interval(secs => ev.hold_ttl_seconds) END)
     ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
-    RETURNING b.id, b.created_at, b.updated_at, b.quantity
-    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity;
+    RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.hold_expires_at
+    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_hold_expires_at;
     IF NOT FOUND THEN
         outcome := 'already_booked';
         booking_status := NULL;
@@ -65,6 +68,7 @@ BEGIN
     END IF;
     UPDATE events
        SET available_tickets = available_tickets - CASE WHEN waits THEN 0 ELSE p_quantity END,
+           held_tickets = held_tickets + CASE WHEN booking_status = 'held' THEN p_quantity ELSE 0 END,
            waiting_count = waiting_count + waits::int,
            waiting_tickets = waiting_tickets + CASE WHEN waits THEN p_quantity ELSE 0 END,
            queue_joined_entries = queue_joined_entries + waits::int,
@@ -80,7 +84,8 @@ BEGIN
          WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
     END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    VALUES (p_event_id, booking_id, p_user_id, CASE WHEN waits THEN 'waitlisted' ELSE 'booked' END,
+    VALUES (p_event_id, booking_id, p_user_id,
+            CASE booking_status WHEN 'waiting' THEN 'waitlisted' WHEN 'held' THEN 'held' ELSE 'booked' END,
             p_request_id, p_quantity, changed_at);
     -- New entries join at the back: everyone waiting is ahead.
     waiting_position := CASE WHEN waits THEN ev.waiting_count + 1 END;

@@ -7,14 +7,17 @@
 -- out before the sweeper came; its tickets go on like a confirmed booking's. With `p_decline`
 -- (POST /api/decline) only an unexpired offer may be given up: else 'no_offer' or 'offer_expired'.
 -- In offer mode (events.promotion) the freed tickets are offered, not confirmed, until the event's
--- offer_ttl_seconds have passed.
+-- offer_ttl_seconds have passed; in auto mode with holds on (issue 25) they are held for the payment
+-- (promotion_terms.sql). A hold is cancelled like a confirmed booking, whole or partly; cancelled whole
+-- after its time ran out, before the sweeper came, its reason is `hold_expired`, as the sweep's would be.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the v1 columns
 -- (promoted_* is the first promoted booking, for v1 clients), then the booking as it is now and
 -- every promoted booking, oldest first, as arrays, with the status a promoted booking gets
--- (promoted_status: confirmed, or offered until promoted_offer_expires_at in offer mode). A waiting entry that leaves or shrinks is counted
+-- (promoted_status: confirmed, or offered until promoted_offer_expires_at in offer mode, or held until
+-- promoted_hold_expires_at with holds on). A waiting entry that leaves or shrinks is counted
 -- in queue_departures at its ordinal, so that the places behind it move up (waiting_place.sql).
 -- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held',
 -- 'no_offer', 'offer_expired'.
@@ -29,7 +32,8 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                promoted_ids uuid[], promoted_user_ids text[], promoted_quantities integer[],
                promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
                booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz,
-               promoted_status text)
+               promoted_status text, booking_hold_expires_at timestamptz, booking_payment_reference text,
+               promoted_hold_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -37,7 +41,8 @@ DECLARE
     released integer;  -- the tickets the booking gives up
     available integer;  -- the event's, once they are released
     promoted_tickets integer;
-    reason text;  -- why an offer ends: declined, or expired
+    reason text;  -- why an offer ends (declined, or expired), or a hold (hold_expired)
+    promoted_expires_at timestamptz;  -- of the offers or holds the freed tickets make
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
     -- them; now() is the transaction's start, which came before the wait for the lock.
     changed_at timestamptz;
@@ -93,15 +98,18 @@ BEGIN
     booking_status := CASE WHEN released = held.quantity THEN 'cancelled' ELSE held.status END;
     IF held.status = 'offered' AND booking_status = 'cancelled' THEN
         reason := CASE WHEN held.offer_expires_at <= changed_at THEN 'expired' ELSE 'declined' END;
+    ELSIF held.status = 'held' AND booking_status = 'cancelled' AND held.hold_expires_at <= changed_at THEN
+        reason := 'hold_expired';
     END IF;
     -- A whole cancel keeps the quantity it held, as history; a partial one keeps the rest.
     UPDATE bookings b
        SET status = booking_status, updated_at = changed_at, cancel_reason = reason,
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
-    RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason
+    RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
+              b.payment_reference
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_offer_expires_at,
-         booking_cancel_reason;
+         booking_cancel_reason, booking_hold_expires_at, booking_payment_reference;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
@@ -110,13 +118,15 @@ BEGIN
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    available := ev.available_tickets + CASE WHEN held.status IN ('confirmed', 'offered') THEN released ELSE 0 END;
-    promoted_offer_expires_at := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
-    promoted_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
+    available := ev.available_tickets + CASE WHEN held.status = 'waiting' THEN 0 ELSE released END;
+    SELECT * INTO promoted_status, promoted_expires_at
+      FROM promotion_terms(ev.promotion, ev.offer_ttl_seconds, ev.hold_ttl_seconds, changed_at);
+    promoted_offer_expires_at := CASE WHEN promoted_status = 'offered' THEN promoted_expires_at END;
+    promoted_hold_expires_at := CASE WHEN promoted_status = 'held' THEN promoted_expires_at END;
     IF available > 0 THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available, changed_at, promoted_offer_expires_at);
+          FROM promote_waiting(p_event_id, available, changed_at, promoted_status, promoted_expires_at);
     ELSE  -- nobody fits in no ticket: a waiting entry that leaves a sold-out event, the usual case
         SELECT '{}', '{}', '{}', '{}', '{}', 0
           INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
@@ -131,6 +141,8 @@ BEGIN
                              - promoted_tickets,
            queue_promoted_entries = queue_promoted_entries + cardinality(promoted_ids),
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
+           held_tickets = held_tickets - CASE WHEN held.status = 'held' THEN released ELSE 0 END
+                          + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
@@ -140,7 +152,7 @@ BEGIN
             changed_at);
     IF promoted_tickets > 0 THEN
         INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-        SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE 'offered' END,
+        SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE promoted_status END,
                p_request_id, p.quantity, changed_at
           FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY
                AS p (id, user_id, quantity, step)
@@ -149,6 +161,7 @@ BEGIN
     IF booking_id = ANY (promoted_ids) THEN  -- a head that shrank until it fitted
         booking_status := promoted_status;
         booking_offer_expires_at := promoted_offer_expires_at;
+        booking_hold_expires_at := promoted_hold_expires_at;
     ELSIF booking_status = 'waiting' THEN
         SELECT * INTO waiting_position, tickets_ahead
           FROM waiting_place(p_event_id, held.queue_ordinal, held.queue_tickets_before);

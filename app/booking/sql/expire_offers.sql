@@ -1,8 +1,8 @@
 -- expire_offers: the sweeper's step for one event (issue 16): every offer past offer_expires_at, by
 -- the database's clock, is cancelled with cancel_reason `expired` and an `expired` ledger entry, and
--- the tickets it held go by promote_waiting's strict FIFO rule, offered again (or confirmed, if the
--- event is now in auto mode), in the same transaction, under the one request id. The ledger entries
--- are written after the event row, so that each one's webhook message reports the event as the sweep left it.
+-- the tickets it held go by promote_waiting's strict FIFO rule, offered again (or, if the event is now
+-- in auto mode, confirmed, or held with holds on), in the same transaction, under the one request id
+-- (pass_on_expired.sql, shared with the hold sweeper's expire_holds).
 --
 -- The event row is locked as every writer locks it, waiting its turn (FOR UPDATE): on a hot event the
 -- row is nearly always held by a booking, and a sweeper that skipped a locked row (SKIP LOCKED) left
@@ -30,17 +30,9 @@ SET lock_timeout = '2s'
 AS $$
 DECLARE
     ev events%ROWTYPE;
-    released integer;  -- the tickets the expired offers held
-    deadline timestamptz;  -- of the offers made now
     expired_ids uuid[];  -- the offers expired now, oldest first, for the ledger
     expired_user_ids text[];
     expired_quantities integer[];
-    promoted_ids uuid[];
-    promoted_user_ids text[];
-    promoted_quantities integer[];
-    promoted_created_ats timestamptz[];
-    promoted_updated_ats timestamptz[];
-    promoted_tickets integer;
     changed_at timestamptz;
 BEGIN
     expired_offers := 0;
@@ -69,36 +61,13 @@ BEGIN
          WHERE b.event_id = p_event_id AND b.id = c.id
         RETURNING b.id, b.user_id, b.quantity, b.seq)
     SELECT array_agg(x.id ORDER BY x.seq), array_agg(x.user_id ORDER BY x.seq), array_agg(x.quantity ORDER BY x.seq),
-           count(*), coalesce(sum(x.quantity), 0)
-      INTO expired_ids, expired_user_ids, expired_quantities, expired_offers, released
+           count(*)
+      INTO expired_ids, expired_user_ids, expired_quantities, expired_offers
       FROM expired x;
-    IF expired_offers = 0 THEN
-        RETURN NEXT;
-        RETURN;
+    IF expired_offers > 0 THEN
+        promoted_bookings := pass_on_expired(ev, p_request_id, changed_at, 'expired', expired_ids, expired_user_ids,
+                                             expired_quantities);
     END IF;
-    deadline := offer_deadline(ev.promotion, ev.offer_ttl_seconds, changed_at);
-    SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
-                  promoted_updated_ats, promoted_tickets
-      FROM promote_waiting(p_event_id, ev.available_tickets + released, changed_at, deadline);
-    -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
-    UPDATE events e
-       SET available_tickets = e.available_tickets + released - promoted_tickets,
-           waiting_count = e.waiting_count - cardinality(promoted_ids),
-           waiting_tickets = e.waiting_tickets - promoted_tickets,
-           queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
-           queue_promoted_tickets = e.queue_promoted_tickets + promoted_tickets,
-           updated_at = changed_at
-     WHERE e.id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, x.id, x.user_id, 'expired', p_request_id, x.quantity, changed_at
-      FROM unnest(expired_ids, expired_user_ids, expired_quantities) WITH ORDINALITY AS x (id, user_id, quantity, step)
-     ORDER BY x.step;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE WHEN deadline IS NULL THEN 'promoted' ELSE 'offered' END,
-           p_request_id, p.quantity, changed_at
-      FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
-     ORDER BY p.step;
-    promoted_bookings := cardinality(promoted_ids);
     RETURN NEXT;
 END
 $$;

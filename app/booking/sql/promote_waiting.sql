@@ -1,9 +1,10 @@
 -- promote_waiting: the strict first-come-first-served rule, run under the event lock after every
 -- release of tickets: confirm the head of the queue while its quantity fits in `p_available`; the
 -- first that does not fit stops it (nobody overtakes the head, not even a smaller booking). The
--- promoted bookings are stamped `p_changed_at`, the caller's time after the lock. With
--- `p_offer_expires_at` (an event in offer mode) the head is `offered` instead, its tickets held for it
--- until then; the caller counts them as taken, like a confirmation's, and writes `offered` entries.
+-- promoted bookings are stamped `p_changed_at`, the caller's time after the lock, and get `p_status`
+-- (promotion_terms.sql): `confirmed`; or `offered` (offer mode) or `held` (holds on) until `p_expires_at`,
+-- their tickets taken for them meanwhile. The caller counts the tickets as taken whatever the status,
+-- and writes the ledger entries.
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). It returns the promoted bookings, oldest first, as arrays, and the tickets
@@ -13,7 +14,7 @@
 -- each promoted booking by its key: linear in the promotions, whatever the queue's length.
 
 CREATE OR REPLACE FUNCTION promote_waiting(
-    p_event_id uuid, p_available integer, p_changed_at timestamptz, p_offer_expires_at timestamptz,
+    p_event_id uuid, p_available integer, p_changed_at timestamptz, p_status text, p_expires_at timestamptz,
     OUT promoted_ids uuid[], OUT promoted_user_ids text[], OUT promoted_quantities integer[],
     OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer)
 LANGUAGE plpgsql AS $$
@@ -35,8 +36,9 @@ BEGIN
                  ORDER BY w.seq LOOP
         EXIT WHEN head.quantity > p_available - promoted_tickets;
         UPDATE bookings b
-           SET status = CASE WHEN p_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END,
-               offer_expires_at = p_offer_expires_at, updated_at = p_changed_at
+           SET status = p_status, updated_at = p_changed_at,
+               offer_expires_at = CASE WHEN p_status = 'offered' THEN p_expires_at END,
+               hold_expires_at = CASE WHEN p_status = 'held' THEN p_expires_at END
          WHERE b.event_id = p_event_id AND b.id = head.id
         RETURNING b.id, b.user_id, b.quantity, b.created_at, b.updated_at INTO promoted;
         promoted_ids := promoted_ids || promoted.id;

@@ -1,6 +1,8 @@
 -- update_event: an organiser's change to an event, under its row lock, in one round trip: its name,
 -- its capacity (total_tickets), the most tickets a booking may hold, whether sales are open, how a
--- freed ticket is promoted (`auto`: confirmed; `offer`: offered for offer_ttl_seconds). A NULL
+-- freed ticket is promoted (`auto`: confirmed; `offer`: offered for offer_ttl_seconds), how long a
+-- booking that gets tickets holds them for its payment (hold_ttl_seconds, issue 25: 0 turns holds off,
+-- which leaves the holds made before to be confirmed, cancelled or expire). A NULL
 -- argument leaves that setting as it is. A raise frees tickets, which go by promote_waiting's strict
 -- FIFO rule in the same transaction, under the settings as they are after the change (offered if
 -- they say offer). Offers made before a switch to auto stay until accepted, declined or expired. A
@@ -16,22 +18,25 @@
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome, the event
 -- row as it is now, and the promoted bookings, oldest first, as arrays, with the status a promoted booking
--- gets (promoted_status: confirmed, or offered until promoted_offer_expires_at). A request that changes
+-- gets (promoted_status: confirmed, or offered until promoted_offer_expires_at, or held until
+-- promoted_hold_expires_at). A request that changes
 -- nothing writes nothing. Outcomes: 'ok', 'event_not_found', 'event_cancelled',
 -- 'capacity_below_booked', 'capacity_below_waiting'.
 
 CREATE OR REPLACE FUNCTION update_event(p_event_id uuid, p_request_id text, p_name text, p_total_tickets integer,
                                         p_max_per_booking integer, p_sales_open boolean, p_promotion text,
-                                        p_offer_ttl_seconds integer)
+                                        p_offer_ttl_seconds integer, p_hold_ttl_seconds integer DEFAULT NULL)
 RETURNS TABLE (outcome text, event_row events, promoted_ids uuid[], promoted_user_ids text[],
                promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
-               promoted_offer_expires_at timestamptz, promoted_status text)
+               promoted_offer_expires_at timestamptz, promoted_status text, promoted_hold_expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
     total integer;
     available integer;  -- the event's, once the new total applies
     promoted_tickets integer;
+    hold_ttl integer;  -- the event's hold_ttl_seconds after the change
+    promoted_expires_at timestamptz;  -- of the offers or holds a raise makes
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served them.
     changed_at timestamptz;
 BEGIN
@@ -47,6 +52,7 @@ BEGIN
            promoted_tickets;
     outcome := CASE WHEN ev.status = 'cancelled' THEN 'event_cancelled' ELSE 'ok' END;
     total := coalesce(p_total_tickets, ev.total_tickets);
+    hold_ttl := CASE WHEN p_hold_ttl_seconds IS NULL THEN ev.hold_ttl_seconds ELSE nullif(p_hold_ttl_seconds, 0) END;
     IF outcome = 'ok' AND total < ev.total_tickets - ev.available_tickets THEN
         outcome := 'capacity_below_booked';
     END IF;
@@ -59,20 +65,23 @@ BEGIN
                            AND coalesce(p_max_per_booking, ev.max_per_booking) = ev.max_per_booking
                            AND coalesce(p_sales_open, ev.sales_open) = ev.sales_open
                            AND coalesce(p_promotion, ev.promotion) = ev.promotion
-                           AND coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds) = ev.offer_ttl_seconds) THEN
+                           AND coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds) = ev.offer_ttl_seconds
+                           AND hold_ttl IS NOT DISTINCT FROM ev.hold_ttl_seconds) THEN
         RETURN NEXT;
         RETURN;
     END IF;
     changed_at := clock_timestamp();
     available := ev.available_tickets + total - ev.total_tickets;
-    promoted_offer_expires_at := offer_deadline(coalesce(p_promotion, ev.promotion),
-                                                coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds), changed_at);
-    promoted_status := CASE WHEN promoted_offer_expires_at IS NULL THEN 'confirmed' ELSE 'offered' END;
+    SELECT * INTO promoted_status, promoted_expires_at
+      FROM promotion_terms(coalesce(p_promotion, ev.promotion), coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds),
+                           hold_ttl, changed_at);
+    promoted_offer_expires_at := CASE WHEN promoted_status = 'offered' THEN promoted_expires_at END;
+    promoted_hold_expires_at := CASE WHEN promoted_status = 'held' THEN promoted_expires_at END;
     -- Only a raise frees tickets: after a cut, or with the same total, the head still does not fit.
     IF total > ev.total_tickets THEN
         SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats,
                       promoted_updated_ats, promoted_tickets
-          FROM promote_waiting(p_event_id, available, changed_at, promoted_offer_expires_at);
+          FROM promote_waiting(p_event_id, available, changed_at, promoted_status, promoted_expires_at);
     END IF;
     -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
     UPDATE events e
@@ -83,6 +92,8 @@ BEGIN
            sales_open = coalesce(p_sales_open, e.sales_open),
            promotion = coalesce(p_promotion, e.promotion),
            offer_ttl_seconds = coalesce(p_offer_ttl_seconds, e.offer_ttl_seconds),
+           hold_ttl_seconds = hold_ttl,
+           held_tickets = e.held_tickets + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
            waiting_count = e.waiting_count - cardinality(promoted_ids),
            waiting_tickets = e.waiting_tickets - promoted_tickets,
            queue_promoted_entries = e.queue_promoted_entries + cardinality(promoted_ids),
@@ -100,7 +111,7 @@ BEGIN
      WHERE change.happened
      ORDER BY change.step;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE 'offered' END,
+    SELECT p_event_id, p.id, p.user_id, CASE promoted_status WHEN 'confirmed' THEN 'promoted' ELSE promoted_status END,
            p_request_id, p.quantity, changed_at
       FROM unnest(promoted_ids, promoted_user_ids, promoted_quantities) WITH ORDINALITY AS p (id, user_id, quantity, step)
      ORDER BY p.step;

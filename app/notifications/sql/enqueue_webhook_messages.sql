@@ -8,7 +8,9 @@
 -- of it are all the waiting tickets but its own. Ledger kinds and the message types they become; a
 -- kind with no type (a partial cancel, `reduced`) sends nothing. An offer (issue 16) is booking.offered;
 -- accepted, it is booking.confirmed; declined or expired, booking.cancelled, whose booking says why
--- (cancel_reason). An organiser's change of the event is event.updated, once per change (`event_updated`;
+-- (cancel_reason). A hold (issue 25), made at a booking, a promotion or an accept, is booking.held; paid
+-- (confirm), booking.confirmed; expired, booking.cancelled with cancel_reason hold_expired. An organiser's
+-- change of the event is event.updated, once per change (`event_updated`;
 -- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
 -- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
 -- event's entry names no booking, so its message has none (NULL).
@@ -30,6 +32,9 @@ BEGIN
                                  WHEN 'cancelled' THEN 'booking.cancelled'
                                  WHEN 'declined' THEN 'booking.cancelled'
                                  WHEN 'expired' THEN 'booking.cancelled'
+                                 WHEN 'held' THEN 'booking.held'
+                                 WHEN 'paid' THEN 'booking.confirmed'
+                                 WHEN 'hold_expired' THEN 'booking.cancelled'
                                  WHEN 'event_updated' THEN 'event.updated'
                                  WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
       JOIN webhooks w ON w.disabled_at IS NULL

@@ -31,7 +31,7 @@ ADMIN_SECURITY = [{"adminToken": []}, {"bearerJwt": ["events:admin"]}]
 # AUTH_MODE=jwt: the user's own token, or a partner backend's with bookings:any.
 USER_SECURITY = [{"bearerJwt": []}, {"bearerJwt": ["bookings:any"]}]
 # AUTH_MODE=jwt: the payment backend's token (or an admin's, or the static admin token); open mode: anyone.
-CONFIRM_SECURITY = [{"bearerJwt": ["bookings:confirm"]}, {"bearerJwt": ["events:admin"]}]
+CONFIRM_SECURITY = [{"bearerJwt": ["bookings:confirm"]}, {"bearerJwt": ["events:admin"]}, {"adminToken": []}]
 SECURITY_SCHEMES = {
     "adminToken": {"type": "http", "scheme": "bearer"},  # the static ADMIN_TOKEN, admin routes only
     "bearerJwt": {
@@ -199,8 +199,10 @@ class CrossCuttingPlugin(BasePlugin):
 
 
 def _without_jwt(operation: dict) -> None:
-    """AUTH_MODE=open: only the admin token is ever checked, and 403 never answered."""
-    security = [requirement for requirement in operation.get("security", []) if "bearerJwt" not in requirement]
+    """AUTH_MODE=open: only the admin token is ever checked, on the admin routes alone (a confirm takes it in
+    jwt mode, and anyone's call in open mode), and 403 never answered."""
+    admin_only = operation.get("security") == ADMIN_SECURITY
+    security = [{"adminToken": []}] if admin_only else []
     operation.pop("security", None)
     responses = operation.get("responses", {})
     for status in (403, "403") if security else (401, "401", 403, "403"):

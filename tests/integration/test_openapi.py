@@ -171,6 +171,7 @@ def test_initialize_requires_the_admin_bearer_scheme(document):
     initialize = document["paths"]["/api/initialize"]["post"]
     assert initialize["security"] == [{"adminToken": []}]
     assert "security" not in document["paths"]["/api/book"]["post"]
+    assert "security" not in document["paths"]["/api/confirm"]["post"]  # open mode: anyone may confirm
     assert document["paths"]["/api/events/{event_id}/history"]["get"]["security"] == [{"adminToken": []}]
 
 

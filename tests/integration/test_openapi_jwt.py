@@ -5,6 +5,8 @@ from openapi_spec_validator import validate
 
 ADMIN = [{"adminToken": []}, {"bearerJwt": ["events:admin"]}]
 USER = [{"bearerJwt": []}, {"bearerJwt": ["bookings:any"]}]
+# The payment backend, an admin token or the static ADMIN_TOKEN (POST /api/confirm).
+CONFIRM = [{"bearerJwt": ["bookings:confirm"]}, {"bearerJwt": ["events:admin"]}, {"adminToken": []}]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def test_the_document_declares_the_bearer_jwt_scheme(jwt_document):
         ("/api/events/{event_id}/cancel", "post", ADMIN),
         ("/api/events/{event_id}/waiting-list", "get", ADMIN),
         ("/api/events/{event_id}/bookings", "get", ADMIN),
+        ("/api/confirm", "post", CONFIRM),
     ],
 )
 def test_each_protected_operation_lists_its_scopes_and_its_401_and_403(jwt_document, path, method, security):

@@ -180,22 +180,11 @@ def test_a_confirm_at_an_unknown_or_cancelled_event_is_refused_as_for_every_writ
         {"paymentReference": ""},
         {"paymentReference": "x" * 129},
         {"paymentReference": "pi\n1"},
-        {"paymentReference": "pi\u200b1"},
-        {"paymentReference": "pi\u20281"},
         {"paymentReference": 12},
         {"userId": None},
         {"unknown": 1},
     ],
-    ids=[
-        "empty",
-        "129 characters",
-        "control character",
-        "zero-width space",
-        "line separator",
-        "not text",
-        "no user",
-        "unknown field",
-    ],
+    ids=["empty", "129 characters", "control character", "not text", "no user", "unknown field"],
 )
 def test_a_confirm_with_a_bad_body_is_400_and_changes_nothing(client, held_event, body):
     event = held_event()

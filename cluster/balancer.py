@@ -78,11 +78,13 @@ def start(
     return balancer
 
 
-def server_states(stats_socket: Path) -> dict[str, str]:
-    """Each instance's state as HAProxy sees it: UP, DOWN, or a transition such as 'UP 1/2'."""
+def server_states(stats_socket: Path, proxy: str = "instances") -> dict[str, str]:
+    """Each server of `proxy` as HAProxy sees it: UP, DOWN, or a transition such as 'UP 1/2'."""
     rows = csv.DictReader(io.StringIO(_stats_command(stats_socket, "show stat").lstrip("# ")))
     return {
-        row["svname"]: row["status"] for row in rows if row["pxname"] == "instances" and row["svname"].startswith("app")
+        row["svname"]: row["status"]
+        for row in rows
+        if row["pxname"] == proxy and row["svname"] not in ("FRONTEND", "BACKEND")
     }
 
 

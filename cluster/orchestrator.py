@@ -189,16 +189,24 @@ class Cluster:
 
     def _migrate(self) -> None:
         """`make migrate`'s command, run directly against PostgreSQL."""
+        result = self._maintenance("migrate")
+        if result.returncode != 0:
+            raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
+
+    def check(self) -> subprocess.CompletedProcess:
+        """`make check` (flask check: every event's invariants and ledger) against the current leader."""
+        return self._maintenance("flask", "check")
+
+    def _maintenance(self, *command: str) -> subprocess.CompletedProcess:
+        """`python -m app.operations.serve <command>` on the database directly, not through the bouncer."""
         env = {**os.environ, "DATABASE_URL": self.database_url(), "ADMIN_TOKEN": self.admin_token}
-        result = subprocess.run(
-            [sys.executable, "-m", "app.operations.serve", "migrate"],
+        return subprocess.run(
+            [sys.executable, "-m", "app.operations.serve", *command],
             env=env,
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
         )
-        if result.returncode != 0:
-            raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
 
     def _start_bouncer(self, program: str) -> None:
         settings = self.settings

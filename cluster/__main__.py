@@ -54,6 +54,10 @@ def _describe(cluster: Cluster) -> None:
         f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}"
     )
+    say(
+        f"PostgreSQL: Patroni members {cluster.patroni.describe()}; the leader at {cluster.postgres.host}:"
+        f"{cluster.postgres.port} (HAProxy); patronictl -c {cluster.patroni.members[0].config_path} list"
+    )
     say(f"webhook dispatchers: {', '.join(d.name for d in cluster.dispatchers)} (sharing the outbox)")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")
     if cluster.jwks is not None:

@@ -76,6 +76,21 @@ def _run_as() -> list[str]:
     return ["-u", "nobody"] if os.geteuid() == 0 else []
 
 
+def console(port: int, command: str) -> list[dict]:
+    """A command on PgBouncer's admin console (the `pgbouncer` pseudo-database); its rows as dicts."""
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, dbname="pgbouncer", connect_timeout=3)
+    conn.autocommit = True  # the console knows no transactions
+    try:
+        with conn.cursor() as cur:
+            cur.execute(command)
+            if cur.description is None:  # PAUSE, RESUME: no rows
+                return []
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def _query_passes(port: int, database: str) -> bool:
     try:
         conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, dbname=database, connect_timeout=1)

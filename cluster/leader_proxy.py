@@ -53,8 +53,13 @@ def start(program: str, members: list[Member], state_dir: Path, log_dir: Path) -
     config.write_text(config_text(port, members, stats_socket))
     proxy = Managed("haproxy-postgres", [program, "-db", "-f", str(config)], log_dir)
     proxy.start()
-    wait_until(lambda: "UP" in server_states(stats_socket).values(), 15, "HAProxy to find the leader", proxy)
+    wait_until(lambda: _one_up(server_states(stats_socket)), 15, "HAProxy to find the leader", proxy)
     return proxy, port
+
+
+def _one_up(states: dict[str, str]) -> bool:
+    """One member UP, the others DOWN: HAProxy starts with them all UP, until their checks say otherwise."""
+    return sorted(states.values()) == ["DOWN"] * (len(states) - 1) + ["UP"]
 
 
 def server_states(stats_socket: Path) -> dict[str, str]:

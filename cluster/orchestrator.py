@@ -21,11 +21,12 @@ from app.observability.metrics import MULTIPROC_DIR_VARIABLE
 from cluster import ClusterError, balancer, bouncer, database, etcd_store, leader_proxy, redis_store
 from cluster.jwks import JwksServer
 from cluster.packages import ensure_programs
-from cluster.patroni import PatroniCluster
+from cluster.patroni import Member, PatroniCluster
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
 
 PROGRAM_PACKAGES = {"haproxy": "haproxy", "pgbouncer": "pgbouncer", "etcd": "etcd-server"}
 INSTANCE_START_TIMEOUT_S = 30
+SWITCHOVER_TIMEOUT_S = 30
 DISPATCHERS = 2  # they share the outbox through FOR UPDATE SKIP LOCKED (docs/webhooks.md)
 
 
@@ -142,6 +143,21 @@ class Cluster:
         """Start instance `index` again on its port; return once the balancer sends it requests again."""
         self._start_instance(index, self.instance_ports[index])
         wait_until(lambda: self.balancer_states()[f"app{index + 1}"] == "UP", 15, "HAProxy to see it up again")
+
+    def switchover(self, candidate: Member) -> None:
+        """A planned change of leader that cuts no transaction: PgBouncer pauses (the transactions in flight
+        finish, new ones wait), `patronictl switchover` hands over, and PgBouncer resumes once the leader
+        proxy reaches the candidate; the clients saw a pause, not an error."""
+        bouncer.console(self.bouncer_port, f"PAUSE {self.settings.database}")
+        try:
+            self.patroni.switchover(candidate)
+            wait_until(
+                lambda: self.leader_proxy_states().get(candidate.name) == "UP",
+                SWITCHOVER_TIMEOUT_S,
+                "the leader proxy to reach the new leader",
+            )
+        finally:
+            bouncer.console(self.bouncer_port, f"RESUME {self.settings.database}")
 
     def balancer_states(self) -> dict[str, str]:
         """Each instance's state in HAProxy: UP, DOWN, or a transition such as 'UP 1/2'."""

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from cluster import ClusterError, say
@@ -55,8 +56,8 @@ def _describe(cluster: Cluster) -> None:
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}"
     )
     say(
-        f"PostgreSQL: Patroni members {cluster.patroni.describe()}; the leader at {cluster.postgres.host}:"
-        f"{cluster.postgres.port} (HAProxy); patronictl -c {cluster.patroni.members[0].config_path} list"
+        f"PostgreSQL: the Patroni leader at {cluster.postgres.host}:{cluster.postgres.port} (HAProxy, GET /primary); "
+        f"members and lag: {Path(sys.executable).with_name('patronictl')} -c {cluster.patroni.members[0].config_path} list"
     )
     say(f"webhook dispatchers: {', '.join(d.name for d in cluster.dispatchers)} (sharing the outbox)")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")

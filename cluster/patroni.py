@@ -207,7 +207,6 @@ class PatroniCluster:
     def _config(self, member: Member) -> dict:
         return {
             "scope": SCOPE,
-            "namespace": f"/{self.root.parent.name}/",  # apart from other clusters on the same etcd
             "name": member.name,
             "restapi": {"listen": f"127.0.0.1:{member.rest_port}", "connect_address": f"127.0.0.1:{member.rest_port}"},
             "etcd3": {"hosts": [self.etcd_endpoint]},

@@ -285,7 +285,7 @@ def items_field(description: str) -> fields.List:
     return fields.List(
         fields.Nested(ItemRequest),
         validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
-        metadata={"description": description},
+        metadata={"description": description, "example": [{"ticketType": "adult", "quantity": 2}]},
     )
 
 
@@ -427,6 +427,7 @@ class HistoryQuery(Schema):
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
+TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 
 
@@ -434,7 +435,7 @@ class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + TYPE_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "

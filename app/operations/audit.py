@@ -41,7 +41,10 @@ def check(engine: Engine) -> Report:
     """Check every event; the report lists each mismatch between rows, ledger and the contract."""
     report = Report()
     with engine.connect().execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True) as conn:
-        for event in conn.execute(select(events).order_by(events.c.created_at, events.c.id)).all():
+        # Events of several ticket types (issue 26) follow the rule with types, which this replay does not
+        # know yet: they are left to the check with types.
+        one_type = select(events).where(events.c.ticket_type_count == 1)
+        for event in conn.execute(one_type.order_by(events.c.created_at, events.c.id)).all():
             check_event(conn, event, report)
     return report
 

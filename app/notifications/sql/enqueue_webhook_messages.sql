@@ -13,7 +13,9 @@
 -- change of the event is event.updated, once per change (`event_updated`;
 -- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
 -- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
--- event's entry names no booking, so its message has none (NULL).
+-- event's entry names no booking, so its message has none (NULL). Ticket types (issue 26): the event
+-- carries its types (event_ticket_types.sql), the booking its items (on an event of one type, its one item
+-- of the first type, with its place while it waits).
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -22,8 +24,16 @@ BEGIN
     SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
            to_jsonb(b) || jsonb_build_object(
                'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
-               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END),
-           to_jsonb(e), NEW.created_at
+               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END,
+               'items', (SELECT jsonb_agg(jsonb_build_object('ticket_type', i.code, 'quantity', i.quantity)
+                                          || CASE WHEN b.status = 'waiting' AND b.item_types IS NULL
+                                                  THEN jsonb_build_object('tickets_ahead', e.waiting_tickets - b.quantity)
+                                                  ELSE '{}' END
+                                          ORDER BY i.n)
+                           FROM unnest(coalesce(b.item_types, ARRAY[first_type.code]),
+                                       coalesce(b.item_quantities, ARRAY[b.quantity])) WITH ORDINALITY
+                                AS i (code, quantity, n))),
+           to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
       FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
                                  WHEN 'waitlisted' THEN 'booking.waitlisted'
                                  WHEN 'promoted' THEN 'booking.promoted'
@@ -42,6 +52,7 @@ BEGIN
                      AND (w.types IS NULL OR m.type = ANY (w.types))
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+      LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
      WHERE m.type IS NOT NULL;
     RETURN NULL;
 END

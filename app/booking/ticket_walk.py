@@ -40,6 +40,8 @@ def walk(queue: Sequence[Entry], room: int, type_room: Mapping[str, int]) -> lis
     for entry in queue:
         if entry.quantity > room:
             break
+        if blocked.issuperset(type_room):
+            break  # every type is blocked: nobody after can be promoted (and a long queue costs nothing more)
         if blocked.isdisjoint(entry.items) and all(wanted <= type_room[t] for t, wanted in entry.items.items()):
             promoted.append(entry)
             room -= entry.quantity

@@ -128,6 +128,27 @@ class EventsPage:
 
 
 @dataclass(frozen=True)
+class Item:
+    """Tickets of one type in a booking (issue 26), or in what a ledger entry moved; while the booking
+    waits, `tickets_ahead`: the tickets of that type wanted by older waiting entries."""
+
+    ticket_type: str
+    quantity: int
+    tickets_ahead: int | None = None
+
+
+def items_from(
+    first_type: str, quantity: int, item_types, item_quantities, item_tickets_ahead=None, tickets_ahead=None
+) -> list[Item]:
+    """A booking's items from its row's arrays. NULL arrays (an event of one type) mean one item: all of
+    `quantity`, of the event's first type, as far back in its queue as the booking (`tickets_ahead`)."""
+    if item_types is None:
+        return [Item(first_type, quantity, tickets_ahead)]
+    aheads = item_tickets_ahead or [None] * len(item_types)
+    return [Item(*values) for values in zip(item_types, item_quantities, aheads, strict=True)]
+
+
+@dataclass(frozen=True)
 class WaitingEntry:
     """A waiting booking as its organiser sees it: its place, and the tickets wanted ahead of it."""
 
@@ -137,6 +158,7 @@ class WaitingEntry:
     position: int
     tickets_ahead: int
     created_at: datetime
+    items: list[Item] | None = None  # ticket types (issue 26): each with the tickets of its type ahead
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,7 @@ class BookingRow:
     cancel_reason: str | None = None  # an offer's (declined or expired), or a hold's (hold_expired)
     hold_expires_at: datetime | None = None  # holds (issue 25): when the hold ends, or ended
     payment_reference: str | None = None
+    items: list[Item] | None = None  # ticket types (issue 26): what it holds (or wants) of each
 
 
 @dataclass(frozen=True)
@@ -167,8 +190,8 @@ class Page:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
-    change of the event (event_updated, capacity_changed, sales_closed, sales_opened, event_cancelled: no
-    booking)."""
+    change of the event (event_updated, capacity_changed, type_added, type_changed, sales_closed,
+    sales_opened, event_cancelled: no booking)."""
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
@@ -179,8 +202,10 @@ class LedgerEntry:
     request_id: str | None
     created_at: datetime
     quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
-    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_from: int | None = None  # capacity_changed, type_added and type_changed only
     total_tickets_to: int | None = None
+    items: list[Item] | None = None  # a booking's change (issue 26): the tickets of each type it concerns
+    ticket_type: str | None = None  # type_added and type_changed: the type's code
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from app.booking.domain import AUTO, OFFER
 
@@ -110,6 +110,27 @@ def hold_expires_at_field() -> fields.Field:
 
 def payment_reference_field() -> fields.Field:
     return nullable(fields.String, "paymentReference", "The reference its confirm gave; null if none")
+
+
+class ItemSchema(Schema):
+    """Tickets of one type in a booking (issue 26)."""
+
+    ticket_type = fields.String(data_key="ticketType", required=True, metadata={"description": "The type's code"})
+    quantity = fields.Integer(required=True)
+    tickets_ahead = fields.Integer(
+        data_key="ticketsAhead",
+        metadata={"description": "Only while waiting: the tickets of this type wanted by older waiting entries"},
+    )
+
+    @post_dump
+    def _tickets_ahead_only_while_waiting(self, data: dict, **kwargs) -> dict:
+        if data.get("ticketsAhead") is None:
+            data.pop("ticketsAhead", None)
+        return data
+
+
+def items_field(description: str) -> fields.Field:
+    return fields.List(fields.Nested(ItemSchema), required=True, metadata={"description": description})
 
 
 class BookingSchema(Schema):

@@ -48,6 +48,7 @@ from app.booking.domain import (
     LedgerEntry,
     OfferAcceptance,
     UserBookingsPage,
+    items_from,
     parse_event_id,
     raise_unless_ok,
 )
@@ -93,8 +94,9 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
 SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
-       h.total_tickets_to
+       h.total_tickets_to, h.item_types, h.item_quantities, h.ticket_type, first_type.code AS first_type
   FROM events e
+  JOIN ticket_types first_type ON first_type.event_id = e.id AND first_type.position = 1
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
          WHERE h.event_id = e.id AND h.seq > :after
@@ -454,11 +456,22 @@ def event_history(engine: Engine, event_id: str, after: int = 0, limit: int = 10
         rows = conn.execute(HISTORY, parameters).all()
     if not rows:
         raise EventNotFound(event_id)
-    entries = [LedgerEntry(**row._mapping) for row in rows if row.seq is not None]
+    entries = [_ledger_entry(row) for row in rows if row.seq is not None]
     # One row more than asked for tells whether another page follows.
     if len(entries) <= limit:
         return HistoryPage(entries, next_after=None)
     return HistoryPage(entries[:limit], next_after=entries[limit - 1].seq)
+
+
+LEDGER_ITEM_COLUMNS = ("item_types", "item_quantities", "first_type")  # read to make an entry's items
+
+
+def _ledger_entry(row: Row) -> LedgerEntry:
+    """A ledger row as an entry: a booking's change with its items (NULL arrays: all of it, of the first type)."""
+    entry = {name: value for name, value in row._mapping.items() if name not in LEDGER_ITEM_COLUMNS}
+    if row.quantity is not None:
+        entry["items"] = items_from(row.first_type, row.quantity, row.item_types, row.item_quantities)
+    return LedgerEntry(**entry)
 
 
 def user_bookings(engine: Engine, user_id: str, after: int | None = None, limit: int = 100) -> UserBookingsPage:

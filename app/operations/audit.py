@@ -287,7 +287,8 @@ def prefix_nodes(ordinal: int) -> list[int]:
 
 def ledger_problems(event, rows, entries, types) -> list[str]:
     """Replay the ledger from empty, checking each step, then compare where it ends with the rows."""
-    replay = Replay(_initial_total(event, entries), _initial_types(types, entries))
+    initial_total = _initial_total(event, entries)
+    replay = Replay(initial_total, _initial_types(types, entries, initial_total))
     problems = [
         f"ledger #{entry.seq} ({entry.kind} {entry.quantity} of {entry.booking_id}, user {entry.user_id!r}): {problem}"
         for entry in entries
@@ -305,15 +306,20 @@ def _initial_total(event, entries) -> int:
     )
 
 
-def _initial_types(types, entries) -> dict[str, int]:
+def _initial_types(types, entries, initial_total: int) -> dict[str, int]:
     """The types the event opened with (those no `type_added` entry adds), in order, with their totals then:
-    before their first `type_changed`, if they had any."""
+    before their first `type_changed`, if they had any. A lone type is the event, and its total followed
+    the event's capacity changes, which the ledger records without a `type_changed`: it opened with the
+    event's total."""
     added = {entry.ticket_type for entry in entries if entry.kind == "type_added"}
     totals_then = {}
     for entry in entries:
         if entry.kind == "type_changed":
             totals_then.setdefault(entry.ticket_type, entry.total_tickets_from)
-    return {row.code: totals_then.get(row.code, row.total_tickets) for row in types if row.code not in added}
+    opened = [row for row in types if row.code not in added]
+    if len(opened) == 1 and opened[0].code not in totals_then:
+        return {opened[0].code: initial_total}
+    return {row.code: totals_then.get(row.code, row.total_tickets) for row in opened}
 
 
 HOLDING = (CONFIRMED, OFFERED, HELD)  # the statuses whose tickets are taken from the pool
@@ -371,6 +377,9 @@ class Replay:
         self.queue: list[UUID] = []  # waiting bookings, oldest first
         self.due: list[UUID] | None = []  # whom the walk promotes now, not yet promoted; None: walk again
         self.overlooked: UUID | None = None  # an entry owed a promotion that it did not get, reported once
+        # (code, total before) of an event's lone type that followed a capacity change in this change; undone
+        # if the change adds a type (then the first type keeps its total, as update_event.sql does)
+        self.followed: tuple[str, int] | None = None
         self.change: tuple = (None, None)  # the request id and stamp of the last entry applied
 
     @property
@@ -454,6 +463,8 @@ class Replay:
         """Apply one entry; what is wrong with it, if anything."""
         problems = []
         later_in_its_change = self._same_change(entry)
+        if not later_in_its_change:
+            self.followed = None
         if not self._promotes(entry) and not later_in_its_change:
             owed = self.owed()
             if owed and owed[0] != self.overlooked:
@@ -497,7 +508,8 @@ class Replay:
             problem = f"the new capacity {entry.total_tickets_to} is below the {held} tickets held"
         elif any(self.quantity(waiting) > entry.total_tickets_to for waiting in self.queue):
             problem = f"the new capacity {entry.total_tickets_to} is below a waiting entry's quantity"
-        if list(self.type_total.values()) == [self.total]:  # an event's one type holding its total follows it
+        if len(self.type_total) == 1:  # an event's lone type is the event: its total follows
+            self.followed = (self.first_type, self.type_total[self.first_type])
             self.type_total[self.first_type] = entry.total_tickets_to
         self.available += entry.total_tickets_to - self.total
         self.total = entry.total_tickets_to
@@ -507,17 +519,21 @@ class Replay:
     def _type_added(self, entry) -> str | None:
         code = entry.ticket_type
         problem = f"type {code} was there already" if code in self.type_total else None
+        if self.followed is not None:  # no longer the lone type: it keeps the total it had
+            self.type_total[self.followed[0]] = self.followed[1]
+            self.followed = None
         self.type_total[code] = entry.total_tickets_from  # 0: the change from nothing to its total follows
         return self._type_changed(entry) or problem
 
     def _type_changed(self, entry) -> str | None:
         code, problem = entry.ticket_type, None
+        was = self.followed[1] if self.followed and self.followed[0] == code else self.type_total.get(code)
+        if self.followed and self.followed[0] == code:
+            self.followed = None  # set explicitly by this change, after the event's capacity
         if code not in self.type_total:
             problem = f"type {code} was never added"
-        elif entry.total_tickets_from != self.type_total[code]:
-            problem = (
-                f"it changed {code}'s total of {entry.total_tickets_from}, but the type had {self.type_total[code]}"
-            )
+        elif entry.total_tickets_from != was:
+            problem = f"it changed {code}'s total of {entry.total_tickets_from}, but the type had {was}"
         elif entry.total_tickets_to < self.taken[code]:
             problem = f"{code}'s new total {entry.total_tickets_to} is below the {self.taken[code]} tickets it holds"
         elif entry.total_tickets_to > self.total:

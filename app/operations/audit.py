@@ -153,15 +153,14 @@ def _queue_jumpers(active, first: str) -> list[str]:
         if row.status == WAITING:
             for ticket_type in items_of(row, first):
                 first_waiting.setdefault(ticket_type, row)
-    jumped = {
-        row: min((first_waiting[t] for t in items_of(row, first) if t in first_waiting), key=lambda w: w.seq)
-        for row in active
-        if row.status in HOLDING and any(first_waiting.get(t, row).seq < row.seq for t in items_of(row, first))
-    }
-    return [
-        f"booking {row.id} ({row.user_id!r}) holds a ticket but joined after {waiting.id}, still waiting"
-        for row, waiting in jumped.items()
-    ]
+    problems = []
+    for row in (row for row in active if row.status in HOLDING):
+        older = [first_waiting[t] for t in items_of(row, first) if t in first_waiting]
+        if older and (waiting := min(older, key=lambda w: w.seq)).seq < row.seq:
+            problems.append(
+                f"booking {row.id} ({row.user_id!r}) holds a ticket but joined after {waiting.id}, still waiting"
+            )
+    return problems
 
 
 def type_problems(event, rows, types) -> list[str]:

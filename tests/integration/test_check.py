@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, select, text
 
@@ -227,3 +229,135 @@ def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratc
         assert report.problems == [] and (report.bookings, report.ledger_entries) == (5, 8)
     finally:
         engine.dispose()
+
+
+def sql(engine, statement: str, **parameters):
+    """One call of a booking function, committed; its row."""
+    with engine.begin() as conn:
+        return conn.execute(text(statement), parameters).one()
+
+
+def retype(engine, event_id: str, types: list[dict]):
+    """The organiser's PATCH of ticket types (update_event.sql), with nothing else changed."""
+    row = sql(
+        engine,
+        "SELECT u.outcome FROM update_event(:event, 'req', NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " CAST(:types AS jsonb)) u",
+        event=event_id,
+        types=json.dumps(types),
+    )
+    assert row.outcome == "ok"
+
+
+def book(engine, event_id: str, user: str, **items: int) -> str:
+    row = sql(
+        engine,
+        "SELECT outcome, booking_status FROM book_ticket(:event, :user, 'req', :quantity, :codes, :quantities)",
+        event=event_id,
+        user=user,
+        quantity=sum(items.values()),
+        codes=list(items),
+        quantities=list(items.values()),
+    )
+    assert row.outcome == "ok"
+    return row.booking_status
+
+
+def give_up(engine, event_id: str, user: str, **items: int) -> None:
+    row = sql(
+        engine,
+        "SELECT outcome FROM cancel_booking(:event, :user, 'req', :quantity, false, :codes, :quantities)",
+        event=event_id,
+        user=user,
+        quantity=sum(items.values()),
+        codes=list(items),
+        quantities=list(items.values()),
+    )
+    assert row.outcome == "ok"
+
+
+@pytest.fixture
+def family_event(engine):
+    """An event of 8 tickets, `standard` (8), `child` (2), `parking` (2); Ann holds 2 + 2 children, the Smiths
+    (2 + 2 children) and Bob (1) wait, Dana got parking at once: the README's family of four."""
+    event_id = str(alone(engine, OpenEvent(8)).id)
+    retype(engine, event_id, [{"code": "child", "total_tickets": 2}, {"code": "parking", "total_tickets": 2}])
+    statuses = [
+        book(engine, event_id, "ann", standard=2, child=2),
+        book(engine, event_id, "smiths", standard=2, child=2),
+        book(engine, event_id, "bob", standard=1),
+        book(engine, event_id, "dana", parking=1),
+    ]
+    assert statuses == ["confirmed", "waiting", "waiting", "confirmed"]
+    return event_id
+
+
+def test_check_passes_a_family_of_four_served_by_the_rule_with_types(engine, family_event):
+    before = problems_after(engine, family_event, "SELECT 1")
+    give_up(engine, family_event, "ann", child=2)  # promotes the Smiths, then Bob
+
+    assert before == [] and problems_after(engine, family_event, "SELECT 1") == []
+    statuses = "SELECT user_id, status FROM bookings WHERE event_id = :event ORDER BY seq"
+    with engine.connect() as conn:
+        assert dict(conn.execute(text(statuses), {"event": family_event}).all()) == {
+            "ann": "confirmed",
+            "smiths": "confirmed",
+            "bob": "confirmed",
+            "dana": "confirmed",
+        }
+
+
+def test_check_passes_a_raise_of_a_type_and_of_the_event_that_promote(engine, family_event):
+    retype(engine, family_event, [{"code": "child", "total_tickets": 4}])  # 3 left: the Smiths want 4
+    retype(engine, family_event, [{"code": "parking", "total_tickets": 1}])
+    with engine.begin() as conn:
+        conn.execute(
+            text("SELECT outcome FROM update_event(:event, 'r', NULL, 10, NULL, NULL, NULL, NULL, NULL)"),
+            {"event": family_event},
+        )
+
+    assert problems_after(engine, family_event, "SELECT 1") == []
+
+
+@pytest.mark.parametrize(
+    "tampering, expected",
+    [
+        (
+            "UPDATE ticket_types SET taken_tickets = taken_tickets + 1 WHERE event_id = :event AND code = 'standard'",
+            ["type standard: takenTickets 3 but its holding items hold 2"],
+        ),
+        (
+            "UPDATE ticket_types SET waiting_tickets = 1 WHERE event_id = :event AND code = 'child'",
+            ["type child: waitingTickets 1 but its waiting items want 2"],
+        ),
+        (
+            "UPDATE bookings SET item_quantities = ARRAY[1, 3] WHERE event_id = :event AND user_id = 'ann'",
+            ["type child: its bookings hold 3 tickets, above its total 2", "holds standard:1;child:3 in the table"],
+        ),
+        (
+            "UPDATE bookings SET item_tickets_before = ARRAY[2, 2] WHERE event_id = :event AND user_id = 'smiths'",
+            ["has 0 standard tickets ahead, but its type's counters say 2"],
+        ),
+    ],
+    ids=["taken-miscounted", "waiting-miscounted", "items-forged", "item-place-miscounted"],
+)
+def test_check_names_each_tampering_with_a_ticket_type(engine, family_event, tampering, expected):
+    found = "\n".join(problems_after(engine, family_event, tampering))
+
+    assert [fragment for fragment in expected if fragment not in found] == [], found
+
+
+def test_check_finds_a_promotion_out_of_the_rules_order_on_an_event_of_several_types(engine, family_event):
+    # Bob confirmed while the Smiths, older and wanting standard tickets too, still wait.
+    jump = f"""
+        UPDATE bookings SET status = 'confirmed', item_tickets_before = NULL WHERE id = {booking_of("bob")};
+        UPDATE events SET available_tickets = available_tickets - 1, waiting_count = 1, waiting_tickets = 4
+         WHERE id = :event;
+        UPDATE ticket_types SET taken_tickets = taken_tickets + 1, waiting_tickets = waiting_tickets - 1
+         WHERE event_id = :event AND code = 'standard';
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity, item_types, item_quantities)
+        SELECT :event, {booking_of("bob")}, 'bob', 'promoted', 1, ARRAY['standard'], ARRAY[1]"""
+
+    found = "\n".join(problems_after(engine, family_event, jump))
+
+    assert "had waited longer" in found and "holds a ticket but joined after" in found, found

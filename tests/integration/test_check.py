@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy import create_engine, select, text
 
@@ -12,6 +10,7 @@ from app.database.group_commit import Batcher
 from app.database.tables import events
 from app.operations import audit
 from tests.helpers.database import migrate
+from tests.helpers.ticket_types import book, family_of_four, give_up, retype
 
 
 def alone(engine, write: Write):
@@ -231,65 +230,9 @@ def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratc
         engine.dispose()
 
 
-def sql(engine, statement: str, **parameters):
-    """One call of a booking function, committed; its row."""
-    with engine.begin() as conn:
-        return conn.execute(text(statement), parameters).one()
-
-
-def retype(engine, event_id: str, types: list[dict]):
-    """The organiser's PATCH of ticket types (update_event.sql), with nothing else changed."""
-    row = sql(
-        engine,
-        "SELECT u.outcome FROM update_event(:event, 'req', NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-        " CAST(:types AS jsonb)) u",
-        event=event_id,
-        types=json.dumps(types),
-    )
-    assert row.outcome == "ok"
-
-
-def book(engine, event_id: str, user: str, **items: int) -> str:
-    row = sql(
-        engine,
-        "SELECT outcome, booking_status FROM book_ticket(:event, :user, 'req', :quantity, :codes, :quantities)",
-        event=event_id,
-        user=user,
-        quantity=sum(items.values()),
-        codes=list(items),
-        quantities=list(items.values()),
-    )
-    assert row.outcome == "ok"
-    return row.booking_status
-
-
-def give_up(engine, event_id: str, user: str, **items: int) -> None:
-    row = sql(
-        engine,
-        "SELECT outcome FROM cancel_booking(:event, :user, 'req', :quantity, false, :codes, :quantities)",
-        event=event_id,
-        user=user,
-        quantity=sum(items.values()),
-        codes=list(items),
-        quantities=list(items.values()),
-    )
-    assert row.outcome == "ok"
-
-
 @pytest.fixture
 def family_event(engine):
-    """An event of 8 tickets, `standard` (8), `child` (2), `parking` (2); Ann holds 2 + 2 children, the Smiths
-    (2 + 2 children) and Bob (1) wait, Dana got parking at once: the README's family of four."""
-    event_id = str(alone(engine, OpenEvent(8)).id)
-    retype(engine, event_id, [{"code": "child", "total_tickets": 2}, {"code": "parking", "total_tickets": 2}])
-    statuses = [
-        book(engine, event_id, "ann", standard=2, child=2),
-        book(engine, event_id, "smiths", standard=2, child=2),
-        book(engine, event_id, "bob", standard=1),
-        book(engine, event_id, "dana", parking=1),
-    ]
-    assert statuses == ["confirmed", "waiting", "waiting", "confirmed"]
-    return event_id
+    return family_of_four(engine)
 
 
 def test_check_passes_a_family_of_four_served_by_the_rule_with_types(engine, family_event):
@@ -361,3 +304,12 @@ def test_check_finds_a_promotion_out_of_the_rules_order_on_an_event_of_several_t
     found = "\n".join(problems_after(engine, family_event, jump))
 
     assert "had waited longer" in found and "holds a ticket but joined after" in found, found
+
+
+def test_check_passes_an_entry_promoted_past_older_ones_and_the_places_behind_it(engine, family_event):
+    book(engine, family_event, "valet", parking=1)  # waits: 3 left, the Smiths want 4
+    give_up(engine, family_event, "ann", standard=1)  # the valet, on parking only, goes ahead
+    book(engine, family_event, "kid", child=1)
+    book(engine, family_event, "late", parking=1)
+
+    assert problems_after(engine, family_event, "SELECT 1") == []

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, HELD, OFFERED, WAITING
+from app.booking.domain import CANCELLED, CONFIRMED, HELD, OFFERED, STANDARD, WAITING
 from app.booking.ticket_walk import Entry, gets_tickets_at_once, walk
 from app.database.tables import booking_events, bookings, events, queue_departures, ticket_types
 
@@ -75,10 +75,7 @@ def check_event(conn: Connection, event, report: Report) -> None:
     report.problems += [f"event {event.id}: {problem}" for problem in found]
 
 
-STANDARD = "standard"  # the type of an event opened without types
-
-
-def items_of(booking, first_type: str) -> dict[str, int]:
+def items_by_type(booking, first_type: str) -> dict[str, int]:
     """The items of a booking row or of a ledger entry, by type code. NULL arrays (an event of one type, or
     a booking older than its event's second type) mean that all of its quantity is of the first type."""
     codes = getattr(booking, "item_types", None)
@@ -96,7 +93,7 @@ def taken_by_type(active, first: str) -> Counter:
     taken = Counter()
     for row in active:
         if row.status in HOLDING:
-            taken.update(items_of(row, first))
+            taken.update(items_by_type(row, first))
     return taken
 
 
@@ -136,7 +133,7 @@ def _owed_by_rows(event, active, types) -> list[Entry]:
     first = first_type(types)
     taken = taken_by_type(active, first)
     room = {row.code: row.total_tickets - taken[row.code] for row in types} or {first: event.available_tickets}
-    queue = [Entry(row.id, items_of(row, first)) for row in active if row.status == WAITING]
+    queue = [Entry(row.id, items_by_type(row, first)) for row in active if row.status == WAITING]
     known = [entry for entry in queue if entry.items.keys() <= room.keys()]  # type_problems names the others
     return walk(known, event.available_tickets, room) if len(known) == len(queue) else []
 
@@ -151,11 +148,11 @@ def _queue_jumpers(active, first: str) -> list[str]:
     first_waiting = {}  # type -> the oldest waiting entry that wants it
     for row in active:
         if row.status == WAITING:
-            for ticket_type in items_of(row, first):
+            for ticket_type in items_by_type(row, first):
                 first_waiting.setdefault(ticket_type, row)
     problems = []
     for row in (row for row in active if row.status in HOLDING):
-        older = [first_waiting[t] for t in items_of(row, first) if t in first_waiting]
+        older = [first_waiting[t] for t in items_by_type(row, first) if t in first_waiting]
         if older and (waiting := min(older, key=lambda w: w.seq)).seq < row.seq:
             problems.append(
                 f"booking {row.id} ({row.user_id!r}) holds a ticket but joined after {waiting.id}, still waiting"
@@ -173,7 +170,7 @@ def type_problems(event, rows, types) -> list[str]:
     taken, waiting = taken_by_type(active, first), Counter()
     for row in active:
         if row.status == WAITING:
-            waiting.update(items_of(row, first))
+            waiting.update(items_by_type(row, first))
     problems = [f"ticketTypeCount {event.ticket_type_count} but it has {len(types)} types"] * (
         event.ticket_type_count != len(types)
     )
@@ -233,7 +230,7 @@ def item_place_problems(event, rows, departures, types) -> list[str]:
                 wrong.append(
                     f"booking {row.id} has {ahead[code]} {code} tickets ahead, but its type's counters say {counted}"
                 )
-        ahead.update(items_of(row, types[0].code))
+        ahead.update(items_by_type(row, types[0].code))
     return _first_of(wrong)
 
 
@@ -480,7 +477,7 @@ class Replay:
         return problems + ([problem] if problem else [])
 
     def _items(self, entry) -> dict[str, int]:
-        return items_of(entry, self.first_type)
+        return items_by_type(entry, self.first_type)
 
     def _promotes(self, entry) -> bool:
         """Whether the entry gives freed tickets to the queue: a promotion, an offer, or a hold made for a waiting entry."""
@@ -727,9 +724,9 @@ class Replay:
             if getattr(in_table.get(booking), "status", None) != status
         ]
         problems += [
-            self._items_difference(booking, items, items_of(in_table[booking], self.first_type))
+            self._items_difference(booking, items, items_by_type(in_table[booking], self.first_type))
             for booking, items in self.items.items()
-            if booking in in_table and items_of(in_table[booking], self.first_type) != items
+            if booking in in_table and items_by_type(in_table[booking], self.first_type) != items
         ]
         problems += [
             f"booking {b} ({row.status}) has no ledger entry" for b, row in in_table.items() if b not in self.status

@@ -89,23 +89,26 @@ CONFIRM = text("SELECT * FROM confirm_hold(:event_id, :user_id, :request_id, :pa
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
 # entry's place comes from the queue's counters (waiting_place.sql, and per item waiting_item_places.sql):
 # the same cost at any position. A booking without items (an event of one type) is all of its first type.
-BOOKING_STATUS = text("""
-SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
+# A booking as a read shows it (b: the row, first: its event's first type), and the joins that place it.
+BOOKING_READ = """b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
        place.waiting_position, coalesce(item_places.tickets_ahead, place.tickets_ahead) AS tickets_ahead,
        b.offer_expires_at, b.cancel_reason, b.hold_expires_at, b.payment_reference, b.item_types,
-       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code
+       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code"""
+BOOKING_PLACES = """
+  LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
+  LEFT JOIN LATERAL (
+        SELECT a.aheads, (SELECT sum(x) FROM unnest(a.aheads) AS x)::bigint AS tickets_ahead
+          FROM waiting_item_places(b.event_id, b.queue_ordinal, b.item_types, b.item_tickets_before) AS a (aheads)
+       ) item_places ON b.status = 'waiting' AND b.item_types IS NOT NULL"""
+BOOKING_STATUS = text(f"""
+SELECT e.id AS event_id, {BOOKING_READ}
   FROM events e
   JOIN ticket_types first ON first.event_id = e.id AND first.position = 1
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
          WHERE b.event_id = e.id AND b.user_id = :user_id
          ORDER BY b.status = 'cancelled', b.seq DESC
-         LIMIT 1) b ON true
-  LEFT JOIN LATERAL waiting_place(e.id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
-  LEFT JOIN LATERAL (
-        SELECT a.aheads, (SELECT sum(x) FROM unnest(a.aheads) AS x)::bigint AS tickets_ahead
-          FROM waiting_item_places(e.id, b.queue_ordinal, b.item_types, b.item_tickets_before) AS a (aheads)
-       ) item_places ON b.status = 'waiting' AND b.item_types IS NOT NULL
+         LIMIT 1) b ON true{BOOKING_PLACES}
  WHERE e.id = :event_id
 """)
 # An event's row with its types (event_ticket_types.sql), for the reads that show an event.
@@ -131,18 +134,10 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.qua
 
 # A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
 # ix_bookings_user_bookings (migration 0007) serves it. Each with its items and places, as BOOKING_STATUS.
-USER_BOOKINGS = text("""
-SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, coalesce(item_places.tickets_ahead, place.tickets_ahead) AS tickets_ahead,
-       b.offer_expires_at, b.cancel_reason, b.hold_expires_at, b.payment_reference, b.item_types,
-       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code
+USER_BOOKINGS = text(f"""
+SELECT b.seq, b.event_id, {BOOKING_READ}
   FROM bookings b
-  JOIN ticket_types first ON first.event_id = b.event_id AND first.position = 1
-  LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
-  LEFT JOIN LATERAL (
-        SELECT a.aheads, (SELECT sum(x) FROM unnest(a.aheads) AS x)::bigint AS tickets_ahead
-          FROM waiting_item_places(b.event_id, b.queue_ordinal, b.item_types, b.item_tickets_before) AS a (aheads)
-       ) item_places ON b.status = 'waiting' AND b.item_types IS NOT NULL
+  JOIN ticket_types first ON first.event_id = b.event_id AND first.position = 1{BOOKING_PLACES}
  WHERE b.user_id = :user_id AND b.seq < :before
  ORDER BY b.seq DESC
  LIMIT :limit

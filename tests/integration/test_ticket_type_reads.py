@@ -133,3 +133,11 @@ def test_on_an_event_of_one_type_every_read_shows_one_item_of_that_type(client, 
     assert waiting[0]["items"] == [{"ticketType": "standard", "quantity": 1, "ticketsAhead": 0}]
     assert [b["items"] for b in bookings] == [[{"ticketType": "standard", "quantity": 1}]] * 2
     assert [e["items"] for e in history] == [[{"ticketType": "standard", "quantity": 1}]] * 2
+
+
+def test_a_users_bookings_carry_their_items_and_while_waiting_each_items_place(client, family):
+    bookings = client.get("/api/users/bob/bookings").get_json()["bookings"]
+
+    assert [(b["status"], b["ticketsAhead"], b["items"]) for b in bookings] == [
+        ("waiting", 2, [{"ticketType": "standard", "quantity": 1, "ticketsAhead": 2}])
+    ]

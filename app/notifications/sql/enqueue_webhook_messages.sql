@@ -13,7 +13,13 @@
 -- change of the event is event.updated, once per change (`event_updated`;
 -- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
 -- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
--- event's entry names no booking, so its message has none (NULL).
+-- event's entry names no booking, so its message has none (NULL). A type's change (`type_added`,
+-- `type_changed`) sends nothing of its own: its PATCH's event.updated carries the types.
+--
+-- Ticket types (issue 26): the event's snapshot carries its types as its replies show them
+-- (event_ticket_types.sql), and the booking's the code of the event's first type (the type of a booking
+-- without items, on an event of one type) and, newly waiting on an event of several, each item's
+-- tickets ahead (all its type's waiting tickets but its own), and the booking's, their sum.
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -22,8 +28,11 @@ BEGIN
     SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
            to_jsonb(b) || jsonb_build_object(
                'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
-               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END),
-           to_jsonb(e), NEW.created_at
+               'tickets_ahead', CASE WHEN b.status = 'waiting'
+                                     THEN coalesce(items.tickets_ahead, e.waiting_tickets - b.quantity) END,
+               'first_code', (SELECT t.code FROM ticket_types t WHERE t.event_id = e.id AND t.position = 1),
+               'item_tickets_ahead', items.aheads),
+           to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
       FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
                                  WHEN 'waitlisted' THEN 'booking.waitlisted'
                                  WHEN 'promoted' THEN 'booking.promoted'
@@ -42,6 +51,12 @@ BEGIN
                      AND (w.types IS NULL OR m.type = ANY (w.types))
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+      LEFT JOIN LATERAL (
+            SELECT array_agg(t.waiting_tickets - i.quantity ORDER BY i.n) AS aheads,
+                   sum(t.waiting_tickets - i.quantity)::bigint AS tickets_ahead
+              FROM unnest(b.item_types, b.item_quantities) WITH ORDINALITY AS i (code, quantity, n)
+              JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
+           ) items ON b.status = 'waiting' AND b.item_types IS NOT NULL
      WHERE m.type IS NOT NULL;
     RETURN NULL;
 END

@@ -29,9 +29,24 @@ def retype(engine, event_id: str, types: list[dict]):
 
 
 def book(engine, event_id: str, user: str, **items: int) -> str:
+    """`user` books `items` (type code=quantity); the booking's status."""
+    return with_items(
+        engine, "book_ticket(:event, :user, 'req', :quantity, :codes, :quantities)", event_id, user, items
+    )
+
+
+def give_up(engine, event_id: str, user: str, **items: int) -> None:
+    """`user` gives up `items` of their booking (a partial cancel, or the whole of it)."""
+    with_items(
+        engine, "cancel_booking(:event, :user, 'req', :quantity, false, :codes, :quantities)", event_id, user, items
+    )
+
+
+def with_items(engine, call: str, event_id: str, user: str, items: dict[str, int]) -> str | None:
+    """A booking function's call naming `items`, committed; the booking's status, if it answers one."""
     row = sql(
         engine,
-        "SELECT outcome, booking_status FROM book_ticket(:event, :user, 'req', :quantity, :codes, :quantities)",
+        f"SELECT * FROM {call}",
         event=event_id,
         user=user,
         quantity=sum(items.values()),
@@ -40,19 +55,6 @@ def book(engine, event_id: str, user: str, **items: int) -> str:
     )
     assert row.outcome == "ok"
     return row.booking_status
-
-
-def give_up(engine, event_id: str, user: str, **items: int) -> None:
-    row = sql(
-        engine,
-        "SELECT outcome FROM cancel_booking(:event, :user, 'req', :quantity, false, :codes, :quantities)",
-        event=event_id,
-        user=user,
-        quantity=sum(items.values()),
-        codes=list(items),
-        quantities=list(items.values()),
-    )
-    assert row.outcome == "ok"
 
 
 def family_of_four(engine) -> str:

@@ -303,15 +303,8 @@ def test_a_freed_ticket_of_a_type_not_passed_on_is_named():
 
 
 def type_change(kind: str, code: str, total_from: int, total_to: int) -> SimpleNamespace:
-    return SimpleNamespace(
-        kind=kind,
-        booking_id=None,
-        user_id=None,
-        quantity=None,
-        total_tickets_from=total_from,
-        total_tickets_to=total_to,
-        ticket_type=code,
-    )
+    """An organiser's ledger entry of a ticket type (type_added or type_changed)."""
+    return SimpleNamespace(**vars(organiser(kind, total_from, total_to)), ticket_type=code)
 
 
 @pytest.mark.parametrize(

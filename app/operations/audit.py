@@ -88,13 +88,13 @@ def first_type(types) -> str:
     return types[0].code if types else STANDARD
 
 
-def taken_by_type(active, first: str) -> Counter:
-    """The tickets of each type that confirmed, offered and held bookings take."""
-    taken = Counter()
-    for row in active:
-        if row.status in HOLDING:
-            taken.update(items_by_type(row, first))
-    return taken
+def tickets_by_type(rows, first: str, statuses: tuple[str, ...]) -> Counter:
+    """The tickets of each type in the bookings of `statuses` (held by HOLDING ones, wanted by WAITING)."""
+    tickets = Counter()
+    for row in rows:
+        if row.status in statuses:
+            tickets.update(items_by_type(row, first))
+    return tickets
 
 
 def row_problems(event, rows, types) -> list[str]:
@@ -131,7 +131,7 @@ def row_problems(event, rows, types) -> list[str]:
 def _owed_by_rows(event, active, types) -> list[Entry]:
     """Whom the walk over the waiting entries would promote now: nobody, in a stable queue."""
     first = first_type(types)
-    taken = taken_by_type(active, first)
+    taken = tickets_by_type(active, first, HOLDING)
     room = {row.code: row.total_tickets - taken[row.code] for row in types} or {first: event.available_tickets}
     queue = [Entry(row.id, items_by_type(row, first)) for row in active if row.status == WAITING]
     known = [entry for entry in queue if entry.items.keys() <= room.keys()]  # type_problems names the others
@@ -165,19 +165,12 @@ def type_problems(event, rows, types) -> list[str]:
     with several types, its counters are the sums of its items (with one, they are not kept)."""
     if not types:
         return ["it has no ticket type"]
-    first = types[0].code
-    active = [row for row in rows if row.status != CANCELLED]
-    taken, waiting = taken_by_type(active, first), Counter()
-    for row in active:
-        if row.status == WAITING:
-            waiting.update(items_by_type(row, first))
-    problems = [f"ticketTypeCount {event.ticket_type_count} but it has {len(types)} types"] * (
-        event.ticket_type_count != len(types)
-    )
-    problems += [
-        f"bookings hold or want {code!r}, not a type of the event"
-        for code in sorted((taken.keys() | waiting.keys()) - {row.code for row in types})
-    ]
+    taken, waiting = tickets_by_type(rows, types[0].code, HOLDING), tickets_by_type(rows, types[0].code, (WAITING,))
+    problems = []
+    if event.ticket_type_count != len(types):
+        problems.append(f"ticketTypeCount {event.ticket_type_count} but it has {len(types)} types")
+    unknown = (taken.keys() | waiting.keys()) - {row.code for row in types}
+    problems += [f"bookings hold or want {code!r}, not a type of the event" for code in sorted(unknown)]
     problems += [
         f"booking {row.id}'s items add up to {sum(row.item_quantities)}, not its quantity {row.quantity}"
         for row in rows

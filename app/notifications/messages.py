@@ -15,7 +15,7 @@ import typing
 from datetime import datetime
 from uuid import UUID
 
-from app.booking.domain import Booking, Event, TicketType, items_of
+from app.booking.domain import Booking, Event
 from app.booking.representation import BookingSchema, EventSchema, utc_timestamp
 from app.notifications.model import message_key
 
@@ -26,8 +26,8 @@ def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: di
     """The JSON text to send; the same text on every try, as the signature covers it."""
     data = {}
     if booking is not None:
-        data["booking"] = BOOKING_SCHEMA.dump(booking_from_snapshot(booking))
-    data["event"] = EVENT_SCHEMA.dump(event_from_snapshot(event))
+        data["booking"] = BOOKING_SCHEMA.dump(from_snapshot(Booking, booking))
+    data["event"] = EVENT_SCHEMA.dump(from_snapshot(Event, event))
     envelope = {
         "id": message_key(message_id),
         "type": message_type,
@@ -35,27 +35,6 @@ def body(message_id: UUID, message_type: str, occurred_at: datetime, booking: di
         "data": data,
     }
     return json.dumps(envelope, separators=(",", ":"))
-
-
-def booking_from_snapshot(row: dict) -> Booking:
-    """The Booking of a snapshot, with its items (ticket types, issue 26: from its arrays, or one item of
-    the event's first type; none in a snapshot taken before types, migration 0019)."""
-    booking = from_snapshot(Booking, row)
-    items = items_of(
-        row.get("item_types"),
-        row.get("item_quantities"),
-        row.get("item_tickets_ahead"),
-        first_code=row.get("first_code"),
-        quantity=booking.quantity,
-        tickets_ahead=booking.tickets_ahead,
-    )
-    return dataclasses.replace(booking, items=items)
-
-
-def event_from_snapshot(row: dict) -> Event:
-    """The Event of a snapshot, with its types as they were (none in a snapshot taken before types)."""
-    types = tuple(TicketType(**ticket_type) for ticket_type in row.get("ticket_types") or ())
-    return dataclasses.replace(from_snapshot(Event, row), ticket_types=types)
 
 
 def from_snapshot(cls, row: dict):

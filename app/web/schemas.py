@@ -287,7 +287,7 @@ def items_field(description: str) -> fields.List:
     return fields.List(
         fields.Nested(ItemRequest),
         validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
-        metadata={"description": description},
+        metadata={"description": description, "example": [{"ticketType": "adult", "quantity": 2}]},
     )
 
 
@@ -429,6 +429,7 @@ class HistoryQuery(Schema):
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
+TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 

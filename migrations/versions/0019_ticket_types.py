@@ -1066,10 +1066,12 @@ BEGIN
     SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
            to_jsonb(b) || jsonb_build_object(
                'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
-               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END,
+               'tickets_ahead', CASE WHEN b.status = 'waiting'
+                                     THEN coalesce(places.tickets_ahead, e.waiting_tickets - b.quantity) END,
                'items', (SELECT jsonb_agg(jsonb_build_object('ticket_type', i.code, 'quantity', i.quantity)
-                                          || CASE WHEN b.status = 'waiting' AND b.item_types IS NULL
-                                                  THEN jsonb_build_object('tickets_ahead', e.waiting_tickets - b.quantity)
+                                          || CASE WHEN b.status = 'waiting'
+                                                  THEN jsonb_build_object('tickets_ahead', coalesce(
+                                                           places.aheads[i.n], e.waiting_tickets - b.quantity))
                                                   ELSE '{}' END
                                           ORDER BY i.n)
                            FROM unnest(coalesce(b.item_types, ARRAY[first_type.code]),
@@ -1095,6 +1097,12 @@ BEGIN
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
       LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
+      LEFT JOIN LATERAL (
+            SELECT array_agg(t.waiting_tickets - i.quantity ORDER BY i.n) AS aheads,
+                   sum(t.waiting_tickets - i.quantity)::bigint AS tickets_ahead
+              FROM unnest(b.item_types, b.item_quantities) WITH ORDINALITY AS i (code, quantity, n)
+              JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
+           ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL
      WHERE m.type IS NOT NULL;
     RETURN NULL;
 END

@@ -269,7 +269,7 @@ class OpenEvent(OneStatementWrite[Event]):
     freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer); with
     `hold_ttl_seconds`, tickets a booking gets are held that long for its payment (None: no holds). Its
     `ticket_types` share the event's total (without them it has one, `standard`, holding all of it); with
-    one type, that type's total and maxPerBooking are the event's (the request schema checks that)."""
+    one type, that type is the event: the tighter of the two totals, and of the two maxPerBooking, is both."""
 
     total_tickets: int
     name: str | None = None
@@ -281,19 +281,30 @@ class OpenEvent(OneStatementWrite[Event]):
 
     statement: ClassVar[Executable] = OPEN_EVENT
 
+    def limits(self) -> tuple[int, int]:
+        """The event's total and maxPerBooking. One type is the event (update_event.sql keeps it so): a lone
+        type asking for less than the event gets it, and the event with it, so the type is never oversold."""
+        if len(self.ticket_types) != 1:
+            return self.total_tickets, self.max_per_booking
+        lone = self.ticket_types[0]
+        return (
+            min(self.total_tickets, lone.total_tickets or self.total_tickets),
+            min(self.max_per_booking, lone.max_per_booking or self.max_per_booking),
+        )
+
     def parameters(self) -> dict:
-        # One type is the event: its settings are the event's (update_event.sql keeps them so).
         types = self.ticket_types if len(self.ticket_types) > 1 else ()
+        total_tickets, max_per_booking = self.limits()
         return {
             "name": self.name,
-            "total_tickets": self.total_tickets,
-            "max_per_booking": self.max_per_booking,
+            "total_tickets": total_tickets,
+            "max_per_booking": max_per_booking,
             "promotion": self.promotion,
             "offer_ttl_seconds": self.offer_ttl_seconds,
             "hold_ttl_seconds": self.hold_ttl_seconds,
             "codes": [change.code for change in self.ticket_types] or None,
             "names": [change.name for change in self.ticket_types],
-            "totals": [change.total_tickets for change in types] or [self.total_tickets] * len(self.ticket_types),
+            "totals": [change.total_tickets for change in types] or [total_tickets] * len(self.ticket_types),
             "limits": [change.max_per_booking for change in types] or [None] * len(self.ticket_types),
         }
 
@@ -304,9 +315,9 @@ class OpenEvent(OneStatementWrite[Event]):
             TicketType(
                 change.code,
                 change.name,
-                change.total_tickets if len(changes) > 1 else self.total_tickets,
-                limit or self.max_per_booking,
-                change.total_tickets if len(changes) > 1 else self.total_tickets,
+                change.total_tickets if len(changes) > 1 else row.total_tickets,
+                limit or row.max_per_booking,
+                change.total_tickets if len(changes) > 1 else row.total_tickets,
             )
             for change, limit in zip(changes, limits, strict=True)
         )

@@ -113,6 +113,16 @@ def test_initialize_with_types_shows_them_in_order_with_shared_capacity(new_even
     assert status(event)["ticketTypes"] == event["ticketTypes"]
 
 
+def test_a_lone_type_smaller_than_the_event_caps_the_event_so_the_type_is_never_oversold(new_event, booked, status):
+    event = new_event(10, maxPerBooking=5, ticketTypes=types(("vip", 3, 2)))
+
+    assert (event["totalTickets"], event["maxPerBooking"]) == (3, 2)
+    assert [(t["totalTickets"], t["maxPerBooking"]) for t in event["ticketTypes"]] == [(3, 2)]
+    booked(event, "a", items=items(vip=2))
+    assert booked(event, "b", items=items(vip=2))["status"] == "waiting"
+    assert by_code(status(event))["vip"]["availableTickets"] == 1
+
+
 def test_a_booking_gets_all_its_items_or_waits_as_one_entry(new_event, booked, status):
     event = new_event(6, ticketTypes=types(("adult", 6), ("child", 3)))
     first = booked(event, "family", items=FAMILY)

@@ -77,9 +77,10 @@ BEGIN
      WHERE id = p_event_id;
     IF waits AND ev.queue_joined_entries > 0 AND ev.queue_joined_entries & (ev.queue_joined_entries - 1) = 0 THEN
         -- The ordinals outgrow the tree (a power of two): the new root spans the old one and ordinals
-        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql).
-        INSERT INTO queue_departures (event_id, node, entries, tickets)
-        SELECT p_event_id, 2 * d.node, d.entries, d.tickets
+        -- that nobody has had yet, so it starts as a copy of the old root (queue_cover_nodes.sql), in
+        -- every tree of the event (the event-wide one, and each type's once it has several).
+        INSERT INTO queue_departures (event_id, ticket_type, node, entries, tickets)
+        SELECT p_event_id, d.ticket_type, 2 * d.node, d.entries, d.tickets
           FROM queue_departures d
          WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
     END IF;

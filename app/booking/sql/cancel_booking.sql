@@ -112,10 +112,10 @@ BEGIN
          booking_cancel_reason, booking_hold_expires_at, booking_payment_reference;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
-        INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
-        SELECT p_event_id, node, (booking_status = 'cancelled')::int, released
+        INSERT INTO queue_departures AS d (event_id, ticket_type, node, entries, tickets)
+        SELECT p_event_id, 0, node, (booking_status = 'cancelled')::int, released
           FROM unnest(queue_cover_nodes(held.queue_ordinal, ev.queue_joined_entries)) AS node
-        ON CONFLICT (event_id, node) DO UPDATE
+        ON CONFLICT (event_id, ticket_type, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
     available := ev.available_tickets + CASE WHEN held.status = 'waiting' THEN 0 ELSE released END;

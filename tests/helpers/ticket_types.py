@@ -1,7 +1,8 @@
 """Ticket types (issue 26) for the tests: the FIFO rule with types as plain Python, written from the
 contract alone (an oracle independent of app/booking/ticket_walk.py and of the SQL), a sale modelled on
 it (`TypedSale`: books, whole and partial cancels, raises, offers, holds), and the invariants per type
-and for the event read straight from the tables (`type_violations`).
+and for the event read straight from the tables (`type_violations`: the counts, each type within its
+total, nobody overtaken by a later booking that shares a type with it, the queue stable).
 
 A booking's items are a dict {type code: quantity}. In the tables a booking of an event that has only
 ever had one type keeps its item arrays NULL, meaning all its tickets are of the first type.
@@ -310,6 +311,7 @@ def tables_violations(t: Tables) -> list[str]:
         if sum(t.items[row.id].values()) != row.quantity
     ]
     found += per_type_violations(t, taking, queue)
+    found += overtaken(t, taking, queue)
     promotable = walk([(row.id, t.items[row.id]) for row in queue], ev.available_tickets, type_room(t, taking))
     if promotable:
         found.append(f"the queue is not stable: the walk would promote {promotable}")
@@ -331,6 +333,19 @@ def per_type_violations(t: Tables, taking: list, queue: list) -> list[str]:
                 f"bookings {taken} / {waiting}"
             )
     return found
+
+
+def overtaken(t: Tables, taking: list, queue: list) -> list[str]:
+    """Nobody is overtaken by a later entry that wants any of the same types: a booking that has tickets
+    shares no type with an older waiting entry. (A waiting entry has waited since it joined, and items
+    only ever shrink, so a later booking that got its tickets while sharing a type with it now shared one
+    then: it got them at booking, or by a walk, past an entry that wanted one of its types.)"""
+    return [
+        f"booking {row.id} has tickets of {sorted(shared)} past the older waiting entry {older.id}"
+        for older in queue
+        for row in taking
+        if row.seq > older.seq and (shared := t.items[row.id].keys() & t.items[older.id].keys())
+    ]
 
 
 def type_room(t: Tables, taking: list) -> dict[str, int]:

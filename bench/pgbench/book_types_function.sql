@@ -14,4 +14,4 @@
 SELECT * FROM book_ticket((:event_prefix || lpad(:k::text, 12, '0'))::uuid, 'pg-' || :client_id || '-' || :n, 'pgbench', NULL,
                           ARRAY(SELECT (ARRAY['stalls', 'circle', 'box'])[(:first + j) % 3 + 1]
                                   FROM generate_series(0, :items - 1) AS j ORDER BY j),
-                          ARRAY(SELECT (ARRAY[:q1, :q2, :q3])[j + 1] FROM generate_series(0, :items - 1) AS j ORDER BY j));
+                          ARRAY(SELECT (ARRAY[:q1, :q2, :q3]::int[])[j + 1] FROM generate_series(0, :items - 1) AS j ORDER BY j));

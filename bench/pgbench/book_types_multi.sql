@@ -28,7 +28,7 @@ SELECT i.total AS wanted, i.codes, i.quantities, i.positions, i.tickets_before,
                array_agg(t.queue_joined_tickets ORDER BY t.position) AS tickets_before,
                bool_or(w.q > least(coalesce(t.max_per_booking, :max_per_booking), t.total_tickets)) AS above,
                bool_and(w.q <= t.total_tickets - t.taken_tickets) AS fit, bool_or(t.waiting_tickets > 0) AS queued
-          FROM (SELECT (ARRAY['stalls', 'circle', 'box'])[(:first + j) % 3 + 1] AS code, (ARRAY[:q1, :q2, :q3])[j + 1] AS q
+          FROM (SELECT (ARRAY['stalls', 'circle', 'box'])[(:first + j) % 3 + 1] AS code, (ARRAY[:q1, :q2, :q3]::int[])[j + 1] AS q
                   FROM generate_series(0, :items - 1) AS j) w
           LEFT JOIN ticket_types t ON t.event_id = :event_id AND t.code = w.code) i \gset
 INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,

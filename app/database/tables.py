@@ -89,7 +89,11 @@ events = Table(
     CheckConstraint(
         "waiting_tickets BETWEEN waiting_count AND 100 * waiting_count::bigint", name="waiting_tickets_range"
     ),
-    CheckConstraint("waiting_count = 0 OR available_tickets < waiting_tickets", name="waiting_only_when_short"),
+    # With several types, an entry may wait while the event has room: one of its types has none.
+    CheckConstraint(
+        "waiting_count = 0 OR available_tickets < waiting_tickets OR ticket_type_count > 1",
+        name="waiting_only_when_short",
+    ),
     CheckConstraint(
         "queue_joined_entries BETWEEN 0 AND 2147483647 AND queue_joined_tickets >= queue_joined_entries",
         name="queue_joined_range",

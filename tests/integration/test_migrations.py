@@ -22,11 +22,12 @@ from tests.helpers.database import migrate
 from tests.helpers.queue import book_sql, booking_rows, open_event, promotion_sql, queue_violations
 
 OUR_FUNCTIONS = (
-    "book_ticket(uuid,text,text,integer)",
-    "cancel_booking(uuid,text,text,integer,boolean)",
-    "book_many(uuid,text[],text[],integer[])",
-    "promote_waiting(uuid,integer,timestamp with time zone,text,timestamp with time zone)",
-    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer)",
+    "book_ticket(uuid,text,text,integer,text[],integer[])",
+    "cancel_booking(uuid,text,text,integer,boolean,text[],integer[])",
+    "book_many(uuid,text[],text[],integer[],integer[],text[],integer[])",
+    "promote_waiting(uuid,integer,timestamp with time zone,text,timestamp with time zone,boolean)",
+    "promote_waiting_types(uuid,integer,timestamp with time zone,text,timestamp with time zone)",
+    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer,jsonb)",
     "cancel_event(uuid,text)",
     "accept_offer(uuid,text,text)",
     "expire_offers(uuid,text)",

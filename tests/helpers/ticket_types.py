@@ -192,9 +192,14 @@ class TypedSale:
         return self.promote()
 
     def update(self, total: int | None = None, types: dict[str, TicketType] | None = None) -> list:
-        """A PATCH of the event's total and of types (added or changed); a raise walks."""
+        """A PATCH of the event's total and of types (added or changed); a raise walks. A lone type is the
+        event: its total is the event's, whichever of the two changes."""
         self.total = total or self.total
         self.types.update(types or {})
+        if len(self.types) == 1:
+            (lone,) = self.types.values()
+            self.total = lone.total if types else self.total
+            lone.total = self.total
         return self.promote()
 
     def switch(self, promotion: str, ttl: int, hold_ttl: int | None) -> None:

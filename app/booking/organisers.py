@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, select, text
+from sqlalchemy import Connection, Engine, Executable, Row, bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.booking import services
 from app.booking.domain import (
     BookingRow,
-    Event,
     EventCancellation,
     EventChanges,
     EventNotFound,
@@ -34,7 +34,7 @@ from app.booking.domain import (
     parse_event_id,
     raise_unless_ok,
 )
-from app.booking.services import EVENT_COLUMNS, OneStatementWrite
+from app.booking.services import EVENT_COLUMNS, TICKET_TYPES, OneStatementWrite, event_from
 from app.database.group_commit import Batcher
 from app.database.tables import bookings, events
 
@@ -46,12 +46,13 @@ LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")
 UPDATE_EVENT = text("""
 SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
        u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status,
-       u.promoted_hold_expires_at
+       u.promoted_hold_expires_at, u.promoted_items, u.ticket_types
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
-                    :offer_ttl_seconds, :hold_ttl_seconds) u
-""")
+                    :offer_ttl_seconds, :hold_ttl_seconds, :ticket_types) u
+""").bindparams(bindparam("ticket_types", type_=JSONB(none_as_null=True)))
 CANCEL_EVENT = text(
-    "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c"
+    "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings, event_ticket_types(c.event_row) AS ticket_types "
+    "FROM cancel_event(:event_id, :request_id) c"
 )
 
 # A page of the waiting list, oldest first, after the entry with seq `after`. The page's first entry
@@ -94,12 +95,23 @@ class UpdateEvent(OneStatementWrite[EventUpdate]):
     statement: ClassVar[Executable] = UPDATE_EVENT
 
     def parameters(self) -> dict:
-        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id, **asdict(self.changes)}
+        changes = asdict(self.changes)
+        # JSON objects of the settings given (update_event.sql: an absent key leaves a setting as it is).
+        changes["ticket_types"] = changes["ticket_types"] and [
+            {name: value for name, value in change.items() if value is not None} for change in changes["ticket_types"]
+        ]
+        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id, **changes}
 
     def result(self, row: Row) -> EventUpdate:
-        raise_unless_ok(row.outcome, event_id=self.event_id, total_tickets=self.changes.total_tickets)
+        raise_unless_ok(
+            row.outcome,
+            event_id=self.event_id,
+            total_tickets=self.changes.total_tickets,
+            ticket_types=self.changes.ticket_types,
+        )
         event = event_from(row)
-        return EventUpdate(event, services.promoted_bookings_of(row, event.id))
+        update = EventUpdate(event, services.promoted_bookings_of(row, event.id))
+        return services.named(update, event.ticket_types[0].code)
 
 
 @dataclass(frozen=True)
@@ -132,14 +144,9 @@ class CancelEvent(OneStatementWrite[EventCancellation]):
         return EventCancellation(event_from(row), row.cancelled_bookings)
 
 
-def event_from(row: Row) -> Event:
-    """The Event in a row that holds the event row's columns among others."""
-    return Event(**{column.name: row._mapping[column.name] for column in EVENT_COLUMNS})
-
-
 def list_events(engine: Engine, status: str | None, after: int | None, limit: int) -> EventsPage:
     """Events newest first (in the order they were opened), `limit` of them older than event `after`."""
-    statement = select(*EVENT_COLUMNS, events.c.seq).order_by(events.c.seq.desc()).limit(limit + 1)
+    statement = select(*EVENT_COLUMNS, TICKET_TYPES, events.c.seq).order_by(events.c.seq.desc()).limit(limit + 1)
     if status is not None:
         statement = statement.where(events.c.status == status)
     if after is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app, has_app_context
-from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate
+from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate, validates_schema
 
 from app.booking.domain import (
     AUTO,
@@ -17,7 +17,10 @@ from app.booking.domain import (
     MAX_HOLD_TTL_SECONDS,
     MAX_OFFER_TTL_SECONDS,
     MAX_PER_BOOKING,
+    MAX_TICKET_TYPES,
     MAX_TOTAL_TICKETS,
+    TICKET_TYPE_CODE,
+    TicketTypeChange,
 )
 from app.booking.representation import (
     BOOKING_STATUSES,
@@ -135,6 +138,70 @@ def hold_ttl_field() -> StrictInteger:
     )
 
 
+def ticket_type_code_field(**kwargs) -> fields.String:
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(TICKET_TYPE_CODE),
+        metadata={
+            "description": "Lower-case letters, digits and dashes, 1..32",
+            "pattern": TICKET_TYPE_CODE,
+            "example": "adult",
+        },
+        **kwargs,
+    )
+
+
+class TicketTypeRequest(Schema):
+    """A ticket type to add, or (at a PATCH, by its code) to change."""
+
+    code = ticket_type_code_field()
+    name = text_field(200, "Adult")
+    total_tickets = StrictInteger(
+        data_key="totalTickets",
+        validate=validate.Range(min=0, max=MAX_TOTAL_TICKETS),
+        metadata={
+            "description": "At most the event's totalTickets; the types' totals may add up to more (shared capacity)",
+            "example": 80,
+        },
+    )
+    max_per_booking = StrictInteger(
+        data_key="maxPerBooking",
+        validate=validate.Range(min=1, max=MAX_PER_BOOKING),
+        metadata={"description": "The most tickets of this type one booking may hold (default: the event's)"},
+    )
+
+    @post_load
+    def _change(self, data: dict, **kwargs) -> TicketTypeChange:
+        return TicketTypeChange(**data)
+
+
+class NewTicketTypeRequest(TicketTypeRequest):
+    total_tickets = StrictInteger(
+        data_key="totalTickets",
+        required=True,
+        validate=validate.Range(min=0, max=MAX_TOTAL_TICKETS),
+        metadata={
+            "description": "At most the event's totalTickets; the types' totals may add up to more (shared capacity)",
+            "example": 80,
+        },
+    )
+
+
+def ticket_types_field(schema: type[Schema], description: str) -> fields.List:
+    return fields.List(
+        fields.Nested(schema),
+        data_key="ticketTypes",
+        validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_codes],
+        metadata={"description": description},
+    )
+
+
+def distinct_codes(changes: list[TicketTypeChange]) -> None:
+    codes = [change.code for change in changes]
+    if len(set(codes)) < len(codes):
+        raise ValidationError("Each code may appear once.")
+
+
 class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets",
@@ -155,6 +222,23 @@ class InitializeRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    ticket_types = ticket_types_field(
+        NewTicketTypeRequest,
+        "1..20 kinds of tickets sharing the event's totalTickets (default: one, `standard`, holding all of it). "
+        "With one type, its totalTickets and maxPerBooking are the event's",
+    )
+
+    @validates_schema
+    def _types_within_the_event(self, data: dict, **kwargs) -> None:
+        types = data.get("ticket_types") or []
+        total = data.get("total_tickets")
+        if total is not None and any(change.total_tickets > total for change in types):
+            raise ValidationError("A ticket type's totalTickets may not exceed the event's.", "ticketTypes")
+        limit = data.get("max_per_booking", DEFAULT_MAX_PER_BOOKING)
+        if len(types) == 1 and (types[0].total_tickets != total or types[0].max_per_booking not in (None, limit)):
+            raise ValidationError(
+                "With one ticket type, its totalTickets and maxPerBooking are the event's.", "ticketTypes"
+            )
 
 
 class BookingRequest(Schema):
@@ -186,17 +270,67 @@ def quantity_field(description: str, **kwargs) -> StrictInteger:
     )
 
 
-class BookRequest(BookingRequest):
-    quantity = quantity_field(
-        "Tickets to book, all or none: 1..the event's maxPerBooking, and at most its totalTickets",
-        load_default=1,
+class ItemRequest(Schema):
+    ticket_type = ticket_type_code_field(data_key="ticketType")
+    quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_PER_BOOKING))
+
+    @post_load
+    def _pair(self, data: dict, **kwargs) -> tuple[str, int]:
+        return data["ticket_type"], data["quantity"]
+
+
+def items_field(description: str) -> fields.List:
+    """Items: (code, quantity) pairs, one per type. The event's limits are known only in the database: going
+    over them is the same 400, with `errors.items`, from the booking functions (domain.InvalidItems)."""
+    return fields.List(
+        fields.Nested(ItemRequest),
+        validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
+        metadata={"description": description},
     )
 
 
-class CancelRequest(BookingRequest):
+def distinct_ticket_types(items: list[tuple[str, int]]) -> None:
+    codes = [code for code, _ in items]
+    if len(set(codes)) < len(codes):
+        raise ValidationError("Each ticketType may appear once.")
+
+
+class ItemsOrQuantity(BookingRequest):
+    """A request that names tickets either as `items` or as a bare `quantity`, not both."""
+
+    @validates_schema(pass_original=True)
+    def _items_or_quantity(self, data: dict, original: dict, **kwargs) -> None:
+        if "items" in data and isinstance(original, dict) and "quantity" in original:
+            raise ValidationError("Give items or quantity, not both.", "items")
+
+    @post_load
+    def _tuple(self, data: dict, **kwargs) -> dict:
+        if "items" in data:
+            data["items"] = tuple(data["items"])
+            data["quantity"] = None
+        return data
+
+
+class BookRequest(ItemsOrQuantity):
+    quantity = quantity_field(
+        "Tickets to book, all or none: 1..the event's maxPerBooking, and at most its totalTickets. On an event "
+        "of one type only (else `items`)",
+        load_default=1,
+    )
+    items = items_field(
+        "Tickets of each type, all or none (instead of `quantity`): 1..20, one per type; their sum at most the "
+        "event's maxPerBooking, each at most its type's maxPerBooking and totalTickets"
+    )
+
+
+class CancelRequest(ItemsOrQuantity):
     quantity = quantity_field(
         "Tickets to give up: 1..the booking's quantity; absent (or all of them) cancels the whole booking. "
-        "A waiting entry that shrinks keeps its place",
+        "A waiting entry that shrinks keeps its place. On an event of one type only (else `items`)",
+    )
+    items = items_field(
+        "Tickets of each type to give up (instead of `quantity`), at most what the booking holds of each; a "
+        "waiting entry that shrinks keeps its place"
     )
 
 
@@ -405,12 +539,20 @@ class EventPatchRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    ticket_types = ticket_types_field(
+        TicketTypeRequest,
+        "Types to add (a new code; totalTickets required) or change (by code: name, totalTickets, maxPerBooking); "
+        "types not listed stay. A type's totalTickets may not exceed the event's; a raise confirms waiting entries "
+        "by the FIFO rule with types; below what the type holds is 409 `capacity_below_booked`",
+    )
 
     @post_load
     def _null_turns_holds_off(self, data: dict, **kwargs) -> dict:
         # Absent leaves the setting; null is a change, to no holds (the holds made before it stay).
         if "hold_ttl_seconds" in data and data["hold_ttl_seconds"] is None:
             data["hold_ttl_seconds"] = HOLDS_OFF
+        if "ticket_types" in data:
+            data["ticket_types"] = tuple(data["ticket_types"])
         return data
 
 

@@ -56,10 +56,12 @@ LANGUAGE sql STABLE AS $$
     SELECT jsonb_agg(jsonb_build_object(
                'code', t.code, 'name', t.name, 'total_tickets', t.total_tickets,
                'max_per_booking', coalesce(t.max_per_booking, p_event.max_per_booking),
-               'available_tickets', CASE WHEN p_event.ticket_type_count = 1
+               'available_tickets', CASE WHEN p_event.status = 'cancelled' THEN t.total_tickets
+                                         WHEN p_event.ticket_type_count = 1
                                          THEN t.total_tickets - p_event.total_tickets + p_event.available_tickets
                                          ELSE t.total_tickets - t.taken_tickets END,
-               'waiting_tickets', CASE WHEN p_event.ticket_type_count = 1 THEN p_event.waiting_tickets
+               'waiting_tickets', CASE WHEN p_event.status = 'cancelled' THEN 0
+                                       WHEN p_event.ticket_type_count = 1 THEN p_event.waiting_tickets
                                        ELSE t.waiting_tickets END)
            ORDER BY t.position)
       FROM ticket_types t
@@ -658,7 +660,7 @@ BEGIN
     SELECT count(*) FILTER (WHERE t.position IS NULL) AS added,
            count(*) FILTER (WHERE t.position IS NULL AND c.total_tickets IS NULL) AS without_total,
            bool_or(t.position IS NULL OR coalesce(c.name, t.name) IS DISTINCT FROM t.name
-                   OR coalesce(c.total_tickets, t.total_tickets) IS DISTINCT FROM t.total_tickets
+                   OR coalesce(c.total_tickets, t.total_tickets) <> t.total_tickets
                    OR coalesce(c.max_per_booking, t.max_per_booking) IS DISTINCT FROM t.max_per_booking) AS changes,
            max(c.total_tickets) AS lone_total, max(c.max_per_booking) AS lone_max_per_booking,
            bool_or(c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets

@@ -84,7 +84,7 @@ BEGIN
     SELECT count(*) FILTER (WHERE t.position IS NULL) AS added,
            count(*) FILTER (WHERE t.position IS NULL AND c.total_tickets IS NULL) AS without_total,
            bool_or(t.position IS NULL OR coalesce(c.name, t.name) IS DISTINCT FROM t.name
-                   OR coalesce(c.total_tickets, t.total_tickets) IS DISTINCT FROM t.total_tickets
+                   OR coalesce(c.total_tickets, t.total_tickets) <> t.total_tickets
                    OR coalesce(c.max_per_booking, t.max_per_booking) IS DISTINCT FROM t.max_per_booking) AS changes,
            max(c.total_tickets) AS lone_total, max(c.max_per_booking) AS lone_max_per_booking,
            bool_or(c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets

@@ -1,7 +1,8 @@
-"""A PATCH of ticket types alone, straight into update_event (one statement, as the service sends it):
-the change is made, and a raise promotes by the walk. Found by a fuzz of the SQL functions against
-tests.helpers.ticket_types.TypedSale: on types-core 0a7a622 a PATCH whose only change was a known
-type's totalTickets (or name, or maxPerBooking) answered ok and changed nothing."""
+"""PATCHes of ticket types, straight into update_event (one statement, as the service sends it): a change
+of a known type alone is made, and its raise promotes by the walk; a second type may hold fewer tickets
+than the first already does. Both were found by the fuzz and the state machine against
+tests.helpers.ticket_types.TypedSale (on types-core 0a7a622 a PATCH whose only change was a known type's
+totalTickets answered ok and changed nothing; on 47b4ebd, below)."""
 
 from __future__ import annotations
 
@@ -65,4 +66,16 @@ def test_a_raise_of_one_type_alone_promotes_the_entry_waiting_for_it(conn):
     assert (raised.outcome, raised.promoted_ids) == ("ok", [waiting.booking_id])
     assert type_totals(conn, event) == {"standard": 6, "vip": 2}
     assert event_row(conn, event).available_tickets == 4
+    assert tables_violations(read_tables(conn, event)) == []
+
+
+def test_a_second_type_smaller_than_what_the_first_holds_is_added(conn):
+    """Bug on types-core 47b4ebd: going from one type to two, the new type's total was compared with the
+    tickets the event holds (its first type's), and refused as capacity_below_booked."""
+    event = open_event(conn, 4)
+    assert book(conn, event, "holder", standard=3).booking_status == "confirmed"
+
+    added = change_types(conn, event, {"code": "vip", "total_tickets": 1})
+
+    assert (added.outcome, type_totals(conn, event)) == ("ok", {"standard": 4, "vip": 1})
     assert tables_violations(read_tables(conn, event)) == []

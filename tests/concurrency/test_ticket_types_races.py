@@ -6,7 +6,7 @@ One event of 60 tickets under a shared cap (adult 40, child 30, vip 10: 80 betwe
 rush it; then 50 more book while 50 of the first cancel (every holder, and waiters to make up the
 number; half of them give up only part of their tickets). While each race runs, a checker reads the
 tables again and again, each time in one REPEATABLE READ snapshot (a committed state), and checks the
-invariants per type and for the event there (tests.helpers.ticket_types.type_violations: the counts,
+invariants per type and for the event there (tests.helpers.typed_rule.type_violations: the counts,
 each type within its total, nobody holding tickets past an older waiting entry of one of its types, the
 queue stable: the walk would promote nobody); after each race, once more, and the answers must add up:
 every request succeeded, and each promoted booking was reported by exactly one cancel.
@@ -24,7 +24,7 @@ import pytest
 from app import create_app
 from tests.helpers.api import ADMIN_TOKEN
 from tests.helpers.races import THREADS, race
-from tests.helpers.ticket_types import read_tables, tables_violations
+from tests.helpers.typed_rule import read_tables, tables_violations
 
 TOTAL = 60
 TYPES = [

@@ -1,7 +1,7 @@
 """PATCHes of ticket types, straight into update_event (one statement, as the service sends it): a change
 of a known type alone is made, and its raise promotes by the walk; a second type may hold fewer tickets
 than the first already does. Both were found by the fuzz and the state machine against
-tests.helpers.ticket_types.TypedSale (on types-core 0a7a622 a PATCH whose only change was a known type's
+tests.helpers.typed_rule.TypedSale (on types-core 0a7a622 a PATCH whose only change was a known type's
 totalTickets answered ok and changed nothing; on 47b4ebd, below)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.helpers.queue import event_row, open_event
-from tests.helpers.ticket_types import read_tables, tables_violations
+from tests.helpers.typed_rule import read_tables, tables_violations
 
 ADD_OR_CHANGE = text("""
 SELECT outcome, promoted_ids FROM update_event(:event, 'test', NULL, NULL, NULL, NULL, NULL, NULL, NULL,

@@ -7,7 +7,7 @@ event's total and of a type's (a lone type is the event: its total is the event'
 what it holds (or below: refused), a type added (the one-to-two path included), switches of the
 promotion and of the holds, accepts, declines, confirms, the passage of time and the sweepers, all
 through the HTTP API; and the same steps into
-`tests.helpers.ticket_types.TypedSale`, the contract's rule written in plain Python. After every step
+`tests.helpers.typed_rule.TypedSale`, the contract's rule written in plain Python. After every step
 they must agree on every answer (status, items, who was promoted, in order) and on the tables (every
 booking's status, items and cancel reason, each type's total, the ledger's booking entries in order);
 the invariants per type and for the event must hold in the tables (type_violations: the counters, each
@@ -36,7 +36,7 @@ from app.booking.domain import AUTO, CANCELLED, OFFER, OFFERED, WAITING
 from app.booking.holds import sweep_expired_holds
 from app.booking.offers import sweep_expired_offers
 from tests.helpers.queue import time_passes
-from tests.helpers.ticket_types import TicketType, TypedSale, read_tables, tables_violations
+from tests.helpers.typed_rule import TicketType, TypedSale, read_tables, tables_violations
 
 CODES = ("adult", "child", "vip", "seat", "extra")  # the fifth is only ever added by a PATCH
 TTLS = (600, 1200)

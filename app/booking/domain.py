@@ -198,6 +198,7 @@ class WaitingEntry:
     position: int
     tickets_ahead: int
     created_at: datetime
+    items: tuple[BookingItem, ...] | None = None  # ticket types (issue 26): each with the tickets of its type ahead
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ class BookingRow:
     cancel_reason: str | None = None  # an offer's (declined or expired), or a hold's (hold_expired)
     hold_expires_at: datetime | None = None  # holds (issue 25): when the hold ends, or ended
     payment_reference: str | None = None
+    items: tuple[BookingItem, ...] | None = None  # ticket types (issue 26): what it holds (or wants) of each
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,8 @@ class Page:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
-    change of the event (event_updated, capacity_changed, sales_closed, sales_opened, event_cancelled: no
-    booking)."""
+    change of the event (event_updated, capacity_changed, type_added, type_changed, sales_closed,
+    sales_opened, event_cancelled: no booking)."""
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
@@ -240,8 +242,10 @@ class LedgerEntry:
     request_id: str | None
     created_at: datetime
     quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
-    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_from: int | None = None  # capacity_changed, type_added and type_changed only
     total_tickets_to: int | None = None
+    items: tuple[BookingItem, ...] | None = None  # a booking's change (issue 26): the tickets of each type it concerns
+    ticket_type: str | None = None  # type_added and type_changed: the type's code
 
 
 @dataclass(frozen=True)

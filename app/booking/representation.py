@@ -160,6 +160,10 @@ def payment_reference_field() -> fields.Field:
     return nullable(fields.String, "paymentReference", "The reference its confirm gave; null if none")
 
 
+def booking_items_field(description: str) -> fields.Field:
+    return fields.List(fields.Nested(BookingItemSchema), required=True, metadata={"description": description})
+
+
 class BookingSchema(Schema):
     id = fields.UUID(required=True)
     event_id = fields.UUID(data_key="eventId", required=True)

@@ -89,23 +89,26 @@ CONFIRM = text("SELECT * FROM confirm_hold(:event_id, :user_id, :request_id, :pa
 # The user's active booking if any, else their latest one; `event_exists` tells 404s apart. A waiting
 # entry's place comes from the queue's counters (waiting_place.sql, and per item waiting_item_places.sql):
 # the same cost at any position. A booking without items (an event of one type) is all of its first type.
-BOOKING_STATUS = text("""
-SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
+# A booking as a read shows it (b: the row, first: its event's first type), and the joins that place it.
+BOOKING_READ = """b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
        place.waiting_position, coalesce(item_places.tickets_ahead, place.tickets_ahead) AS tickets_ahead,
        b.offer_expires_at, b.cancel_reason, b.hold_expires_at, b.payment_reference, b.item_types,
-       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code
+       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code"""
+BOOKING_PLACES = """
+  LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
+  LEFT JOIN LATERAL (
+        SELECT a.aheads, (SELECT sum(x) FROM unnest(a.aheads) AS x)::bigint AS tickets_ahead
+          FROM waiting_item_places(b.event_id, b.queue_ordinal, b.item_types, b.item_tickets_before) AS a (aheads)
+       ) item_places ON b.status = 'waiting' AND b.item_types IS NOT NULL"""
+BOOKING_STATUS = text(f"""
+SELECT e.id AS event_id, {BOOKING_READ}
   FROM events e
   JOIN ticket_types first ON first.event_id = e.id AND first.position = 1
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
          WHERE b.event_id = e.id AND b.user_id = :user_id
          ORDER BY b.status = 'cancelled', b.seq DESC
-         LIMIT 1) b ON true
-  LEFT JOIN LATERAL waiting_place(e.id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
-  LEFT JOIN LATERAL (
-        SELECT a.aheads, (SELECT sum(x) FROM unnest(a.aheads) AS x)::bigint AS tickets_ahead
-          FROM waiting_item_places(e.id, b.queue_ordinal, b.item_types, b.item_tickets_before) AS a (aheads)
-       ) item_places ON b.status = 'waiting' AND b.item_types IS NOT NULL
+         LIMIT 1) b ON true{BOOKING_PLACES}
  WHERE e.id = :event_id
 """)
 # An event's row with its types (event_ticket_types.sql), for the reads that show an event.
@@ -117,8 +120,9 @@ FIRST_CODES_KEPT = 100_000  # events whose first code a worker keeps; past that 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
 SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
-       h.total_tickets_to
+       h.total_tickets_to, h.item_types, h.item_quantities, h.ticket_type, first_type.code AS first_type
   FROM events e
+  JOIN ticket_types first_type ON first_type.event_id = e.id AND first_type.position = 1
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
          WHERE h.event_id = e.id AND h.seq > :after
@@ -129,13 +133,11 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.qua
 """)
 
 # A user's bookings across events, newest first, older than the cursor `before` (a bookings.seq);
-# ix_bookings_user_bookings (migration 0007) serves it.
-USER_BOOKINGS = text("""
-SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
-       place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-       b.payment_reference
+# ix_bookings_user_bookings (migration 0007) serves it. Each with its items and places, as BOOKING_STATUS.
+USER_BOOKINGS = text(f"""
+SELECT b.seq, b.event_id, {BOOKING_READ}
   FROM bookings b
-  LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
+  JOIN ticket_types first ON first.event_id = b.event_id AND first.position = 1{BOOKING_PLACES}
  WHERE b.user_id = :user_id AND b.seq < :before
  ORDER BY b.seq DESC
  LIMIT :limit
@@ -635,11 +637,22 @@ def event_history(engine: Engine, event_id: str, after: int = 0, limit: int = 10
         rows = conn.execute(HISTORY, parameters).all()
     if not rows:
         raise EventNotFound(event_id)
-    entries = [LedgerEntry(**row._mapping) for row in rows if row.seq is not None]
+    entries = [_ledger_entry(row) for row in rows if row.seq is not None]
     # One row more than asked for tells whether another page follows.
     if len(entries) <= limit:
         return HistoryPage(entries, next_after=None)
     return HistoryPage(entries[:limit], next_after=entries[limit - 1].seq)
+
+
+LEDGER_ITEM_COLUMNS = ("item_types", "item_quantities", "first_type")  # read to make an entry's items
+
+
+def _ledger_entry(row: Row) -> LedgerEntry:
+    """A ledger row as an entry: a booking's change with its items (NULL arrays: all of it, of the first type)."""
+    entry = {name: value for name, value in row._mapping.items() if name not in LEDGER_ITEM_COLUMNS}
+    if row.quantity is not None:
+        entry["items"] = items_of(row.item_types, row.item_quantities, first_code=row.first_type, quantity=row.quantity)
+    return LedgerEntry(**entry)
 
 
 def user_bookings(engine: Engine, user_id: str, after: int | None = None, limit: int = 100) -> UserBookingsPage:
@@ -647,7 +660,7 @@ def user_bookings(engine: Engine, user_id: str, after: int | None = None, limit:
     parameters = {"user_id": user_id, "before": after or NEWEST, "limit": limit + 1}
     with engine.connect() as conn:
         rows = conn.execute(USER_BOOKINGS, parameters).all()
-    page = [(row.seq, Booking(**{k: v for k, v in row._mapping.items() if k != "seq"})) for row in rows]
+    page = [(row.seq, booking_from(row)) for row in rows]
     # One row more than asked for tells whether another page follows.
     if len(page) <= limit:
         return UserBookingsPage([booking for _, booking in page], next_after=None)

@@ -26,9 +26,11 @@ from app.booking.representation import (
     BOOKING_STATUSES,
     EVENT_STATUSES,
     PROMOTIONS,
+    BookingItemSchema,
     BookingSchema,
     EventSchema,
     UtcDateTime,
+    booking_items_field,
     cancel_reason_field,
     hold_expires_at_field,
     offer_expires_at_field,
@@ -285,7 +287,7 @@ def items_field(description: str) -> fields.List:
     return fields.List(
         fields.Nested(ItemRequest),
         validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
-        metadata={"description": description},
+        metadata={"description": description, "example": [{"ticketType": "adult", "quantity": 2}]},
     )
 
 
@@ -427,18 +429,21 @@ class HistoryQuery(Schema):
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
+TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
+TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 
 
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + TYPE_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
-            "something, then `capacity_changed`, `sales_closed`, `sales_opened` as it did; `event_cancelled`), "
+            "something, then `capacity_changed`, `type_added`, `type_changed`, `sales_closed`, `sales_opened` as it "
+            "did; `event_cancelled`), "
             "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
             "`requestId` (`promoted`, `cancelled`)"
         },
@@ -464,16 +469,28 @@ class LedgerEntrySchema(Schema):
         },
     )
     total_tickets_from = fields.Integer(
-        data_key="totalTicketsFrom", metadata={"description": "`capacity_changed` only: totalTickets before"}
+        data_key="totalTicketsFrom",
+        metadata={
+            "description": "`capacity_changed`: the event's totalTickets before; `type_*`: the type's (0: added)"
+        },
     )
     total_tickets_to = fields.Integer(
-        data_key="totalTicketsTo", metadata={"description": "`capacity_changed` only: totalTickets after"}
+        data_key="totalTicketsTo",
+        metadata={"description": "`capacity_changed`: the event's totalTickets after; `type_*`: the type's"},
+    )
+    # Ticket types (issue 26): after the fields before them, so that an entry only grows at its end.
+    items = fields.List(
+        fields.Nested(BookingItemSchema),
+        metadata={"description": "A booking's change: the tickets of each type it concerns (their sum is `quantity`)"},
+    )
+    ticket_type = fields.String(
+        data_key="ticketType", metadata={"description": "`type_added` and `type_changed` only: the type's code"}
     )
 
     @post_dump
-    def _totals_only_for_a_capacity_change(self, data: dict, **kwargs) -> dict:
-        # A booking's entry reads as it always did.
-        for key in ("totalTicketsFrom", "totalTicketsTo"):
+    def _only_what_the_kind_has(self, data: dict, **kwargs) -> dict:
+        # A booking's entry reads as it always did, plus its items; an organiser's has no items.
+        for key in ("totalTicketsFrom", "totalTicketsTo", "items", "ticketType"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -580,6 +597,9 @@ class WaitingEntrySchema(Schema):
         data_key="ticketsAhead", required=True, metadata={"description": "Tickets wanted by the entries ahead"}
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
+    items = booking_items_field(
+        "What it wants of each type (issue 26), with the tickets of that type wanted ahead of it"
+    )
 
 
 class WaitingListPageSchema(Schema):
@@ -607,6 +627,7 @@ class BookingRowSchema(Schema):
     cancel_reason = cancel_reason_field()
     hold_expires_at = hold_expires_at_field()
     payment_reference = payment_reference_field()
+    items = booking_items_field("What it holds (or wants) of each ticket type (issue 26)")
 
 
 class BookingsPageSchema(Schema):

@@ -1058,6 +1058,48 @@ LANGUAGE sql STABLE AS $$
      GROUP BY e.id
 $$;
 """
+ENQUEUE_WEBHOOK_MESSAGES = """
+CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
+    SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
+           to_jsonb(b) || jsonb_build_object(
+               'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
+               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END,
+               'items', (SELECT jsonb_agg(jsonb_build_object('ticket_type', i.code, 'quantity', i.quantity)
+                                          || CASE WHEN b.status = 'waiting' AND b.item_types IS NULL
+                                                  THEN jsonb_build_object('tickets_ahead', e.waiting_tickets - b.quantity)
+                                                  ELSE '{}' END
+                                          ORDER BY i.n)
+                           FROM unnest(coalesce(b.item_types, ARRAY[first_type.code]),
+                                       coalesce(b.item_quantities, ARRAY[b.quantity])) WITH ORDINALITY
+                                AS i (code, quantity, n))),
+           to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
+      FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
+                                 WHEN 'waitlisted' THEN 'booking.waitlisted'
+                                 WHEN 'promoted' THEN 'booking.promoted'
+                                 WHEN 'offered' THEN 'booking.offered'
+                                 WHEN 'accepted' THEN 'booking.confirmed'
+                                 WHEN 'cancelled' THEN 'booking.cancelled'
+                                 WHEN 'declined' THEN 'booking.cancelled'
+                                 WHEN 'expired' THEN 'booking.cancelled'
+                                 WHEN 'held' THEN 'booking.held'
+                                 WHEN 'paid' THEN 'booking.confirmed'
+                                 WHEN 'hold_expired' THEN 'booking.cancelled'
+                                 WHEN 'event_updated' THEN 'event.updated'
+                                 WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
+      JOIN webhooks w ON w.disabled_at IS NULL
+                     AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
+                     AND (w.types IS NULL OR m.type = ANY (w.types))
+      JOIN events e ON e.id = NEW.event_id
+      LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+      LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
+     WHERE m.type IS NOT NULL;
+    RETURN NULL;
+END
+$$
+"""
 PROMOTE_WAITING_BEFORE = """
 CREATE OR REPLACE FUNCTION promote_waiting(
     p_event_id uuid, p_available integer, p_changed_at timestamptz, p_status text, p_expires_at timestamptz,
@@ -1652,6 +1694,39 @@ LANGUAGE sql STABLE AS $$
      GROUP BY e.id
 $$;
 """
+ENQUEUE_WEBHOOK_MESSAGES_BEFORE = """
+CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
+    SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
+           to_jsonb(b) || jsonb_build_object(
+               'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
+               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END),
+           to_jsonb(e), NEW.created_at
+      FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
+                                 WHEN 'waitlisted' THEN 'booking.waitlisted'
+                                 WHEN 'promoted' THEN 'booking.promoted'
+                                 WHEN 'offered' THEN 'booking.offered'
+                                 WHEN 'accepted' THEN 'booking.confirmed'
+                                 WHEN 'cancelled' THEN 'booking.cancelled'
+                                 WHEN 'declined' THEN 'booking.cancelled'
+                                 WHEN 'expired' THEN 'booking.cancelled'
+                                 WHEN 'held' THEN 'booking.held'
+                                 WHEN 'paid' THEN 'booking.confirmed'
+                                 WHEN 'hold_expired' THEN 'booking.cancelled'
+                                 WHEN 'event_updated' THEN 'event.updated'
+                                 WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
+      JOIN webhooks w ON w.disabled_at IS NULL
+                     AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
+                     AND (w.types IS NULL OR m.type = ANY (w.types))
+      JOIN events e ON e.id = NEW.event_id
+      LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+     WHERE m.type IS NOT NULL;
+    RETURN NULL;
+END
+$$
+"""
 TRIGGER = """
 CREATE TRIGGER events_standard_ticket_type AFTER INSERT ON events
 FOR EACH ROW EXECUTE FUNCTION add_standard_ticket_type()
@@ -1806,6 +1881,7 @@ def upgrade() -> None:
         PASS_ON_EXPIRED,
         CANCEL_EVENT,
         WAITING_PLACE,
+        ENQUEUE_WEBHOOK_MESSAGES,
     )
     op.execute(TRIGGER)
 
@@ -1830,6 +1906,7 @@ def downgrade() -> None:
         PASS_ON_EXPIRED_BEFORE,
         CANCEL_EVENT_BEFORE,
         WAITING_PLACE_BEFORE,
+        ENQUEUE_WEBHOOK_MESSAGES_BEFORE,
     )
     for table, name in TYPE_CHECKS:
         op.drop_constraint(op.f(f"ck_{table}_{name}"), table, type_="check")

@@ -337,7 +337,7 @@ def test_waiting_list_as_csv_matches_the_json_pages(queue, admin_get):
 
 def test_an_empty_waiting_list_as_csv_is_its_header(new_event, admin_get):
     response = admin_get(f"/api/events/{new_event(1)['id']}/waiting-list", Accept="text/csv")
-    assert response.get_data(as_text=True) == "id,userId,quantity,position,ticketsAhead,createdAt\r\n"
+    assert response.get_data(as_text=True) == "id,userId,quantity,position,ticketsAhead,createdAt,items\r\n"
 
 
 # --- GET /api/events/<eventId>/bookings --------------------------------------------------------

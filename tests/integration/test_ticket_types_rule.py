@@ -10,6 +10,7 @@ through the HTTP API; and the same steps into
 `tests.helpers.typed_rule.TypedSale`, the contract's rule written in plain Python. After every step
 they must agree on every answer (status, items, who was promoted, in order) and on the tables (every
 booking's status, items and cancel reason, each type's total, the ledger's booking entries in order);
+`flask check`'s audit of the event (the ledger replayed by the rule with types) must find nothing;
 the invariants per type and for the event must hold in the tables (type_violations: the counters, each
 type within its total, the queue stable); and the API must show each type's counts and each waiting
 user's place, per item.
@@ -30,11 +31,13 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.booking.domain import AUTO, CANCELLED, OFFER, OFFERED, WAITING
 from app.booking.holds import sweep_expired_holds
 from app.booking.offers import sweep_expired_offers
+from app.database.tables import events
+from app.operations import audit
 from tests.helpers.queue import time_passes
 from tests.helpers.typed_rule import TicketType, TypedSale, read_tables, tables_violations
 
@@ -360,6 +363,13 @@ class TypedRule(RuleBasedStateMachine):
         assert {str(row.id): tables.items[row.id] for row in tables.bookings if row.status != CANCELLED} == {
             booking: b.items for booking, b in self.model.bookings.items() if b.status != CANCELLED
         }
+
+    @invariant()
+    def flask_check_finds_nothing(self) -> None:
+        """The audit replays the ledger by the rule with types: it must agree with the tables."""
+        report = audit.Report()
+        audit.check_event(self.conn, self.conn.execute(select(events).where(events.c.id == self.event)).one(), report)
+        assert report.problems == []
 
     @invariant()
     def the_ledger_holds_every_booking_change_in_order(self) -> None:

@@ -5,6 +5,7 @@ The Booking and Event that replies nest are app/booking/representation.py's (web
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate, validates_schema
@@ -194,7 +195,7 @@ def ticket_types_field(schema: type[Schema], description: str) -> fields.List:
         fields.Nested(schema),
         data_key="ticketTypes",
         validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_codes],
-        metadata={"description": description},
+        metadata={"description": description, "uniqueItems": True},
     )
 
 
@@ -226,21 +227,18 @@ class InitializeRequest(Schema):
     hold_ttl_seconds = hold_ttl_field()
     ticket_types = ticket_types_field(
         NewTicketTypeRequest,
-        "1..20 kinds of tickets sharing the event's totalTickets (default: one, `standard`, holding all of it). "
-        "With one type, its totalTickets and maxPerBooking are the event's",
+        "1..20 kinds of tickets sharing the event's totalTickets (default: one, `standard`, holding all of it); "
+        "codes unique. With one type, the type is the event: its totalTickets and maxPerBooking are the event's "
+        "(whatever the type says)",
     )
 
     @validates_schema
     def _types_within_the_event(self, data: dict, **kwargs) -> None:
         types = data.get("ticket_types") or []
         total = data.get("total_tickets")
-        if total is not None and any(change.total_tickets > total for change in types):
+        # One type is the event: its totalTickets and maxPerBooking are the event's (services.OpenEvent).
+        if len(types) > 1 and total is not None and any(change.total_tickets > total for change in types):
             raise ValidationError("A ticket type's totalTickets may not exceed the event's.", "ticketTypes")
-        limit = data.get("max_per_booking", DEFAULT_MAX_PER_BOOKING)
-        if len(types) == 1 and (types[0].total_tickets != total or types[0].max_per_booking not in (None, limit)):
-            raise ValidationError(
-                "With one ticket type, its totalTickets and maxPerBooking are the event's.", "ticketTypes"
-            )
 
 
 class BookingRequest(Schema):
@@ -287,7 +285,11 @@ def items_field(description: str) -> fields.List:
     return fields.List(
         fields.Nested(ItemRequest),
         validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
-        metadata={"description": description, "example": [{"ticketType": "adult", "quantity": 2}]},
+        metadata={
+            "description": description,
+            "example": [{"ticketType": "adult", "quantity": 2}],
+            "uniqueItems": True,
+        },
     )
 
 
@@ -299,6 +301,8 @@ def distinct_ticket_types(items: list[tuple[str, int]]) -> None:
 
 class ItemsOrQuantity(BookingRequest):
     """A request that names tickets either as `items` or as a bare `quantity`, not both."""
+
+    openapi_extra: ClassVar[dict] = {"not": {"required": ["items", "quantity"]}}
 
     @validates_schema(pass_original=True)
     def _items_or_quantity(self, data: dict, original: dict, **kwargs) -> None:

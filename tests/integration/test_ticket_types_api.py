@@ -324,7 +324,6 @@ def test_cancelling_more_of_a_type_than_held_is_refused(new_event, booked, cance
 @pytest.mark.parametrize(
     "ticket_types",
     [
-        types(("adult", 6)),  # one type is the event: its total must be the event's
         types(("adult", 4), ("adult", 2)),
         types(("adult", 5), ("child", 6)),
         [{"code": "adult"}, *types(("child", 1))],
@@ -337,6 +336,12 @@ def test_invalid_ticket_types_on_initialize_are_400_with_errors_ticket_types(cli
     )
 
     assert "ticketTypes" in assert_problem(response, 400, "invalid_request")["errors"]
+
+
+def test_one_type_is_the_event_its_total_and_max_per_booking_are_the_events(new_event):
+    event = new_event(5, maxPerBooking=4, ticketTypes=types(("general", 3, 2)))
+
+    assert [(t["code"], t["totalTickets"], t["maxPerBooking"]) for t in event["ticketTypes"]] == [("general", 5, 4)]
 
 
 def test_a_type_above_the_event_total_on_patch_is_400_and_below_its_bookings_409(new_event, booked, patch):

@@ -362,9 +362,10 @@ class Replay:
         self.status: dict[UUID, str] = {}
         self.user: dict[UUID, str] = {}
         self.items: dict[UUID, dict[str, int]] = {}  # tickets held or wanted, per type
+        self.quantity: dict[UUID, int] = {}  # the same, in all
         self.active: dict[str, UUID] = {}  # user -> their active booking
         self.queue: list[UUID] = []  # waiting bookings, oldest first
-        self.due: list[UUID] | None = []  # whom the walk promotes now, not yet promoted; None: walk again
+        self.walk_due: list[UUID] | None = []  # whom the walk promotes now, not yet promoted; None: walk again
         self.overlooked: UUID | None = None  # an entry owed a promotion that it did not get, reported once
         # (code, total before) of an event's lone type that followed a capacity change in this change; undone
         # if the change adds a type (then the first type keeps its total, as update_event.sql does)
@@ -418,15 +419,16 @@ class Replay:
         """The tickets (of `ticket_type`, if given) wanted by the waiting entries ahead of the booking."""
         ahead = self.queue[: self.queue.index(booking_id)]
         if ticket_type is None:
-            return sum(self.quantity(booking) for booking in ahead)
+            return sum(self.quantity[booking] for booking in ahead)
         return sum(self.items[booking].get(ticket_type, 0) for booking in ahead)
 
-    def quantity(self, booking_id: UUID) -> int:
-        return sum(self.items[booking_id].values())
+    def head_fits(self) -> bool:
+        """Whether the walk promotes the oldest waiting entry now (on an event of one type: whether it fits)."""
+        return bool(self.queue) and self.owed()[:1] == self.queue[:1]
 
     @property
     def waiting_tickets(self) -> int:
-        return sum(self.quantity(waiting) for waiting in self.queue)
+        return sum(self.quantity[waiting] for waiting in self.queue)
 
     def type_room(self) -> dict[str, int]:
         """Each type's own room: its total less what its bookings take."""
@@ -438,14 +440,14 @@ class Replay:
     def owed(self) -> list[UUID]:
         """Whom the walk over the waiting entries promotes now, oldest first: nobody, once every change
         that freed tickets has been passed on. Walked again only after such a change."""
-        if self.due is None:
+        if self.walk_due is None:
             owed = [] if self.cancelled else walk(self._waiting(), self.available, self.type_room())
-            self.due = [entry.booking for entry in owed]
-        return self.due
+            self.walk_due = [entry.booking for entry in owed]
+        return self.walk_due
 
     def _unsettle(self) -> None:
         """Tickets were freed, or the queue shrank: the walk may promote someone."""
-        self.due = None
+        self.walk_due = None
         self.overlooked = None
 
     def apply(self, entry) -> list[str]:
@@ -459,8 +461,8 @@ class Replay:
             if owed and owed[0] != self.overlooked:
                 problems.append(f"the ticket freed just before went to nobody, though {owed[0]} was waiting")
                 self.overlooked = owed[0]
-        if not self._promotes(entry) and self.due:
-            self.due = None  # an overlooked promotion: walk the changed state again
+        if not self._promotes(entry) and self.walk_due:
+            self.walk_due = None  # an overlooked promotion: walk the changed state again
         owner = self.user.get(entry.booking_id, entry.user_id)
         if owner != entry.user_id:
             problems.append(f"booking {entry.booking_id} belongs to {owner!r}, not {entry.user_id!r}")
@@ -495,7 +497,7 @@ class Replay:
             problem = f"it changed a capacity of {entry.total_tickets_from}, but the event had {self.total}"
         elif entry.total_tickets_to < held:
             problem = f"the new capacity {entry.total_tickets_to} is below the {held} tickets held"
-        elif any(self.quantity(waiting) > entry.total_tickets_to for waiting in self.queue):
+        elif any(self.quantity[waiting] > entry.total_tickets_to for waiting in self.queue):
             problem = f"the new capacity {entry.total_tickets_to} is below a waiting entry's quantity"
         if len(self.type_total) == 1:  # an event's lone type is the event: its total follows
             self.followed = (self.first_type, self.type_total[self.first_type])
@@ -552,7 +554,7 @@ class Replay:
         stable queue, a new booking waits iff there is one (the design of book_ticket.sql)."""
         older = self.queue[: self.queue.index(booking_id)] if booking_id in self.queue else self.queue
         return next(
-            (w for w in older if self.quantity(w) > self.available or not self.items[w].keys().isdisjoint(items)),
+            (w for w in older if self.quantity[w] > self.available or not self.items[w].keys().isdisjoint(items)),
             None,
         )
 
@@ -580,7 +582,7 @@ class Replay:
         fits = self._in_the_way(items) is None and self._lacking(items) is None
         problem = f"{self.available} tickets were left" if fits else None if self.sales_open else "sales were closed"
         if fits:
-            self.due = None  # the walk owes it the tickets it should have had
+            self.walk_due = None  # the walk owes it the tickets it should have had
         self.queue.append(entry.booking_id)
         return self._join(entry, items, WAITING) or problem
 
@@ -594,7 +596,7 @@ class Replay:
             problem = f"the event has no type {sorted(unknown)[0]}"
             self.type_total.update(dict.fromkeys(unknown, 0))
         self.status[entry.booking_id], self.user[entry.booking_id] = status, entry.user_id
-        self.items[entry.booking_id] = items
+        self.items[entry.booking_id], self.quantity[entry.booking_id] = items, sum(items.values())
         self.active[entry.user_id] = entry.booking_id
         return problem
 
@@ -608,8 +610,8 @@ class Replay:
         self.active.pop(entry.user_id, None)
         if was == WAITING:
             self.queue.remove(entry.booking_id)
-        if entry.quantity != self.quantity(entry.booking_id):
-            return f"it gave up {entry.quantity} of the {self.quantity(entry.booking_id)} tickets it held"
+        if entry.quantity != self.quantity[entry.booking_id]:
+            return f"it gave up {entry.quantity} of the {self.quantity[entry.booking_id]} tickets it held"
         return None if given == held else f"it gave up {_text(given)} but held {_text(held)}"
 
     def _declined(self, entry) -> str | None:
@@ -657,6 +659,7 @@ class Replay:
         self._release(given, was)
         left = {code: held.get(code, 0) - given.get(code, 0) for code in held.keys() | given.keys()}
         self.items[entry.booking_id] = {code: left[code] for code in held if left[code] > 0}
+        self.quantity[entry.booking_id] = sum(self.items[entry.booking_id].values())
         if entry.quantity >= sum(held.values()):
             return f"a partial cancel of {entry.quantity} when it held {sum(held.values())}"
         short = next((code for code, quantity in left.items() if quantity < 0), None)
@@ -682,7 +685,7 @@ class Replay:
         if entry.booking_id in owed:
             owed.remove(entry.booking_id)
         else:
-            self.due = None  # not the rule's promotion: walk the changed state again
+            self.walk_due = None  # not the rule's promotion: walk the changed state again
         if entry.booking_id in self.queue:
             self.queue.remove(entry.booking_id)
             self.status[entry.booking_id] = status

@@ -63,10 +63,10 @@ def family_of_four(engine) -> str:
     event_id = str(open_event(engine, 8).id)
     retype(engine, event_id, [{"code": "child", "total_tickets": 2}, {"code": "parking", "total_tickets": 2}])
     statuses = [
-        book(engine, event_id, "ann", standard=2, child=2),
-        book(engine, event_id, "smiths", standard=2, child=2),
-        book(engine, event_id, "bob", standard=1),
-        book(engine, event_id, "dana", parking=1),
+        book(engine, event_id, "ann-f4", standard=2, child=2),
+        book(engine, event_id, "smiths-f4", standard=2, child=2),
+        book(engine, event_id, "bob-f4", standard=1),
+        book(engine, event_id, "dana-f4", parking=1),
     ]
     assert statuses == ["confirmed", "waiting", "waiting", "confirmed"]
     return event_id

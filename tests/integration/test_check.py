@@ -237,16 +237,16 @@ def family_event(engine):
 
 def test_check_passes_a_family_of_four_served_by_the_rule_with_types(engine, family_event):
     before = problems_after(engine, family_event, "SELECT 1")
-    give_up(engine, family_event, "ann", child=2)  # promotes the Smiths, then Bob
+    give_up(engine, family_event, "ann-f4", child=2)  # promotes the Smiths, then Bob
 
     assert before == [] and problems_after(engine, family_event, "SELECT 1") == []
     statuses = "SELECT user_id, status FROM bookings WHERE event_id = :event ORDER BY seq"
     with engine.connect() as conn:
         assert dict(conn.execute(text(statuses), {"event": family_event}).all()) == {
-            "ann": "confirmed",
-            "smiths": "confirmed",
-            "bob": "confirmed",
-            "dana": "confirmed",
+            "ann-f4": "confirmed",
+            "smiths-f4": "confirmed",
+            "bob-f4": "confirmed",
+            "dana-f4": "confirmed",
         }
 
 
@@ -274,11 +274,11 @@ def test_check_passes_a_raise_of_a_type_and_of_the_event_that_promote(engine, fa
             ["type child: waitingTickets 1 but its waiting items want 2"],
         ),
         (
-            "UPDATE bookings SET item_quantities = ARRAY[1, 3] WHERE event_id = :event AND user_id = 'ann'",
+            "UPDATE bookings SET item_quantities = ARRAY[1, 3] WHERE event_id = :event AND user_id = 'ann-f4'",
             ["type child: its bookings hold 3 tickets, above its total 2", "holds standard:1;child:3 in the table"],
         ),
         (
-            "UPDATE bookings SET item_tickets_before = ARRAY[2, 2] WHERE event_id = :event AND user_id = 'smiths'",
+            "UPDATE bookings SET item_tickets_before = ARRAY[2, 2] WHERE event_id = :event AND user_id = 'smiths-f4'",
             ["has 0 standard tickets ahead, but its type's counters say 2"],
         ),
     ],
@@ -293,13 +293,13 @@ def test_check_names_each_tampering_with_a_ticket_type(engine, family_event, tam
 def test_check_finds_a_promotion_out_of_the_rules_order_on_an_event_of_several_types(engine, family_event):
     # Bob confirmed while the Smiths, older and wanting standard tickets too, still wait.
     jump = f"""
-        UPDATE bookings SET status = 'confirmed', item_tickets_before = NULL WHERE id = {booking_of("bob")};
+        UPDATE bookings SET status = 'confirmed', item_tickets_before = NULL WHERE id = {booking_of("bob-f4")};
         UPDATE events SET available_tickets = available_tickets - 1, waiting_count = 1, waiting_tickets = 4
          WHERE id = :event;
         UPDATE ticket_types SET taken_tickets = taken_tickets + 1, waiting_tickets = waiting_tickets - 1
          WHERE event_id = :event AND code = 'standard';
         INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity, item_types, item_quantities)
-        SELECT :event, {booking_of("bob")}, 'bob', 'promoted', 1, ARRAY['standard'], ARRAY[1]"""
+        SELECT :event, {booking_of("bob-f4")}, 'bob-f4', 'promoted', 1, ARRAY['standard'], ARRAY[1]"""
 
     found = "\n".join(problems_after(engine, family_event, jump))
 
@@ -308,7 +308,7 @@ def test_check_finds_a_promotion_out_of_the_rules_order_on_an_event_of_several_t
 
 def test_check_passes_an_entry_promoted_past_older_ones_and_the_places_behind_it(engine, family_event):
     book(engine, family_event, "valet", parking=1)  # waits: 3 left, the Smiths want 4
-    give_up(engine, family_event, "ann", standard=1)  # the valet, on parking only, goes ahead
+    give_up(engine, family_event, "ann-f4", standard=1)  # the valet, on parking only, goes ahead
     book(engine, family_event, "kid", child=1)
     book(engine, family_event, "late", parking=1)
 

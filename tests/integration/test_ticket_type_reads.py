@@ -27,7 +27,7 @@ def test_the_waiting_list_gives_each_item_the_tickets_of_its_type_ahead(client, 
 
     assert [(e["userId"], e["position"], e["ticketsAhead"], e["items"]) for e in entries] == [
         (
-            "smiths",
+            "smiths-f4",
             1,
             0,
             [
@@ -35,7 +35,7 @@ def test_the_waiting_list_gives_each_item_the_tickets_of_its_type_ahead(client, 
                 {"ticketType": "child", "quantity": 2, "ticketsAhead": 0},
             ],
         ),
-        ("bob", 2, 4, [{"ticketType": "standard", "quantity": 1, "ticketsAhead": 2}]),
+        ("bob-f4", 2, 4, [{"ticketType": "standard", "quantity": 1, "ticketsAhead": 2}]),
     ]
 
 
@@ -64,7 +64,7 @@ def test_places_of_each_type_stay_right_after_an_entry_is_promoted_past_older_on
     client, admin_headers, family, engine
 ):
     assert book(engine, family, "valet", parking=1) == "waiting"  # 3 left: the event lacks room for the Smiths
-    give_up(engine, family, "ann", standard=1)  # 4 left, no child ticket: only the valet, on parking, goes ahead
+    give_up(engine, family, "ann-f4", standard=1)  # 4 left, no child ticket: only the valet, on parking, goes ahead
     book(engine, family, "kid", child=1)
     book(engine, family, "late", parking=1)  # parking is full now
     entries = get(client, admin_headers, f"/api/events/{family}/waiting-list").get_json()["entries"]
@@ -72,8 +72,8 @@ def test_places_of_each_type_stay_right_after_an_entry_is_promoted_past_older_on
     assert [
         (e["userId"], e["position"], [(i["ticketType"], i["ticketsAhead"]) for i in e["items"]]) for e in entries
     ] == [
-        ("smiths", 1, [("standard", 0), ("child", 0)]),
-        ("bob", 2, [("standard", 2)]),
+        ("smiths-f4", 1, [("standard", 0), ("child", 0)]),
+        ("bob-f4", 2, [("standard", 2)]),
         ("kid", 3, [("child", 2)]),
         ("late", 4, [("parking", 0)]),
     ]
@@ -83,10 +83,10 @@ def test_the_bookings_list_gives_each_booking_its_items(client, admin_headers, f
     bookings = get(client, admin_headers, f"/api/events/{family}/bookings").get_json()["bookings"]
 
     assert {b["userId"]: [(i["ticketType"], i["quantity"]) for i in b["items"]] for b in bookings} == {
-        "ann": [("standard", 2), ("child", 2)],
-        "smiths": [("standard", 2), ("child", 2)],
-        "bob": [("standard", 1)],
-        "dana": [("parking", 1)],
+        "ann-f4": [("standard", 2), ("child", 2)],
+        "smiths-f4": [("standard", 2), ("child", 2)],
+        "bob-f4": [("standard", 1)],
+        "dana-f4": [("parking", 1)],
     }
     assert all("ticketsAhead" not in item for b in bookings for item in b["items"])
 
@@ -96,16 +96,16 @@ def test_a_csv_export_is_one_row_per_booking_with_its_items_in_one_cell(client, 
     text = get(client, admin_headers, f"/api/events/{family}/{path}", Accept="text/csv").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(text)))
 
-    assert {row["userId"]: row["items"] for row in rows if row["userId"] in ("smiths", "bob")} == {
-        "smiths": "standard:2;child:2",
-        "bob": "standard:1",
+    assert {row["userId"]: row["items"] for row in rows if row["userId"] in ("smiths-f4", "bob-f4")} == {
+        "smiths-f4": "standard:2;child:2",
+        "bob-f4": "standard:1",
     }
 
 
 def test_the_history_gives_each_bookings_change_its_items_and_each_type_change_its_code(
     client, admin_headers, family, engine
 ):
-    give_up(engine, family, "ann", child=2)
+    give_up(engine, family, "ann-f4", child=2)
     entries = get(client, admin_headers, f"/api/events/{family}/history").get_json()["entries"]
 
     kinds = [(e["kind"], e.get("ticketType"), e.get("totalTicketsTo"), e.get("items")) for e in entries]
@@ -115,9 +115,9 @@ def test_the_history_gives_each_bookings_change_its_items_and_each_type_change_i
         ("type_added", "parking", 2, None),
     ]
     assert [(e["kind"], e["userId"], e["items"]) for e in entries[-3:]] == [
-        ("reduced", "ann", [{"ticketType": "child", "quantity": 2}]),
-        ("promoted", "smiths", [{"ticketType": "standard", "quantity": 2}, {"ticketType": "child", "quantity": 2}]),
-        ("promoted", "bob", [{"ticketType": "standard", "quantity": 1}]),
+        ("reduced", "ann-f4", [{"ticketType": "child", "quantity": 2}]),
+        ("promoted", "smiths-f4", [{"ticketType": "standard", "quantity": 2}, {"ticketType": "child", "quantity": 2}]),
+        ("promoted", "bob-f4", [{"ticketType": "standard", "quantity": 1}]),
     ]
 
 
@@ -136,7 +136,9 @@ def test_on_an_event_of_one_type_every_read_shows_one_item_of_that_type(client, 
 
 
 def test_a_users_bookings_carry_their_items_and_while_waiting_each_items_place(client, family):
-    bookings = client.get("/api/users/bob/bookings").get_json()["bookings"]  # bob books at other tests' events too
+    bookings = client.get("/api/users/bob-f4/bookings").get_json()[
+        "bookings"
+    ]  # bob-f4 books at other tests' events too
 
     assert [(b["status"], b["ticketsAhead"], b["items"]) for b in bookings if b["eventId"] == family] == [
         ("waiting", 2, [{"ticketType": "standard", "quantity": 1, "ticketsAhead": 2}])

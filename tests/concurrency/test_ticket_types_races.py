@@ -14,15 +14,13 @@ every request succeeded, and each promoted booking was reported by exactly one c
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 from collections import Counter
 
 import pytest
 
-from app import create_app
-from tests.helpers.api import ADMIN_TOKEN
+from tests.helpers.api import ADMIN_TOKEN, apps_from
 from tests.helpers.races import THREADS, race
 from tests.helpers.typed_rule import read_tables, tables_violations
 
@@ -45,9 +43,9 @@ def order(chance: random.Random) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def typed_app(config):
-    app = create_app(dataclasses.replace(config, db_pool_size=THREADS))
-    yield app
-    app.extensions["database"].dispose()
+    """The app with a connection for each race thread."""
+    with apps_from(config) as build:
+        yield build(db_pool_size=THREADS)
 
 
 class Checker:

@@ -20,7 +20,7 @@ from app.operations.embedded_pg import EmbeddedPostgres
 from bench.settings import BENCH_DIR, ROOT
 
 DATABASE_NAME = "booking_bench"
-QUEUE_SEED = BENCH_DIR / "queue" / "seed.sql"
+QUEUE_SEEDS = BENCH_DIR / "queue"
 EMBEDDED_DATA_DIR = ROOT / "instance" / "pgdata-bench"
 # Shown in the report: what bounds a commit (and so the hot row) on this server.
 REPORTED_SETTINGS = (
@@ -79,9 +79,18 @@ class BenchDatabase:
             alembic_config.attributes["connection"] = conn
             command.upgrade(alembic_config, "head")
 
-    def create_events(self, group: int, count: int, tickets: int, name: str, hold_ttl_s: int | None = None) -> None:
-        """`count` events of `tickets` tickets each, all available; with checkout holds of `hold_ttl_s`, if given."""
-        with self.engine.connect() as conn:
+    def create_events(
+        self,
+        group: int,
+        count: int,
+        tickets: int,
+        name: str,
+        hold_ttl_s: int | None = None,
+        ticket_types: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        """`count` events of `tickets` tickets each, all available; with checkout holds of `hold_ttl_s`, if given;
+        with `ticket_types` ((code, total), by position) instead of the one `standard` type, if given."""
+        with self.engine.begin() as conn:
             conn.execute(
                 text("""
                 INSERT INTO events (id, name, total_tickets, available_tickets, hold_ttl_seconds)
@@ -95,6 +104,9 @@ class BenchDatabase:
                     "hold_ttl": hold_ttl_s,
                 },
             )
+            if ticket_types:
+                codes, totals = (list(column) for column in zip(*ticket_types, strict=True))
+                conn.execute(TICKET_TYPES, {"prefix": event_prefix(group), "codes": codes, "totals": totals})
 
     def create_churn_event(self, group: int, pools: range, pool_size: int, waiters: int) -> None:
         """A sold-out event: pool p's users c-<p>-1..c-<p>-<pool_size> hold its tickets, then
@@ -128,9 +140,10 @@ class BenchDatabase:
                 params,
             )
 
-    def seed_queue(self, group: int, k: int, waiting: int, psql: str) -> None:
-        """Event k of the group with `waiting` entries in its waiting list (bench/queue/seed.sql, through
-        psql): user w<i> waits at position i, wanting 1 + i % 4 tickets."""
+    def seed_queue(self, group: int, k: int, waiting: int, psql: str, seed: str = "seed.sql") -> None:
+        """Event k of the group with `waiting` entries in its waiting list (bench/queue/<seed>, through
+        psql): user w<i> waits at position i (seed.sql: wanting 1 + i % 4 tickets of one type;
+        seed_types.sql: 1..3 tickets over five types)."""
         environment = {**os.environ, **self.libpq_environment()}
         subprocess.run(
             [
@@ -144,7 +157,7 @@ class BenchDatabase:
                 "-v",
                 f"waiting={waiting}",
                 "-f",
-                str(QUEUE_SEED),
+                str(QUEUE_SEEDS / seed),
             ],
             env=environment,
             check=True,
@@ -192,9 +205,22 @@ class BenchDatabase:
             self.engine.dispose()
 
 
+# An event's own types, replacing the `standard` one its insert added (the same position 1), in the
+# transaction that made it.
+TICKET_TYPES = text("""
+INSERT INTO ticket_types (event_id, position, code, total_tickets)
+SELECT e.id, t.position, t.code, t.total
+  FROM events e, unnest(CAST(:codes AS text[]), CAST(:totals AS int[])) WITH ORDINALITY AS t (code, total, position)
+ WHERE e.id::text LIKE :prefix || '%'
+    ON CONFLICT (event_id, position) DO UPDATE SET code = excluded.code, total_tickets = excluded.total_tickets;
+UPDATE events SET ticket_type_count = cardinality(CAST(:codes AS text[])) WHERE id::text LIKE :prefix || '%';
+""")
+
 # Per event: the counts, and FIFO as the tables show it: every confirmed booking joined before
 # every waiting one (a promotion out of order would leave an older entry waiting), and the head of
-# the queue, if any, wants more tickets than are available (else it should have been confirmed).
+# the queue, if any, wants more tickets than are available (else it should have been confirmed). On an
+# event of several types (issue 26) an entry wanting other types may go ahead of one stuck on its own,
+# so those two are the one-type rule; there each type's counters must equal its bookings' items instead.
 INVARIANTS = text("""
 SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_count, e.waiting_tickets,
        count(b.id) FILTER (WHERE b.status = 'confirmed') AS confirmed,
@@ -207,7 +233,18 @@ SELECT e.id::text AS event_id, e.total_tickets, e.available_tickets, e.waiting_c
        coalesce(max(b.seq) FILTER (WHERE b.status IN ('confirmed', 'held')), 0)
          < coalesce(min(b.seq) FILTER (WHERE b.status = 'waiting'), 9223372036854775807) AS fifo,
        (SELECT h.quantity FROM bookings h WHERE h.event_id = e.id AND h.status = 'waiting'
-         ORDER BY h.seq LIMIT 1) AS head_wants
+         ORDER BY h.seq LIMIT 1) AS head_wants,
+       e.ticket_type_count,
+       (SELECT coalesce(bool_and(t.taken_tickets = coalesce(i.taken, 0) AND t.taken_tickets <= t.total_tickets
+                                 AND t.waiting_tickets = coalesce(i.waiting, 0)), true)
+          FROM ticket_types t
+          LEFT JOIN (SELECT item.code,
+                            sum(item.quantity) FILTER (WHERE h.status IN ('confirmed', 'offered', 'held')) AS taken,
+                            sum(item.quantity) FILTER (WHERE h.status = 'waiting') AS waiting
+                       FROM bookings h, unnest(h.item_types, h.item_quantities) AS item (code, quantity)
+                      WHERE h.event_id = e.id
+                      GROUP BY item.code) i ON i.code = t.code
+         WHERE t.event_id = e.id) AS types_counted
   FROM events e LEFT JOIN bookings b ON b.event_id = e.id
  WHERE e.id::text LIKE :prefix || '%'
  GROUP BY e.id
@@ -230,6 +267,7 @@ def _invariants_hold(row) -> bool:
         row["confirmed_tickets"] + row["held_now"] + row["available_tickets"] == row["total_tickets"]
         and row["held_now"] == row["held_tickets"]
         and (row["waiting"], row["wanted_tickets"]) == (row["waiting_count"], row["waiting_tickets"])
-        and (row["head_wants"] is None or row["head_wants"] > row["available_tickets"])
-        and row["fifo"]
+        and (row["ticket_type_count"] > 1 or row["head_wants"] is None or row["head_wants"] > row["available_tickets"])
+        and (row["ticket_type_count"] > 1 or row["fifo"])
+        and (row["ticket_type_count"] == 1 or row["types_counted"])
     )

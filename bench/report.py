@@ -24,9 +24,12 @@ BOOKING_SCENARIOS = (
     "spread-v2",
     "queue",
     "hot-hold",
+    "hot-types",
+    "queue-types",
 )
-# The queue scenario's reads: booking-status polled at random positions of each band (bench/run.py).
-QUEUE_READS = ("queue-front", "queue-middle", "queue-back")
+# The queue scenarios' reads: booking-status polled at random positions of each band (bench/run.py).
+QUEUE_BANDS = ("front", "middle", "back")
+QUEUE_READS = tuple(f"{queue}-{band}" for queue in ("queue", "queue-types") for band in QUEUE_BANDS)
 # hot-hold's second stream, the payment backend's confirms (bench/wrk/confirm.lua), reported like the reads.
 READ_SCENARIOS = ("status", "status-jwt", "status-v2", *QUEUE_READS, "confirm")
 RUNNERS = ("http", "pgbench-multi", "pgbench-function")
@@ -90,6 +93,7 @@ def build(
         "jwt_cost": jwt_cost(summary),
         "webhooks": webhook_cost(summary),
         "queue_places": queue_places(summary),
+        "queue_types_places": queue_places(summary, "queue-types"),
         "targets": _targets(summary, postgres),
         "all_checks_ok": bool(checks) and all(checks),
         "runs": records,
@@ -197,9 +201,10 @@ def webhook_cost(summary: dict) -> dict | None:
     }
 
 
-def queue_places(summary: dict) -> dict | None:
-    """booking-status in a queue of a million, by band of positions (None unless the queue scenario ran)."""
-    bands = {name.removeprefix("queue-"): summary[name]["http"] for name in QUEUE_READS if name in summary}
+def queue_places(summary: dict, queue: str = "queue") -> dict | None:
+    """booking-status in a queue of a million, by band of positions (None unless that queue scenario ran)."""
+    reads = {band: f"{queue}-{band}" for band in QUEUE_BANDS}
+    bands = {band: summary[name]["http"] for band, name in reads.items() if name in summary}
     if not bands:
         return None
     return {
@@ -230,6 +235,7 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     v2, v2_multi, v2_function = (figure("hot-v2", r, "requests_per_s") for r in RUNNERS)
     spread_v2 = figure("spread-v2", "http", "requests_per_s")
     hold, hold_multi = (figure("hot-hold", r, "requests_per_s") for r in RUNNERS[:2])
+    types, types_multi = (figure("hot-types", r, "requests_per_s") for r in RUNNERS[:2])
     targets = [
         ("hot: HTTP >= 1.0 x pgbench multi-statement", hot and multi and hot / multi, ">=", 1.0),
         ("hot: p99 <= 150 ms", figure("hot", "http", "latency_ms", "99"), "<=", 150),
@@ -260,6 +266,15 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
         # issue 25: every booking held, and confirmed by a second stream (pgbench: both, one after the other)
         ("hot-hold: HTTP >= 1.2 x pgbench multi-statement", hold and hold_multi and hold / hold_multi, ">=", 1.2),
         ("hot-hold: zero errors", figure("hot-hold", "http", "errors"), "<=", 0),
+        # issue 26: three types under a shared cap, 1..3 items per booking; a queue of a million over five types
+        ("hot-types: HTTP >= 1.2 x pgbench multi-statement", types and types_multi and types / types_multi, ">=", 1.2),
+        ("hot-types: zero errors", figure("hot-types", "http", "errors"), "<=", 0),
+        (
+            "queue-types: booking-status p50 at the back <= 2 x at the front (5 types)",
+            _back_over_front(summary, "queue-types"),
+            "<=",
+            2.0,
+        ),
     ]
     out = [_target(name, value, op, limit) for name, value, op, limit in targets]
     durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"
@@ -273,8 +288,8 @@ def _undelivered(runners: dict) -> int | None:
     return sum(d["undelivered"] for d in dispatches) if dispatches else None
 
 
-def _back_over_front(summary: dict) -> float | None:
-    front, back = (summary.get(f"queue-{band}", {}).get("http") for band in ("front", "back"))
+def _back_over_front(summary: dict, queue: str = "queue") -> float | None:
+    front, back = (summary.get(f"{queue}-{band}", {}).get("http") for band in ("front", "back"))
     if not (front and back and front["latency_ms"]["50"]):
         return None
     return round(back["latency_ms"]["50"] / front["latency_ms"]["50"], 3)

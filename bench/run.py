@@ -39,6 +39,11 @@ QUEUE_BANDS = {
 }
 
 
+# hot-types' ticket types (bench/wrk/common.lua names the same): their totals add up to more than the
+# event's 1 000 000, as a shared cap allows.
+HOT_TYPES = (("stalls", 600_000), ("circle", 600_000), ("box", 300_000))
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -53,6 +58,8 @@ class Scenario:
     webhook: bool = False  # a webhook for every event, to a receiver on loopback, and a dispatcher running
     hold_ttl_s: int | None = None  # checkout holds on the events (issue 25): bookings are held this long
     confirm: bool = False  # a second stream confirms each held booking shortly after (bench/wrk/confirm.lua)
+    ticket_types: tuple[tuple[str, int], ...] = ()  # the events' types (issue 26), (code, total); none: one
+    queue_seed: str = "seed.sql"  # bench/queue/<file>: how the long waiting list is seeded
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,12 @@ SCENARIOS = {
         # hot with checkout holds (issue 25): every booking held, and confirmed by a second stream shortly
         # after, as a payment backend would (its confirms recorded as "confirm"); pgbench books and confirms
         Scenario("hot-hold", pgbench_scripts=("book_hold",), hold_ttl_s=900, confirm=True),
+        # hot on an event of three ticket types under a shared cap (issue 26), each booking of 1..3 items
+        # (bench/wrk/book_types.lua); pgbench books the same items (bench/pgbench/book_types_*.sql)
+        Scenario("hot-types", wrk_script="book_types.lua", pgbench_scripts=("book_types",), ticket_types=HOT_TYPES),
+        # queue, with the million waiting entries over five types (bench/queue/seed_types.sql): each place
+        # is counted per item from its type's counters and tree
+        Scenario("queue-types", pgbench_scripts=(), queue=True, queue_seed="seed_types.sql"),
     )
 }
 
@@ -224,7 +237,7 @@ class Bench:
         if scenario.queue:
             queue_event = event_id(group, QUEUE_EVENT)
             for band, (first, last) in QUEUE_BANDS.items():
-                readers[f"queue-{band}"] = Reader(
+                readers[f"{scenario.name}-{band}"] = Reader(
                     "queue_status.lua", [queue_event, pause, str(first), str(last)], s.status_connections
                 )
         if scenario.confirm:
@@ -287,9 +300,11 @@ class Bench:
             pool_size = math.ceil(CHURN_CANCELS_PER_S_BUDGET * self.settings.duration_s / len(pools))
             self.database.create_churn_event(group, pools, pool_size, CHURN_WAITERS)
         else:
-            self.database.create_events(group, scenario.events, scenario.tickets, scenario.name, scenario.hold_ttl_s)
+            self.database.create_events(
+                group, scenario.events, scenario.tickets, scenario.name, scenario.hold_ttl_s, scenario.ticket_types
+            )
         if scenario.queue:
-            self.database.seed_queue(group, QUEUE_EVENT, QUEUE_WAITING, find_psql(self.pgbench))
+            self.database.seed_queue(group, QUEUE_EVENT, QUEUE_WAITING, find_psql(self.pgbench), scenario.queue_seed)
         self.database.settle()
         return group
 

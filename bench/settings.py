@@ -12,7 +12,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 # The web servers compared, each with every scenario; the first one's runs make the ratios and targets:
 # gunicorn, which `make run` serves on (docs/performance.md says why granian does not).
 DEFAULT_SERVERS = "gunicorn,granian"
-DEFAULT_SCENARIOS = "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold"
+DEFAULT_SCENARIOS = (
+    "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold,hot-types,queue-types"
+)
 
 
 @dataclass(frozen=True)

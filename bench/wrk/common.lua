@@ -30,6 +30,9 @@ function common.post_booking(path, event_id, user_id)
    return wrk.format("POST", path, json_headers, body)
 end
 
+-- hot-types' ticket types, by position (bench/run.py TICKET_TYPES names the same).
+common.TICKET_TYPES = { "stalls", "circle", "box" }
+
 -- Booking for the token's sub (AUTH_MODE=jwt): no userId in the body.
 function common.post_bearer(path, event_id, token)
    local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }

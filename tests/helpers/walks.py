@@ -68,9 +68,9 @@ class LiveClient:
         status, _, parsed = call(self.base_url, method, path, body, ADMIN_TOKEN)
         return status, parsed
 
-    def act(self, path: str, event_id: str, user: str) -> tuple[int, dict]:
-        """POST `path` (book, cancel, accept, decline) for `user`."""
-        body = {"eventId": event_id} if self.token_for else {"eventId": event_id, "userId": user}
+    def act(self, path: str, event_id: str, user: str, **fields) -> tuple[int, dict]:
+        """POST `path` (book, cancel, accept, decline) for `user`, with `fields` in the body (items, ...)."""
+        body = {"eventId": event_id, **fields} if self.token_for else {"eventId": event_id, "userId": user, **fields}
         status, _, parsed = call(self.base_url, "POST", path, body, self._token(user))
         return status, parsed
 

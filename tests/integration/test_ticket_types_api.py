@@ -348,12 +348,6 @@ def test_invalid_ticket_types_on_initialize_are_400_with_errors_ticket_types(cli
     assert "ticketTypes" in assert_problem(response, 400, "invalid_request")["errors"]
 
 
-def test_one_type_is_the_event_its_total_and_max_per_booking_are_the_events(new_event):
-    event = new_event(5, maxPerBooking=4, ticketTypes=types(("general", 3, 2)))
-
-    assert [(t["code"], t["totalTickets"], t["maxPerBooking"]) for t in event["ticketTypes"]] == [("general", 5, 4)]
-
-
 def test_a_type_above_the_event_total_on_patch_is_400_and_below_its_bookings_409(new_event, booked, patch):
     event = new_event(5, ticketTypes=types(("adult", 5), ("child", 3)))
     booked(event, "kids", items=items(child=2))

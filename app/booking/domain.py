@@ -12,6 +12,7 @@ WAITING = "waiting"
 CANCELLED = "cancelled"
 OFFERED = "offered"  # its tickets held for it until offer_expires_at (issue 16)
 HELD = "held"  # its tickets taken, waiting for the payment's confirm until hold_expires_at (issue 25)
+LOBBY = "lobby"  # in the lobby of an event whose sale opens with a draw: no tickets, no place yet (issue 27)
 DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 # An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
 ACTIVE = "active"
@@ -25,6 +26,8 @@ MAX_OFFER_TTL_SECONDS = 604_800  # a week
 MAX_HOLD_TTL_SECONDS = 86_400  # a day
 # EventChanges.hold_ttl_seconds that turns holds off (update_event's argument: None leaves the setting).
 HOLDS_OFF = 0
+# EventChanges.sales_open_at that clears the opening (update_event's argument, a timestamptz: None leaves it).
+OPENING_CLEARED = "-infinity"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class Event:
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
     hold_ttl_seconds: int | None = None  # how long a booking that gets tickets waits for its payment; None: no holds
     held_tickets: int = 0  # the tickets in held bookings
+    # The fair sale opening (issue 27): when the lobby is drawn (None: no lobby), the entries in it now,
+    # and when the draw was done (every entry booked).
+    sales_open_at: datetime | None = None
+    lobby_count: int = 0
+    drawn_at: datetime | None = None
 
     @property
     def booked_tickets(self) -> int:
@@ -65,6 +73,7 @@ class Booking:
     cancel_reason: str | None = None  # a cancelled offer's (declined or expired), or a hold's (hold_expired)
     hold_expires_at: datetime | None = None  # once held: when the hold ends (kept once it has)
     payment_reference: str | None = None  # the reference its confirm gave, if any
+    lobby_rank: int | None = None  # its rank in the draw, once the draw booked it (issue 27)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class EventChanges:
     promotion: str | None = None
     offer_ttl_seconds: int | None = None
     hold_ttl_seconds: int | None = None  # HOLDS_OFF turns holds off
+    sales_open_at: datetime | str | None = None  # OPENING_CLEARED clears it
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ class LedgerEntry:
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
-    # declined, expired), a hold's (held, paid, hold_expired), or an organiser's kind
+    # declined, expired), a hold's (held, paid, hold_expired), a lobby's (lobby, lobby_drawn), or an organiser's kind
     kind: str
     booking_id: UUID | None
     user_id: str | None
@@ -181,6 +191,7 @@ class LedgerEntry:
     quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
     total_tickets_from: int | None = None  # capacity_changed only
     total_tickets_to: int | None = None
+    lobby_rank: int | None = None  # on the entry that books a lobby entry drawn (issue 27)
 
 
 @dataclass(frozen=True)
@@ -287,6 +298,15 @@ class AlreadyConfirmed(DomainError):
     detail = "{}'s booking for this event was confirmed with another paymentReference"
 
 
+class DrawStarted(DomainError):
+    code, status, about, detail = (
+        "draw_started",
+        409,
+        "event_id",
+        "the draw of event {!r}'s lobby has started: its salesOpenAt can no longer move",
+    )
+
+
 class InvalidQuantity(DomainError):
     """A quantity that the event's limits, known only in the database, refuse: a 400 like the schema's
     own, the message under `errors.quantity`."""
@@ -324,6 +344,7 @@ REFUSALS: dict[str, type[DomainError]] = {
     "no_hold": NoHold,
     "hold_expired": HoldExpired,
     "already_confirmed": AlreadyConfirmed,
+    "draw_started": DrawStarted,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an

@@ -48,7 +48,7 @@ SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promot
        u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status,
        u.promoted_hold_expires_at
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
-                    :offer_ttl_seconds, :hold_ttl_seconds) u
+                    :offer_ttl_seconds, :hold_ttl_seconds, :sales_open_at) u
 """)
 CANCEL_EVENT = text(
     "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c"

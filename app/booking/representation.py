@@ -16,7 +16,7 @@ from app.booking.domain import AUTO, OFFER
 
 PROMOTIONS = [AUTO, OFFER]
 EVENT_STATUSES = ["active", "cancelled"]
-BOOKING_STATUSES = ["confirmed", "waiting", "offered", "held", "cancelled"]
+BOOKING_STATUSES = ["confirmed", "waiting", "offered", "held", "cancelled", "lobby"]
 CANCEL_REASONS = ["declined", "expired", "hold_expired"]
 
 
@@ -30,6 +30,11 @@ class UtcDateTime(fields.DateTime):
 
     def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
         return None if value is None else utc_timestamp(value)
+
+
+def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
+    """A field every reply has, null when it does not apply."""
+    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
 
 
 class EventSchema(Schema):
@@ -78,11 +83,18 @@ class EventSchema(Schema):
             "description": "The tickets in `held` bookings, waiting for their payment (counted in bookedTickets)"
         },
     )
-
-
-def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
-    """A field every reply has, null when it does not apply."""
-    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
+    # The fair sale opening (issue 27), likewise.
+    sales_open_at = nullable(
+        UtcDateTime,
+        "salesOpenAt",
+        "When the sale opens with a draw: bookings before it wait in the lobby, and are drawn at random; null: no lobby",
+    )
+    lobby_count = fields.Integer(
+        data_key="lobbyCount",
+        required=True,
+        metadata={"description": "Bookings in the lobby now, waiting for the draw (0 once it is done)"},
+    )
+    drawn_at = nullable(UtcDateTime, "drawnAt", "When the draw was done: every lobby entry booked; null until then")
 
 
 def offer_expires_at_field() -> fields.Field:
@@ -145,3 +157,9 @@ class BookingSchema(Schema):
     # Checkout holds (issue 25), likewise.
     hold_expires_at = hold_expires_at_field()
     payment_reference = payment_reference_field()
+    # The fair sale opening (issue 27), likewise.
+    lobby_rank = nullable(
+        fields.Integer,
+        "lobbyRank",
+        "Its rank in the sale's draw (1 first), once the draw booked it; null otherwise (in the lobby: not drawn yet)",
+    )

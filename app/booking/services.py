@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from functools import partial
 from typing import ClassVar, Generic, TypeVar
 
@@ -79,7 +80,7 @@ CONFIRM = text("SELECT * FROM confirm_hold(:event_id, :user_id, :request_id, :pa
 BOOKING_STATUS = text("""
 SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
        place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-       b.payment_reference
+       b.payment_reference, b.lobby_rank
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM bookings b
@@ -93,7 +94,7 @@ SELECT e.id AS event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
 SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
-       h.total_tickets_to
+       h.total_tickets_to, h.lobby_rank
   FROM events e
   LEFT JOIN LATERAL (
         SELECT * FROM booking_events h
@@ -109,7 +110,7 @@ SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.qua
 USER_BOOKINGS = text("""
 SELECT b.seq, b.event_id, b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
        place.waiting_position, place.tickets_ahead, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-       b.payment_reference
+       b.payment_reference, b.lobby_rank
   FROM bookings b
   LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
  WHERE b.user_id = :user_id AND b.seq < :before
@@ -217,7 +218,8 @@ class OneStatementWrite(Write[T]):
 class OpenEvent(OneStatementWrite[Event]):
     """Open a new event with `total_tickets` tickets, all available, at most `max_per_booking` per booking;
     freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer); with
-    `hold_ttl_seconds`, tickets a booking gets are held that long for its payment (None: no holds)."""
+    `hold_ttl_seconds`, tickets a booking gets are held that long for its payment (None: no holds); with
+    `sales_open_at`, bookings wait in its lobby until then, and are drawn at random (issue 27)."""
 
     total_tickets: int
     name: str | None = None
@@ -225,6 +227,7 @@ class OpenEvent(OneStatementWrite[Event]):
     promotion: str = AUTO
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
     hold_ttl_seconds: int | None = None
+    sales_open_at: datetime | None = None
 
     statement: ClassVar[Executable] = insert(events).returning(*EVENT_COLUMNS)
 
@@ -237,6 +240,7 @@ class OpenEvent(OneStatementWrite[Event]):
             "promotion": self.promotion,
             "offer_ttl_seconds": self.offer_ttl_seconds,
             "hold_ttl_seconds": self.hold_ttl_seconds,
+            "sales_open_at": self.sales_open_at,
         }
 
     def result(self, row: Row) -> Event:

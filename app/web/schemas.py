@@ -18,6 +18,7 @@ from app.booking.domain import (
     MAX_OFFER_TTL_SECONDS,
     MAX_PER_BOOKING,
     MAX_TOTAL_TICKETS,
+    OPENING_CLEARED,
 )
 from app.booking.representation import (
     BOOKING_STATUSES,
@@ -135,6 +136,20 @@ def hold_ttl_field() -> StrictInteger:
     )
 
 
+def sales_open_at_field() -> fields.AwareDateTime:
+    return fields.AwareDateTime(
+        data_key="salesOpenAt",
+        allow_none=True,
+        metadata={
+            "description": "A fair sale opening: until then a booking waits in the lobby (`status: lobby`), "
+            "one per user; at this time the lobby is drawn in a uniformly random order and booked in it, so "
+            "arriving early is no advantage. RFC 3339 with an offset; null: no lobby",
+            "example": "2026-06-01T10:00:00Z",
+            "default": None,
+        },
+    )
+
+
 class InitializeRequest(Schema):
     total_tickets = StrictInteger(
         data_key="totalTickets",
@@ -155,6 +170,7 @@ class InitializeRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    sales_open_at = sales_open_at_field()
 
 
 class BookingRequest(Schema):
@@ -294,19 +310,22 @@ BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
+LOBBY_KINDS = ["lobby", "lobby_drawn"]  # issue 27: a booking joins the lobby; the event's draw is done
 
 
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + LOBBY_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
             "something, then `capacity_changed`, `sales_closed`, `sales_opened` as it did; `event_cancelled`), "
             "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
-            "`requestId` (`promoted`, `cancelled`)"
+            "`requestId` (`promoted`, `cancelled`). A sale's lobby: `lobby` when a booking joins it, then the "
+            "draw books each entry (`booked`, `held` or `waitlisted`, with its `lobbyRank`), and `lobby_drawn` "
+            "(no booking) when the draw is done"
         },
     )
     booking_id = fields.UUID(data_key="bookingId", allow_none=True, required=True)
@@ -335,11 +354,14 @@ class LedgerEntrySchema(Schema):
     total_tickets_to = fields.Integer(
         data_key="totalTicketsTo", metadata={"description": "`capacity_changed` only: totalTickets after"}
     )
+    lobby_rank = fields.Integer(
+        data_key="lobbyRank", metadata={"description": "On the entry that books a lobby entry drawn: its rank"}
+    )
 
     @post_dump
     def _totals_only_for_a_capacity_change(self, data: dict, **kwargs) -> dict:
         # A booking's entry reads as it always did.
-        for key in ("totalTicketsFrom", "totalTicketsTo"):
+        for key in ("totalTicketsFrom", "totalTicketsTo", "lobbyRank"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -405,12 +427,16 @@ class EventPatchRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    sales_open_at = sales_open_at_field()
 
     @post_load
-    def _null_turns_holds_off(self, data: dict, **kwargs) -> dict:
-        # Absent leaves the setting; null is a change, to no holds (the holds made before it stay).
+    def _null_turns_off(self, data: dict, **kwargs) -> dict:
+        # Absent leaves the setting; null is a change: to no holds (the holds made before it stay), to no
+        # opening (entries already in the lobby are then drawn at once: update_event.sql).
         if "hold_ttl_seconds" in data and data["hold_ttl_seconds"] is None:
             data["hold_ttl_seconds"] = HOLDS_OFF
+        if "sales_open_at" in data and data["sales_open_at"] is None:
+            data["sales_open_at"] = OPENING_CLEARED
         return data
 
 

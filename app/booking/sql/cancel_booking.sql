@@ -22,6 +22,8 @@
 -- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held',
 -- 'no_offer', 'offer_expired'.
 -- A quantity below 1 is not a request the service sends: it raises check_violation.
+-- An entry in the lobby (issue 27) holds no ticket and no place: it leaves the lobby (or wants fewer), and
+-- nothing else changes; once ranked, its rank is passed over by the draw (seat_lobby.sql).
 
 CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL,
                                           p_decline boolean DEFAULT false)
@@ -118,7 +120,7 @@ BEGIN
         ON CONFLICT (event_id, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    available := ev.available_tickets + CASE WHEN held.status = 'waiting' THEN 0 ELSE released END;
+    available := ev.available_tickets + CASE WHEN held.status IN ('waiting', 'lobby') THEN 0 ELSE released END;
     SELECT * INTO promoted_status, promoted_expires_at
       FROM promotion_terms(ev.promotion, ev.offer_ttl_seconds, ev.hold_ttl_seconds, changed_at);
     promoted_offer_expires_at := CASE WHEN promoted_status = 'offered' THEN promoted_expires_at END;
@@ -143,6 +145,7 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + promoted_tickets,
            held_tickets = held_tickets - CASE WHEN held.status = 'held' THEN released ELSE 0 END
                           + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
+           lobby_count = lobby_count - (held.status = 'lobby' AND booking_status = 'cancelled')::int,
            updated_at = changed_at
      WHERE id = p_event_id;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)

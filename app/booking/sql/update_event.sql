@@ -21,11 +21,15 @@
 -- gets (promoted_status: confirmed, or offered until promoted_offer_expires_at, or held until
 -- promoted_hold_expires_at). A request that changes
 -- nothing writes nothing. Outcomes: 'ok', 'event_not_found', 'event_cancelled',
--- 'capacity_below_booked', 'capacity_below_waiting'.
+-- 'capacity_below_booked', 'capacity_below_waiting', 'draw_started'.
+-- Fair sale opening (issue 27): `p_sales_open_at` moves the opening ('-infinity' clears it; cleared while
+-- entries wait in the lobby, the opening is now: they are drawn at once), until the draw starts
+-- ('draw_started' after). A lobby entry's quantity, like a waiting one's, bounds a lower total.
 
 CREATE OR REPLACE FUNCTION update_event(p_event_id uuid, p_request_id text, p_name text, p_total_tickets integer,
                                         p_max_per_booking integer, p_sales_open boolean, p_promotion text,
-                                        p_offer_ttl_seconds integer, p_hold_ttl_seconds integer DEFAULT NULL)
+                                        p_offer_ttl_seconds integer, p_hold_ttl_seconds integer DEFAULT NULL,
+                                        p_sales_open_at timestamptz DEFAULT NULL)
 RETURNS TABLE (outcome text, event_row events, promoted_ids uuid[], promoted_user_ids text[],
                promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
                promoted_offer_expires_at timestamptz, promoted_status text, promoted_hold_expires_at timestamptz)
@@ -36,6 +40,7 @@ DECLARE
     available integer;  -- the event's, once the new total applies
     promoted_tickets integer;
     hold_ttl integer;  -- the event's hold_ttl_seconds after the change
+    opens_at timestamptz;  -- the event's sales_open_at after the change (issue 27)
     promoted_expires_at timestamptz;  -- of the offers or holds a raise makes
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served them.
     changed_at timestamptz;
@@ -53,12 +58,19 @@ BEGIN
     outcome := CASE WHEN ev.status = 'cancelled' THEN 'event_cancelled' ELSE 'ok' END;
     total := coalesce(p_total_tickets, ev.total_tickets);
     hold_ttl := CASE WHEN p_hold_ttl_seconds IS NULL THEN ev.hold_ttl_seconds ELSE nullif(p_hold_ttl_seconds, 0) END;
+    opens_at := CASE WHEN p_sales_open_at IS NULL THEN ev.sales_open_at
+                     WHEN p_sales_open_at = '-infinity' AND ev.lobby_count > 0 THEN clock_timestamp()
+                     ELSE nullif(p_sales_open_at, '-infinity') END;
+    IF outcome = 'ok' AND opens_at IS DISTINCT FROM ev.sales_open_at AND ev.draw_started_at IS NOT NULL THEN
+        outcome := 'draw_started';
+    END IF;
     IF outcome = 'ok' AND total < ev.total_tickets - ev.available_tickets THEN
         outcome := 'capacity_below_booked';
     END IF;
     -- Quantities are at most 100 (a CHECK), so only a total below that can be too small for an entry.
     IF outcome = 'ok' AND total < 100 AND EXISTS (
-           SELECT 1 FROM bookings b WHERE b.event_id = p_event_id AND b.status = 'waiting' AND b.quantity > total) THEN
+           SELECT 1 FROM bookings b
+            WHERE b.event_id = p_event_id AND b.status IN ('waiting', 'lobby') AND b.quantity > total) THEN
         outcome := 'capacity_below_waiting';
     END IF;
     IF outcome <> 'ok' OR (coalesce(p_name, ev.name) IS NOT DISTINCT FROM ev.name AND total = ev.total_tickets
@@ -66,7 +78,8 @@ BEGIN
                            AND coalesce(p_sales_open, ev.sales_open) = ev.sales_open
                            AND coalesce(p_promotion, ev.promotion) = ev.promotion
                            AND coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds) = ev.offer_ttl_seconds
-                           AND hold_ttl IS NOT DISTINCT FROM ev.hold_ttl_seconds) THEN
+                           AND hold_ttl IS NOT DISTINCT FROM ev.hold_ttl_seconds
+                           AND opens_at IS NOT DISTINCT FROM ev.sales_open_at) THEN
         RETURN NEXT;
         RETURN;
     END IF;
@@ -93,6 +106,7 @@ BEGIN
            promotion = coalesce(p_promotion, e.promotion),
            offer_ttl_seconds = coalesce(p_offer_ttl_seconds, e.offer_ttl_seconds),
            hold_ttl_seconds = hold_ttl,
+           sales_open_at = opens_at,
            held_tickets = e.held_tickets + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
            waiting_count = e.waiting_count - cardinality(promoted_ids),
            waiting_tickets = e.waiting_tickets - promoted_tickets,

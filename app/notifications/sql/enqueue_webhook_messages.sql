@@ -14,6 +14,9 @@
 -- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
 -- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
 -- event's entry names no booking, so its message has none (NULL).
+-- The fair sale opening (issue 27): joining the lobby (`lobby`) sends nothing; the draw's booking of an
+-- entry is its ordinary booked / held / waitlisted message, and the draw done (`lobby_drawn`) is
+-- event.sales_opened, the event's counts as the draw left them.
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -36,7 +39,8 @@ BEGIN
                                  WHEN 'paid' THEN 'booking.confirmed'
                                  WHEN 'hold_expired' THEN 'booking.cancelled'
                                  WHEN 'event_updated' THEN 'event.updated'
-                                 WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
+                                 WHEN 'event_cancelled' THEN 'event.cancelled'
+                                 WHEN 'lobby_drawn' THEN 'event.sales_opened' END AS type) m
       JOIN webhooks w ON w.disabled_at IS NULL
                      AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
                      AND (w.types IS NULL OR m.type = ANY (w.types))

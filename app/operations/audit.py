@@ -13,8 +13,9 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, HELD, OFFERED, WAITING
-from app.database.tables import booking_events, bookings, events, queue_departures
+from app.booking.domain import CANCELLED, CONFIRMED, HELD, LOBBY, OFFERED, WAITING
+from app.database.tables import booking_events, bookings, events, lobby_ranks, queue_departures
+from app.operations.lobby_audit import lobby_problems
 
 
 @dataclass
@@ -53,10 +54,12 @@ def check_event(conn: Connection, event, report: Report) -> None:
         select(booking_events).where(booking_events.c.event_id == event.id).order_by(booking_events.c.seq)
     ).all()
     departures = conn.execute(select(queue_departures).where(queue_departures.c.event_id == event.id)).all()
+    ranks = conn.execute(select(lobby_ranks).where(lobby_ranks.c.event_id == event.id)).all()
     report.events += 1
     report.bookings += len(rows)
     report.ledger_entries += len(entries)
     found = row_problems(event, rows) + place_problems(event, rows, departures) + ledger_problems(event, rows, entries)
+    found += lobby_problems(event, rows, entries, ranks)
     report.problems += [f"event {event.id}: {problem}" for problem in found]
 
 
@@ -303,6 +306,15 @@ class Replay:
     def _event_cancelled(self, entry) -> None:
         self.cancelled = True
 
+    def _lobby(self, entry) -> str | None:
+        """A booking joins the lobby of a sale that opens with a draw (issue 27): no ticket, no place; the
+        draw books it later (its booked, held or waitlisted entry, app/operations/lobby_audit.py)."""
+        problem = None if self.sales_open else "sales were closed"
+        return self._join(entry, LOBBY) or problem
+
+    def _lobby_drawn(self, entry) -> None:
+        """The draw done: every entry of the lobby booked (checked in app/operations/lobby_audit.py)."""
+
     def _event_updated(self, entry) -> None:
         """An organiser's change, as a whole (the event.updated webhook): what the replay follows of it, the
         capacity and the sales, are the entries after it; a name or an offer setting changes no count."""
@@ -324,9 +336,10 @@ class Replay:
 
     def _join(self, entry, status: str) -> str | None:
         problem = None
-        if entry.booking_id in self.status:
+        seating = self.status.get(entry.booking_id) == LOBBY  # the draw books a lobby entry, in place
+        if entry.booking_id in self.status and not seating:
             problem = "the booking was created twice"
-        elif entry.user_id in self.active:
+        elif entry.user_id in self.active and not seating:
             problem = f"the user already held {self.active[entry.user_id]}"
         self.status[entry.booking_id], self.user[entry.booking_id] = status, entry.user_id
         self.quantity[entry.booking_id] = entry.quantity
@@ -335,7 +348,7 @@ class Replay:
 
     def _cancelled(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in HOLDING + (WAITING,):
+        if was not in HOLDING + (WAITING, LOBBY):
             return f"the booking was {was or 'never booked'}"
         problem = self._release(entry, was)
         self.status[entry.booking_id] = CANCELLED
@@ -385,7 +398,7 @@ class Replay:
 
     def _reduced(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in HOLDING + (WAITING,):
+        if was not in HOLDING + (WAITING, LOBBY):
             return f"the booking was {was or 'never booked'}"
         held = self.quantity[entry.booking_id]
         self._release(entry, was)

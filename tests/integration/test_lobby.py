@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from app.booking.lobby import draw_due_lobbies
-from app.operations import audit
 from tests.helpers.api import assert_problem
-from tests.helpers.database import ledger_kinds
+from tests.helpers.database import ledger_kinds, problems_after
 from tests.helpers.lobby import draw, drawn, later, open_now
 
 
@@ -268,6 +267,26 @@ def test_flask_check_passes_after_a_draw_with_cancels_and_late_arrivals(lobby_ev
     draw(engine, event["id"])
     post("/api/cancel", event, "ann")
 
-    report = audit.check(engine)
+    assert problems_after(engine, event["id"], "SELECT 1") == []
 
-    assert report.ok, report.problems
+
+@pytest.mark.parametrize(
+    ("tampering", "found"),
+    [
+        ("UPDATE lobby_ranks SET rank = rank + 10 WHERE event_id = :event AND rank = 1", "ranks are not 1.."),
+        (
+            "UPDATE booking_events SET lobby_rank = 3 - lobby_rank WHERE event_id = :event AND lobby_rank IS NOT NULL",
+            "not book its entries in rank order",
+        ),
+        ("UPDATE events SET lobby_count = 5 WHERE id = :event", "lobbyCount 5 but 0"),
+        ("UPDATE bookings SET status = 'lobby', lobby_rank = NULL WHERE event_id = :event", "still in the lobby"),
+    ],
+)
+def test_flask_check_finds_a_draw_that_broke_its_rules(lobby_event, engine, tampering, found):
+    event = lobby_event("ann", "bob")
+    open_now(engine, event["id"])
+    draw(engine, event["id"])
+
+    problems = problems_after(engine, event["id"], tampering)
+
+    assert any(found in problem for problem in problems), problems

@@ -335,6 +335,7 @@ class CancelBooking(UserWrite[Cancellation]):
             row.booking_cancel_reason,
             row.booking_hold_expires_at,
             row.booking_payment_reference,
+            row.booking_lobby_rank,
         )
         return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 

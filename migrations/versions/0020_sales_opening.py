@@ -18,8 +18,9 @@ Contract v3, "Fair sale opening":
   joins the lobby) and `lobby_drawn` (the draw done: the webhook event.sales_opened).
 - book_ticket sends a booking to the lobby before the draw (join_lobby) and books a drawn entry in place
   (an extra argument, the rank: its signature changes, dropped first in both directions); cancel_booking
-  lets an entry leave the lobby; update_event moves the opening (an extra argument); cancel_event empties
-  the lobby; draw_lobby, rank_lobby and seat_lobby are the draw; the webhook trigger maps lobby_drawn.
+  lets an entry leave the lobby and returns the booking's lobby_rank; update_event moves the opening (an
+  extra argument); cancel_event empties the lobby; draw_lobby, rank_lobby and seat_lobby are the draw; the
+  webhook trigger maps lobby_drawn.
 
 Downgrade refuses while the ledger holds a lobby entry: every lobby entry wrote one, so without any, no
 booking is or was in a lobby and the new columns carry nothing but their defaults.
@@ -186,7 +187,7 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
                booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz,
                promoted_status text, booking_hold_expires_at timestamptz, booking_payment_reference text,
-               promoted_hold_expires_at timestamptz)
+               promoted_hold_expires_at timestamptz, booking_lobby_rank integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -260,9 +261,9 @@ BEGIN
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-              b.payment_reference
+              b.payment_reference, b.lobby_rank
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_offer_expires_at,
-         booking_cancel_reason, booking_hold_expires_at, booking_payment_reference;
+         booking_cancel_reason, booking_hold_expires_at, booking_payment_reference, booking_lobby_rank;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)
@@ -1032,13 +1033,15 @@ NEW_FUNCTIONS = (
     "seat_lobby(events, text, integer)",
     "draw_lobby(uuid, text, integer)",
 )
-# Replaced in both directions: their arguments change.
+# Replaced in both directions: their arguments (or cancel_booking's result columns) change.
 SIGNATURES_BEFORE = (
     "book_ticket(uuid, text, text, integer)",
+    "cancel_booking(uuid, text, text, integer, boolean)",
     "update_event(uuid, text, text, integer, integer, boolean, text, integer, integer)",
 )
 SIGNATURES = (
     "book_ticket(uuid, text, text, integer, integer)",
+    "cancel_booking(uuid, text, text, integer, boolean)",
     "update_event(uuid, text, text, integer, integer, boolean, text, integer, integer, timestamptz)",
 )
 BOOKING_STATUSES_BEFORE = "status IN ('confirmed', 'waiting', 'offered', 'held', 'cancelled')"

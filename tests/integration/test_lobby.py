@@ -290,3 +290,13 @@ def test_flask_check_finds_a_draw_that_broke_its_rules(lobby_event, engine, tamp
     problems = problems_after(engine, event["id"], tampering)
 
     assert any(found in problem for problem in problems), problems
+
+
+def test_a_drawn_booking_cancelled_keeps_its_rank_in_the_reply(lobby_event, engine, post):
+    event = lobby_event("ann")
+    open_now(engine, event["id"])
+    draw(engine, event["id"])
+
+    booking = post("/api/cancel", event, "ann").get_json()["booking"]
+
+    assert (booking["status"], booking["lobbyRank"]) == ("cancelled", 1)

@@ -35,7 +35,7 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
                booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz,
                promoted_status text, booking_hold_expires_at timestamptz, booking_payment_reference text,
-               promoted_hold_expires_at timestamptz)
+               promoted_hold_expires_at timestamptz, booking_lobby_rank integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -109,9 +109,9 @@ BEGIN
            quantity = b.quantity - CASE WHEN booking_status = 'cancelled' THEN 0 ELSE released END
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-              b.payment_reference
+              b.payment_reference, b.lobby_rank
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_offer_expires_at,
-         booking_cancel_reason, booking_hold_expires_at, booking_payment_reference;
+         booking_cancel_reason, booking_hold_expires_at, booking_payment_reference, booking_lobby_rank;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it.
         INSERT INTO queue_departures AS d (event_id, node, entries, tickets)

@@ -1,9 +1,11 @@
 """`python -m bench.draw` (or `make bench` with BENCH_SCENARIOS=draw): the fair sale opening at scale (issue 27).
 
-1. **The storm.** STORM_USERS users book an event whose sale opens STORM_S seconds later, all within those
-   seconds, over HTTP (gunicorn, as `make bench` serves), from STORM_THREADS client threads: every answer
-   must be a 201 `lobby` (or, for a late one, `lobby` still). Meanwhile a reader polls another event's
-   status; its latencies are compared with the same reads just before the storm.
+1. **The storm.** STORM_USERS users book an event whose sale opens later, as fast as STORM_THREADS client
+   threads can send them over HTTP (gunicorn, as `make bench` serves): every answer must be a 201 `lobby`.
+   The contract's storm is 10 000 in the 5 s before the opening; the seconds it took here say whether this
+   machine's server takes them that fast (the opening is moved to the storm's end, so that no answer comes
+   after the draw whatever its pace). Meanwhile a reader polls another event's status; its latencies are
+   compared with the same reads just before the storm. Then the storm's lobby is opened and drawn.
 2. **The draw.** An event of DRAW_TICKETS tickets with a lobby of DRAW_ENTRIES entries (1 to 4 tickets
    each, filled in SQL beforehand) opens; one background process (`python -m app.workers`, as `make run`
    starts it) draws it. Measured: from salesOpenAt to drawnAt (the database's clocks), and the latencies of
@@ -35,7 +37,6 @@ DATABASE_NAME = "booking_bench_draw"
 DRAW_ENTRIES = int(os.environ.get("BENCH_DRAW_ENTRIES", 100_000))
 DRAW_TICKETS = int(os.environ.get("BENCH_DRAW_TICKETS", 20_000))
 STORM_USERS = int(os.environ.get("BENCH_STORM_USERS", 10_000))
-STORM_S = 5.0
 STORM_THREADS = 32
 STATUS_READERS = 4
 FILL_BATCH = 1000  # lobby entries per book_many call while filling (one commit each)
@@ -84,19 +85,21 @@ def storm(engine, base_url: str) -> dict:
     """STORM_USERS bookings in the STORM_S seconds before an opening; another event's status read meanwhile."""
     other = open_event(engine, "other", 100, datetime.now(UTC))
     baseline = read_status(base_url, other, until=time.monotonic() + 3)
-    opens = datetime.now(UTC) + timedelta(seconds=STORM_S + 0.5)
-    event = open_event(engine, "storm", DRAW_TICKETS, opens)
-    stop_at = time.monotonic() + STORM_S
+    event = open_event(engine, "storm", DRAW_TICKETS, datetime.now(UTC) + timedelta(days=1))
     reads: list[float] = []
-    reader = threading.Thread(target=lambda: reads.extend(read_status(base_url, other, until=stop_at)))
+    storming = threading.Event()
+    reader = threading.Thread(target=lambda: reads.extend(read_status(base_url, other, stop=storming)))
     reader.start()
     started = time.monotonic()
     with ThreadPoolExecutor(STORM_THREADS) as pool:
         answers = list(pool.map(lambda k: book_range(base_url, event, k), range(STORM_THREADS)))
     took = time.monotonic() - started
+    storming.set()
     reader.join()
+    drawn_s = open_and_wait(engine, event)
     statuses = [status for part in answers for status in part]
     return {
+        "storm_lobby_drawn_s": drawn_s,
         "users": STORM_USERS,
         "seconds": round(took, 2),
         "lobby": statuses.count("lobby"),
@@ -114,6 +117,17 @@ def book_range(base_url: str, event_id: str, part: int) -> list[str]:
             reply = client.post("/api/book", json={"eventId": event_id, "userId": f"storm-{user}"})
             found.append(reply.json()["booking"]["status"] if reply.status_code == 201 else f"HTTP {reply.status_code}")
     return found
+
+
+def open_and_wait(engine, event_id: str) -> float | None:
+    """Open the event's sale now; the seconds from the opening to its drawnAt, once the background process drew it."""
+    deadline = time.monotonic() + GIVE_UP_S
+    with engine.connect() as conn:
+        conn.execute(OPEN_AT, {"opens": datetime.now(UTC), "event_id": event_id})
+        while conn.execute(DRAWN, {"event_id": event_id}).one()[0] is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling for the end, not ordering anything
+        seconds = conn.execute(DRAWN, {"event_id": event_id}).one()[0]
+    return None if seconds is None else round(float(seconds), 2)
 
 
 def read_status(
@@ -136,21 +150,19 @@ def draw(engine, base_url: str) -> dict:
         for first in range(1, DRAW_ENTRIES + 1, FILL_BATCH):
             conn.execute(FILL, {"event_id": event, "first": first, "last": min(first + FILL_BATCH - 1, DRAW_ENTRIES)})
         conn.execute(text("ANALYZE bookings"))
-        conn.execute(OPEN_AT, {"opens": datetime.now(UTC), "event_id": event})
-        reads: list[float] = []
-        stop = threading.Event()
-        readers = [
-            threading.Thread(target=lambda: reads.extend(read_status(base_url, event, stop=stop)))
-            for _ in range(STATUS_READERS)
-        ]
-        for reader in readers:
-            reader.start()
-        deadline = time.monotonic() + GIVE_UP_S
-        while conn.execute(DRAWN, {"event_id": event}).one()[0] is None and time.monotonic() < deadline:
-            time.sleep(0.2)  # polling for the end, not ordering anything
-        stop.set()
-        for reader in readers:
-            reader.join()
+    reads: list[float] = []
+    stop = threading.Event()
+    readers = [
+        threading.Thread(target=lambda: reads.extend(read_status(base_url, event, stop=stop)))
+        for _ in range(STATUS_READERS)
+    ]
+    for reader in readers:
+        reader.start()
+    open_and_wait(engine, event)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    with engine.connect() as conn:
         seconds, lobby, available, waiting = conn.execute(DRAWN, {"event_id": event}).one()
     return {
         "entries": DRAW_ENTRIES,

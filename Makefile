@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # One stamp per lock installed. requirements.lock, the service's own, builds the venv from scratch (--clear:
-# no stale packages left over, and the other stamps go too); `make test` adds requirements-dev.lock and
-# `make bench` requirements-bench.lock on top of it, pinning what they share with it alike.
+# no stale packages left over, and the other stamps go too); `make test` adds requirements-dev.lock,
+# `make bench` requirements-bench.lock and `make cluster` requirements-cluster.lock (Patroni) on top of it,
+# pinning what they share with it alike.
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+CLUSTER_STAMP := $(VENV)/.installed-cluster
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run lint test bench chaos migrate check purge-keys token lock clean cluster cluster-test cluster-capacity
@@ -45,14 +47,15 @@ test: lint ## Lint, then the test suite with coverage (PYTEST_ARGS="tests/unit -
 chaos: $(DEV_STAMP) ## Long chaos run: retrying clients vs killed workers, server and database (DURATION=60)
 	$(BIN)/python -m tests.chaos --duration $(or $(DURATION),60)
 
-# Not part of `make test`: these need Debian's haproxy and pgbouncer, which they install (as root) if missing.
-cluster: $(STAMP) ## Run 3 instances behind HAProxy, with PgBouncer and Redis (Ctrl-C stops all)
+# Not part of `make test`: these need Debian's haproxy, pgbouncer and etcd-server, which they install (as root)
+# if missing, and Patroni (requirements-cluster.lock).
+cluster: $(CLUSTER_STAMP) ## Run 3 instances behind HAProxy, with PgBouncer, Redis and a 3-member Patroni PostgreSQL (Ctrl-C stops all)
 	$(BIN)/python -m cluster
 
-cluster-test: $(DEV_STAMP) ## Start the cluster, run the black-box suite through its balancer, tear it down
+cluster-test: $(DEV_STAMP) $(CLUSTER_STAMP) ## Start the cluster, run the black-box suite (failovers too) through its balancer, tear it down
 	$(BIN)/python -m pytest cluster/tests --no-cov -rs
 
-cluster-capacity: $(STAMP) ## Requests/s through the cluster with wrk: one hot event vs many (~90 s)
+cluster-capacity: $(CLUSTER_STAMP) ## Requests/s through the cluster with wrk: one hot event vs many (~90 s)
 	$(BIN)/python -m cluster.capacity
 
 bench: $(BENCH_STAMP) ## Hot-event booking throughput beside the PostgreSQL ceiling (docs/performance.md)
@@ -78,11 +81,12 @@ PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u 
   $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
 
 # Each lock is constrained by the one it is installed on top of, so a package they share has one version.
-lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock, requirements-dev.lock, requirements-bench.lock
+lock: $(STAMP) ## Re-resolve pyproject.toml into requirements.lock and the dev, bench and cluster locks
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(PIP_COMPILE) -o requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 	$(PIP_COMPILE) --extra bench -c requirements-dev.lock -o requirements-bench.lock pyproject.toml
+	$(PIP_COMPILE) --extra cluster -c requirements-dev.lock -o requirements-cluster.lock pyproject.toml
 
 clean: ## Remove the virtualenv and caches (keeps instance/ and its data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .coverage .coverage.* htmlcov

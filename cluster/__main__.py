@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from cluster import ClusterError, say
@@ -53,6 +54,10 @@ def _describe(cluster: Cluster) -> None:
     say(
         f"PgBouncer: 127.0.0.1:{cluster.bouncer_port}, transaction pooling, "
         f"{settings.bouncer_pool_size} server connections; limiter: {cluster.redis_uri}"
+    )
+    say(
+        f"PostgreSQL: the Patroni leader at {cluster.postgres.host}:{cluster.postgres.port} (HAProxy, GET /primary); "
+        f"members and lag: {Path(sys.executable).with_name('patronictl')} -c {cluster.patroni.members[0].config_path} list"
     )
     say(f"webhook dispatchers: {', '.join(d.name for d in cluster.dispatchers)} (sharing the outbox)")
     say(f"admin token: {cluster.admin_token} (in {settings.state_dir / 'admin_token'})")

@@ -1,7 +1,7 @@
 """HAProxy in front of the instances: health checks, retries on another instance, X-Forwarded-For.
 
 An instance that refuses a connection is taken out of rotation at once, one that stops answering
-/readyz after two failed checks (half a second apart); two good checks put it back. A request whose connection to an instance fails was
+/healthz after two failed checks (half a second apart); two good checks put it back. A request whose connection to an instance fails was
 never received, so HAProxy sends it to another one. A request that an instance received and then
 dropped (killed mid-request) is retried elsewhere only if repeating it is safe: a GET, or a POST
 carrying an Idempotency-Key, whose repeat the service answers with the stored response.
@@ -44,7 +44,10 @@ frontend api
 
 backend instances
     balance roundrobin
-    option httpchk GET /readyz
+    # /healthz, not /readyz: every instance shares one database, so when it is away (a failover, or
+    # PgBouncer paused for a switchover) all would fail /readyz at once and HAProxy would refuse every
+    # request itself; in rotation, the instances wait for the database or answer 503 with Retry-After
+    option httpchk GET /healthz
     http-check expect status 200
     # no more requests at once than an instance serves at once: the rest wait in HAProxy's queue, from
     # which they go to a live instance should this one die (none wait unseen in its accept backlog)
@@ -78,11 +81,13 @@ def start(
     return balancer
 
 
-def server_states(stats_socket: Path) -> dict[str, str]:
-    """Each instance's state as HAProxy sees it: UP, DOWN, or a transition such as 'UP 1/2'."""
+def server_states(stats_socket: Path, proxy: str = "instances") -> dict[str, str]:
+    """Each server of `proxy` as HAProxy sees it: UP, DOWN, or a transition such as 'UP 1/2'."""
     rows = csv.DictReader(io.StringIO(_stats_command(stats_socket, "show stat").lstrip("# ")))
     return {
-        row["svname"]: row["status"] for row in rows if row["pxname"] == "instances" and row["svname"].startswith("app")
+        row["svname"]: row["status"]
+        for row in rows
+        if row["pxname"] == proxy and row["svname"] not in ("FRONTEND", "BACKEND")
     }
 
 

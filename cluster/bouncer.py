@@ -33,6 +33,9 @@ default_pool_size = {pool_size}
 max_client_conn = {max_client_conn}
 ; a client waiting longer than the app's statement timeout for a server connection gets an error
 query_wait_timeout = 10
+; the leader proxy refuses logins while no leader is up (a failover): try again this soon, not in 15 s
+server_login_retry = 0.5
+server_connect_timeout = 3
 log_connections = 0
 log_disconnections = 0
 """
@@ -62,17 +65,30 @@ def start(
     auth_file.write_text(f'"{USER}" ""\n')  # trust: the name must be listed, the password is not checked
     config = state_dir / "pgbouncer.ini"
     config.write_text(config_text(server, database, port, auth_file, pool_size, max_client_conn))
-    bouncer = Managed("pgbouncer", [program, *_run_as(server), str(config)], log_dir)
+    bouncer = Managed("pgbouncer", [program, *_run_as(), str(config)], log_dir)
     bouncer.start()
     wait_until(lambda: _query_passes(port, database), 15, "a query through PgBouncer", bouncer)
     return bouncer, port
 
 
-def _run_as(server: Postgres) -> list[str]:
-    """PgBouncer refuses to run as root: as root, switch to the user who may enter the socket dir."""
-    if os.geteuid() != 0:
-        return []
-    return ["-u", server.socket_owner() or "nobody"]
+def _run_as() -> list[str]:
+    """PgBouncer refuses to run as root: as root, it runs as nobody (it reaches PostgreSQL over TCP)."""
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
+def console(port: int, command: str) -> list[dict]:
+    """A command on PgBouncer's admin console (the `pgbouncer` pseudo-database); its rows as dicts."""
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=USER, dbname="pgbouncer", connect_timeout=3)
+    conn.autocommit = True  # the console knows no transactions
+    try:
+        with conn.cursor() as cur:
+            cur.execute(command)
+            if cur.description is None:  # PAUSE, RESUME: no rows
+                return []
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def _query_passes(port: int, database: str) -> bool:

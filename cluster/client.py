@@ -102,6 +102,13 @@ class Api:
         assert reply.status == 201, reply
         return reply.body["event"]["id"]
 
+    def register_webhook(self, url: str, event_id: str) -> dict:
+        """A webhook for one event's changes (admin); its representation, with the signing secret."""
+        body = {"url": url, "eventId": event_id}
+        reply = self.call("POST", "/api/webhooks", body, {"Authorization": f"Bearer {self.admin_token}"})
+        assert reply.status == 201, reply
+        return reply.body["webhook"]
+
     def book(self, event_id: str, user_id: str, headers: dict | None = None) -> Reply:
         return self.call("POST", "/api/book", {"eventId": event_id, "userId": user_id}, self._as(user_id, headers))
 

@@ -1,64 +1,33 @@
-"""The cluster's PostgreSQL: the machine's own at 127.0.0.1:5432 when it answers, else an embedded one.
+"""The service's database on the cluster's PostgreSQL: made, given the app's timeouts, and dropped.
 
-The embedded server (app/operations/embedded_pg.py) listens on a Unix socket only; PgBouncer reaches it there.
+The cluster's PostgreSQL is a Patroni cluster (cluster/patroni.py), reached at the leader through
+HAProxy (cluster/leader_proxy.py): `Postgres` is that address, wherever the leader is at the moment.
 """
 
 from __future__ import annotations
 
-import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
-from sqlalchemy import make_url
 
-from app.operations.embedded_pg import EmbeddedPostgres
-from cluster import say
-
-MACHINE_HOST, MACHINE_PORT, USER = "127.0.0.1", 5432, "postgres"
+USER = "postgres"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Postgres:
-    """Where PostgreSQL listens: `host` is a TCP host, or the directory of its Unix socket."""
+    """Where the leader is reached over TCP."""
 
     host: str
-    port: int = MACHINE_PORT
-    embedded: EmbeddedPostgres | None = None
+    port: int
 
     def connect(self, database: str = "postgres"):
         return psycopg2.connect(host=self.host, port=self.port, user=USER, dbname=database, connect_timeout=3)
 
     def url(self, database: str) -> str:
-        return f"postgresql://{USER}@/{database}?host={self.host}&port={self.port}"
-
-    def socket_owner(self) -> str | None:
-        """The user owning the socket directory, who alone may enter it; None over TCP."""
-        return pwd.getpwuid(Path(self.host).stat().st_uid).pw_name if self.host.startswith("/") else None
-
-    def stop(self) -> None:
-        """Stop the embedded server if this is one; the machine's server is not ours to stop."""
-        if self.embedded is not None:
-            self.embedded.stop()
-
-
-def machine_or_embedded(state_dir: Path) -> Postgres:
-    """The machine's PostgreSQL if it accepts us, else the embedded one under `state_dir`, started."""
-    machine = Postgres(MACHINE_HOST)
-    try:
-        machine.connect().close()
-        say(f"PostgreSQL: the machine's, at {MACHINE_HOST}:{MACHINE_PORT}")
-        return machine
-    except psycopg2.OperationalError as exc:
-        say(f"PostgreSQL at {MACHINE_HOST}:{MACHINE_PORT} does not answer ({_first_line(exc)}); using an embedded one")
-    embedded = EmbeddedPostgres(state_dir / "pgdata")
-    embedded.start()
-    socket_dir = make_url(embedded.url()).query["host"]
-    say(f"PostgreSQL: embedded, data in {embedded.data_dir}")
-    return Postgres(socket_dir, MACHINE_PORT, embedded)
+        return f"postgresql://{USER}@{self.host}:{self.port}/{database}"
 
 
 def prepare_database(server: Postgres, name: str, fresh: bool, settings: dict[str, int]) -> None:
@@ -95,7 +64,3 @@ def _admin_cursor(server: Postgres) -> Iterator:
             yield cur
     finally:
         conn.close()
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or ["no reason given"])[0]

@@ -1,13 +1,15 @@
 """The whole cluster, started in order and stopped in reverse: the handle `make cluster` and its tests use.
 
-Start: PostgreSQL (schema migrated directly, not through the bouncer), Redis, PgBouncer, the instances
-(each checked ready), two webhook dispatchers, and last HAProxy, so that the balancer's port answers
-only once all is in place.
+Start: etcd, the three Patroni members of PostgreSQL and the HAProxy that reaches their leader (the
+schema migrated through it, not through the bouncer), Redis, PgBouncer (whose server is that HAProxy),
+the instances (each checked ready), two webhook dispatchers, and last the service's HAProxy, so that the
+balancer's port answers only once all is in place.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,13 +18,15 @@ from pathlib import Path
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, Config, resolve_admin_token, resolve_webhook_secret_keys
 from app.observability.metrics import MULTIPROC_DIR_VARIABLE
-from cluster import ClusterError, balancer, bouncer, database, redis_store
+from cluster import ClusterError, balancer, bouncer, database, etcd_store, leader_proxy, redis_store
 from cluster.jwks import JwksServer
 from cluster.packages import ensure_programs
+from cluster.patroni import Member, PatroniCluster
 from cluster.processes import Managed, free_port, http_ok, stop_together, wait_until
 
-PROGRAM_PACKAGES = {"haproxy": "haproxy", "pgbouncer": "pgbouncer"}
+PROGRAM_PACKAGES = {"haproxy": "haproxy", "pgbouncer": "pgbouncer", "etcd": "etcd-server"}
 INSTANCE_START_TIMEOUT_S = 30
+SWITCHOVER_TIMEOUT_S = 30
 DISPATCHERS = 2  # they share the outbox through FOR UPDATE SKIP LOCKED (docs/webhooks.md)
 
 
@@ -33,11 +37,12 @@ class Settings:
     port: int = 8080
     instances: int = 3
     database: str = "booking_cluster"
-    scratch_database: bool = False  # created anew at start and dropped at stop (the cluster tests)
+    scratch_database: bool = False  # PostgreSQL and etcd made anew at start, removed at stop (the cluster tests)
     workers: int = 2  # gunicorn processes per instance
     concurrency: int = 4  # writes a worker runs at once (WRITE_CONCURRENCY); HAProxy's maxconn is workers x this
     bouncer_pool_size: int = 8  # PgBouncer's server connections to PostgreSQL
     rate_limit: str | None = None  # None: the app's default
+    webhook_allow_private: bool = False  # the cluster tests' receiver listens on loopback
     auth_mode: str = "jwt"  # jwt: the instances trust the cluster's JWKS server (cluster/jwks.py)
     state_dir: Path = field(default=INSTANCE_DIR / "cluster")
 
@@ -54,7 +59,7 @@ class Settings:
 
 
 class Cluster:
-    """HAProxy, the instances, PgBouncer, Redis and PostgreSQL; a context manager that stops them all."""
+    """HAProxy, the instances, PgBouncer, Redis and the Patroni cluster; a context manager that stops them all."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
@@ -64,7 +69,10 @@ class Cluster:
         self.dispatchers: list[Managed] = []
         self.balancer: Managed | None = None
         self.instance_ports: list[int] = []
-        self.postgres: database.Postgres | None = None
+        self.etcd: etcd_store.Etcd | None = None
+        self.patroni: PatroniCluster | None = None
+        self.leader_proxy: Managed | None = None
+        self.postgres: database.Postgres | None = None  # the leader, through the leader proxy
         self.redis_uri = ""
         self.bouncer_port = 0
         self.admin_token = ""
@@ -96,7 +104,7 @@ class Cluster:
         programs = ensure_programs(PROGRAM_PACKAGES)
         self.admin_token = resolve_admin_token(self.settings.state_dir)
         self.webhook_secret_key = ",".join(resolve_webhook_secret_keys({}, "", self.settings.state_dir))
-        self._start_database()
+        self._start_database(programs)
         self.redis_uri, own_redis = redis_store.machine_or_own(self.settings.state_dir, self.log_dir)
         self.support += [own_redis] if own_redis else []
         self._start_bouncer(programs["pgbouncer"])
@@ -125,11 +133,7 @@ class Cluster:
             self.jwks = None
         for process in reversed(self.support):
             process.stop()
-        if self.postgres is not None:
-            if self.settings.scratch_database:
-                database.drop_database(self.postgres, self.settings.database)
-            self.postgres.stop()
-            self.postgres = None
+        self._stop_database()
 
     def kill_instance(self, index: int) -> None:
         """SIGKILL instance `index` with all its workers, as if its machine had died."""
@@ -140,33 +144,85 @@ class Cluster:
         self._start_instance(index, self.instance_ports[index])
         wait_until(lambda: self.balancer_states()[f"app{index + 1}"] == "UP", 15, "HAProxy to see it up again")
 
+    def switchover(self, candidate: Member) -> None:
+        """A planned change of leader that cuts no transaction: PgBouncer pauses (the transactions in flight
+        finish, new ones wait), `patronictl switchover` hands over, and PgBouncer resumes once the leader
+        proxy reaches the candidate; the clients saw a pause, not an error."""
+        bouncer.console(self.bouncer_port, f"PAUSE {self.settings.database}")
+        try:
+            self.patroni.switchover(candidate)
+            wait_until(
+                lambda: self.leader_proxy_states().get(candidate.name) == "UP",
+                SWITCHOVER_TIMEOUT_S,
+                "the leader proxy to reach the new leader",
+            )
+        finally:
+            bouncer.console(self.bouncer_port, f"RESUME {self.settings.database}")
+
     def balancer_states(self) -> dict[str, str]:
         """Each instance's state in HAProxy: UP, DOWN, or a transition such as 'UP 1/2'."""
         return balancer.server_states(self.stats_socket)
 
     def database_url(self) -> str:
-        """The database itself, bypassing the bouncer (for checks that read the tables)."""
+        """The database on the current leader, bypassing the bouncer (for checks that read the tables)."""
         return self.postgres.url(self.settings.database)
 
-    def _start_database(self) -> None:
-        self.postgres = database.machine_or_embedded(self.settings.state_dir)
+    def leader_proxy_states(self) -> dict[str, str]:
+        """Each Patroni member's state in the leader proxy: UP for the leader alone, else DOWN."""
+        return leader_proxy.server_states(self.settings.state_dir / "haproxy-postgres.sock")
+
+    def _start_database(self, programs: dict[str, str]) -> None:
+        """etcd, the Patroni members, the leader proxy; then the service's database on the leader, migrated."""
+        if self.settings.scratch_database:
+            self._remove_database_files()
+        self.etcd = etcd_store.start(programs["etcd"], self.settings.state_dir / "etcd", self.log_dir)
+        self.patroni = PatroniCluster(self.settings.state_dir / "patroni", self.etcd.endpoint, self.log_dir)
+        self.patroni.start()
+        self.leader_proxy, port = leader_proxy.start(
+            programs["haproxy"], self.patroni.members, self.settings.state_dir, self.log_dir
+        )
+        self.postgres = database.Postgres("127.0.0.1", port)
         # The app's default timeouts, applied by the server instead (the app sends none through the bouncer).
         timeouts = {"statement_timeout": Config.db_statement_timeout_ms, "lock_timeout": Config.db_lock_timeout_ms}
         database.prepare_database(self.postgres, self.settings.database, self.settings.scratch_database, timeouts)
         self._migrate()
 
+    def _stop_database(self) -> None:
+        """The leader proxy, the Patroni members (each stops its PostgreSQL), then etcd; a scratch cluster's files go."""
+        if self.leader_proxy is not None:
+            self.leader_proxy.stop()
+        if self.patroni is not None:
+            self.patroni.stop()
+        if self.etcd is not None:
+            self.etcd.process.stop()
+        self.leader_proxy = self.patroni = self.etcd = self.postgres = None
+        if self.settings.scratch_database:
+            self._remove_database_files()
+
+    def _remove_database_files(self) -> None:
+        for folder in ("patroni", "etcd"):
+            shutil.rmtree(self.settings.state_dir / folder, ignore_errors=True)
+
     def _migrate(self) -> None:
         """`make migrate`'s command, run directly against PostgreSQL."""
+        result = self._maintenance("migrate")
+        if result.returncode != 0:
+            raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
+
+    def check(self) -> subprocess.CompletedProcess:
+        """`make check` (flask check: every event's invariants and ledger) against the current leader."""
+        return self._maintenance("flask", "check")
+
+    def _maintenance(self, *command: str) -> subprocess.CompletedProcess:
+        """`python -m app.operations.serve <command>` on the database directly, not through the bouncer."""
         env = {**os.environ, "DATABASE_URL": self.database_url(), "ADMIN_TOKEN": self.admin_token}
-        result = subprocess.run(
-            [sys.executable, "-m", "app.operations.serve", "migrate"],
+        return subprocess.run(
+            [sys.executable, "-m", "app.operations.serve", *command],
             env=env,
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
         )
-        if result.returncode != 0:
-            raise ClusterError(f"migrations failed:\n{result.stderr.strip()}")
 
     def _start_bouncer(self, program: str) -> None:
         settings = self.settings
@@ -230,6 +286,8 @@ class Cluster:
             "RATE_LIMIT_KEY_PREFIX": settings.database,  # apart from other deployments on the same Redis
             "TRUSTED_PROXIES": "1",  # HAProxy is the one hop in front of the instances
         }
+        if settings.webhook_allow_private:
+            env["WEBHOOK_ALLOW_PRIVATE"] = "true"
         if settings.rate_limit is not None:
             env["RATE_LIMIT"] = settings.rate_limit
         env.update(self.jwks.instance_env() if self.jwks else {"AUTH_MODE": "open"})

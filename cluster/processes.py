@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -31,8 +32,11 @@ def _die_with_parent() -> None:
 class Managed:
     """One long-running program of the cluster."""
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict | None = None, cwd=None) -> None:
-        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+    def __init__(
+        self, name: str, argv: list[str], log_dir: Path, env: dict | None = None, cwd=None, user: str | None = None
+    ) -> None:
+        """`user`: the account to run as (root starting what refuses to run as root), else ours."""
+        self.name, self.argv, self.env, self.cwd, self.user = name, argv, env, cwd, user
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -46,7 +50,10 @@ class Managed:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                user=self.user,
+                group=self.user and pwd.getpwnam(self.user).pw_gid,
+                extra_groups=[] if self.user else None,
+                preexec_fn=_die_with_parent,  # after the change of user, which would clear it
             )
 
     def alive(self) -> bool:

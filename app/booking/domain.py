@@ -28,6 +28,47 @@ MAX_HOLD_TTL_SECONDS = 86_400  # a day
 HOLDS_OFF = 0
 # EventChanges.sales_open_at that clears the opening (update_event's argument, a timestamptz: None leaves it).
 OPENING_CLEARED = "-infinity"
+# Ticket types (issue 26), as ticket_types' CHECK constraints state them.
+STANDARD = "standard"  # the one type of an event opened without types of its own
+MAX_TICKET_TYPES = 20  # an event's types, and a booking's items
+TICKET_TYPE_CODE = r"^[a-z0-9][a-z0-9-]{0,31}$"
+
+
+@dataclass(frozen=True)
+class TicketType:
+    """One kind of ticket of an event, as its replies show it: `available_tickets` is the type's own room
+    (its total less what its bookings hold); the event's available_tickets bounds all types together."""
+
+    code: str
+    name: str | None
+    total_tickets: int
+    max_per_booking: int  # its own, else the event's
+    available_tickets: int
+    waiting_tickets: int = 0
+
+
+@dataclass(frozen=True)
+class TicketTypeChange:
+    """A type to add (a new code: total_tickets required) or change, at an initialize or a PATCH; None
+    leaves a setting as it is (or, for a new type, max_per_booking: the event's)."""
+
+    code: str
+    name: str | None = None
+    total_tickets: int | None = None
+    max_per_booking: int | None = None
+
+
+@dataclass(frozen=True)
+class BookingItem:
+    """Tickets of one type in a booking; while it waits, the tickets of that type wanted ahead of it."""
+
+    ticket_type: str
+    quantity: int
+    tickets_ahead: int | None = None
+
+
+# A booking's items as a request names them: (code, quantity) pairs, one per type.
+Items = tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -47,6 +88,7 @@ class Event:
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
     hold_ttl_seconds: int | None = None  # how long a booking that gets tickets waits for its payment; None: no holds
     held_tickets: int = 0  # the tickets in held bookings
+    ticket_types: tuple[TicketType, ...] = ()  # by position, the order they were added
     # The fair sale opening (issue 27): when the lobby is drawn (None: no lobby), the entries in it now,
     # and when the draw was done (every entry booked).
     sales_open_at: datetime | None = None
@@ -73,7 +115,25 @@ class Booking:
     cancel_reason: str | None = None  # a cancelled offer's (declined or expired), or a hold's (hold_expired)
     hold_expires_at: datetime | None = None  # once held: when the hold ends (kept once it has)
     payment_reference: str | None = None  # the reference its confirm gave, if any
+    items: tuple[BookingItem, ...] | None = None  # its tickets by type (None: not known to the one who read it)
     lobby_rank: int | None = None  # its rank in the draw, once the draw booked it (issue 27)
+
+
+def items_of(
+    codes: list[str] | None,
+    quantities: list[int] | None,
+    aheads: list[int] | None = None,
+    *,
+    first_code: str | None = None,
+    quantity: int = 0,
+    tickets_ahead: int | None = None,
+) -> tuple[BookingItem, ...] | None:
+    """A booking's items from its rows' arrays; without them (an event of one type) its one item, of that
+    type (`first_code`), holding its `quantity`, with its `tickets_ahead`."""
+    if codes is None:
+        return None if first_code is None else (BookingItem(first_code, quantity, tickets_ahead),)
+    aheads = aheads or [None] * len(codes)
+    return tuple(BookingItem(*item) for item in zip(codes, quantities, aheads, strict=True))
 
 
 @dataclass(frozen=True)
@@ -116,6 +176,7 @@ class EventChanges:
     promotion: str | None = None
     offer_ttl_seconds: int | None = None
     hold_ttl_seconds: int | None = None  # HOLDS_OFF turns holds off
+    ticket_types: tuple[TicketTypeChange, ...] | None = None  # to add (a new code) or change
     sales_open_at: datetime | str | None = None  # OPENING_CLEARED clears it
 
 
@@ -147,6 +208,7 @@ class WaitingEntry:
     position: int
     tickets_ahead: int
     created_at: datetime
+    items: tuple[BookingItem, ...] | None = None  # ticket types (issue 26): each with the tickets of its type ahead
 
 
 @dataclass(frozen=True)
@@ -164,6 +226,7 @@ class BookingRow:
     cancel_reason: str | None = None  # an offer's (declined or expired), or a hold's (hold_expired)
     hold_expires_at: datetime | None = None  # holds (issue 25): when the hold ends, or ended
     payment_reference: str | None = None
+    items: tuple[BookingItem, ...] | None = None  # ticket types (issue 26): what it holds (or wants) of each
 
 
 @dataclass(frozen=True)
@@ -177,8 +240,8 @@ class Page:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One state change, as the ledger (booking_events) recorded it: of a booking, or an organiser's
-    change of the event (event_updated, capacity_changed, sales_closed, sales_opened, event_cancelled: no
-    booking)."""
+    change of the event (event_updated, capacity_changed, type_added, type_changed, sales_closed,
+    sales_opened, event_cancelled: no booking)."""
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
@@ -189,8 +252,10 @@ class LedgerEntry:
     request_id: str | None
     created_at: datetime
     quantity: int | None  # the tickets the change concerns: booked, released, or confirmed; None for an organiser's
-    total_tickets_from: int | None = None  # capacity_changed only
+    total_tickets_from: int | None = None  # capacity_changed, type_added and type_changed only
     total_tickets_to: int | None = None
+    items: tuple[BookingItem, ...] | None = None  # a booking's change (issue 26): the tickets of each type it concerns
+    ticket_type: str | None = None  # type_added and type_changed: the type's code
     lobby_rank: int | None = None  # on the entry that books a lobby entry drawn (issue 27)
 
 
@@ -326,6 +391,76 @@ class QuantityAboveHeld(InvalidQuantity):
     detail = "{} tickets is more than this booking holds"
 
 
+class InvalidItems(DomainError):
+    """Items that the event's types, known only in the database, refuse: a 400 like the schema's own, the
+    message under `errors.items`."""
+
+    code, status, about = "invalid_request", 400, "items"
+
+    def __init__(self, value: object) -> None:
+        super().__init__(items_text(value))
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {"items": [str(self)]}
+
+
+def items_text(items: object) -> str:
+    """Items as an error quotes them: `2 adult, 1 child` (cut like any value a client sent)."""
+    if not items:
+        return "a bare quantity"
+    return quoted(", ".join(f"{quantity} {code}" for code, quantity in items))
+
+
+class ItemsRequired(InvalidItems):
+    detail = "{} is not enough on an event of several ticket types: name the items (ticketType, quantity)"
+
+
+class UnknownTicketType(InvalidItems):
+    detail = "{} names a ticket type this event does not have"
+
+
+class ItemsAboveLimit(InvalidItems):
+    detail = (
+        "{} is more than this event allows per booking (maxPerBooking, of the event or of a type) or has "
+        "(totalTickets, of the event or of a type)"
+    )
+
+
+class ItemsAboveHeld(InvalidItems):
+    detail = "{} is more than this booking holds of those types"
+
+
+class InvalidTicketTypes(DomainError):
+    """Ticket types that the event, known only in the database, refuses: 400 with `errors.ticketTypes`."""
+
+    code, status, about = "invalid_request", 400, "ticket_types"
+
+    def __init__(self, value: object) -> None:
+        super().__init__(", ".join(change.code for change in value or ()))
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {"ticketTypes": [str(self)]}
+
+
+class TicketTypeAboveEvent(InvalidTicketTypes):
+    detail = "a ticket type's totalTickets may not exceed the event's (types: {})"
+
+
+class TooManyTicketTypes(InvalidTicketTypes):
+    detail = f"an event has at most {MAX_TICKET_TYPES} ticket types (asked: {{}})"
+
+
+class TicketTypeTotalRequired(InvalidTicketTypes):
+    detail = "a new ticket type needs its totalTickets (types: {})"
+
+
+class LoneTypeMismatch(InvalidTicketTypes):
+    detail = (
+        "with one ticket type, its totalTickets and maxPerBooking are the event's: give the same values, "
+        "or one of them (types: {})"
+    )
+
+
 # The `outcome` column of the booking and organiser functions: "ok", or the refusal it names.
 OK = "ok"
 REFUSALS: dict[str, type[DomainError]] = {
@@ -344,6 +479,14 @@ REFUSALS: dict[str, type[DomainError]] = {
     "no_hold": NoHold,
     "hold_expired": HoldExpired,
     "already_confirmed": AlreadyConfirmed,
+    "items_required": ItemsRequired,
+    "unknown_ticket_type": UnknownTicketType,
+    "items_above_limit": ItemsAboveLimit,
+    "items_above_held": ItemsAboveHeld,
+    "ticket_type_above_event": TicketTypeAboveEvent,
+    "too_many_ticket_types": TooManyTicketTypes,
+    "ticket_type_total_required": TicketTypeTotalRequired,
+    "lone_type_mismatch": LoneTypeMismatch,
     "draw_started": DrawStarted,
 }
 
@@ -362,7 +505,7 @@ def quoted(value: object) -> object:
 
 def raise_unless_ok(outcome: str, **request: object) -> None:
     """Raise the refusal that a database function's `outcome` names, quoting the request's value it is
-    about (`request` holds them by name: event_id, user_id, quantity, total_tickets)."""
+    about (`request` holds them by name: event_id, user_id, quantity, total_tickets, items, ticket_types)."""
     if outcome != OK:
         refusal = REFUSALS[outcome]
         raise refusal(request[refusal.about])

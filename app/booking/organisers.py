@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, select, text
+from sqlalchemy import Connection, Engine, Executable, Row, bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.booking import services
 from app.booking.domain import (
+    BookingItem,
     BookingRow,
-    Event,
     EventCancellation,
     EventChanges,
     EventNotFound,
@@ -31,12 +32,13 @@ from app.booking.domain import (
     EventUpdate,
     Page,
     WaitingEntry,
+    items_of,
     parse_event_id,
     raise_unless_ok,
 )
-from app.booking.services import EVENT_COLUMNS, OneStatementWrite
+from app.booking.services import EVENT_COLUMNS, TICKET_TYPES, OneStatementWrite, event_from
 from app.database.group_commit import Batcher
-from app.database.tables import bookings, events
+from app.database.tables import bookings, events, ticket_types
 
 STREAM_BATCH = 1000  # rows of a page of a whole-list export
 # Calling off an event of 2.7 million active bookings at 44 µs each; the lock is held that long at most.
@@ -46,40 +48,62 @@ LONG_STATEMENTS = text("SELECT set_config('statement_timeout', :timeout, true)")
 UPDATE_EVENT = text("""
 SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promoted_quantities,
        u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status,
-       u.promoted_hold_expires_at
+       u.promoted_hold_expires_at, u.promoted_items, u.ticket_types
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
-                    :offer_ttl_seconds, :hold_ttl_seconds, :sales_open_at) u
-""")
+                    :offer_ttl_seconds, :hold_ttl_seconds, :ticket_types, :sales_open_at) u
+""").bindparams(bindparam("ticket_types", type_=JSONB(none_as_null=True)))
 CANCEL_EVENT = text(
-    "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings FROM cancel_event(:event_id, :request_id) c"
+    "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings, event_ticket_types(c.event_row) AS ticket_types "
+    "FROM cancel_event(:event_id, :request_id) c"
 )
 
 # A page of the waiting list, oldest first, after the entry with seq `after`. The page's first entry
 # (`head`) gets its place from the queue's counters (waiting_place.sql); each next one is one further,
-# behind the tickets of those before it on the page. One row with NULL id if the page is empty, none
-# if no such event.
+# behind the tickets of those before it on the page. Likewise per ticket type (issue 26), on an event of
+# several: the first item of each type on the page gets its place from that type's counters
+# (waiting_item_places.sql), each next item of that type is behind the tickets of that type before it
+# on the page; so a page costs at most one place per type more, however deep it is. One row with NULL
+# id if the page is empty, none if no such event.
 WAITING_PAGE = text("""
+WITH page AS (
+        SELECT b.id, b.seq, b.user_id, b.quantity, b.created_at, b.queue_ordinal, b.queue_tickets_before,
+               b.item_types, b.item_quantities, b.item_tickets_before
+          FROM bookings b
+         WHERE b.event_id = :event_id AND b.status = 'waiting' AND b.seq > :after
+         ORDER BY b.seq
+         LIMIT :limit),
+     items AS (
+        SELECT p.seq, p.queue_ordinal, i.n, i.code, i.before,
+               sum(i.quantity) OVER (PARTITION BY i.code ORDER BY p.seq) - i.quantity AS ahead_on_page
+          FROM page p
+         CROSS JOIN LATERAL unnest(p.item_types, p.item_quantities, p.item_tickets_before)
+               WITH ORDINALITY AS i (code, quantity, before, n)),
+     first_items AS (
+        SELECT DISTINCT ON (i.code) i.code,
+               (waiting_item_places(:event_id, i.queue_ordinal, ARRAY[i.code], ARRAY[i.before]))[1] AS ahead
+          FROM items i
+         ORDER BY i.code, i.seq),
+     item_places AS (
+        SELECT i.seq, array_agg(f.ahead + i.ahead_on_page ORDER BY i.n) AS item_tickets_ahead
+          FROM items i JOIN first_items f USING (code)
+         GROUP BY i.seq)
 SELECT w.id, w.seq, w.user_id, w.quantity, w.created_at,
        (place.waiting_position - 1 + row_number() OVER queue)::integer AS position,
-       place.tickets_ahead + sum(w.quantity) OVER queue - w.quantity AS tickets_ahead
+       place.tickets_ahead + sum(w.quantity) OVER queue - w.quantity AS tickets_ahead,
+       w.item_types, w.item_quantities, ip.item_tickets_ahead, first_type.code AS first_type
   FROM events e
-  LEFT JOIN LATERAL (
-        SELECT b.queue_ordinal, b.queue_tickets_before FROM bookings b
-         WHERE b.event_id = e.id AND b.status = 'waiting' AND b.seq > :after
-         ORDER BY b.seq
-         LIMIT 1) head ON true
+  JOIN ticket_types first_type ON first_type.event_id = e.id AND first_type.position = 1
+  LEFT JOIN LATERAL (SELECT p.queue_ordinal, p.queue_tickets_before FROM page p ORDER BY p.seq LIMIT 1) head ON true
   LEFT JOIN LATERAL waiting_place(e.id, head.queue_ordinal, head.queue_tickets_before) place ON true
-  LEFT JOIN LATERAL (
-        SELECT b.id, b.seq, b.user_id, b.quantity, b.created_at FROM bookings b
-         WHERE b.event_id = e.id AND b.status = 'waiting' AND b.seq > :after
-         ORDER BY b.seq
-         LIMIT :limit) w ON true
+  LEFT JOIN page w ON true
+  LEFT JOIN item_places ip ON ip.seq = w.seq
  WHERE e.id = :event_id
 WINDOW queue AS (ORDER BY w.seq)
  ORDER BY w.seq
 """)
 EVENT_EXISTS = text("SELECT EXISTS (SELECT 1 FROM events WHERE id = :event_id)")
-BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow)]
+BOOKING_COLUMNS = [bookings.c[field.name] for field in fields(BookingRow) if field.name != "items"]
+ITEM_COLUMNS = [bookings.c.item_types, bookings.c.item_quantities]
 
 
 @dataclass(frozen=True)
@@ -94,12 +118,23 @@ class UpdateEvent(OneStatementWrite[EventUpdate]):
     statement: ClassVar[Executable] = UPDATE_EVENT
 
     def parameters(self) -> dict:
-        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id, **asdict(self.changes)}
+        changes = asdict(self.changes)
+        # JSON objects of the settings given (update_event.sql: an absent key leaves a setting as it is).
+        changes["ticket_types"] = changes["ticket_types"] and [
+            {name: value for name, value in change.items() if value is not None} for change in changes["ticket_types"]
+        ]
+        return {"event_id": parse_event_id(self.event_id), "request_id": self.request_id, **changes}
 
     def result(self, row: Row) -> EventUpdate:
-        raise_unless_ok(row.outcome, event_id=self.event_id, total_tickets=self.changes.total_tickets)
+        raise_unless_ok(
+            row.outcome,
+            event_id=self.event_id,
+            total_tickets=self.changes.total_tickets,
+            ticket_types=self.changes.ticket_types,
+        )
         event = event_from(row)
-        return EventUpdate(event, services.promoted_bookings_of(row, event.id))
+        update = EventUpdate(event, services.promoted_bookings_of(row, event.id))
+        return services.named(update, event.ticket_types[0].code)
 
 
 @dataclass(frozen=True)
@@ -132,14 +167,9 @@ class CancelEvent(OneStatementWrite[EventCancellation]):
         return EventCancellation(event_from(row), row.cancelled_bookings)
 
 
-def event_from(row: Row) -> Event:
-    """The Event in a row that holds the event row's columns among others."""
-    return Event(**{column.name: row._mapping[column.name] for column in EVENT_COLUMNS})
-
-
 def list_events(engine: Engine, status: str | None, after: int | None, limit: int) -> EventsPage:
     """Events newest first (in the order they were opened), `limit` of them older than event `after`."""
-    statement = select(*EVENT_COLUMNS, events.c.seq).order_by(events.c.seq.desc()).limit(limit + 1)
+    statement = select(*EVENT_COLUMNS, TICKET_TYPES, events.c.seq).order_by(events.c.seq.desc()).limit(limit + 1)
     if status is not None:
         statement = statement.where(events.c.status == status)
     if after is not None:
@@ -159,6 +189,12 @@ def waiting_list(engine: Engine, event_id: str, after: int, limit: int) -> Page:
     if not rows:
         raise EventNotFound(event_id)
     return _page([row for row in rows if row.id is not None], limit, WaitingEntry)
+
+
+def _first_type(event_uuid: uuid.UUID):
+    """The code of the event's first ticket type: the type of a booking without items (an event of one)."""
+    first = select(ticket_types.c.code).where(ticket_types.c.event_id == event_uuid, ticket_types.c.position == 1)
+    return first.scalar_subquery().label("first_type")
 
 
 def booking_list(engine: Engine, event_id: str, status: str | None, after: int, limit: int) -> Page:
@@ -196,7 +232,7 @@ def _rows_from(page: Page, page_after: Callable[..., Page]) -> Iterator:
 
 def _bookings_query(event_uuid: uuid.UUID, status: str | None, after: int):
     # On ix_bookings_event_id_seq; a status is a filter along it (waiting has its own partial index).
-    statement = select(*BOOKING_COLUMNS, bookings.c.seq).where(
+    statement = select(*BOOKING_COLUMNS, *ITEM_COLUMNS, _first_type(event_uuid), bookings.c.seq).where(
         bookings.c.event_id == event_uuid, bookings.c.seq > after
     )
     if status is not None:
@@ -206,9 +242,21 @@ def _bookings_query(event_uuid: uuid.UUID, status: str | None, after: int):
 
 def _page(rows: list[Row], limit: int, kind: type) -> Page:
     """`kind`s of the first `limit` rows; a row beyond them means another page follows."""
-    names = [field.name for field in fields(kind)]
-    found = [kind(**{name: row._mapping[name] for name in names}) for row in rows[:limit]]
+    names = [field.name for field in fields(kind) if field.name != "items"]
+    found = [kind(**{name: row._mapping[name] for name in names}, items=_items(row)) for row in rows[:limit]]
     return Page(found, next_after=rows[limit - 1].seq if len(rows) > limit else None)
+
+
+def _items(row: Row) -> tuple[BookingItem, ...]:
+    values = row._mapping
+    return items_of(
+        row.item_types,
+        row.item_quantities,
+        values.get("item_tickets_ahead"),
+        first_code=row.first_type,
+        quantity=row.quantity,
+        tickets_ahead=values.get("tickets_ahead"),
+    )
 
 
 def _require_event(conn: Connection, event_uuid: uuid.UUID, event_id: str) -> None:

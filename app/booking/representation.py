@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from app.booking.domain import AUTO, OFFER
 
@@ -35,6 +35,47 @@ class UtcDateTime(fields.DateTime):
 def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
     """A field every reply has, null when it does not apply."""
     return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
+
+
+class TicketTypeSchema(Schema):
+    code = fields.String(required=True, metadata={"example": "adult"})
+    name = fields.String(allow_none=True, required=True)
+    total_tickets = fields.Integer(
+        data_key="totalTickets", required=True, metadata={"description": "At most the event's totalTickets"}
+    )
+    max_per_booking = fields.Integer(
+        data_key="maxPerBooking",
+        required=True,
+        metadata={"description": "The most tickets of this type one booking may hold (the event's unless set)"},
+    )
+    available_tickets = fields.Integer(
+        data_key="availableTickets",
+        required=True,
+        metadata={
+            "description": "The type's own room: its total less what its bookings hold; the event's "
+            "availableTickets bounds all types together"
+        },
+    )
+    waiting_tickets = fields.Integer(
+        data_key="waitingTickets",
+        required=True,
+        metadata={"description": "Tickets of this type wanted by waiting entries"},
+    )
+
+
+class BookingItemSchema(Schema):
+    ticket_type = fields.String(data_key="ticketType", required=True, metadata={"example": "adult"})
+    quantity = fields.Integer(required=True, metadata={"example": 2})
+    tickets_ahead = fields.Integer(
+        data_key="ticketsAhead",
+        metadata={"description": "While waiting: the tickets of this type wanted by older waiting entries"},
+    )
+
+    @post_dump
+    def _place_only_while_waiting(self, data: dict, **kwargs) -> dict:
+        if data.get("ticketsAhead") is None:
+            data.pop("ticketsAhead", None)
+        return data
 
 
 class EventSchema(Schema):
@@ -83,6 +124,13 @@ class EventSchema(Schema):
             "description": "The tickets in `held` bookings, waiting for their payment (counted in bookedTickets)"
         },
     )
+    # Ticket types (issue 26), likewise.
+    ticket_types = fields.List(
+        fields.Nested(TicketTypeSchema),
+        data_key="ticketTypes",
+        required=True,
+        metadata={"description": "The event's ticket types, in the order they were added (one: `standard`)"},
+    )
     # The fair sale opening (issue 27), likewise.
     sales_open_at = nullable(
         UtcDateTime,
@@ -124,6 +172,10 @@ def payment_reference_field() -> fields.Field:
     return nullable(fields.String, "paymentReference", "The reference its confirm gave; null if none")
 
 
+def booking_items_field(description: str) -> fields.Field:
+    return fields.List(fields.Nested(BookingItemSchema), required=True, metadata={"description": description})
+
+
 class BookingSchema(Schema):
     id = fields.UUID(required=True)
     event_id = fields.UUID(data_key="eventId", required=True)
@@ -157,6 +209,16 @@ class BookingSchema(Schema):
     # Checkout holds (issue 25), likewise.
     hold_expires_at = hold_expires_at_field()
     payment_reference = payment_reference_field()
+    # Ticket types (issue 26), likewise.
+    items = fields.List(
+        fields.Nested(BookingItemSchema),
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Its tickets by type, all or none (on an event of one type, one item); while waiting, "
+            "each with the tickets of its type wanted ahead"
+        },
+    )
     # The fair sale opening (issue 27), likewise.
     lobby_rank = nullable(
         fields.Integer,

@@ -18,6 +18,9 @@ PING_IF_IDLE_S = 1.0
 # A connection that dies while in use fails its return to the pool (the reset of its isolation level)
 # with the driver's own error, which SQLAlchemy does not wrap: both mean "the database is away".
 DATABASE_ERRORS = (DBAPIError, psycopg2.Error)
+# A write on a server in recovery: the leader we reached was demoted (a failover or switchover), or a
+# proxy sent us to a standby for a moment. That server will not take writes again before it is promoted.
+READ_ONLY_SQL_TRANSACTION = "25006"
 
 
 def sqlstate(error: DBAPIError) -> str | None:
@@ -60,6 +63,7 @@ def build_engine(config, pool_size: int) -> Engine:
         connect_args=_connect_args(config),
     )
     _ping_idle_connections(engine)
+    _lose_read_only_connections(engine)
     return engine
 
 
@@ -87,6 +91,24 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("the database dropped an idle connection") from error  # the pool reconnects
 
 
+def _lose_read_only_connections(engine: Engine) -> None:
+    """Treat a connection whose server refused a write for being read-only as a lost one.
+
+    So the request answers 503 with Retry-After (app/web/errors.py) instead of 500, and the pool drops
+    its connections opened before it: new ones reach the new leader, through a proxy that follows it
+    (the cluster's HAProxy) or a libpq URL that names every member with `target_session_attrs=read-write`.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _lost_if_read_only(context) -> None:
+        if _read_only(context.original_exception):
+            context.is_disconnect = True
+
+
+def _read_only(error: BaseException) -> bool:
+    return getattr(error, "pgcode", None) == READ_ONLY_SQL_TRANSACTION
+
+
 def fetch_autocommit(engine: Engine, sql: str, parameters: Mapping) -> list[tuple]:
     """The rows of `sql` (DBAPI paramstyle) run in autocommit mode on a raw pooled connection.
 
@@ -102,7 +124,9 @@ def fetch_autocommit(engine: Engine, sql: str, parameters: Mapping) -> list[tupl
         connection = engine.raw_connection()
         return _fetch_autocommit(connection.driver_connection, sql, parameters)
     except driver_error as error:
-        lost = engine.dialect.is_disconnect(error, connection and connection.driver_connection, None)
+        lost = _read_only(error) or engine.dialect.is_disconnect(
+            error, connection and connection.driver_connection, None
+        )
         if lost and connection is not None:
             engine.pool._invalidate(connection, error)  # noqa: SLF001 (what Connection does on a disconnect)
         raise DBAPIError.instance(

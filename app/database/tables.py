@@ -40,6 +40,12 @@ NOW = text("now()")
 # A pending outbox message, as the claim's order probes ask for it (app/notifications/store.py, CLAIM).
 PROBED_PENDING = "state NOT IN ('delivered', 'failed')"
 
+# The items of a booking, or of what a ledger entry moved: one type's code per quantity, 1..20 of them.
+ITEMS = (
+    "(item_types IS NULL) = (item_quantities IS NULL) "
+    "AND cardinality(item_types) BETWEEN 1 AND 20 AND cardinality(item_quantities) = cardinality(item_types)"
+)
+
 events = Table(
     "events",
     metadata,
@@ -71,6 +77,10 @@ events = Table(
     # (NULL: no holds, they are confirmed at once), and the tickets in held bookings, kept under the lock.
     Column("hold_ttl_seconds", Integer),
     Column("held_tickets", Integer, nullable=False, server_default=text("0")),
+    # Ticket types (migration 0019): how many the event has (ticket_types). With one, its bookings and
+    # its type's counters follow from this row and nothing more is written; with several, each type
+    # keeps its own counters and each booking its items.
+    Column("ticket_type_count", SmallInteger, nullable=False, server_default=text("1")),
     # The fair sale opening (migration 0020): when the lobby is drawn (NULL: no lobby), the entries in it now,
     # and the draw's state under the lock: when the ranks were fixed, how many were drawn at random, the
     # ranks given (those, then late arrivals), the draw's cursor (ranks booked or passed over), when it was done.
@@ -89,7 +99,11 @@ events = Table(
     CheckConstraint(
         "waiting_tickets BETWEEN waiting_count AND 100 * waiting_count::bigint", name="waiting_tickets_range"
     ),
-    CheckConstraint("waiting_count = 0 OR available_tickets < waiting_tickets", name="waiting_only_when_short"),
+    # With several types, an entry may wait while the event has room: one of its types has none.
+    CheckConstraint(
+        "waiting_count = 0 OR available_tickets < waiting_tickets OR ticket_type_count > 1",
+        name="waiting_only_when_short",
+    ),
     CheckConstraint(
         "queue_joined_entries BETWEEN 0 AND 2147483647 AND queue_joined_tickets >= queue_joined_entries",
         name="queue_joined_range",
@@ -104,6 +118,7 @@ events = Table(
     CheckConstraint("offer_ttl_seconds BETWEEN 1 AND 604800", name="offer_ttl_range"),
     CheckConstraint("hold_ttl_seconds BETWEEN 1 AND 86400", name="hold_ttl_range"),
     CheckConstraint("held_tickets BETWEEN 0 AND total_tickets - available_tickets", name="held_tickets_range"),
+    CheckConstraint("ticket_type_count BETWEEN 1 AND 20", name="ticket_type_count_range"),
     CheckConstraint("lobby_count >= 0 AND lobby_seated BETWEEN 0 AND lobby_ranked", name="lobby_counts_range"),
     # The organisers' list, newest first, keyset-paginated (not unique: Citus, docs/scaling.md).
     Index("ix_events_seq", "seq"),
@@ -139,6 +154,13 @@ bookings = Table(
     # the payment's reference that its confirm gave (migration 0018).
     Column("hold_expires_at", DateTime(timezone=True)),
     Column("payment_reference", Text),
+    # Ticket types (migration 0019): on an event with several, the codes of the types it holds (or wants),
+    # the quantity of each, and, once queued, the tickets of each type queued before it (its place in
+    # that type's queue, as queue_tickets_before is in the event's). NULL on an event of one type: all of
+    # `quantity` is of that type. `quantity` stays the booking's total.
+    Column("item_types", ARRAY(Text)),
+    Column("item_quantities", ARRAY(Integer)),
+    Column("item_tickets_before", ARRAY(BigInteger)),
     # A lobby entry's rank in the draw, set when the draw books it (migration 0020).
     Column("lobby_rank", Integer),
     # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
@@ -161,6 +183,8 @@ bookings = Table(
     ),
     CheckConstraint("status <> 'held' OR hold_expires_at IS NOT NULL", name="hold_has_expiry"),
     CheckConstraint("char_length(payment_reference) BETWEEN 1 AND 128", name="payment_reference_length"),
+    CheckConstraint(ITEMS, name="items_match"),
+    CheckConstraint("cardinality(item_tickets_before) = cardinality(item_types)", name="item_places_match"),
     CheckConstraint("lobby_rank >= 1", name="lobby_rank_range"),
     Index(
         "uq_bookings_one_active_per_user",
@@ -178,6 +202,45 @@ bookings = Table(
     Index("ix_bookings_offer_expires_at", "offer_expires_at", postgresql_where=text("status = 'offered'")),
     # The holds by deadline, for their sweeper (expire_holds).
     Index("ix_bookings_hold_expires_at", "hold_expires_at", postgresql_where=text("status = 'held'")),
+    # The waiting entries of events with several types, by quantity: "does any want more than the event
+    # has left?" in one probe (book_ticket); an event of one type has none here, so its path pays nothing.
+    Index(
+        "ix_bookings_waiting_items",
+        "event_id",
+        "quantity",
+        postgresql_where=text("status = 'waiting' AND item_types IS NOT NULL"),
+    ),
+)
+
+# An event's ticket types (migration 0019), by position: the order they were added, 1 the first. Every
+# event has one at least (`standard`, holding its total, unless it was opened with types of its own: the
+# trigger add_standard_ticket_type). The counters are kept under the event lock, and only while the event
+# has several types; with one, they follow from the event row (taken: total - available; waiting: its
+# waiting_tickets).
+ticket_types = Table(
+    "ticket_types",
+    metadata,
+    Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text),
+    Column("total_tickets", Integer, nullable=False),
+    Column("max_per_booking", Integer),  # NULL: the event's
+    # Tickets of this type in confirmed, offered and held bookings; wanted by waiting entries; ever queued
+    # (an item's place in this type's queue is counted from it).
+    Column("taken_tickets", Integer, nullable=False, server_default=text("0")),
+    Column("waiting_tickets", BigInteger, nullable=False, server_default=text("0")),
+    Column("queue_joined_tickets", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("event_id", "position"),
+    UniqueConstraint("event_id", "code"),
+    CheckConstraint("position BETWEEN 1 AND 20", name="position_range"),
+    CheckConstraint("code ~ '^[a-z0-9][a-z0-9-]{0,31}$'", name="code_format"),
+    CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="name_length"),
+    CheckConstraint(
+        "taken_tickets BETWEEN 0 AND total_tickets AND total_tickets <= 1000000", name="taken_tickets_range"
+    ),
+    CheckConstraint("max_per_booking BETWEEN 1 AND 100", name="max_per_booking_range"),
+    CheckConstraint("waiting_tickets >= 0 AND queue_joined_tickets >= waiting_tickets", name="queue_counts_range"),
 )
 
 # The ledger: one row per state change, appended by the booking functions in the same transaction.
@@ -197,9 +260,15 @@ booking_events = Table(
     # The tickets the change concerns: those booked, queued or promoted; for `cancelled` and `reduced`
     # (a partial cancel), those given up.
     Column("quantity", Integer),
-    # capacity_changed's totals before and after, so that a replay of the ledger follows the capacity.
+    # capacity_changed's totals before and after, so that a replay of the ledger follows the capacity;
+    # type_added's (from 0) and type_changed's, of the type `ticket_type` names (its code).
     Column("total_tickets_from", Integer),
     Column("total_tickets_to", Integer),
+    # Ticket types (migration 0019): on an event with several, the items a booking's entry moved (booked,
+    # queued, given up, promoted...); NULL on an event of one type (all of `quantity` is of that type).
+    Column("item_types", ARRAY(Text)),
+    Column("item_quantities", ARRAY(Integer)),
+    Column("ticket_type", Text),
     # The rank of a lobby entry that the draw books, on its booked / held / waitlisted entry (migration 0020).
     Column("lobby_rank", Integer),
     # event_id first, as in bookings; its index also serves an event's history, oldest first.
@@ -207,22 +276,27 @@ booking_events = Table(
     CheckConstraint(
         "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
         "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
-        "'offered', 'accepted', 'declined', 'expired', 'held', 'paid', 'hold_expired', 'lobby', 'lobby_drawn')",
+        "'offered', 'accepted', 'declined', 'expired', 'held', 'paid', 'hold_expired', 'type_added', 'type_changed', "
+        "'lobby', 'lobby_drawn')",
         name="kind_known",
     ),
     CheckConstraint(
         "CASE WHEN kind IN ('capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
-        "'lobby_drawn') "
+        "'type_added', 'type_changed', 'lobby_drawn') "
         "THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
         "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END",
         name="subject_known",
     ),
     CheckConstraint(
-        "(kind = 'capacity_changed') = (total_tickets_from IS NOT NULL) "
+        "(kind IN ('capacity_changed', 'type_added', 'type_changed')) = (total_tickets_from IS NOT NULL) "
         "AND (total_tickets_from IS NULL) = (total_tickets_to IS NULL)",
         name="totals_with_capacity_change",
     ),
     CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+    CheckConstraint(ITEMS, name="items_match"),
+    CheckConstraint(
+        "(kind IN ('type_added', 'type_changed')) = (ticket_type IS NOT NULL)", name="type_change_names_it"
+    ),
     CheckConstraint("lobby_rank >= 1", name="lobby_rank_range"),
 )
 
@@ -240,17 +314,21 @@ lobby_ranks = Table(
 
 # Who left the queue other than from its head (a waiting entry cancelled, or shrunk by a partial
 # cancel), as a Fenwick tree over queue ordinals: node n sums the departures of the ordinals
-# n - lowbit(n) + 1 .. n, so what left ahead of a place is a sum of at most 31 nodes.
+# n - lowbit(n) + 1 .. n, so what left ahead of a place is a sum of at most 31 nodes. One tree per
+# `ticket_type` (migration 0019): 0 the event's (entries and tickets); on an event with several types, k
+# the tickets of type position k, and a promotion (which may pass older entries) counts as a departure.
 queue_departures = Table(
     "queue_departures",
     metadata,
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("ticket_type", SmallInteger, nullable=False, server_default=text("0")),
     Column("node", BigInteger, nullable=False),
     Column("entries", BigInteger, nullable=False),
     Column("tickets", BigInteger, nullable=False),
-    PrimaryKeyConstraint("event_id", "node"),
+    PrimaryKeyConstraint("event_id", "ticket_type", "node"),
     CheckConstraint("node BETWEEN 1 AND 2147483648", name="node_range"),
     CheckConstraint("entries >= 0 AND tickets >= entries", name="counts_range"),
+    CheckConstraint("ticket_type BETWEEN 0 AND 20", name="ticket_type_range"),
 )
 
 # Idempotency-Key: the first response to each key, written in the transaction of its effect.

@@ -9,6 +9,10 @@ organiser opens the file. As OWASP's CSV injection guidance says, a text cell th
 `+`, `-`, `@`, a tab or a carriage return is written with a single quote before it (`'=1+1`), which a
 spreadsheet shows as text, and quoted by the csv module wherever its characters need it. Numbers are
 the service's own and are written as they are; the JSON lists are not touched.
+
+A booking's `items` (ticket types, issue 26) are one cell, `adult:2;child:2` (type code, quantity, in
+the types' order): one row stays one booking, under the same header for every event, and a code (`a-z`,
+`0-9`, `-`) never holds the `:` or the `;` that part it. Each item's `ticketsAhead` is in the JSON pages.
 """
 
 from __future__ import annotations
@@ -58,7 +62,15 @@ def _as_text_cells(row: dict) -> dict:
 
 
 def _as_text_cell(value):
-    """A text value that a spreadsheet would run as a formula, with the quote that makes it text."""
+    """A text value that a spreadsheet would run as a formula, with the quote that makes it text; a
+    booking's items as one cell."""
+    if isinstance(value, list):
+        return items_cell(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def items_cell(items: list[dict]) -> str:
+    """A booking's items (as the JSON has them) in one CSV cell: `adult:2;child:2`."""
+    return ";".join(f"{item['ticketType']}:{item['quantity']}" for item in items)

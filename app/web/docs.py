@@ -165,14 +165,16 @@ class CrossCuttingPlugin(BasePlugin):
         self.jwt_mode = jwt_mode
 
     def schema_helper(self, name, definition, schema=None, **kwargs):
-        """AUTH_MODE=open: a userId that jwt mode lets a token supply is required, as in v1."""
-        if self.jwt_mode or schema is None:
+        """What a schema states of the whole body (`openapi_extra`: a rule between fields); and with
+        AUTH_MODE=open, a userId that jwt mode lets a token supply is required, as in v1."""
+        if schema is None:
             return None
         instance = schema() if isinstance(schema, type) else schema
+        extra = dict(getattr(instance, "openapi_extra", {}))
         acting = [field.data_key or key for key, field in instance.fields.items() if isinstance(field, ActingUserId)]
-        if not acting:
-            return None
-        return {"required": [*definition.get("required", []), *acting]}
+        if acting and not self.jwt_mode:
+            extra["required"] = [*definition.get("required", []), *acting]
+        return extra or None
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         for method, operation in (operations or {}).items():

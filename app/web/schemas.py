@@ -5,9 +5,10 @@ The Booking and Event that replies nest are app/booking/representation.py's (web
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from flask import current_app, has_app_context
-from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate
+from marshmallow import Schema, ValidationError, fields, missing, post_dump, post_load, validate, validates_schema
 
 from app.booking.domain import (
     AUTO,
@@ -17,16 +18,21 @@ from app.booking.domain import (
     MAX_HOLD_TTL_SECONDS,
     MAX_OFFER_TTL_SECONDS,
     MAX_PER_BOOKING,
+    MAX_TICKET_TYPES,
     MAX_TOTAL_TICKETS,
     OPENING_CLEARED,
+    TICKET_TYPE_CODE,
+    TicketTypeChange,
 )
 from app.booking.representation import (
     BOOKING_STATUSES,
     EVENT_STATUSES,
     PROMOTIONS,
+    BookingItemSchema,
     BookingSchema,
     EventSchema,
     UtcDateTime,
+    booking_items_field,
     cancel_reason_field,
     hold_expires_at_field,
     offer_expires_at_field,
@@ -136,6 +142,55 @@ def hold_ttl_field() -> StrictInteger:
     )
 
 
+def ticket_type_code_field(**kwargs) -> fields.String:
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(TICKET_TYPE_CODE),
+        metadata={
+            "description": "Lower-case letters, digits and dashes, 1..32",
+            "pattern": TICKET_TYPE_CODE,
+            "example": "adult",
+        },
+        **kwargs,
+    )
+
+
+class TicketTypeRequest(Schema):
+    """A ticket type to add, or (at a PATCH, by its code) to change."""
+
+    code = ticket_type_code_field()
+    name = text_field(200, "Adult")
+    total_tickets = StrictInteger(
+        data_key="totalTickets",
+        validate=validate.Range(min=0, max=MAX_TOTAL_TICKETS),
+        metadata={
+            "description": "At most the event's totalTickets; the types' totals may add up to more (shared capacity)",
+            "example": 80,
+        },
+    )
+    max_per_booking = StrictInteger(
+        data_key="maxPerBooking",
+        validate=validate.Range(min=1, max=MAX_PER_BOOKING),
+        metadata={"description": "The most tickets of this type one booking may hold (default: the event's)"},
+    )
+
+    @post_load
+    def _change(self, data: dict, **kwargs) -> TicketTypeChange:
+        return TicketTypeChange(**data)
+
+
+class NewTicketTypeRequest(TicketTypeRequest):
+    total_tickets = StrictInteger(
+        data_key="totalTickets",
+        required=True,
+        validate=validate.Range(min=0, max=MAX_TOTAL_TICKETS),
+        metadata={
+            "description": "At most the event's totalTickets; the types' totals may add up to more (shared capacity)",
+            "example": 80,
+        },
+    )
+
+
 def sales_open_at_field() -> fields.AwareDateTime:
     return fields.AwareDateTime(
         data_key="salesOpenAt",
@@ -148,6 +203,21 @@ def sales_open_at_field() -> fields.AwareDateTime:
             "default": None,
         },
     )
+
+
+def ticket_types_field(schema: type[Schema], description: str) -> fields.List:
+    return fields.List(
+        fields.Nested(schema),
+        data_key="ticketTypes",
+        validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_codes],
+        metadata={"description": description, "uniqueItems": True},
+    )
+
+
+def distinct_codes(changes: list[TicketTypeChange]) -> None:
+    codes = [change.code for change in changes]
+    if len(set(codes)) < len(codes):
+        raise ValidationError("Each code may appear once.")
 
 
 class InitializeRequest(Schema):
@@ -171,6 +241,20 @@ class InitializeRequest(Schema):
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
     sales_open_at = sales_open_at_field()
+    ticket_types = ticket_types_field(
+        NewTicketTypeRequest,
+        "1..20 kinds of tickets sharing the event's totalTickets (default: one, `standard`, holding all of it); "
+        "codes unique. With one type, the type is the event: its totalTickets and maxPerBooking are the event's "
+        "(whatever the type says)",
+    )
+
+    @validates_schema
+    def _types_within_the_event(self, data: dict, **kwargs) -> None:
+        types = data.get("ticket_types") or []
+        total = data.get("total_tickets")
+        # One type is the event: its totalTickets and maxPerBooking are the event's (services.OpenEvent).
+        if len(types) > 1 and total is not None and any(change.total_tickets > total for change in types):
+            raise ValidationError("A ticket type's totalTickets may not exceed the event's.", "ticketTypes")
 
 
 class BookingRequest(Schema):
@@ -202,17 +286,73 @@ def quantity_field(description: str, **kwargs) -> StrictInteger:
     )
 
 
-class BookRequest(BookingRequest):
-    quantity = quantity_field(
-        "Tickets to book, all or none: 1..the event's maxPerBooking, and at most its totalTickets",
-        load_default=1,
+class ItemRequest(Schema):
+    ticket_type = ticket_type_code_field(data_key="ticketType")
+    quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_PER_BOOKING))
+
+    @post_load
+    def _pair(self, data: dict, **kwargs) -> tuple[str, int]:
+        return data["ticket_type"], data["quantity"]
+
+
+def items_field(description: str) -> fields.List:
+    """Items: (code, quantity) pairs, one per type. The event's limits are known only in the database: going
+    over them is the same 400, with `errors.items`, from the booking functions (domain.InvalidItems)."""
+    return fields.List(
+        fields.Nested(ItemRequest),
+        validate=[validate.Length(min=1, max=MAX_TICKET_TYPES), distinct_ticket_types],
+        metadata={
+            "description": description,
+            "example": [{"ticketType": "adult", "quantity": 2}],
+            "uniqueItems": True,
+        },
     )
 
 
-class CancelRequest(BookingRequest):
+def distinct_ticket_types(items: list[tuple[str, int]]) -> None:
+    codes = [code for code, _ in items]
+    if len(set(codes)) < len(codes):
+        raise ValidationError("Each ticketType may appear once.")
+
+
+class ItemsOrQuantity(BookingRequest):
+    """A request that names tickets either as `items` or as a bare `quantity`, not both."""
+
+    openapi_extra: ClassVar[dict] = {"not": {"required": ["items", "quantity"]}}
+
+    @validates_schema(pass_original=True)
+    def _items_or_quantity(self, data: dict, original: dict, **kwargs) -> None:
+        if "items" in data and isinstance(original, dict) and "quantity" in original:
+            raise ValidationError("Give items or quantity, not both.", "items")
+
+    @post_load
+    def _tuple(self, data: dict, **kwargs) -> dict:
+        if "items" in data:
+            data["items"] = tuple(data["items"])
+            data["quantity"] = None
+        return data
+
+
+class BookRequest(ItemsOrQuantity):
+    quantity = quantity_field(
+        "Tickets to book, all or none: 1..the event's maxPerBooking, and at most its totalTickets. On an event "
+        "of one type only (else `items`)",
+        load_default=1,
+    )
+    items = items_field(
+        "Tickets of each type, all or none (instead of `quantity`): 1..20, one per type; their sum at most the "
+        "event's maxPerBooking, each at most its type's maxPerBooking and totalTickets"
+    )
+
+
+class CancelRequest(ItemsOrQuantity):
     quantity = quantity_field(
         "Tickets to give up: 1..the booking's quantity; absent (or all of them) cancels the whole booking. "
-        "A waiting entry that shrinks keeps its place",
+        "A waiting entry that shrinks keeps its place. On an event of one type only (else `items`)",
+    )
+    items = items_field(
+        "Tickets of each type to give up (instead of `quantity`), at most what the booking holds of each; a "
+        "waiting entry that shrinks keeps its place"
     )
 
 
@@ -309,6 +449,7 @@ class HistoryQuery(Schema):
 BOOKING_KINDS = ["booked", "waitlisted", "cancelled", "reduced", "promoted"]
 OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
+TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
 LOBBY_KINDS = ["lobby", "lobby_drawn"]  # issue 27: a booking joins the lobby; the event's draw is done
 
@@ -317,11 +458,12 @@ class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + LOBBY_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + TYPE_KINDS + LOBBY_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
-            "something, then `capacity_changed`, `sales_closed`, `sales_opened` as it did; `event_cancelled`), "
+            "something, then `capacity_changed`, `type_added`, `type_changed`, `sales_closed`, `sales_opened` as it "
+            "did; `event_cancelled`), "
             "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
             "`requestId` (`promoted`, `cancelled`). A sale's lobby: `lobby` when a booking joins it, then the "
             "draw books each entry (`booked`, `held` or `waitlisted`, with its `lobbyRank`), and `lobby_drawn` "
@@ -349,19 +491,31 @@ class LedgerEntrySchema(Schema):
         },
     )
     total_tickets_from = fields.Integer(
-        data_key="totalTicketsFrom", metadata={"description": "`capacity_changed` only: totalTickets before"}
+        data_key="totalTicketsFrom",
+        metadata={
+            "description": "`capacity_changed`: the event's totalTickets before; `type_*`: the type's (0: added)"
+        },
     )
     total_tickets_to = fields.Integer(
-        data_key="totalTicketsTo", metadata={"description": "`capacity_changed` only: totalTickets after"}
+        data_key="totalTicketsTo",
+        metadata={"description": "`capacity_changed`: the event's totalTickets after; `type_*`: the type's"},
+    )
+    # Ticket types (issue 26): after the fields before them, so that an entry only grows at its end.
+    items = fields.List(
+        fields.Nested(BookingItemSchema),
+        metadata={"description": "A booking's change: the tickets of each type it concerns (their sum is `quantity`)"},
+    )
+    ticket_type = fields.String(
+        data_key="ticketType", metadata={"description": "`type_added` and `type_changed` only: the type's code"}
     )
     lobby_rank = fields.Integer(
         data_key="lobbyRank", metadata={"description": "On the entry that books a lobby entry drawn: its rank"}
     )
 
     @post_dump
-    def _totals_only_for_a_capacity_change(self, data: dict, **kwargs) -> dict:
-        # A booking's entry reads as it always did.
-        for key in ("totalTicketsFrom", "totalTicketsTo", "lobbyRank"):
+    def _only_what_the_kind_has(self, data: dict, **kwargs) -> dict:
+        # A booking's entry reads as it always did, plus its items; an organiser's has no items.
+        for key in ("totalTicketsFrom", "totalTicketsTo", "items", "ticketType", "lobbyRank"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -427,6 +581,12 @@ class EventPatchRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    ticket_types = ticket_types_field(
+        TicketTypeRequest,
+        "Types to add (a new code; totalTickets required) or change (by code: name, totalTickets, maxPerBooking); "
+        "types not listed stay. A type's totalTickets may not exceed the event's; a raise confirms waiting entries "
+        "by the FIFO rule with types; below what the type holds is 409 `capacity_below_booked`",
+    )
     sales_open_at = sales_open_at_field()
 
     @post_load
@@ -437,6 +597,8 @@ class EventPatchRequest(Schema):
             data["hold_ttl_seconds"] = HOLDS_OFF
         if "sales_open_at" in data and data["sales_open_at"] is None:
             data["sales_open_at"] = OPENING_CLEARED
+        if "ticket_types" in data:
+            data["ticket_types"] = tuple(data["ticket_types"])
         return data
 
 
@@ -464,6 +626,9 @@ class WaitingEntrySchema(Schema):
         data_key="ticketsAhead", required=True, metadata={"description": "Tickets wanted by the entries ahead"}
     )
     created_at = UtcDateTime(data_key="createdAt", required=True)
+    items = booking_items_field(
+        "What it wants of each type (issue 26), with the tickets of that type wanted ahead of it"
+    )
 
 
 class WaitingListPageSchema(Schema):
@@ -491,6 +656,7 @@ class BookingRowSchema(Schema):
     cancel_reason = cancel_reason_field()
     hold_expires_at = hold_expires_at_field()
     payment_reference = payment_reference_field()
+    items = booking_items_field("What it holds (or wants) of each ticket type (issue 26)")
 
 
 class BookingsPageSchema(Schema):

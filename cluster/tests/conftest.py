@@ -47,6 +47,7 @@ def cluster():
         database=f"booking_cluster_test_{uuid.uuid4().hex[:8]}",
         scratch_database=True,
         rate_limit=f"{RATE_LIMIT_PER_MINUTE} per minute",
+        webhook_allow_private=True,  # the failover tests' receiver listens on loopback
         state_dir=INSTANCE_DIR / "cluster-test",
     )
     with Cluster(settings) as cluster:
@@ -55,8 +56,11 @@ def cluster():
 
 @pytest.fixture(scope="session")
 def db(cluster):
-    """The cluster's database, read directly."""
-    engine = create_engine(normalise_database_url(cluster.database_url()))
+    """The cluster's database on its current leader, read directly (not through the bouncer).
+
+    Pinged before each use: after a failover the pool's connections lead to the old leader, closed.
+    """
+    engine = create_engine(normalise_database_url(cluster.database_url()), pool_pre_ping=True)
     yield engine
     engine.dispose()
 

@@ -7,6 +7,7 @@ import urllib.request
 import psycopg2
 import pytest
 
+from cluster import bouncer
 from cluster.database import USER
 
 
@@ -16,21 +17,12 @@ def bouncer_connection(cluster, database: str, **options):
     )
 
 
-def bouncer_console(cluster, command: str) -> list[dict]:
-    """A command on PgBouncer's admin console (the `pgbouncer` pseudo-database), as dict rows."""
-    conn = bouncer_connection(cluster, "pgbouncer")
-    conn.autocommit = True  # the console knows no transactions
-    try:
-        with conn.cursor() as cur:
-            cur.execute(command)
-            names = [column.name for column in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        conn.close()
-
-
 def test_the_bouncer_pools_the_service_database_in_transaction_mode(cluster):
-    pools = [row for row in bouncer_console(cluster, "SHOW POOLS") if row["database"] == cluster.settings.database]
+    pools = [
+        row
+        for row in bouncer.console(cluster.bouncer_port, "SHOW POOLS")
+        if row["database"] == cluster.settings.database
+    ]
 
     assert [row["pool_mode"] for row in pools] == ["transaction"]
 
@@ -60,3 +52,23 @@ def test_each_instance_reports_the_requests_of_all_its_workers(cluster, user_api
 
     healthz = [line for line in lines if line.startswith("http_requests_total{") and "healthz" in line]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in healthz) >= 4, healthz
+
+
+def test_the_bouncers_server_connections_reach_the_patroni_leader_only(cluster):
+    leader = cluster.patroni.leader()
+    conn = bouncer_connection(cluster, cluster.settings.database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery(), inet_server_port()")
+            assert cur.fetchone() == (False, leader.pg_port)
+    finally:
+        conn.close()
+    assert cluster.leader_proxy_states() == {m.name: "UP" if m is leader else "DOWN" for m in cluster.patroni.members}
+
+
+def test_a_commit_waits_for_one_synchronous_standby(cluster, db):
+    with db.connect() as conn:
+        states = conn.exec_driver_sql("SELECT sync_state, state FROM pg_stat_replication").all()
+
+    assert sorted(states) == [("async", "streaming"), ("sync", "streaming")]
+    assert cluster.patroni.sync_standby() is not None

@@ -436,7 +436,8 @@ STAMPED_ARRIVALS = names("stamped-arrival", THREADS - len(STAMPED_HOLDERS))
 def in_own_transaction(engine, statement, event_id: str, user_id: str, quantity: int | None) -> None:
     """One function call in a transaction of its own, as a keyed write makes it: BEGIN, the call, COMMIT."""
     with engine.begin() as conn:
-        conn.execute(statement, {"event_id": event_id, "user_id": user_id, "request_id": None, "quantity": quantity})
+        parameters = {"event_id": event_id, "user_id": user_id, "request_id": None, "quantity": quantity}
+        conn.execute(statement, parameters | {"item_types": None, "item_quantities": None})
 
 
 def stamps_along_seq(engine, table, event_id: str) -> list:

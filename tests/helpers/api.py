@@ -57,5 +57,11 @@ def padded(body: dict, size: int) -> bytes:
 
 
 def as_csv_text(entries: list[dict]) -> list[dict]:
-    """JSON entries as the CSV export renders them: every value as text, null as nothing."""
-    return [{key: "" if value is None else str(value) for key, value in entry.items()} for entry in entries]
+    """JSON entries as the CSV export renders them: every value as text, null as nothing, items as one cell."""
+    return [{key: _csv_text(value) for key, value in entry.items()} for entry in entries]
+
+
+def _csv_text(value) -> str:
+    if isinstance(value, list):  # a booking's items
+        return ";".join(f"{item['ticketType']}:{item['quantity']}" for item in value)
+    return "" if value is None else str(value)

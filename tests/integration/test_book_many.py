@@ -24,6 +24,7 @@ def book_many(engine, event_id: str, user_ids: list[str]) -> list:
     with engine.begin() as conn:
         # No quantities: as v1 called it, one ticket each.
         parameters = {"event_id": event_id, "user_ids": user_ids, "request_ids": request_ids, "quantities": None}
+        parameters |= {"item_counts": None, "item_types": None, "item_quantities": None}  # no items
         return conn.exec_driver_sql(BOOK_MANY, parameters).all()
 
 

@@ -9,6 +9,7 @@ from app.booking.services import BookTicket, CancelBooking, OpenEvent, Write
 from app.database.group_commit import Batcher
 from app.operations import audit
 from tests.helpers.database import migrate, problems_after
+from tests.helpers.ticket_types import book, family_of_four, give_up, retype
 
 
 def alone(engine, write: Write):
@@ -72,7 +73,8 @@ def test_an_untouched_event_has_no_problem(engine, queue):
             ["is at 1 with 0 tickets ahead, but the queue's counters say (2, 1)"],
         ),
         (
-            "UPDATE events SET total_tickets = 2, available_tickets = 1 WHERE id = :event",
+            "UPDATE events SET total_tickets = 2, available_tickets = 1 WHERE id = :event;"
+            "UPDATE ticket_types SET total_tickets = 2 WHERE event_id = :event",
             # Without a capacity change in the ledger, the replay starts from the row's total.
             ["2 waiting while 1 tickets are available", "the ledger ends with a freed ticket not passed"],
         ),
@@ -149,7 +151,7 @@ def test_check_finds_a_freed_ticket_that_went_to_nobody(engine, queue):
     alone(engine, CancelBooking(queue, "holder"))
     found = problems_after(engine, queue, "DELETE FROM booking_events WHERE kind = 'promoted' AND event_id = :event")
 
-    assert any("freed ticket not passed to the oldest waiting entry" in problem for problem in found)
+    assert any("freed ticket not passed to the waiting entry the FIFO rule promotes" in problem for problem in found)
 
 
 @pytest.fixture
@@ -215,3 +217,88 @@ def test_bookings_made_before_the_ledger_existed_replay_after_the_upgrade(scratc
         assert report.problems == [] and (report.bookings, report.ledger_entries) == (5, 8)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def family_event(engine):
+    return family_of_four(engine)
+
+
+def test_check_passes_a_family_of_four_served_by_the_rule_with_types(engine, family_event):
+    before = problems_after(engine, family_event, "SELECT 1")
+    give_up(engine, family_event, "ann-f4", child=2)  # promotes the Smiths, then Bob
+
+    assert before == [] and problems_after(engine, family_event, "SELECT 1") == []
+    statuses = "SELECT user_id, status FROM bookings WHERE event_id = :event ORDER BY seq"
+    with engine.connect() as conn:
+        assert dict(conn.execute(text(statuses), {"event": family_event}).all()) == {
+            "ann-f4": "confirmed",
+            "smiths-f4": "confirmed",
+            "bob-f4": "confirmed",
+            "dana-f4": "confirmed",
+        }
+
+
+def test_check_passes_a_raise_of_a_type_and_of_the_event_that_promote(engine, family_event):
+    retype(engine, family_event, [{"code": "child", "total_tickets": 4}])  # 3 left: the Smiths want 4
+    retype(engine, family_event, [{"code": "parking", "total_tickets": 1}])
+    with engine.begin() as conn:
+        conn.execute(
+            text("SELECT outcome FROM update_event(:event, 'r', NULL, 10, NULL, NULL, NULL, NULL, NULL)"),
+            {"event": family_event},
+        )
+
+    assert problems_after(engine, family_event, "SELECT 1") == []
+
+
+@pytest.mark.parametrize(
+    "tampering, expected",
+    [
+        (
+            "UPDATE ticket_types SET taken_tickets = taken_tickets + 1 WHERE event_id = :event AND code = 'standard'",
+            ["type standard: takenTickets 3 but its holding items hold 2"],
+        ),
+        (
+            "UPDATE ticket_types SET waiting_tickets = 1 WHERE event_id = :event AND code = 'child'",
+            ["type child: waitingTickets 1 but its waiting items want 2"],
+        ),
+        (
+            "UPDATE bookings SET item_quantities = ARRAY[1, 3] WHERE event_id = :event AND user_id = 'ann-f4'",
+            ["type child: its bookings hold 3 tickets, above its total 2", "holds standard:1;child:3 in the table"],
+        ),
+        (
+            "UPDATE bookings SET item_tickets_before = ARRAY[2, 2] WHERE event_id = :event AND user_id = 'smiths-f4'",
+            ["has 0 standard tickets ahead, but its type's counters say 2"],
+        ),
+    ],
+    ids=["taken-miscounted", "waiting-miscounted", "items-forged", "item-place-miscounted"],
+)
+def test_check_names_each_tampering_with_a_ticket_type(engine, family_event, tampering, expected):
+    found = "\n".join(problems_after(engine, family_event, tampering))
+
+    assert [fragment for fragment in expected if fragment not in found] == [], found
+
+
+def test_check_finds_a_promotion_out_of_the_rules_order_on_an_event_of_several_types(engine, family_event):
+    # Bob confirmed while the Smiths, older and wanting standard tickets too, still wait.
+    jump = f"""
+        UPDATE bookings SET status = 'confirmed', item_tickets_before = NULL WHERE id = {booking_of("bob-f4")};
+        UPDATE events SET available_tickets = available_tickets - 1, waiting_count = 1, waiting_tickets = 4
+         WHERE id = :event;
+        UPDATE ticket_types SET taken_tickets = taken_tickets + 1, waiting_tickets = waiting_tickets - 1
+         WHERE event_id = :event AND code = 'standard';
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, quantity, item_types, item_quantities)
+        SELECT :event, {booking_of("bob-f4")}, 'bob-f4', 'promoted', 1, ARRAY['standard'], ARRAY[1]"""
+
+    found = "\n".join(problems_after(engine, family_event, jump))
+
+    assert "had waited longer" in found and "holds a ticket but joined after" in found, found
+
+
+def test_check_passes_an_entry_promoted_past_older_ones_and_the_places_behind_it(engine, family_event):
+    book(engine, family_event, "valet", parking=1)  # waits: 3 left, the Smiths want 4
+    give_up(engine, family_event, "ann-f4", standard=1)  # the valet, on parking only, goes ahead
+    book(engine, family_event, "kid", child=1)
+    book(engine, family_event, "late", parking=1)
+
+    assert problems_after(engine, family_event, "SELECT 1") == []

@@ -24,6 +24,7 @@ DISTRIBUTION = {
     "bookings": "event_id",
     "booking_events": "event_id",
     "queue_departures": "event_id",
+    "ticket_types": "event_id",
     "lobby_ranks": "event_id",
     "webhook_messages": "event_id",
     "idempotency_keys": "key",

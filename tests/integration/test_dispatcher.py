@@ -37,6 +37,7 @@ def test_a_change_arrives_signed_with_the_booking_and_the_event(client, register
         "availableTickets": 0,
         "bookedTickets": 1,
         "updatedAt": booking["updatedAt"],
+        "ticketTypes": [{**event["ticketTypes"][0], "availableTickets": 0}],
     }
 
 

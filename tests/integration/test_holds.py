@@ -386,7 +386,7 @@ def test_the_organisers_list_and_its_csv_show_the_hold_and_the_payment(client, a
 
     assert (rows[0]["paymentReference"], rows[0]["holdExpiresAt"] is not None) == ("pi_9", True)
     header, first = csv.get_data(as_text=True).splitlines()[:2]
-    assert header.endswith(",holdExpiresAt,paymentReference") and first.endswith(",pi_9")
+    assert header.endswith(",holdExpiresAt,paymentReference,items") and first.endswith(",pi_9,standard:1")
 
 
 def test_the_history_shows_held_then_paid(client, admin_headers, held_event, post):

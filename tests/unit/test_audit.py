@@ -201,3 +201,160 @@ def test_a_ticket_freed_by_one_change_and_not_passed_on_is_named_at_the_next_cha
     assert [problem for entry in history for problem in replayer.apply(entry)] == [
         "the ticket freed just before went to nobody, though b2 was waiting"
     ]
+
+
+FAMILY_EVENT = {"adult": 4, "child": 2, "vip": 1}  # an event of 6 tickets over three types
+
+
+def typed(*steps: str) -> list[SimpleNamespace]:
+    """Ledger entries from 'kind booking user type:quantity[,type:quantity...]' strings, numbered in order."""
+    found = []
+    for n, (kind, booking, user, items) in enumerate((step.split() for step in steps), start=1):
+        wanted = {code: int(quantity) for code, quantity in (item.split(":") for item in items.split(","))}
+        found.append(
+            SimpleNamespace(
+                seq=n,
+                kind=kind,
+                booking_id=booking,
+                user_id=user,
+                quantity=sum(wanted.values()),
+                item_types=list(wanted),
+                item_quantities=list(wanted.values()),
+            )
+        )
+    return found
+
+
+def replay_typed(*steps: str, total: int = 6, types: dict | None = None) -> list[str]:
+    replayer = Replay(total, types or FAMILY_EVENT)
+    return [problem for entry in typed(*steps) for problem in replayer.apply(entry)]
+
+
+def test_a_history_with_ticket_types_the_rule_allows_replays_without_a_problem():
+    history = [
+        "booked fam a adult:2,child:2",
+        "waitlisted kid b child:1",  # no child ticket left
+        "booked vip c vip:1",  # nobody waits for a vip ticket
+        "waitlisted par d adult:1,child:1",  # behind kid, on child
+        "cancelled vip c vip:1",
+        "booked vip2 e vip:1",  # 2 left: nobody waits for more, nor for a vip ticket
+    ]
+
+    assert replay_typed(*history) == []
+
+
+def test_a_booking_while_an_older_entry_waits_for_one_of_its_types_is_named():
+    history = ["booked fam a adult:2,child:2", "waitlisted par b adult:1,child:1", "booked two c adult:1"]
+
+    assert replay_typed(*history) == ["par was waiting"]
+
+
+def test_an_entry_wanting_only_other_types_is_promoted_ahead_without_a_problem():
+    history = [
+        "booked fam a adult:3,child:2",
+        "waitlisted big b adult:2",  # 1 adult ticket left
+        "waitlisted kid c child:1",  # no child ticket left
+        "reduced fam a child:1",  # a child ticket freed: kid, who wants no adult ticket, goes ahead of big
+        "promoted kid c child:1",
+    ]
+
+    assert replay_typed(*history) == []
+
+
+def test_a_promotion_that_overtakes_an_older_entry_wanting_its_type_is_named():
+    history = [
+        "booked fam a adult:4",
+        "waitlisted big b adult:2",
+        "waitlisted one c adult:1",
+        "reduced fam a adult:1",
+        "promoted one c adult:1",  # big waited longer for adult tickets, and one freed is not enough for it
+    ]
+
+    assert replay_typed(*history) == ["big had waited longer"]
+
+
+def test_a_promotion_out_of_the_walks_order_is_named():
+    history = [
+        "booked fam a adult:2,child:2",
+        "waitlisted kid b child:1",
+        "waitlisted kid2 c child:1",
+        "cancelled fam a adult:2,child:2",
+        "promoted kid2 c child:1",
+        "promoted kid b child:1",
+    ]
+
+    assert replay_typed(*history) == ["kid had waited longer"]
+
+
+def test_a_booking_while_the_event_lacks_room_for_an_older_entry_is_named_even_of_another_type():
+    history = ["booked fam a adult:4", "waitlisted big b adult:3,child:1", "booked kid c child:1"]
+
+    assert replay_typed(*history) == ["big was waiting"]
+
+
+def test_a_booking_beyond_its_types_room_is_named():
+    assert replay_typed("booked fam a vip:1", "booked two b vip:1") == ["only 0 vip tickets were left"]
+
+
+def test_a_freed_ticket_of_a_type_not_passed_on_is_named():
+    history = ["booked fam a child:2", "waitlisted kid b child:1", "reduced fam a child:1", "booked x c adult:1"]
+
+    assert replay_typed(*history) == ["the ticket freed just before went to nobody, though kid was waiting"]
+
+
+def type_change(kind: str, code: str, total_from: int, total_to: int) -> SimpleNamespace:
+    """An organiser's ledger entry of a ticket type (type_added or type_changed)."""
+    return SimpleNamespace(**vars(organiser(kind, total_from, total_to)), ticket_type=code)
+
+
+@pytest.mark.parametrize(
+    "steps, expected",
+    [
+        ([type_change("type_changed", "vip", 2, 3)], ["it changed vip's total of 2, but the type had 1"]),
+        ([type_change("type_changed", "bar", 0, 1)], ["type bar was never added"]),
+        ([type_change("type_added", "vip", 0, 1)], ["type vip was there already"]),
+        ([type_change("type_added", "vip2", 0, 7)], ["vip2's new total 7 is above the event's 6"]),
+        (
+            [*typed("booked a a child:2"), type_change("type_changed", "child", 2, 1)],
+            ["child's new total 1 is below the 2 tickets it holds"],
+        ),
+        (
+            [
+                *typed("booked a a vip:1", "waitlisted b b vip:1"),
+                type_change("type_changed", "vip", 1, 2),
+                *typed("booked c c adult:1"),
+            ],
+            ["the ticket freed just before went to nobody, though b was waiting"],
+        ),
+    ],
+)
+def test_replay_names_the_rule_a_change_of_types_breaks(steps, expected):
+    replayer = Replay(6, FAMILY_EVENT)
+
+    assert [problem for entry in steps for problem in replayer.apply(entry)] == expected
+
+
+def test_the_model_serves_the_family_of_four_all_or_none_and_lets_others_pass_only_on_other_types():
+    model = Replay(8, {"adult": 8, "child": 2, "vip": 2})
+    model.book("early", "e", {"adult": 2, "child": 2})
+    model.book("solo", "s", {"adult": 4})
+    statuses = [
+        model.book("family", "f", {"adult": 2, "child": 2}),  # nothing left
+        model.book("parent", "p", {"adult": 1}),
+        model.book("friend", "v", {"vip": 1}),
+    ]
+
+    promoted_by_cancel = model.cancel("solo")  # 4 free, no child ticket: the family blocks adult and child
+    promoted_by_type_raise = model.retype("child", 4)  # 3 free: the event lacks room for the family's 4
+    promoted_by_raise = model.resize(10)
+
+    assert statuses == ["waiting", "waiting", "waiting"]
+    assert (promoted_by_cancel, promoted_by_type_raise, promoted_by_raise) == (["friend"], [], ["family", "parent"])
+
+
+def test_the_model_on_one_type_keeps_its_total_with_the_events():
+    model = Replay(2)
+    model.book("b1", "a", 2)
+    model.book("b2", "b", 1)
+
+    assert model.resize(3) == ["b2"] and model.type_room() == {"standard": 0}

@@ -10,11 +10,14 @@
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome and the
 -- booking as it is now. Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'no_offer', 'offer_expired'.
+-- Ticket types (issue 26): an offer is of the whole booking, all its items; the ledger entry carries
+-- them, and the booking's items are returned (NULL on an event of one type: its quantity is of that type).
 
 CREATE OR REPLACE FUNCTION accept_offer(p_event_id uuid, p_user_id text, p_request_id text)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, booking_created_at timestamptz,
                booking_updated_at timestamptz, booking_quantity integer, booking_offer_expires_at timestamptz,
-               booking_hold_expires_at timestamptz, booking_payment_reference text)
+               booking_hold_expires_at timestamptz, booking_payment_reference text, booking_item_types text[],
+               booking_item_quantities integer[])
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -53,16 +56,18 @@ BEGIN
            hold_expires_at = changed_at + make_interval(secs => ev.hold_ttl_seconds)
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.status, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.hold_expires_at,
-              b.payment_reference
+              b.payment_reference, b.item_types, b.item_quantities
     INTO booking_id, booking_status, booking_created_at, booking_updated_at, booking_quantity,
-         booking_offer_expires_at, booking_hold_expires_at, booking_payment_reference;
+         booking_offer_expires_at, booking_hold_expires_at, booking_payment_reference, booking_item_types,
+         booking_item_quantities;
     UPDATE events
        SET held_tickets = held_tickets + CASE WHEN booking_status = 'held' THEN held.quantity ELSE 0 END,
            updated_at = changed_at
      WHERE id = p_event_id;
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at,
+                                item_types, item_quantities)
     VALUES (p_event_id, held.id, p_user_id, CASE booking_status WHEN 'held' THEN 'held' ELSE 'accepted' END,
-            p_request_id, held.quantity, changed_at);
+            p_request_id, held.quantity, changed_at, held.item_types, held.item_quantities);
     RETURN NEXT;
 END
 $$;

@@ -11,7 +11,9 @@
 -- event_id each one runs on one shard (docs/scaling.md). Its cost under the lock grows with the
 -- event's active bookings: one UPDATE and one INSERT of that many rows (docs/organisers.md has the
 -- numbers). Nobody can join the queue again, so the places of the waiting entries it cancels are not
--- recorded in queue_departures. Outcomes: 'ok', 'event_not_found'.
+-- recorded in queue_departures. Ticket types (issue 26): the types' counters go back to nothing taken
+-- and nothing waiting, as the event row's do (an event of one type has none written). The cancelled
+-- entries carry the items they held. Outcomes: 'ok', 'event_not_found'.
 
 CREATE OR REPLACE FUNCTION cancel_event(p_event_id uuid, p_request_id text)
 RETURNS TABLE (outcome text, event_row events, cancelled_bookings integer)
@@ -38,14 +40,19 @@ BEGIN
            held_tickets = 0, lobby_count = 0, updated_at = changed_at
      WHERE e.id = p_event_id
     RETURNING e.* INTO event_row;
+    IF event_row.ticket_type_count > 1 THEN
+        UPDATE ticket_types t SET taken_tickets = 0, waiting_tickets = 0 WHERE t.event_id = p_event_id;
+    END IF;
     INSERT INTO booking_events (event_id, kind, request_id, created_at)
     VALUES (p_event_id, 'event_cancelled', p_request_id, changed_at);
     WITH cancelled AS (
         UPDATE bookings b SET status = 'cancelled', updated_at = changed_at
          WHERE b.event_id = p_event_id AND b.status <> 'cancelled'
-        RETURNING b.id, b.user_id, b.quantity, b.seq)
-    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-    SELECT p_event_id, c.id, c.user_id, 'cancelled', p_request_id, c.quantity, changed_at
+        RETURNING b.id, b.user_id, b.quantity, b.seq, b.item_types, b.item_quantities)
+    INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at,
+                                item_types, item_quantities)
+    SELECT p_event_id, c.id, c.user_id, 'cancelled', p_request_id, c.quantity, changed_at, c.item_types,
+           c.item_quantities
       FROM cancelled c
      ORDER BY c.seq;
     GET DIAGNOSTICS cancelled_bookings = ROW_COUNT;

@@ -11,12 +11,14 @@
 -- reaches the database). Every statement names the event (p_event_id), so that on a table sharded by
 -- event_id each one runs on one shard (docs/scaling.md). It returns one row: the outcome and the
 -- booking as it is now, and whether the confirm was a repeat (`repeated`: nothing changed). Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'no_hold', 'hold_expired',
--- 'already_confirmed'.
+-- 'already_confirmed'. Ticket types (issue 26): a hold is of the whole booking, all its items; the ledger
+-- entry carries them, and the booking's items are returned (NULL on an event of one type).
 
 CREATE OR REPLACE FUNCTION confirm_hold(p_event_id uuid, p_user_id text, p_request_id text, p_payment_reference text)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, booking_created_at timestamptz,
                booking_updated_at timestamptz, booking_quantity integer, booking_offer_expires_at timestamptz,
-               booking_hold_expires_at timestamptz, booking_payment_reference text, repeated boolean)
+               booking_hold_expires_at timestamptz, booking_payment_reference text, repeated boolean,
+               booking_item_types text[], booking_item_quantities integer[])
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -53,16 +55,19 @@ BEGIN
          WHERE b.event_id = p_event_id AND b.id = held.id
         RETURNING b.* INTO held;
         UPDATE events SET held_tickets = held_tickets - held.quantity, updated_at = changed_at WHERE id = p_event_id;
-        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at)
-        VALUES (p_event_id, held.id, p_user_id, 'paid', p_request_id, held.quantity, changed_at);
+        INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at,
+                                    item_types, item_quantities)
+        VALUES (p_event_id, held.id, p_user_id, 'paid', p_request_id, held.quantity, changed_at, held.item_types,
+                held.item_quantities);
     END IF;
     IF outcome IN ('ok', 'repeat') THEN
         repeated := outcome = 'repeat';
         outcome := 'ok';
         SELECT held.id, held.status, held.created_at, held.updated_at, held.quantity, held.offer_expires_at,
-               held.hold_expires_at, held.payment_reference
+               held.hold_expires_at, held.payment_reference, held.item_types, held.item_quantities
           INTO booking_id, booking_status, booking_created_at, booking_updated_at, booking_quantity,
-               booking_offer_expires_at, booking_hold_expires_at, booking_payment_reference;
+               booking_offer_expires_at, booking_hold_expires_at, booking_payment_reference, booking_item_types,
+               booking_item_quantities;
     END IF;
     RETURN NEXT;
 END

@@ -12,16 +12,30 @@
 -- the row's CHECKs hold at every statement, and appends the ledger entries. It reads the queue once,
 -- along the partial index ix_bookings_waiting_queue, as far as the head that stops it, and updates
 -- each promoted booking by its key: linear in the promotions, whatever the queue's length.
+-- An event of several ticket types (`p_typed`, issue 26) is walked by promote_waiting_types.sql, which
+-- may pass older entries; so the promotions it counts as from the head of the queue (`head_entries`,
+-- `head_tickets`, for the event row's queue_promoted_*) are these, all of them, or none there.
+-- `promoted_items` is NULL here: on an event of one type, a booking's quantity is of that type.
 
 CREATE OR REPLACE FUNCTION promote_waiting(
     p_event_id uuid, p_available integer, p_changed_at timestamptz, p_status text, p_expires_at timestamptz,
+    p_typed boolean,
     OUT promoted_ids uuid[], OUT promoted_user_ids text[], OUT promoted_quantities integer[],
-    OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer)
+    OUT promoted_created_ats timestamptz[], OUT promoted_updated_ats timestamptz[], OUT promoted_tickets integer,
+    OUT promoted_items jsonb, OUT head_entries integer, OUT head_tickets integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     head record;
     promoted record;
 BEGIN
+    IF p_typed THEN
+        SELECT * INTO promoted_ids, promoted_user_ids, promoted_quantities, promoted_created_ats, promoted_updated_ats,
+                      promoted_tickets, promoted_items
+          FROM promote_waiting_types(p_event_id, p_available, p_changed_at, p_status, p_expires_at);
+        head_entries := 0;
+        head_tickets := 0;
+        RETURN;
+    END IF;
     promoted_ids := '{}';
     promoted_user_ids := '{}';
     promoted_quantities := '{}';
@@ -48,5 +62,7 @@ BEGIN
         promoted_updated_ats := promoted_updated_ats || promoted.updated_at;
         promoted_tickets := promoted_tickets + promoted.quantity;
     END LOOP;
+    head_entries := cardinality(promoted_ids);
+    head_tickets := promoted_tickets;
 END
 $$;

@@ -15,7 +15,7 @@ LANGUAGE sql STABLE AS $$
            p_tickets_before - e.queue_promoted_tickets - coalesce(sum(d.tickets), 0)::bigint
       FROM events e
       LEFT JOIN queue_departures d
-        ON d.event_id = e.id AND d.node = ANY (queue_prefix_nodes(p_ordinal - 1))
+        ON d.event_id = e.id AND d.ticket_type = 0 AND d.node = ANY (queue_prefix_nodes(p_ordinal - 1))
      WHERE e.id = p_event_id
      GROUP BY e.id
 $$;

@@ -13,7 +13,15 @@
 -- change of the event is event.updated, once per change (`event_updated`;
 -- its `capacity_changed` and `sales_*` entries send nothing of their own), and calling it off is
 -- event.cancelled (`event_cancelled`, before the booking.cancelled of each booking it cancels): an
--- event's entry names no booking, so its message has none (NULL).
+-- event's entry names no booking, so its message has none (NULL). A type's change (`type_added`,
+-- `type_changed`) sends nothing of its own: its PATCH's event.updated carries the types.
+--
+-- Ticket types (issue 26): the event's snapshot carries its types as its replies show them
+-- (event_ticket_types.sql), the booking's its items (on an event of one type, its one item of the first
+-- type). A booking newly waiting has each item's tickets ahead: on an event of one type the booking's;
+-- on an event of several, all its type's waiting tickets but its own (it is at the back), and the
+-- booking's is their sum, as the API's.
+--
 -- The fair sale opening (issue 27): joining the lobby (`lobby`) sends nothing; the draw's booking of an
 -- entry is its ordinary booked / held / waitlisted message, and the draw done (`lobby_drawn`) is
 -- event.sales_opened, the event's counts as the draw left them.
@@ -25,8 +33,18 @@ BEGIN
     SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
            to_jsonb(b) || jsonb_build_object(
                'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
-               'tickets_ahead', CASE WHEN b.status = 'waiting' THEN e.waiting_tickets - b.quantity END),
-           to_jsonb(e), NEW.created_at
+               'tickets_ahead', CASE WHEN b.status = 'waiting'
+                                     THEN coalesce(places.tickets_ahead, e.waiting_tickets - b.quantity) END,
+               'items', (SELECT jsonb_agg(jsonb_build_object('ticket_type', i.code, 'quantity', i.quantity)
+                                          || CASE WHEN b.status = 'waiting'
+                                                  THEN jsonb_build_object('tickets_ahead', coalesce(
+                                                           places.aheads[i.n], e.waiting_tickets - b.quantity))
+                                                  ELSE '{}' END
+                                          ORDER BY i.n)
+                           FROM unnest(coalesce(b.item_types, ARRAY[first_type.code]),
+                                       coalesce(b.item_quantities, ARRAY[b.quantity])) WITH ORDINALITY
+                                AS i (code, quantity, n))),
+           to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
       FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
                                  WHEN 'waitlisted' THEN 'booking.waitlisted'
                                  WHEN 'promoted' THEN 'booking.promoted'
@@ -46,6 +64,13 @@ BEGIN
                      AND (w.types IS NULL OR m.type = ANY (w.types))
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
+      LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
+      LEFT JOIN LATERAL (
+            SELECT array_agg(t.waiting_tickets - i.quantity ORDER BY i.n) AS aheads,
+                   sum(t.waiting_tickets - i.quantity)::bigint AS tickets_ahead
+              FROM unnest(b.item_types, b.item_quantities) WITH ORDINALITY AS i (code, quantity, n)
+              JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
+           ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL
      WHERE m.type IS NOT NULL;
     RETURN NULL;
 END

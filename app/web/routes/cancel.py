@@ -18,8 +18,8 @@ def cancel(args):
     """Cancel a booking
 
     Cancels the user's active booking, confirmed or waiting, or with `quantity` only that many of its
-    tickets (a waiting entry that shrinks keeps its place). Freed tickets go at once to the oldest
+    tickets, or with `items` only those of each type (a waiting entry that shrinks keeps its place). Freed tickets go at once to the oldest
     waiting entries while the oldest fits, returned as `promotedBookings` (`promoted`: the first).
     """
     user_id = identity.acting_user(args.get("user_id"))
-    return services.CancelBooking(args["event_id"], user_id, g.request_id, args.get("quantity"))
+    return services.CancelBooking(args["event_id"], user_id, g.request_id, args.get("quantity"), args.get("items"))

@@ -348,8 +348,8 @@ def test_invalid_ticket_types_on_initialize_are_400_with_errors_ticket_types(cli
     assert "ticketTypes" in assert_problem(response, 400, "invalid_request")["errors"]
 
 
-def test_one_type_is_the_event_its_total_and_max_per_booking_are_the_events(new_event):
-    event = new_event(5, maxPerBooking=4, ticketTypes=types(("general", 3, 2)))
+def test_a_lone_type_larger_than_the_event_takes_the_events_total_and_max_per_booking(new_event):
+    event = new_event(5, maxPerBooking=4, ticketTypes=types(("general", 8, 6)))
 
     assert [(t["code"], t["totalTickets"], t["maxPerBooking"]) for t in event["ticketTypes"]] == [("general", 5, 4)]
 

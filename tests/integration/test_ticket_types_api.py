@@ -9,17 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.helpers.api import assert_problem
+from tests.helpers.ticket_types import by_code, items, types
 
 FAMILY = [{"ticketType": "adult", "quantity": 2}, {"ticketType": "child", "quantity": 2}]
-
-
-def types(*specs: tuple) -> list[dict]:
-    """Ticket types from (code, totalTickets) or (code, totalTickets, maxPerBooking)."""
-    return [dict(zip(("code", "totalTickets", "maxPerBooking"), spec, strict=False)) for spec in specs]
-
-
-def items(**quantities: int) -> list[dict]:
-    return [{"ticketType": code, "quantity": quantity} for code, quantity in quantities.items()]
 
 
 @pytest.fixture
@@ -75,10 +67,6 @@ def booking_status(client):
 
 def statuses(booking_status, event: dict, *users: str) -> list[str]:
     return [booking_status(event, user)["status"] for user in users]
-
-
-def by_code(event: dict) -> dict[str, dict]:
-    return {ticket_type["code"]: ticket_type for ticket_type in event["ticketTypes"]}
 
 
 def test_an_event_without_types_shows_its_one_standard_type_and_bookings_show_one_item(

@@ -1,12 +1,13 @@
 """The fair sale opening as a stateful property (issue 27): the SQL functions against a plain model.
 
-Hypothesis drives random books and cancels before the opening, the opening itself, books and cancels
+Hypothesis drives, on an event of one to three ticket types under a shared cap (issue 26), random books
+(a quantity on an event of one type, items across types on one of several) and cancels before the opening, the opening itself, books and cancels
 between the opening and the draw and during it, the draw's steps (the ranking, then slices of random
 size), and books and cancels after it, straight into the database functions (one connection, autocommit,
 as the service and the lobby-draw unit send them). The model is plain Python: the lobby as a dict, the
 ranks as the draw fixes them (they are random: the model reads them once and checks they are a valid
 draw: the entries that joined before the opening first, each once, then the late ones in arrival order),
-and `audit.Replay`'s rule for every booking the draw or a later `book` makes, in rank order. After every
+and `audit.Replay`'s rule with types for every booking the draw or a later `book` makes, in rank order. After every
 step the two agree on each answer, each user's status and the lobby's count, and `flask check`'s audit of
 the event finds nothing.
 """
@@ -31,12 +32,21 @@ from app.booking.domain import CANCELLED, LOBBY
 from app.database.tables import events
 from app.operations import audit
 from tests.helpers.lobby import OPEN_NOW, later
-from tests.helpers.queue import book_sql, cancel_sql
+from tests.helpers.queue import cancel_sql
 
+# The event and its types in one statement, as services.OpenEvent opens them (one type: `standard`, the event).
 NEW_EVENT = text("""
-INSERT INTO events (total_tickets, available_tickets, max_per_booking, sales_open_at)
-VALUES (:total, :total, 4, :opens) RETURNING id
+WITH opened AS (
+    INSERT INTO events (total_tickets, available_tickets, max_per_booking, sales_open_at, ticket_type_count)
+    VALUES (:total, :total, 4, :opens, cardinality(CAST(:codes AS text[]))) RETURNING id),
+types AS (
+    INSERT INTO ticket_types (event_id, position, code, total_tickets)
+    SELECT opened.id, t.position, t.code, t.total
+      FROM opened, unnest(CAST(:codes AS text[]), CAST(:totals AS integer[])) WITH ORDINALITY AS t (code, total, position))
+SELECT id FROM opened
 """)
+# A booking as the service sends it: a bare quantity on an event of one type, items on one of several.
+BOOK = text("SELECT * FROM book_ticket(:event, :user, 'machine', :quantity, :codes, :quantities)")
 STEP = text("SELECT * FROM draw_lobby(:event, 'machine', :slice)")
 RANKS = text(
     "SELECT b.user_id FROM lobby_ranks r JOIN bookings b ON b.id = r.booking_id WHERE r.event_id = :event ORDER BY r.rank"
@@ -56,12 +66,16 @@ class LobbyRule(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.conn.close()
 
-    @initialize(total=st.integers(1, 8))
-    def open(self, total: int) -> None:
-        self.event = self.conn.execute(NEW_EVENT, {"total": total, "opens": later()}).scalar_one()
+    @initialize(total=st.integers(1, 8), data=st.data())
+    def open(self, total: int, data) -> None:
+        count = data.draw(st.integers(1, 3), label="types")
+        totals = [total] if count == 1 else [data.draw(st.integers(1, total), label="type total") for _ in range(count)]
+        self.types = dict(zip(["standard"] if count == 1 else ["a", "b", "c"][:count], totals, strict=False))
+        parameters = {"total": total, "opens": later(), "codes": list(self.types), "totals": totals}
+        self.event = self.conn.execute(NEW_EVENT, parameters).scalar_one()
         self.limit = min(total, 4)  # the most one booking may want: the event's maxPerBooking, and its total
-        self.rule = audit.Replay(total)  # the ordinary rule, for what the draw and later books do
-        self.lobby: dict[str, int] = {}  # user -> quantity, in arrival order
+        self.rule = audit.Replay(total, self.types)  # the rule with types, for what the draw and later books do
+        self.lobby: dict[str, dict[str, int]] = {}  # user -> items, in arrival order
         self.early: list[str] = []  # those in the lobby when it opened, or before (dicts keep arrival order)
         self.opened = False
         self.ranked: list[str] | None = None  # the users in rank order, once the draw has ranked them
@@ -73,15 +87,37 @@ class LobbyRule(RuleBasedStateMachine):
         self.users += 1
         return f"user-{self.users}"
 
+    def wanted(self, data) -> dict[str, int]:
+        """A booking within the limits: of some types, each item at most its type's total, all at most `limit`."""
+        codes = data.draw(st.lists(st.sampled_from(list(self.types)), min_size=1, unique=True), label="types")
+        codes = codes[: self.limit]  # each item wants a ticket at least
+        items, left = {}, self.limit
+        for n, code in enumerate(codes):
+            later_items = len(codes) - n - 1  # each of them wants a ticket too
+            items[code] = data.draw(st.integers(1, min(self.types[code], left - later_items)), label=code)
+            left -= items[code]
+        return items
+
     @rule(data=st.data())
     def book(self, data) -> None:
-        user, quantity = self.new_user(), data.draw(st.integers(1, self.limit), label="quantity")
-        row = book_sql(self.conn, self.event, user, quantity)
+        user, items = self.new_user(), self.wanted(data)
+        typed = len(self.types) > 1
+        row = self.conn.execute(
+            BOOK,
+            {
+                "event": self.event,
+                "user": user,
+                "quantity": sum(items.values()),
+                "codes": list(items) if typed else None,
+                "quantities": list(items.values()) if typed else None,
+            },
+        ).one()
         if self.drawn:
-            assert (row.outcome, row.booking_status) == ("ok", self.rule.book(row.booking_id, user, quantity))
+            assert (row.outcome, row.booking_status) == ("ok", self.rule.book(row.booking_id, user, items))
             return
         assert (row.outcome, row.booking_status, row.waiting_position) == ("ok", LOBBY, None)
-        self.lobby[user] = quantity
+        assert row.item_types == (sorted(items) if typed else None)  # in the types' order
+        self.lobby[user] = items
         if self.ranked is not None:
             self.ranked.append(user)  # a late arrival during the draw: the next rank
         elif not self.opened:

@@ -16,6 +16,7 @@ from app.booking.domain import (
     CANCELLED,
     CONFIRMED,
     HELD,
+    LOBBY,
     OFFERED,
     Booking,
     Cancellation,
@@ -35,12 +36,14 @@ def announce(outcome: object) -> None:
 
 @announce.register
 def _booked(booking: Booking) -> None:
-    """A booking was made: `booked` with a ticket (`held` for its payment, with holds on), or `waitlisted`
-    at a place in the waiting list."""
+    """A booking was made: `booked` with a ticket (`held` for its payment, with holds on), `waitlisted`
+    at a place in the waiting list, or `lobby` before the sale's draw (issue 27)."""
     if booking.status == CONFIRMED:
         log.info("booked", **_describe(booking))
     elif booking.status == HELD:
         log.info("held", hold_expires_at=str(booking.hold_expires_at), **_describe(booking))
+    elif booking.status == LOBBY:
+        log.info("lobby", quantity=booking.quantity, **_describe(booking))
     else:
         log.info("waitlisted", waiting_position=booking.waiting_position, **_describe(booking))
     metrics.count_booking(booking.status)

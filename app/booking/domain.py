@@ -12,6 +12,7 @@ WAITING = "waiting"
 CANCELLED = "cancelled"
 OFFERED = "offered"  # its tickets held for it until offer_expires_at (issue 16)
 HELD = "held"  # its tickets taken, waiting for the payment's confirm until hold_expires_at (issue 25)
+LOBBY = "lobby"  # in the lobby of an event whose sale opens with a draw: no tickets, no place yet (issue 27)
 DEFAULT_MAX_PER_BOOKING = 10  # an event's maxPerBooking unless it says otherwise (as the column's default)
 # An event's status: it runs, or its organiser called it off (every booking cancelled, no more writes).
 ACTIVE = "active"
@@ -25,6 +26,8 @@ MAX_OFFER_TTL_SECONDS = 604_800  # a week
 MAX_HOLD_TTL_SECONDS = 86_400  # a day
 # EventChanges.hold_ttl_seconds that turns holds off (update_event's argument: None leaves the setting).
 HOLDS_OFF = 0
+# EventChanges.sales_open_at that clears the opening (update_event's argument, a timestamptz: None leaves it).
+OPENING_CLEARED = "-infinity"
 # Ticket types (issue 26), as ticket_types' CHECK constraints state them.
 STANDARD = "standard"  # the one type of an event opened without types of its own
 MAX_TICKET_TYPES = 20  # an event's types, and a booking's items
@@ -86,6 +89,11 @@ class Event:
     hold_ttl_seconds: int | None = None  # how long a booking that gets tickets waits for its payment; None: no holds
     held_tickets: int = 0  # the tickets in held bookings
     ticket_types: tuple[TicketType, ...] = ()  # by position, the order they were added
+    # The fair sale opening (issue 27): when the lobby is drawn (None: no lobby), the entries in it now,
+    # and when the draw was done (every entry booked).
+    sales_open_at: datetime | None = None
+    lobby_count: int = 0
+    drawn_at: datetime | None = None
 
     @property
     def booked_tickets(self) -> int:
@@ -108,6 +116,7 @@ class Booking:
     hold_expires_at: datetime | None = None  # once held: when the hold ends (kept once it has)
     payment_reference: str | None = None  # the reference its confirm gave, if any
     items: tuple[BookingItem, ...] | None = None  # its tickets by type (None: not known to the one who read it)
+    lobby_rank: int | None = None  # its rank in the draw, once the draw booked it (issue 27)
 
 
 def items_of(
@@ -168,6 +177,7 @@ class EventChanges:
     offer_ttl_seconds: int | None = None
     hold_ttl_seconds: int | None = None  # HOLDS_OFF turns holds off
     ticket_types: tuple[TicketTypeChange, ...] | None = None  # to add (a new code) or change
+    sales_open_at: datetime | str | None = None  # OPENING_CLEARED clears it
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,7 @@ class LedgerEntry:
 
     seq: int
     # booked, waitlisted, cancelled, reduced (a partial cancel), promoted, an offer's (offered, accepted,
-    # declined, expired), a hold's (held, paid, hold_expired), or an organiser's kind
+    # declined, expired), a hold's (held, paid, hold_expired), a lobby's (lobby, lobby_drawn), or an organiser's kind
     kind: str
     booking_id: UUID | None
     user_id: str | None
@@ -246,6 +256,7 @@ class LedgerEntry:
     total_tickets_to: int | None = None
     items: tuple[BookingItem, ...] | None = None  # a booking's change (issue 26): the tickets of each type it concerns
     ticket_type: str | None = None  # type_added and type_changed: the type's code
+    lobby_rank: int | None = None  # on the entry that books a lobby entry drawn (issue 27)
 
 
 @dataclass(frozen=True)
@@ -350,6 +361,15 @@ class HoldExpired(DomainError):
 class AlreadyConfirmed(DomainError):
     code, status, about = "already_confirmed", 409, "user_id"
     detail = "{}'s booking for this event was confirmed with another paymentReference"
+
+
+class DrawStarted(DomainError):
+    code, status, about, detail = (
+        "draw_started",
+        409,
+        "event_id",
+        "the draw of event {!r}'s lobby has started: its salesOpenAt can no longer move",
+    )
 
 
 class InvalidQuantity(DomainError):
@@ -467,6 +487,7 @@ REFUSALS: dict[str, type[DomainError]] = {
     "too_many_ticket_types": TooManyTicketTypes,
     "ticket_type_total_required": TicketTypeTotalRequired,
     "lone_type_mismatch": LoneTypeMismatch,
+    "draw_started": DrawStarted,
 }
 
 # An error quotes at most this much of a value the client sent: a refusal may be stored with an

@@ -22,6 +22,7 @@ BOOKING_OUTCOMES = (
     "held",
     "paid",
     "hold_expired",
+    "lobby",
 )
 
 BOOKINGS = Counter("bookings_total", "Booking outcomes, counted once committed", ["outcome"])
@@ -32,5 +33,6 @@ for _outcome in BOOKING_OUTCOMES:
 def count_booking(outcome: str, bookings: int = 1) -> None:
     """Count committed booking outcomes: confirmed, waiting, cancelled, reduced (a partial cancel) or promoted;
     in offer mode offered, accepted, declined or expired (an offer cancelled after its time, not yet swept); with
-    holds on held, paid or hold_expired (a hold cancelled after its time, not yet swept)."""
+    holds on held, paid or hold_expired (a hold cancelled after its time, not yet swept); before a sale's draw,
+    lobby."""
     BOOKINGS.labels(outcome).inc(bookings)

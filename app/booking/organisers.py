@@ -50,7 +50,7 @@ SELECT u.outcome, (u.event_row).*, u.promoted_ids, u.promoted_user_ids, u.promot
        u.promoted_created_ats, u.promoted_updated_ats, u.promoted_offer_expires_at, u.promoted_status,
        u.promoted_hold_expires_at, u.promoted_items, u.ticket_types
   FROM update_event(:event_id, :request_id, :name, :total_tickets, :max_per_booking, :sales_open, :promotion,
-                    :offer_ttl_seconds, :hold_ttl_seconds, :ticket_types) u
+                    :offer_ttl_seconds, :hold_ttl_seconds, :ticket_types, :sales_open_at) u
 """).bindparams(bindparam("ticket_types", type_=JSONB(none_as_null=True)))
 CANCEL_EVENT = text(
     "SELECT c.outcome, (c.event_row).*, c.cancelled_bookings, event_ticket_types(c.event_row) AS ticket_types "

@@ -16,7 +16,7 @@ from app.booking.domain import AUTO, OFFER
 
 PROMOTIONS = [AUTO, OFFER]
 EVENT_STATUSES = ["active", "cancelled"]
-BOOKING_STATUSES = ["confirmed", "waiting", "offered", "held", "cancelled"]
+BOOKING_STATUSES = ["confirmed", "waiting", "offered", "held", "cancelled", "lobby"]
 CANCEL_REASONS = ["declined", "expired", "hold_expired"]
 
 
@@ -30,6 +30,11 @@ class UtcDateTime(fields.DateTime):
 
     def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
         return None if value is None else utc_timestamp(value)
+
+
+def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
+    """A field every reply has, null when it does not apply."""
+    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
 
 
 class TicketTypeSchema(Schema):
@@ -126,11 +131,18 @@ class EventSchema(Schema):
         required=True,
         metadata={"description": "The event's ticket types, in the order they were added (one: `standard`)"},
     )
-
-
-def nullable(field: type[fields.Field], data_key: str, description: str, **kwargs) -> fields.Field:
-    """A field every reply has, null when it does not apply."""
-    return field(data_key=data_key, allow_none=True, required=True, metadata={"description": description}, **kwargs)
+    # The fair sale opening (issue 27), likewise.
+    sales_open_at = nullable(
+        UtcDateTime,
+        "salesOpenAt",
+        "When the sale opens with a draw: bookings before it wait in the lobby, and are drawn at random; null: no lobby",
+    )
+    lobby_count = fields.Integer(
+        data_key="lobbyCount",
+        required=True,
+        metadata={"description": "Bookings in the lobby now, waiting for the draw (0 once it is done)"},
+    )
+    drawn_at = nullable(UtcDateTime, "drawnAt", "When the draw was done: every lobby entry booked; null until then")
 
 
 def offer_expires_at_field() -> fields.Field:
@@ -206,4 +218,10 @@ class BookingSchema(Schema):
             "description": "Its tickets by type, all or none (on an event of one type, one item); while waiting, "
             "each with the tickets of its type wanted ahead"
         },
+    )
+    # The fair sale opening (issue 27), likewise.
+    lobby_rank = nullable(
+        fields.Integer,
+        "lobbyRank",
+        "Its rank in the sale's draw (1 first), once the draw booked it; null otherwise (in the lobby: not drawn yet)",
     )

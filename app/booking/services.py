@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from functools import partial
 from typing import ClassVar, Generic, TypeVar
 
@@ -93,7 +94,7 @@ CONFIRM = text("SELECT * FROM confirm_hold(:event_id, :user_id, :request_id, :pa
 BOOKING_READ = """b.id, b.user_id, b.status, b.created_at, b.updated_at, b.quantity,
        place.waiting_position, coalesce(item_places.tickets_ahead, place.tickets_ahead) AS tickets_ahead,
        b.offer_expires_at, b.cancel_reason, b.hold_expires_at, b.payment_reference, b.item_types,
-       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code"""
+       b.item_quantities, item_places.aheads AS item_tickets_ahead, first.code AS first_code, b.lobby_rank"""
 BOOKING_PLACES = """
   LEFT JOIN LATERAL waiting_place(b.event_id, b.queue_ordinal, b.queue_tickets_before) place ON b.status = 'waiting'
   LEFT JOIN LATERAL (
@@ -120,7 +121,8 @@ FIRST_CODES_KEPT = 100_000  # events whose first code a worker keeps; past that 
 # The event's ledger entries after `after`; one row with NULL seq if there are none, none if no such event.
 HISTORY = text("""
 SELECT h.seq, h.kind, h.booking_id, h.user_id, h.request_id, h.created_at, h.quantity, h.total_tickets_from,
-       h.total_tickets_to, h.item_types, h.item_quantities, h.ticket_type, first_type.code AS first_type
+       h.total_tickets_to, h.item_types, h.item_quantities, h.ticket_type, first_type.code AS first_type,
+       h.lobby_rank
   FROM events e
   JOIN ticket_types first_type ON first_type.event_id = e.id AND first_type.position = 1
   LEFT JOIN LATERAL (
@@ -249,9 +251,9 @@ class OneStatementWrite(Write[T]):
 OPEN_EVENT = text(f"""
 WITH opened AS (
     INSERT INTO events (name, total_tickets, available_tickets, max_per_booking, promotion, offer_ttl_seconds,
-                        hold_ttl_seconds, ticket_type_count)
+                        hold_ttl_seconds, ticket_type_count, sales_open_at)
     VALUES (:name, :total_tickets, :total_tickets, :max_per_booking, :promotion, :offer_ttl_seconds,
-            :hold_ttl_seconds, greatest(cardinality(CAST(:codes AS text[])), 1))
+            :hold_ttl_seconds, greatest(cardinality(CAST(:codes AS text[])), 1), :sales_open_at)
     RETURNING {", ".join(column.name for column in EVENT_COLUMNS)}),
 types AS (
     INSERT INTO ticket_types (event_id, position, code, name, total_tickets, max_per_booking)
@@ -269,7 +271,8 @@ class OpenEvent(OneStatementWrite[Event]):
     freed tickets are confirmed at once (`promotion` auto) or offered for `offer_ttl_seconds` (offer); with
     `hold_ttl_seconds`, tickets a booking gets are held that long for its payment (None: no holds). Its
     `ticket_types` share the event's total (without them it has one, `standard`, holding all of it); with
-    one type, that type is the event: the tighter of the two totals, and of the two maxPerBooking, is both."""
+    one type, that type is the event: the tighter of the two totals, and of the two maxPerBooking, is both.
+    With `sales_open_at`, bookings wait in its lobby until then, and are drawn at random (issue 27)."""
 
     total_tickets: int
     name: str | None = None
@@ -278,6 +281,7 @@ class OpenEvent(OneStatementWrite[Event]):
     offer_ttl_seconds: int = DEFAULT_OFFER_TTL_SECONDS
     hold_ttl_seconds: int | None = None
     ticket_types: tuple[TicketTypeChange, ...] = ()
+    sales_open_at: datetime | None = None
 
     statement: ClassVar[Executable] = OPEN_EVENT
 
@@ -306,6 +310,7 @@ class OpenEvent(OneStatementWrite[Event]):
             "names": [change.name for change in self.ticket_types],
             "totals": [change.total_tickets for change in types] or [total_tickets] * len(self.ticket_types),
             "limits": [change.max_per_booking for change in types] or [None] * len(self.ticket_types),
+            "sales_open_at": self.sales_open_at,
         }
 
     def result(self, row: Row) -> Event:
@@ -498,7 +503,8 @@ class CancelBooking(NamesItems, UserWrite[Cancellation]):
             row.booking_cancel_reason,
             row.booking_hold_expires_at,
             row.booking_payment_reference,
-            items_of(row.booking_item_types, row.booking_item_quantities, row.booking_item_tickets_ahead),
+            items=items_of(row.booking_item_types, row.booking_item_quantities, row.booking_item_tickets_ahead),
+            lobby_rank=row.booking_lobby_rank,
         )
         return Cancellation(booking=booking, promoted_bookings=promoted_bookings_of(row, event_uuid))
 

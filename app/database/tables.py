@@ -81,6 +81,16 @@ events = Table(
     # its type's counters follow from this row and nothing more is written; with several, each type
     # keeps its own counters and each booking its items.
     Column("ticket_type_count", SmallInteger, nullable=False, server_default=text("1")),
+    # The fair sale opening (migration 0020): when the lobby is drawn (NULL: no lobby), the entries in it now,
+    # and the draw's state under the lock: when the ranks were fixed, how many were drawn at random, the
+    # ranks given (those, then late arrivals), the draw's cursor (ranks booked or passed over), when it was done.
+    Column("sales_open_at", DateTime(timezone=True)),
+    Column("lobby_count", Integer, nullable=False, server_default=text("0")),
+    Column("draw_started_at", DateTime(timezone=True)),
+    Column("draw_entries", Integer),
+    Column("lobby_ranked", Integer, nullable=False, server_default=text("0")),
+    Column("lobby_seated", Integer, nullable=False, server_default=text("0")),
+    Column("drawn_at", DateTime(timezone=True)),
     CheckConstraint("total_tickets BETWEEN 1 AND 1000000", name="total_tickets_range"),
     CheckConstraint("available_tickets BETWEEN 0 AND total_tickets", name="available_tickets_range"),
     CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
@@ -109,9 +119,16 @@ events = Table(
     CheckConstraint("hold_ttl_seconds BETWEEN 1 AND 86400", name="hold_ttl_range"),
     CheckConstraint("held_tickets BETWEEN 0 AND total_tickets - available_tickets", name="held_tickets_range"),
     CheckConstraint("ticket_type_count BETWEEN 1 AND 20", name="ticket_type_count_range"),
+    CheckConstraint("lobby_count >= 0 AND lobby_seated BETWEEN 0 AND lobby_ranked", name="lobby_counts_range"),
     # The organisers' list, newest first, keyset-paginated (not unique: Citus, docs/scaling.md).
     Index("ix_events_seq", "seq"),
     Index("ix_events_status_seq", "status", "seq"),
+    # The events whose draw is due or to come, for the lobby-draw unit (app/booking/lobby.py).
+    Index(
+        "ix_events_sales_open_at",
+        "sales_open_at",
+        postgresql_where=text("sales_open_at IS NOT NULL AND drawn_at IS NULL"),
+    ),
 )
 
 bookings = Table(
@@ -144,9 +161,11 @@ bookings = Table(
     Column("item_types", ARRAY(Text)),
     Column("item_quantities", ARRAY(Integer)),
     Column("item_tickets_before", ARRAY(BigInteger)),
+    # A lobby entry's rank in the draw, set when the draw books it (migration 0020).
+    Column("lobby_rank", Integer),
     # event_id first: sharded by event (docs/scaling.md), a key must contain the distribution column.
     PrimaryKeyConstraint("event_id", "id"),
-    CheckConstraint("status IN ('confirmed', 'waiting', 'offered', 'held', 'cancelled')", name="status_known"),
+    CheckConstraint("status IN ('confirmed', 'waiting', 'offered', 'held', 'cancelled', 'lobby')", name="status_known"),
     CheckConstraint("char_length(user_id) BETWEEN 1 AND 128", name="user_id_length"),
     CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
     CheckConstraint(
@@ -166,6 +185,7 @@ bookings = Table(
     CheckConstraint("char_length(payment_reference) BETWEEN 1 AND 128", name="payment_reference_length"),
     CheckConstraint(ITEMS, name="items_match"),
     CheckConstraint("cardinality(item_tickets_before) = cardinality(item_types)", name="item_places_match"),
+    CheckConstraint("lobby_rank >= 1", name="lobby_rank_range"),
     Index(
         "uq_bookings_one_active_per_user",
         "event_id",
@@ -249,17 +269,20 @@ booking_events = Table(
     Column("item_types", ARRAY(Text)),
     Column("item_quantities", ARRAY(Integer)),
     Column("ticket_type", Text),
+    # The rank of a lobby entry that the draw books, on its booked / held / waitlisted entry (migration 0020).
+    Column("lobby_rank", Integer),
     # event_id first, as in bookings; its index also serves an event's history, oldest first.
     PrimaryKeyConstraint("event_id", "seq"),
     CheckConstraint(
         "kind IN ('booked', 'waitlisted', 'cancelled', 'reduced', 'promoted', "
         "'capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
-        "'offered', 'accepted', 'declined', 'expired', 'held', 'paid', 'hold_expired', 'type_added', 'type_changed')",
+        "'offered', 'accepted', 'declined', 'expired', 'held', 'paid', 'hold_expired', 'type_added', 'type_changed', "
+        "'lobby', 'lobby_drawn')",
         name="kind_known",
     ),
     CheckConstraint(
         "CASE WHEN kind IN ('capacity_changed', 'sales_closed', 'sales_opened', 'event_cancelled', 'event_updated', "
-        "'type_added', 'type_changed') "
+        "'type_added', 'type_changed', 'lobby_drawn') "
         "THEN booking_id IS NULL AND user_id IS NULL AND quantity IS NULL "
         "ELSE booking_id IS NOT NULL AND user_id IS NOT NULL AND quantity IS NOT NULL END",
         name="subject_known",
@@ -274,6 +297,19 @@ booking_events = Table(
     CheckConstraint(
         "(kind IN ('type_added', 'type_changed')) = (ticket_type IS NOT NULL)", name="type_change_names_it"
     ),
+    CheckConstraint("lobby_rank >= 1", name="lobby_rank_range"),
+)
+
+# The draw's ranks (migration 0020): each rank given at an event, and the lobby entry it went to; fixed before
+# the draw books anyone (rank_lobby), or as a late arrival joins (join_lobby).
+lobby_ranks = Table(
+    "lobby_ranks",
+    metadata,
+    Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("booking_id", Uuid, nullable=False),
+    PrimaryKeyConstraint("event_id", "rank"),
+    CheckConstraint("rank >= 1", name="rank_range"),
 )
 
 # Who left the queue other than from its head (a waiting entry cancelled, or shrunk by a partial

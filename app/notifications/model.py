@@ -9,7 +9,7 @@ from uuid import UUID
 from app.booking.domain import DomainError, Refusal
 
 # Every type the contract names; the webhook trigger (enqueue_webhook_messages.sql) maps the ledger's
-# kinds to them: a booking's changes, offers and holds to booking.*, an organiser's to event.*.
+# kinds to them: a booking's changes, offers and holds to booking.*, an organiser's and a draw's to event.*.
 MESSAGE_TYPES = (
     "booking.confirmed",
     "booking.waitlisted",
@@ -19,6 +19,7 @@ MESSAGE_TYPES = (
     "booking.cancelled",
     "event.updated",
     "event.cancelled",
+    "event.sales_opened",  # a sale's draw done (issue 27)
 )
 MESSAGE_ID_PREFIX = "msg_"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"

@@ -18,9 +18,10 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from app.booking.domain import CANCELLED, CONFIRMED, HELD, OFFERED, STANDARD, WAITING
+from app.booking.domain import CANCELLED, CONFIRMED, HELD, LOBBY, OFFERED, STANDARD, WAITING
 from app.booking.ticket_walk import Entry, gets_tickets_at_once, walk
-from app.database.tables import booking_events, bookings, events, queue_departures, ticket_types
+from app.database.tables import booking_events, bookings, events, lobby_ranks, queue_departures, ticket_types
+from app.operations.lobby_audit import lobby_problems
 
 
 @dataclass
@@ -62,6 +63,7 @@ def check_event(conn: Connection, event, report: Report) -> None:
     types = conn.execute(
         select(ticket_types).where(ticket_types.c.event_id == event.id).order_by(ticket_types.c.position)
     ).all()
+    ranks = conn.execute(select(lobby_ranks).where(lobby_ranks.c.event_id == event.id)).all()
     report.events += 1
     report.bookings += len(rows)
     report.ledger_entries += len(entries)
@@ -71,6 +73,7 @@ def check_event(conn: Connection, event, report: Report) -> None:
         + place_problems(event, rows, departures)
         + item_place_problems(event, rows, departures, types)
         + ledger_problems(event, rows, entries, types)
+        + lobby_problems(event, rows, entries, ranks)
     )
     report.problems += [f"event {event.id}: {problem}" for problem in found]
 
@@ -544,6 +547,15 @@ class Replay:
     def _event_cancelled(self, entry) -> None:
         self.cancelled = True
 
+    def _lobby(self, entry) -> str | None:
+        """A booking joins the lobby of a sale that opens with a draw (issue 27): no ticket, no place; the
+        draw books it later (its booked, held or waitlisted entry, app/operations/lobby_audit.py)."""
+        problem = None if self.sales_open else "sales were closed"
+        return self._join(entry, self._items(entry), LOBBY) or problem
+
+    def _lobby_drawn(self, entry) -> None:
+        """The draw done: every entry of the lobby booked (checked in app/operations/lobby_audit.py)."""
+
     def _event_updated(self, entry) -> None:
         """An organiser's change, as a whole (the event.updated webhook): what the replay follows of it, the
         capacity, the types and the sales, are the entries after it; a name or an offer setting changes no count."""
@@ -588,9 +600,10 @@ class Replay:
 
     def _join(self, entry, items: dict[str, int], status: str) -> str | None:
         problem = None
-        if entry.booking_id in self.status:
+        seating = self.status.get(entry.booking_id) == LOBBY  # the draw books a lobby entry, in place
+        if entry.booking_id in self.status and not seating:
             problem = "the booking was created twice"
-        elif entry.user_id in self.active:
+        elif entry.user_id in self.active and not seating:
             problem = f"the user already held {self.active[entry.user_id]}"
         elif unknown := items.keys() - self.type_total.keys():
             problem = f"the event has no type {sorted(unknown)[0]}"
@@ -602,7 +615,7 @@ class Replay:
 
     def _cancelled(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in HOLDING + (WAITING,):
+        if was not in HOLDING + (WAITING, LOBBY):
             return f"the booking was {was or 'never booked'}"
         held, given = self.items[entry.booking_id], self._items(entry)
         self._release(given, was)
@@ -653,7 +666,7 @@ class Replay:
 
     def _reduced(self, entry) -> str | None:
         was = self.status.get(entry.booking_id)
-        if was not in HOLDING + (WAITING,):
+        if was not in HOLDING + (WAITING, LOBBY):
             return f"the booking was {was or 'never booked'}"
         held, given = self.items[entry.booking_id], self._items(entry)
         self._release(given, was)

@@ -20,6 +20,7 @@ from app.booking.domain import (
     MAX_PER_BOOKING,
     MAX_TICKET_TYPES,
     MAX_TOTAL_TICKETS,
+    OPENING_CLEARED,
     TICKET_TYPE_CODE,
     TicketTypeChange,
 )
@@ -190,6 +191,20 @@ class NewTicketTypeRequest(TicketTypeRequest):
     )
 
 
+def sales_open_at_field() -> fields.AwareDateTime:
+    return fields.AwareDateTime(
+        data_key="salesOpenAt",
+        allow_none=True,
+        metadata={
+            "description": "A fair sale opening: until then a booking waits in the lobby (`status: lobby`), "
+            "one per user; at this time the lobby is drawn in a uniformly random order and booked in it, so "
+            "arriving early is no advantage. RFC 3339 with an offset; null: no lobby",
+            "example": "2026-06-01T10:00:00Z",
+            "default": None,
+        },
+    )
+
+
 def ticket_types_field(schema: type[Schema], description: str) -> fields.List:
     return fields.List(
         fields.Nested(schema),
@@ -225,6 +240,7 @@ class InitializeRequest(Schema):
     promotion = promotion_field()
     offer_ttl_seconds = offer_ttl_field()
     hold_ttl_seconds = hold_ttl_field()
+    sales_open_at = sales_open_at_field()
     ticket_types = ticket_types_field(
         NewTicketTypeRequest,
         "1..20 kinds of tickets sharing the event's totalTickets (default: one, `standard`, holding all of it); "
@@ -435,21 +451,23 @@ OFFER_KINDS = ["offered", "accepted", "declined", "expired"]  # issue 16
 HOLD_KINDS = ["held", "paid", "hold_expired"]  # issue 25
 TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
 ORGANISER_KINDS = ["event_updated", "capacity_changed", "sales_closed", "sales_opened", "event_cancelled"]
-TYPE_KINDS = ["type_added", "type_changed"]  # issue 26
+LOBBY_KINDS = ["lobby", "lobby_drawn"]  # issue 27: a booking joins the lobby; the event's draw is done
 
 
 class LedgerEntrySchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "Position in the service's ledger; increasing"})
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + TYPE_KINDS),
+        validate=validate.OneOf(BOOKING_KINDS + OFFER_KINDS + HOLD_KINDS + ORGANISER_KINDS + TYPE_KINDS + LOBBY_KINDS),
         metadata={
             "description": "A booking's change (in offer mode also `offered`, then `accepted`, `declined` or "
             "`expired`; with holds on `held`, then `paid` or `hold_expired`), or an organiser's change of the event (`event_updated` for every PATCH that changes "
             "something, then `capacity_changed`, `type_added`, `type_changed`, `sales_closed`, `sales_opened` as it "
             "did; `event_cancelled`), "
             "whose `bookingId` and `userId` are null: the bookings it touched follow it with the same "
-            "`requestId` (`promoted`, `cancelled`)"
+            "`requestId` (`promoted`, `cancelled`). A sale's lobby: `lobby` when a booking joins it, then the "
+            "draw books each entry (`booked`, `held` or `waitlisted`, with its `lobbyRank`), and `lobby_drawn` "
+            "(no booking) when the draw is done"
         },
     )
     booking_id = fields.UUID(data_key="bookingId", allow_none=True, required=True)
@@ -490,11 +508,14 @@ class LedgerEntrySchema(Schema):
     ticket_type = fields.String(
         data_key="ticketType", metadata={"description": "`type_added` and `type_changed` only: the type's code"}
     )
+    lobby_rank = fields.Integer(
+        data_key="lobbyRank", metadata={"description": "On the entry that books a lobby entry drawn: its rank"}
+    )
 
     @post_dump
     def _only_what_the_kind_has(self, data: dict, **kwargs) -> dict:
         # A booking's entry reads as it always did, plus its items; an organiser's has no items.
-        for key in ("totalTicketsFrom", "totalTicketsTo", "items", "ticketType"):
+        for key in ("totalTicketsFrom", "totalTicketsTo", "items", "ticketType", "lobbyRank"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -566,12 +587,16 @@ class EventPatchRequest(Schema):
         "types not listed stay. A type's totalTickets may not exceed the event's; a raise confirms waiting entries "
         "by the FIFO rule with types; below what the type holds is 409 `capacity_below_booked`",
     )
+    sales_open_at = sales_open_at_field()
 
     @post_load
-    def _null_turns_holds_off(self, data: dict, **kwargs) -> dict:
-        # Absent leaves the setting; null is a change, to no holds (the holds made before it stay).
+    def _null_turns_off(self, data: dict, **kwargs) -> dict:
+        # Absent leaves the setting; null is a change: to no holds (the holds made before it stay), to no
+        # opening (entries already in the lobby are then drawn at once: update_event.sql).
         if "hold_ttl_seconds" in data and data["hold_ttl_seconds"] is None:
             data["hold_ttl_seconds"] = HOLDS_OFF
+        if "sales_open_at" in data and data["sales_open_at"] is None:
+            data["sales_open_at"] = OPENING_CLEARED
         if "ticket_types" in data:
             data["ticket_types"] = tuple(data["ticket_types"])
         return data

@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, func, make_url, select, text
 
 from app.config import PROJECT_ROOT
 from app.database.engine import APPLICATION_NAME
-from app.database.tables import booking_events
+from app.database.tables import booking_events, events
+from app.operations import audit
 
 
 def scratch_database(server_url: str) -> str:
@@ -94,3 +95,14 @@ def ledger_kinds(engine, event_id) -> list[str]:
     statement = select(ledger.kind).where(ledger.event_id == event_id).order_by(ledger.seq)
     with engine.connect() as conn:
         return list(conn.execute(statement).scalars())
+
+
+def problems_after(engine, event_id, tampering: str) -> list[str]:
+    """The problems `flask check` finds in one event once `tampering` (SQL on :event) is applied; rolled back
+    after (an empty `tampering`, `SELECT 1`, checks the event as it is)."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text(tampering), {"event": event_id})
+        report = audit.Report()
+        audit.check_event(conn, conn.execute(select(events).where(events.c.id == event_id)).one(), report)
+        transaction.rollback()
+    return report.problems

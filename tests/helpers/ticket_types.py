@@ -70,3 +70,18 @@ def family_of_four(engine) -> str:
     ]
     assert statuses == ["confirmed", "waiting", "waiting", "confirmed"]
     return event_id
+
+
+def types(*specs: tuple) -> list[dict]:
+    """Ticket types, as a request names them, from (code, totalTickets) or (code, totalTickets, maxPerBooking)."""
+    return [dict(zip(("code", "totalTickets", "maxPerBooking"), spec, strict=False)) for spec in specs]
+
+
+def items(**quantities: int) -> list[dict]:
+    """A booking's items, as a request names them."""
+    return [{"ticketType": code, "quantity": quantity} for code, quantity in quantities.items()]
+
+
+def by_code(event: dict) -> dict[str, dict]:
+    """An event reply's ticket types by code."""
+    return {ticket_type["code"]: ticket_type for ticket_type in event["ticketTypes"]}

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from app.booking.services import BookTicket, CancelBooking, OpenEvent, Write
 from app.database.group_commit import Batcher
-from app.database.tables import events
 from app.operations import audit
-from tests.helpers.database import migrate
+from tests.helpers.database import migrate, problems_after
 from tests.helpers.ticket_types import book, family_of_four, give_up, retype
 
 
 def alone(engine, write: Write):
     """`write` as a worker runs it without an Idempotency-Key."""
     return write.alone(engine, Batcher())
-
-
-def problems_after(engine, event_id, tampering: str) -> list[str]:
-    """The problems `check_event` finds once `tampering` (SQL on :event) is applied; rolled back after."""
-    with engine.connect() as conn, conn.begin() as transaction:
-        conn.execute(text(tampering), {"event": event_id})
-        report = audit.Report()
-        audit.check_event(conn, conn.execute(select(events).where(events.c.id == event_id)).one(), report)
-        transaction.rollback()
-    return report.problems
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ DISTRIBUTION = {
     "booking_events": "event_id",
     "queue_departures": "event_id",
     "ticket_types": "event_id",
+    "lobby_ranks": "event_id",
     "webhook_messages": "event_id",
     "idempotency_keys": "key",
 }
@@ -33,7 +34,7 @@ DISTRIBUTION = {
 REFERENCE = {"webhooks", "webhook_dispatchers"}
 BOOKING_FUNCTIONS = {"book_ticket", "book_many", "cancel_booking"}
 # Called by the booking functions, not by the service, and checked the same way.
-PLPGSQL_FUNCTIONS = BOOKING_FUNCTIONS | {"promote_waiting", "update_event", "cancel_event"}
+PLPGSQL_FUNCTIONS = BOOKING_FUNCTIONS | {"promote_waiting", "update_event", "cancel_event", "draw_lobby"}
 DISTRIBUTION_ARGUMENT = "p_event_id"
 
 FUNCTION_DEFINITIONS = text("""

@@ -22,18 +22,22 @@ from tests.helpers.database import migrate
 from tests.helpers.queue import book_sql, booking_rows, open_event, promotion_sql, queue_violations
 
 OUR_FUNCTIONS = (
-    "book_ticket(uuid,text,text,integer,text[],integer[])",
+    "book_ticket(uuid,text,text,integer,text[],integer[],integer)",
     "cancel_booking(uuid,text,text,integer,boolean,text[],integer[])",
     "book_many(uuid,text[],text[],integer[],integer[],text[],integer[])",
     "promote_waiting(uuid,integer,timestamp with time zone,text,timestamp with time zone,boolean)",
     "promote_waiting_types(uuid,integer,timestamp with time zone,text,timestamp with time zone)",
-    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer,jsonb)",
+    "update_event(uuid,text,text,integer,integer,boolean,text,integer,integer,jsonb,timestamp with time zone)",
     "cancel_event(uuid,text)",
     "accept_offer(uuid,text,text)",
     "expire_offers(uuid,text)",
     "confirm_hold(uuid,text,text,text)",
     "expire_holds(uuid,text)",
     "pass_on_expired(events,text,timestamp with time zone,text,uuid[],text[],integer[])",
+    "join_lobby(events,text,text,integer,text[],integer[],timestamp with time zone)",
+    "rank_lobby(events,timestamp with time zone)",
+    "seat_lobby(events,text,integer)",
+    "draw_lobby(uuid,text,integer)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

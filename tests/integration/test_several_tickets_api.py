@@ -225,7 +225,8 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
     booking = book(event, "waiter").get_json()["booking"]
     cancellation = cancel(event, "holder").get_json()
     # status, salesOpen: issue 14; promotion, offerTtlSeconds, offerExpiresAt, cancelReason: issue 16;
-    # holdTtlSeconds, heldTickets, holdExpiresAt, paymentReference: issue 25; ticketTypes, items: issue 26
+    # holdTtlSeconds, heldTickets, holdExpiresAt, paymentReference: issue 25; ticketTypes, items: issue 26;
+    # salesOpenAt, lobbyCount, drawnAt, lobbyRank: issue 27
     assert list(event) == V1_EVENT + [
         "maxPerBooking",
         "waitingTickets",
@@ -236,6 +237,9 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
         "holdTtlSeconds",
         "heldTickets",
         "ticketTypes",
+        "salesOpenAt",
+        "lobbyCount",
+        "drawnAt",
     ]
     later_booking_fields = [
         "quantity",
@@ -245,6 +249,7 @@ def test_a_v1_body_keeps_its_fields_in_order_and_grows_only_at_its_end(new_event
         "holdExpiresAt",
         "paymentReference",
         "items",
+        "lobbyRank",
     ]
     assert list(booking) == V1_BOOKING + later_booking_fields
     assert list(cancellation) == ["booking", "promoted", "promotedBookings"]

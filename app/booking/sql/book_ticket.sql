@@ -28,9 +28,16 @@
 -- with types, 'items_required' (a bare quantity on an event of several types), 'unknown_ticket_type',
 -- 'items_above_limit' (the items' sum above the event's limits, or an item above its type's
 -- max_per_booking or total_tickets).
+-- Fair sale opening (issue 27): until an event with sales_open_at is drawn, a booking joins its lobby
+-- instead (join_lobby.sql), its items checked as here first. The draw (draw_lobby.sql) then books each
+-- lobby entry here, in rank order, with its items and `p_lobby_rank`: the same decision, taken on the
+-- entry's own row (an UPDATE, same booking id, a new seq so that the queue is in rank order) rather than a
+-- new one; its ledger entry carries the rank. A drawn entry keeps the tickets it joined with: the limits
+-- passed them then, and a later cut does not refuse them now (as a waiting entry's, update_event.sql).
 
 CREATE OR REPLACE FUNCTION book_ticket(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT 1,
-                                       p_item_types text[] DEFAULT NULL, p_item_quantities integer[] DEFAULT NULL)
+                                       p_item_types text[] DEFAULT NULL, p_item_quantities integer[] DEFAULT NULL,
+                                       p_lobby_rank integer DEFAULT NULL)
 RETURNS TABLE (outcome text, booking_id uuid, booking_status text, waiting_position integer,
                booking_created_at timestamptz, booking_updated_at timestamptz,
                booking_quantity integer, tickets_ahead bigint, booking_hold_expires_at timestamptz,
@@ -43,6 +50,10 @@ DECLARE
     positions integer[];  -- of the items' types, in the items' order
     items record;  -- what the items' types say of them
     wanted integer := p_quantity;  -- the booking's tickets
+    ordinal bigint;  -- a waiting entry's place in the queue (waiting_place.sql)
+    tickets_before bigint;
+    items_before bigint[];  -- a waiting entry's place in each of its types' queues (with types)
+    hold_until timestamptz;
     -- Read once the lock is held, so that an event's changes are stamped in the order the lock served
     -- them; now() is the transaction's start, which came before the wait for the lock.
     changed_at timestamptz;
@@ -72,7 +83,8 @@ BEGIN
           LEFT JOIN ticket_types t ON t.event_id = p_event_id AND t.code = i.code;
         outcome := CASE WHEN p_item_types IS NULL THEN 'items_required'
                         WHEN items.known < cardinality(p_item_types) THEN 'unknown_ticket_type'
-                        WHEN items.above OR items.total > least(ev.max_per_booking, ev.total_tickets)
+                        WHEN p_lobby_rank IS NULL
+                             AND (items.above OR items.total > least(ev.max_per_booking, ev.total_tickets))
                              THEN 'items_above_limit' END;
         IF outcome IS NOT NULL THEN
             RETURN NEXT;
@@ -80,7 +92,7 @@ BEGIN
         END IF;
         wanted := items.total;
     -- More than the event allows, or than it has (it could never be confirmed and would block the queue).
-    ELSIF p_quantity > least(ev.max_per_booking, ev.total_tickets) THEN
+    ELSIF p_quantity > least(ev.max_per_booking, ev.total_tickets) AND p_lobby_rank IS NULL THEN
         outcome := 'quantity_above_limit';
         RETURN NEXT;
         RETURN;
@@ -90,6 +102,14 @@ BEGIN
         item_types := items.codes;
         item_quantities := items.quantities;
         positions := items.positions;
+    END IF;
+    -- Issue 27: before the draw is done, a booking is an entry in the lobby, which the draw books.
+    IF ev.sales_open_at IS NOT NULL AND ev.drawn_at IS NULL AND p_lobby_rank IS NULL THEN
+        RETURN QUERY SELECT * FROM join_lobby(ev, p_user_id, p_request_id, wanted, item_types, item_quantities,
+                                              changed_at);
+        RETURN;
+    END IF;
+    IF typed THEN
         -- The walk with types would promote it as the newest entry (see above).
         waits := wanted > ev.available_tickets OR items.queued OR NOT items.fit
                  OR EXISTS (SELECT 1 FROM bookings w
@@ -100,20 +120,32 @@ BEGIN
         waits := ev.waiting_count > 0 OR wanted > ev.available_tickets;
     END IF;
     booking_status := CASE WHEN waits THEN 'waiting' WHEN ev.hold_ttl_seconds IS NULL THEN 'confirmed' ELSE 'held' END;
-    INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
-                               created_at, updated_at, hold_expires_at, item_types, item_quantities,
-                               item_tickets_before)
-    VALUES (p_event_id, p_user_id, booking_status, wanted,
-            CASE WHEN waits THEN ev.queue_joined_entries + 1 END,
-            CASE WHEN waits THEN ev.queue_joined_tickets END, changed_at, changed_at,
-            CASE WHEN NOT waits THEN changed_at + make_interval(secs => ev.hold_ttl_seconds) END,
-            item_types, item_quantities,
-            CASE WHEN waits AND typed THEN (SELECT array_agg(t.queue_joined_tickets ORDER BY t.position)
-                                              FROM ticket_types t
-                                             WHERE t.event_id = p_event_id AND t.position = ANY (positions)) END)
-    ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
-    RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.hold_expires_at
-    INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_hold_expires_at;
+    ordinal := CASE WHEN waits THEN ev.queue_joined_entries + 1 END;
+    tickets_before := CASE WHEN waits THEN ev.queue_joined_tickets END;
+    hold_until := CASE WHEN NOT waits THEN changed_at + make_interval(secs => ev.hold_ttl_seconds) END;
+    IF waits AND typed THEN
+        SELECT array_agg(t.queue_joined_tickets ORDER BY t.position) INTO items_before
+          FROM ticket_types t
+         WHERE t.event_id = p_event_id AND t.position = ANY (positions);
+    END IF;
+    IF p_lobby_rank IS NULL THEN
+        INSERT INTO bookings AS b (event_id, user_id, status, quantity, queue_ordinal, queue_tickets_before,
+                                   created_at, updated_at, hold_expires_at, item_types, item_quantities,
+                                   item_tickets_before)
+        VALUES (p_event_id, p_user_id, booking_status, wanted, ordinal, tickets_before, changed_at, changed_at,
+                hold_until, item_types, item_quantities, items_before)
+        ON CONFLICT (event_id, user_id) WHERE status <> 'cancelled' DO NOTHING
+        RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.hold_expires_at
+        INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_hold_expires_at;
+    ELSE  -- issue 27: the lobby entry drawn at this rank
+        UPDATE bookings b
+           SET status = booking_status, seq = DEFAULT, queue_ordinal = ordinal, queue_tickets_before = tickets_before,
+               item_tickets_before = items_before, updated_at = changed_at, hold_expires_at = hold_until,
+               lobby_rank = p_lobby_rank
+         WHERE b.event_id = p_event_id AND b.user_id = p_user_id AND b.status = 'lobby'
+        RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.hold_expires_at
+        INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_hold_expires_at;
+    END IF;
     IF NOT FOUND THEN
         outcome := 'already_booked';
         booking_status := NULL;
@@ -129,6 +161,7 @@ BEGIN
            waiting_tickets = waiting_tickets + CASE WHEN waits THEN booking_quantity ELSE 0 END,
            queue_joined_entries = queue_joined_entries + waits::int,
            queue_joined_tickets = queue_joined_tickets + CASE WHEN waits THEN booking_quantity ELSE 0 END,
+           lobby_count = lobby_count - CASE WHEN p_lobby_rank IS NULL THEN 0 ELSE 1 END,
            updated_at = changed_at
      WHERE id = p_event_id;
     IF typed THEN
@@ -149,10 +182,10 @@ BEGIN
          WHERE d.event_id = p_event_id AND d.node = ev.queue_joined_entries;
     END IF;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at,
-                                item_types, item_quantities)
+                                item_types, item_quantities, lobby_rank)
     VALUES (p_event_id, booking_id, p_user_id,
             CASE booking_status WHEN 'waiting' THEN 'waitlisted' WHEN 'held' THEN 'held' ELSE 'booked' END,
-            p_request_id, booking_quantity, changed_at, item_types, item_quantities);
+            p_request_id, booking_quantity, changed_at, item_types, item_quantities, p_lobby_rank);
     -- New entries join at the back: everyone waiting is ahead (of each item, everyone waiting for its type).
     waiting_position := CASE WHEN waits THEN ev.waiting_count + 1 END;
     IF waits AND typed THEN

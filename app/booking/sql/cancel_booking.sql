@@ -29,6 +29,8 @@
 -- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'booking_not_found', 'already_cancelled', 'quantity_above_held',
 -- 'no_offer', 'offer_expired'; with types, 'items_required', 'items_above_held'.
 -- A quantity below 1 is not a request the service sends: it raises check_violation.
+-- An entry in the lobby (issue 27) holds no ticket and no place: it leaves the lobby (or wants fewer), and
+-- nothing else changes; once ranked, its rank is passed over by the draw (seat_lobby.sql).
 
 CREATE OR REPLACE FUNCTION cancel_booking(p_event_id uuid, p_user_id text, p_request_id text, p_quantity integer DEFAULT NULL,
                                           p_decline boolean DEFAULT false, p_item_types text[] DEFAULT NULL,
@@ -42,7 +44,7 @@ RETURNS TABLE (outcome text, booking_id uuid, booking_created_at timestamptz,
                booking_offer_expires_at timestamptz, booking_cancel_reason text, promoted_offer_expires_at timestamptz,
                promoted_status text, booking_hold_expires_at timestamptz, booking_payment_reference text,
                promoted_hold_expires_at timestamptz, booking_item_types text[], booking_item_quantities integer[],
-               booking_item_tickets_ahead bigint[], promoted_items jsonb)
+               booking_item_tickets_ahead bigint[], promoted_items jsonb, booking_lobby_rank integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     ev events%ROWTYPE;
@@ -163,10 +165,10 @@ BEGIN
                                       ELSE b.item_tickets_before END
      WHERE b.event_id = p_event_id AND b.id = held.id
     RETURNING b.id, b.created_at, b.updated_at, b.quantity, b.offer_expires_at, b.cancel_reason, b.hold_expires_at,
-              b.payment_reference, b.item_types, b.item_quantities, b.item_tickets_before
+              b.payment_reference, b.item_types, b.item_quantities, b.item_tickets_before, b.lobby_rank
     INTO booking_id, booking_created_at, booking_updated_at, booking_quantity, booking_offer_expires_at,
          booking_cancel_reason, booking_hold_expires_at, booking_payment_reference, booking_item_types,
-         booking_item_quantities, kept_before;
+         booking_item_quantities, kept_before, booking_lobby_rank;
     IF held.status = 'waiting' THEN
         -- Left from the middle (or shrank): counted at its arrival rank, for the places behind it; with
         -- types, in each type's tree too.
@@ -182,14 +184,14 @@ BEGIN
         ON CONFLICT (event_id, ticket_type, node) DO UPDATE
            SET entries = d.entries + excluded.entries, tickets = d.tickets + excluded.tickets;
     END IF;
-    IF typed THEN  -- before the walk, which reads each type's room
+    IF typed AND held.status <> 'lobby' THEN  -- before the walk, which reads each type's room
         UPDATE ticket_types t
            SET taken_tickets = t.taken_tickets - CASE WHEN held.status = 'waiting' THEN 0 ELSE r.q END,
                waiting_tickets = t.waiting_tickets - CASE WHEN held.status = 'waiting' THEN r.q ELSE 0 END
           FROM unnest(released_types, released_quantities) AS r (code, q)
          WHERE t.event_id = p_event_id AND t.code = r.code;
     END IF;
-    available := ev.available_tickets + CASE WHEN held.status = 'waiting' THEN 0 ELSE released END;
+    available := ev.available_tickets + CASE WHEN held.status IN ('waiting', 'lobby') THEN 0 ELSE released END;
     SELECT * INTO promoted_status, promoted_expires_at
       FROM promotion_terms(ev.promotion, ev.offer_ttl_seconds, ev.hold_ttl_seconds, changed_at);
     promoted_offer_expires_at := CASE WHEN promoted_status = 'offered' THEN promoted_expires_at END;
@@ -214,6 +216,7 @@ BEGIN
            queue_promoted_tickets = queue_promoted_tickets + head_tickets,
            held_tickets = held_tickets - CASE WHEN held.status = 'held' THEN released ELSE 0 END
                           + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
+           lobby_count = lobby_count - (held.status = 'lobby' AND booking_status = 'cancelled')::int,
            updated_at = changed_at
      WHERE id = p_event_id;
     INSERT INTO booking_events (event_id, booking_id, user_id, kind, request_id, quantity, created_at,

@@ -1,4 +1,4 @@
--- cancel_event: call an event off: every active booking (confirmed, held, offered or waiting) is cancelled and the
+-- cancel_event: call an event off: every active booking (confirmed, held, offered, waiting or in the lobby) is cancelled and the
 -- event's status becomes 'cancelled', in one transaction under the event's row lock; afterwards
 -- book_ticket, cancel_booking and update_event refuse it ('event_cancelled'). The ledger gets
 -- `event_cancelled`, then one `cancelled` entry per booking it cancelled, oldest first, under the one
@@ -37,7 +37,7 @@ BEGIN
     -- The event row first, then the ledger: the webhook trigger snapshots the event at each entry.
     UPDATE events e
        SET status = 'cancelled', available_tickets = e.total_tickets, waiting_count = 0, waiting_tickets = 0,
-           held_tickets = 0, updated_at = changed_at
+           held_tickets = 0, lobby_count = 0, updated_at = changed_at
      WHERE e.id = p_event_id
     RETURNING e.* INTO event_row;
     IF event_row.ticket_type_count > 1 THEN

@@ -21,7 +21,7 @@
 -- gets (promoted_status: confirmed, or offered until promoted_offer_expires_at, or held until
 -- promoted_hold_expires_at). A request that changes
 -- nothing writes nothing. Outcomes: 'ok', 'event_not_found', 'event_cancelled',
--- 'capacity_below_booked', 'capacity_below_waiting'.
+-- 'capacity_below_booked', 'capacity_below_waiting', 'draw_started'.
 --
 -- Ticket types (issue 26): `p_ticket_types`, a JSON array of {code, name?, total_tickets?,
 -- max_per_booking?}, adds the types whose code is new (after the others, total_tickets required) and
@@ -38,11 +38,14 @@
 -- from 0) and `type_changed` (from, to) entries, with the code, after `capacity_changed`; promoted entries
 -- carry their items. It returns the event's types after the change (event_ticket_types.sql) and the
 -- promoted bookings' items (promote_waiting_types.sql).
+-- Fair sale opening (issue 27): `p_sales_open_at` moves the opening ('-infinity' clears it; cleared while
+-- entries wait in the lobby, the opening is now: they are drawn at once), until the draw starts
+-- ('draw_started' after). A lobby entry's quantity, like a waiting one's, bounds a lower total.
 
 CREATE OR REPLACE FUNCTION update_event(p_event_id uuid, p_request_id text, p_name text, p_total_tickets integer,
                                         p_max_per_booking integer, p_sales_open boolean, p_promotion text,
                                         p_offer_ttl_seconds integer, p_hold_ttl_seconds integer DEFAULT NULL,
-                                        p_ticket_types jsonb DEFAULT NULL)
+                                        p_ticket_types jsonb DEFAULT NULL, p_sales_open_at timestamptz DEFAULT NULL)
 RETURNS TABLE (outcome text, event_row events, promoted_ids uuid[], promoted_user_ids text[],
                promoted_quantities integer[], promoted_created_ats timestamptz[], promoted_updated_ats timestamptz[],
                promoted_offer_expires_at timestamptz, promoted_status text, promoted_hold_expires_at timestamptz,
@@ -57,6 +60,7 @@ DECLARE
     head_entries integer;  -- of the promotions, those from the head of the queue (promote_waiting.sql)
     head_tickets integer;
     hold_ttl integer;  -- the event's hold_ttl_seconds after the change
+    opens_at timestamptz;  -- the event's sales_open_at after the change (issue 27)
     promoted_expires_at timestamptz;  -- of the offers or holds a raise makes
     type_count integer;  -- the event's types after the change
     types record;  -- what the requested type changes amount to
@@ -80,6 +84,12 @@ BEGIN
     total := coalesce(p_total_tickets, ev.total_tickets);
     booking_limit := coalesce(p_max_per_booking, ev.max_per_booking);
     hold_ttl := CASE WHEN p_hold_ttl_seconds IS NULL THEN ev.hold_ttl_seconds ELSE nullif(p_hold_ttl_seconds, 0) END;
+    opens_at := CASE WHEN p_sales_open_at IS NULL THEN ev.sales_open_at
+                     WHEN p_sales_open_at = '-infinity' AND ev.lobby_count > 0 THEN clock_timestamp()
+                     ELSE nullif(p_sales_open_at, '-infinity') END;
+    IF outcome = 'ok' AND opens_at IS DISTINCT FROM ev.sales_open_at AND ev.draw_started_at IS NOT NULL THEN
+        outcome := 'draw_started';
+    END IF;
     -- The requested types, each with the type of that code if it has one.
     SELECT count(*) FILTER (WHERE t.position IS NULL) AS added,
            count(*) FILTER (WHERE t.position IS NULL AND c.total_tickets IS NULL) AS without_total,
@@ -122,7 +132,8 @@ BEGIN
     END IF;
     -- Quantities are at most 100 (a CHECK), so only a total below that can be too small for an entry.
     IF outcome = 'ok' AND total < 100 AND EXISTS (
-           SELECT 1 FROM bookings b WHERE b.event_id = p_event_id AND b.status = 'waiting' AND b.quantity > total) THEN
+           SELECT 1 FROM bookings b
+            WHERE b.event_id = p_event_id AND b.status IN ('waiting', 'lobby') AND b.quantity > total) THEN
         outcome := 'capacity_below_waiting';
     END IF;
     IF outcome <> 'ok' OR (coalesce(p_name, ev.name) IS NOT DISTINCT FROM ev.name AND total = ev.total_tickets
@@ -130,7 +141,8 @@ BEGIN
                            AND coalesce(p_sales_open, ev.sales_open) = ev.sales_open
                            AND coalesce(p_promotion, ev.promotion) = ev.promotion
                            AND coalesce(p_offer_ttl_seconds, ev.offer_ttl_seconds) = ev.offer_ttl_seconds
-                           AND hold_ttl IS NOT DISTINCT FROM ev.hold_ttl_seconds AND NOT coalesce(types.changes, false)) THEN
+                           AND hold_ttl IS NOT DISTINCT FROM ev.hold_ttl_seconds AND NOT coalesce(types.changes, false)
+                           AND opens_at IS NOT DISTINCT FROM ev.sales_open_at) THEN
         ticket_types := event_ticket_types(ev);
         RETURN NEXT;
         RETURN;
@@ -199,6 +211,7 @@ BEGIN
            promotion = coalesce(p_promotion, e.promotion),
            offer_ttl_seconds = coalesce(p_offer_ttl_seconds, e.offer_ttl_seconds),
            hold_ttl_seconds = hold_ttl,
+           sales_open_at = opens_at,
            held_tickets = e.held_tickets + CASE WHEN promoted_status = 'held' THEN promoted_tickets ELSE 0 END,
            waiting_count = e.waiting_count - cardinality(promoted_ids),
            waiting_tickets = e.waiting_tickets - promoted_tickets,

@@ -21,6 +21,10 @@
 -- type). A booking newly waiting has each item's tickets ahead: on an event of one type the booking's;
 -- on an event of several, all its type's waiting tickets but its own (it is at the back), and the
 -- booking's is their sum, as the API's.
+--
+-- The fair sale opening (issue 27): joining the lobby (`lobby`) sends nothing; the draw's booking of an
+-- entry is its ordinary booked / held / waitlisted message, and the draw done (`lobby_drawn`) is
+-- event.sales_opened, the event's counts as the draw left them.
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -53,7 +57,8 @@ BEGIN
                                  WHEN 'paid' THEN 'booking.confirmed'
                                  WHEN 'hold_expired' THEN 'booking.cancelled'
                                  WHEN 'event_updated' THEN 'event.updated'
-                                 WHEN 'event_cancelled' THEN 'event.cancelled' END AS type) m
+                                 WHEN 'event_cancelled' THEN 'event.cancelled'
+                                 WHEN 'lobby_drawn' THEN 'event.sales_opened' END AS type) m
       JOIN webhooks w ON w.disabled_at IS NULL
                      AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
                      AND (w.types IS NULL OR m.type = ANY (w.types))

@@ -20,7 +20,9 @@ def book(args):
     `quantity` tickets (default 1), all or none: the booking is `confirmed` if nobody is waiting and
     they are all available, else one `waiting` entry at the back of the list. On an event of several
     ticket types, `items` instead: all or none, confirmed at once only if the FIFO rule with types
-    would promote it as the newest entry.
+    would promote it as the newest entry. On an event with a fair sale opening (`salesOpenAt`), until its
+    draw is done the booking is a `lobby` entry instead, which the draw books (poll booking-status, or
+    receive the webhook).
     """
     user_id = identity.acting_user(args.get("user_id"))
     return services.BookTicket(args["event_id"], user_id, g.request_id, args["quantity"], args.get("items"))

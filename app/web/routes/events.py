@@ -58,7 +58,9 @@ def list_events(limit, status=None, after=None):
 def update_event(args, event_id):
     """Change an event (admin)
 
-    Any of `name`, `totalTickets`, `maxPerBooking`, `salesOpen`; what is absent stays. Raising
+    Any of `name`, `totalTickets`, `maxPerBooking`, `salesOpen`, `promotion`, `offerTtlSeconds`,
+    `holdTtlSeconds`, `salesOpenAt`; what is absent stays. `salesOpenAt` moves (or, null, clears) the fair
+    sale opening until its draw starts, then it is 409 `draw_started`. Raising
     `totalTickets` confirms waiting entries first come, first served, while the oldest fits
     (`promotedBookings`); lowering it below the tickets held is 409 `capacity_below_booked`, below a
     waiting entry's quantity 409 `capacity_below_waiting`. A cancelled event is 409 `event_cancelled`.

@@ -533,7 +533,7 @@ BEGIN
                    OR coalesce(c.total_tickets, t.total_tickets) <> t.total_tickets
                    OR coalesce(c.max_per_booking, t.max_per_booking) IS DISTINCT FROM t.max_per_booking) AS changes,
            max(c.total_tickets) AS lone_total, max(c.max_per_booking) AS lone_max_per_booking,
-           bool_or(c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets
+           bool_or(t.position IS NOT NULL AND c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets
                                           ELSE t.taken_tickets END) AS below_taken,
            bool_or(c.total_tickets > t.total_tickets) AS raised
       INTO types
@@ -1303,7 +1303,7 @@ BEGIN
                    OR coalesce(c.total_tickets, t.total_tickets) <> t.total_tickets
                    OR coalesce(c.max_per_booking, t.max_per_booking) IS DISTINCT FROM t.max_per_booking) AS changes,
            max(c.total_tickets) AS lone_total, max(c.max_per_booking) AS lone_max_per_booking,
-           bool_or(c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets
+           bool_or(t.position IS NOT NULL AND c.total_tickets < CASE WHEN ev.ticket_type_count = 1 THEN ev.total_tickets - ev.available_tickets
                                           ELSE t.taken_tickets END) AS below_taken,
            bool_or(c.total_tickets > t.total_tickets) AS raised
       INTO types

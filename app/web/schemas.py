@@ -252,8 +252,8 @@ class InitializeRequest(Schema):
     def _types_within_the_event(self, data: dict, **kwargs) -> None:
         types = data.get("ticket_types") or []
         total = data.get("total_tickets")
-        # One type is the event: its totalTickets and maxPerBooking are the event's (services.OpenEvent).
-        if len(types) > 1 and total is not None and any(change.total_tickets > total for change in types):
+        # A lone type too: it is the event, and one below the event's total caps it (services.OpenEvent).
+        if total is not None and any(change.total_tickets > total for change in types):
             raise ValidationError("A ticket type's totalTickets may not exceed the event's.", "ticketTypes")
 
 

@@ -336,6 +336,7 @@ def test_cancelling_more_of_a_type_than_held_is_refused(new_event, booked, cance
     [
         types(("adult", 4), ("adult", 2)),
         types(("adult", 5), ("child", 6)),
+        types(("general", 6)),  # a lone type above the event's total, as any type
         [{"code": "adult"}, *types(("child", 1))],
         [],
     ],

@@ -177,3 +177,37 @@ def new_event(client, admin_headers):
         return response.get_json()["event"]
 
     return open_event
+
+
+# The requests many API tests send, answered as they come (a module with its own `book` or `patch` that
+# asserts its answer overrides these).
+@pytest.fixture
+def book(client):
+    def post(event: dict, user: str, **fields):
+        return client.post("/api/book", json={"eventId": event["id"], "userId": user, **fields})
+
+    return post
+
+
+@pytest.fixture
+def cancel(client):
+    def post(event: dict, user: str, **fields):
+        return client.post("/api/cancel", json={"eventId": event["id"], "userId": user, **fields})
+
+    return post
+
+
+@pytest.fixture
+def patch(client, admin_headers):
+    def send(event: dict, **fields):
+        return client.patch(f"/api/events/{event['id']}", json=fields, headers=admin_headers)
+
+    return send
+
+
+@pytest.fixture
+def status(client):
+    def get(event: dict) -> dict:
+        return client.get(f"/api/status/{event['id']}").get_json()["event"]
+
+    return get

@@ -42,14 +42,6 @@ def book_several(client):
 
 
 @pytest.fixture
-def patch(client, admin_headers):
-    def patch_event(event: dict, **body):
-        return client.patch(f"/api/events/{event['id']}", json=body, headers=admin_headers)
-
-    return patch_event
-
-
-@pytest.fixture
 def admin_get(client, admin_headers):
     def get(path: str, **headers):
         return client.get(path, headers={**admin_headers, **headers})

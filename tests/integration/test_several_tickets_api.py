@@ -11,30 +11,6 @@ from tests.helpers.api import assert_problem
 from tests.helpers.database import count_rows
 
 
-@pytest.fixture
-def book(client):
-    def post(event: dict, user: str, **fields):
-        return client.post("/api/book", json={"eventId": event["id"], "userId": user, **fields})
-
-    return post
-
-
-@pytest.fixture
-def cancel(client):
-    def post(event: dict, user: str, **fields):
-        return client.post("/api/cancel", json={"eventId": event["id"], "userId": user, **fields})
-
-    return post
-
-
-@pytest.fixture
-def status(client):
-    def get(event: dict) -> dict:
-        return client.get(f"/api/status/{event['id']}").get_json()["event"]
-
-    return get
-
-
 def booking_status(client, event: dict, user: str) -> dict:
     return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
 

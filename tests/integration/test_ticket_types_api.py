@@ -9,26 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.helpers.api import assert_problem
+from tests.helpers.ticket_types import by_code, items, types
 
 FAMILY = [{"ticketType": "adult", "quantity": 2}, {"ticketType": "child", "quantity": 2}]
-
-
-def types(*specs: tuple) -> list[dict]:
-    """Ticket types from (code, totalTickets) or (code, totalTickets, maxPerBooking)."""
-    return [dict(zip(("code", "totalTickets", "maxPerBooking"), spec, strict=False)) for spec in specs]
-
-
-def items(**quantities: int) -> list[dict]:
-    return [{"ticketType": code, "quantity": quantity} for code, quantity in quantities.items()]
-
-
-@pytest.fixture
-def book(client):
-    def post(event: dict, user: str, **fields):
-        response = client.post("/api/book", json={"eventId": event["id"], "userId": user, **fields})
-        return response
-
-    return post
 
 
 @pytest.fixture
@@ -42,30 +25,6 @@ def booked(book):
 
 
 @pytest.fixture
-def cancel(client):
-    def post(event: dict, user: str, **fields):
-        return client.post("/api/cancel", json={"eventId": event["id"], "userId": user, **fields})
-
-    return post
-
-
-@pytest.fixture
-def patch(client, admin_headers):
-    def send(event: dict, **fields):
-        return client.patch(f"/api/events/{event['id']}", json=fields, headers=admin_headers)
-
-    return send
-
-
-@pytest.fixture
-def status(client):
-    def get(event: dict) -> dict:
-        return client.get(f"/api/status/{event['id']}").get_json()["event"]
-
-    return get
-
-
-@pytest.fixture
 def booking_status(client):
     def get(event: dict, user: str) -> dict:
         return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
@@ -75,10 +34,6 @@ def booking_status(client):
 
 def statuses(booking_status, event: dict, *users: str) -> list[str]:
     return [booking_status(event, user)["status"] for user in users]
-
-
-def by_code(event: dict) -> dict[str, dict]:
-    return {ticket_type["code"]: ticket_type for ticket_type in event["ticketTypes"]}
 
 
 def test_an_event_without_types_shows_its_one_standard_type_and_bookings_show_one_item(

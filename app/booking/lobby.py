@@ -3,9 +3,10 @@ uniformly random order and booked in that order by the ordinary rules, by the lo
 background process (app/workers/units.py).
 
 One event's draw is a run of steps, each one statement in autocommit under the event's row lock
-(app/booking/sql/draw_lobby.sql): the ranking first, then slices of SLICE entries booked by book_ticket,
-until the last rank. Between two steps the lock is free, so the event's bookings and cancels go on during
-the draw, and its reads never wait. Every step reads where the draw stands from the event row, so any
+(app/booking/sql/draw_lobby.sql): the ranking first, then slices of SLICE entries booked by book_ticket
+while tickets remain for them, then slices of QUEUE_SLICE queued at once, until the last rank. Between
+two steps the lock is free, so the event's bookings and cancels go on during the draw, and its reads
+never wait. Every step reads where the draw stands from the event row, so any
 number of processes may draw at once and a process killed mid-draw leaves the next one to go on from the
 last committed step.
 """
@@ -20,9 +21,12 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, text
 from sqlalchemy.exc import DBAPIError
 
-# Entries booked per step: the event's lock is held for one slice at a time (a few tens of ms here), so
-# a booking or a cancel of the event waits that long at most, while the draw pays one commit per slice.
+# Entries booked one by one per step: the event's lock is held for one slice at a time (a few tens of ms
+# here), so a booking or a cancel of the event waits that long at most, while the draw pays one commit per
+# slice. Once even the smallest booking would wait, entries join the back of the queue QUEUE_SLICE at a
+# time, in a few statements (queue_lobby.sql): about as long under the lock as SLICE one by one.
 SLICE = 250
+QUEUE_SLICE = 5000
 EVENTS_PER_PASS = 20  # draws due at once are rare; a longer backlog goes on at the next pass, which follows at once
 
 # The events whose draw is due, the longest overdue first, along the partial index of the openings to come.
@@ -33,7 +37,7 @@ SELECT e.id FROM events e
  ORDER BY e.sales_open_at
  LIMIT :limit
 """)
-STEP = text("SELECT outcome, ranked, seated, finished FROM draw_lobby(:event_id, :request_id, :slice)")
+STEP = text("SELECT outcome, ranked, seated, finished FROM draw_lobby(:event_id, :request_id, :slice, :queue_slice)")
 
 log = structlog.get_logger("app.booking.lobby")
 
@@ -94,7 +98,8 @@ def draw_lobby(database: Engine, event_id: uuid.UUID, stop: threading.Event | No
 def _step(conn: Connection, event_id: uuid.UUID, request_id: str) -> Row | None:
     """One step of the draw (draw_lobby.sql); None if the database failed it (a later pass goes on)."""
     try:
-        return conn.execute(STEP, {"event_id": event_id, "request_id": request_id, "slice": SLICE}).one()
+        parameters = {"event_id": event_id, "request_id": request_id, "slice": SLICE, "queue_slice": QUEUE_SLICE}
+        return conn.execute(STEP, parameters).one()
     except DBAPIError as error:
         log.warning("lobby_draw_failed", event_id=str(event_id), error=str(error).splitlines()[0])
         return None

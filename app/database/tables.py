@@ -135,8 +135,9 @@ bookings = Table(
     "bookings",
     metadata,
     Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
-    # Monotonic under the event lock, so it orders the waiting list first-come-first-served.
-    Column("seq", BigInteger, Identity(always=True), nullable=False),
+    # Monotonic under the event lock, so it orders the waiting list first-come-first-served. BY DEFAULT only
+    # so that the draw (queue_lobby.sql) can hand its entries their new seqs from the sequence in rank order.
+    Column("seq", BigInteger, Identity(always=False), nullable=False),
     Column("event_id", Uuid, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
     Column("user_id", Text, nullable=False),
     Column("status", Text, nullable=False),

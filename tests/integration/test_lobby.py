@@ -300,3 +300,23 @@ def test_a_drawn_booking_cancelled_keeps_its_rank_in_the_reply(lobby_event, engi
     booking = post("/api/cancel", event, "ann").get_json()["booking"]
 
     assert (booking["status"], booking["lobbyRank"]) == ("cancelled", 1)
+
+
+def test_entries_queued_at_once_past_powers_of_two_keep_every_place_after_a_departure(
+    lobby_event, engine, post, client
+):
+    users = [f"user-{n:02}" for n in range(40)]
+    event = lobby_event(*users, total=1)
+    open_now(engine, event["id"])
+    step = text("SELECT * FROM draw_lobby(:event_id, 'test', 4, 4)")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(step, {"event_id": event["id"]})  # the ranking
+        assert conn.execute(step, {"event_id": event["id"]}).one().seated == 4  # one confirmed, three queued at once
+    leaver = next(user for user, status, _ in drawn(engine, event["id"]) if status == "waiting")
+    post("/api/cancel", event, leaver)
+
+    draw(engine, event["id"])  # the other 36 queued at once: ordinals 4 to 39 pass 4, 8, 16 and 32
+
+    queue = [user for user, status, _ in drawn(engine, event["id"]) if status == "waiting"]
+    assert [booking_now(client, event, user)["waitingPosition"] for user in queue] == list(range(1, 39))
+    assert problems_after(engine, event["id"], "SELECT 1") == []

@@ -36,8 +36,10 @@ OUR_FUNCTIONS = (
     "pass_on_expired(events,text,timestamp with time zone,text,uuid[],text[],integer[])",
     "join_lobby(events,text,text,integer,text[],integer[],timestamp with time zone)",
     "rank_lobby(events,timestamp with time zone)",
-    "seat_lobby(events,text,integer)",
-    "draw_lobby(uuid,text,integer)",
+    "seat_lobby(events,text,integer,integer)",
+    "draw_lobby(uuid,text,integer,integer)",
+    "queue_lobby(events,integer,integer,text)",
+    "waits_at_back(events,integer,boolean,boolean)",
 )
 
 # Everything in the public schema except alembic's own bookkeeping: (kind, name).

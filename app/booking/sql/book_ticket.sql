@@ -17,12 +17,10 @@
 -- Ticket types (issue 26): `p_item_types` (codes) and `p_item_quantities` name the items, all or none;
 -- `p_quantity` is then their sum. On an event of one type the items are only checked (one, of its type)
 -- and the booking is booked as a bare quantity, by the same statements as before: no item arrays, no
--- type counters, nothing more read or written. On an event of several types the booking gets its tickets
--- at once iff the FIFO walk with types (promote_waiting_types.sql) would promote it as the newest entry;
--- in a queue that every release walked, that is: it fits in the event's room, none of its types has
--- waiting tickets, each item fits in its type's room, and no waiting entry wants more than the event
--- has left (one probe of ix_bookings_waiting_items). Else it waits, each item keeping its place in its
--- type's queue (item_tickets_before). Its types' counters are updated in one statement.
+-- type counters, nothing more read or written. Whether a booking waits is the rule of the back of the
+-- queue (waits_at_back.sql), with types the FIFO walk's as for the newest entry. A waiting booking with
+-- types keeps each item's place in its type's queue (item_tickets_before). Its types' counters are
+-- updated in one statement.
 -- Outcomes: 'ok', 'event_not_found', 'event_cancelled', 'sales_closed', 'quantity_above_limit' (more than the event's max_per_booking,
 -- or than its total_tickets: it could never be confirmed and would block the queue), 'already_booked';
 -- with types, 'items_required' (a bare quantity on an event of several types), 'unknown_ticket_type',
@@ -110,14 +108,9 @@ BEGIN
         RETURN;
     END IF;
     IF typed THEN
-        -- The walk with types would promote it as the newest entry (see above).
-        waits := wanted > ev.available_tickets OR items.queued OR NOT items.fit
-                 OR EXISTS (SELECT 1 FROM bookings w
-                             WHERE w.event_id = p_event_id AND w.status = 'waiting' AND w.item_types IS NOT NULL
-                               AND w.quantity > ev.available_tickets);
+        waits := waits_at_back(ev, wanted, items.queued, items.fit);
     ELSE
-        -- All or nothing, and nobody overtakes a waiting entry, not even a smaller booking.
-        waits := ev.waiting_count > 0 OR wanted > ev.available_tickets;
+        waits := waits_at_back(ev, wanted, false, true);
     END IF;
     booking_status := CASE WHEN waits THEN 'waiting' WHEN ev.hold_ttl_seconds IS NULL THEN 'confirmed' ELSE 'held' END;
     ordinal := CASE WHEN waits THEN ev.queue_joined_entries + 1 END;

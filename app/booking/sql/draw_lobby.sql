@@ -4,8 +4,10 @@
 -- wait for one step at most:
 --   1. the first step ranks the lobby (rank_lobby.sql): every rank fixed, and committed, before anyone is
 --      booked;
---   2. each next step books the next `p_slice` ranks (seat_lobby.sql), book_ticket's ordinary decision for
---      each, and moves the event's cursor (lobby_seated) past them;
+--   2. each next step books the next ranks (seat_lobby.sql): up to `p_slice` one by one, book_ticket's
+--      ordinary decision for each, while tickets remain for them; once even the smallest booking would wait,
+--      up to `p_queue_slice` (default `p_slice`) at once at the back of the queue; and it moves the event's
+--      cursor (lobby_seated) past them;
 --   3. the step that reaches the last rank given (late arrivals keep adding ranks meanwhile) marks the draw
 --      done: drawn_at, and a `lobby_drawn` ledger entry (the webhook event.sales_opened, with the counts).
 -- Every step reads where the draw stands from the event row under the lock, so several processes may
@@ -23,7 +25,8 @@
 -- one runs on one shard (docs/scaling.md). It returns one row: the outcome ('ok', 'busy', 'not_due',
 -- 'event_not_found'), the entries ranked by this step, those it booked, and whether the draw is done.
 
-CREATE OR REPLACE FUNCTION draw_lobby(p_event_id uuid, p_request_id text, p_slice integer)
+CREATE OR REPLACE FUNCTION draw_lobby(p_event_id uuid, p_request_id text, p_slice integer,
+                                      p_queue_slice integer DEFAULT NULL)
 RETURNS TABLE (outcome text, ranked integer, seated integer, finished boolean)
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
@@ -59,7 +62,7 @@ BEGIN
     IF ev.draw_started_at IS NULL THEN
         ranked := rank_lobby(ev, changed_at);
     ELSE
-        SELECT * INTO seated, finished FROM seat_lobby(ev, p_request_id, p_slice);
+        SELECT * INTO seated, finished FROM seat_lobby(ev, p_request_id, p_slice, coalesce(p_queue_slice, p_slice));
     END IF;
     RETURN NEXT;
 END

@@ -3,9 +3,12 @@
 --
 -- This file is the function's current definition (see app/database/functions.py for how a change
 -- reaches the database). Each message keeps a snapshot of the booking and the event as the change left
--- them, so that a retry hours later still reports that change; a newly waiting booking joins the back
--- of the queue, so its position is the event's waiting count after the change, and the tickets ahead
--- of it are all the waiting tickets but its own. Ledger kinds and the message types they become; a
+-- them, so that a retry hours later still reports that change; a newly waiting booking joined the back
+-- of the queue, behind everyone waiting then: those who joined after it, in the same statement (the draw
+-- queues many at once, queue_lobby.sql), are the ordinals and tickets past its own (its
+-- queue_ordinal, queue_tickets_before against the event's queue_joined_* counters), so its position is
+-- the event's waiting count but those, and the tickets ahead of it the waiting tickets but its own and
+-- theirs. Ledger kinds and the message types they become; a
 -- kind with no type (a partial cancel, `reduced`) sends nothing. An offer (issue 16) is booking.offered;
 -- accepted, it is booking.confirmed; declined or expired, booking.cancelled, whose booking says why
 -- (cancel_reason). A hold (issue 25), made at a booking, a promotion or an accept, is booking.held; paid
@@ -19,12 +22,14 @@
 -- Ticket types (issue 26): the event's snapshot carries its types as its replies show them
 -- (event_ticket_types.sql), the booking's its items (on an event of one type, its one item of the first
 -- type). A booking newly waiting has each item's tickets ahead: on an event of one type the booking's;
--- on an event of several, all its type's waiting tickets but its own (it is at the back), and the
--- booking's is their sum, as the API's.
+-- on an event of several, its type's waiting tickets but its own and those of the entries that joined
+-- after it (item_tickets_before against the type's queue_joined_tickets), and the booking's is their
+-- sum, as the API's.
 --
 -- The fair sale opening (issue 27): joining the lobby (`lobby`) sends nothing; the draw's booking of an
 -- entry is its ordinary booked / held / waitlisted message, and the draw done (`lobby_drawn`) is
--- event.sales_opened, the event's counts as the draw left them.
+-- event.sales_opened, the event's counts as the draw left them. The entries the draw queues at once share
+-- the event's snapshot as that step left it.
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -32,13 +37,14 @@ BEGIN
     INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
     SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
            to_jsonb(b) || jsonb_build_object(
-               'waiting_position', CASE WHEN b.status = 'waiting' THEN e.waiting_count END,
+               'waiting_position', CASE WHEN b.status = 'waiting'
+                                         THEN e.waiting_count - (e.queue_joined_entries - b.queue_ordinal) END,
                'tickets_ahead', CASE WHEN b.status = 'waiting'
-                                     THEN coalesce(places.tickets_ahead, e.waiting_tickets - b.quantity) END,
+                                     THEN coalesce(places.tickets_ahead, tickets_behind.ahead) END,
                'items', (SELECT jsonb_agg(jsonb_build_object('ticket_type', i.code, 'quantity', i.quantity)
                                           || CASE WHEN b.status = 'waiting'
                                                   THEN jsonb_build_object('tickets_ahead', coalesce(
-                                                           places.aheads[i.n], e.waiting_tickets - b.quantity))
+                                                           places.aheads[i.n], tickets_behind.ahead))
                                                   ELSE '{}' END
                                           ORDER BY i.n)
                            FROM unnest(coalesce(b.item_types, ARRAY[first_type.code]),
@@ -65,10 +71,13 @@ BEGIN
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
       LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
+      CROSS JOIN LATERAL (SELECT e.waiting_tickets - (e.queue_joined_tickets - b.queue_tickets_before) AS ahead)
+            tickets_behind
       LEFT JOIN LATERAL (
-            SELECT array_agg(t.waiting_tickets - i.quantity ORDER BY i.n) AS aheads,
-                   sum(t.waiting_tickets - i.quantity)::bigint AS tickets_ahead
-              FROM unnest(b.item_types, b.item_quantities) WITH ORDINALITY AS i (code, quantity, n)
+            SELECT array_agg(t.waiting_tickets - (t.queue_joined_tickets - i.before) ORDER BY i.n) AS aheads,
+                   sum(t.waiting_tickets - (t.queue_joined_tickets - i.before))::bigint AS tickets_ahead
+              FROM unnest(b.item_types, b.item_quantities, b.item_tickets_before) WITH ORDINALITY
+                   AS i (code, quantity, before, n)
               JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
            ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL
      WHERE m.type IS NOT NULL;

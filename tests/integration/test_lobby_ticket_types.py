@@ -79,3 +79,17 @@ def test_a_lobby_entry_of_a_one_type_event_stores_no_items_like_any_booking(new_
     with engine.connect() as conn:
         assert [tuple(row) for row in conn.execute(ITEM_TYPES, {"event": one_type["id"]})] == [("ann", None, None)]
         assert [tuple(row) for row in conn.execute(ITEM_TYPES, {"event": several["id"]})] == [("ann", ["adult"], [2])]
+
+
+def test_the_draw_stops_at_an_entry_it_cannot_book_rather_than_pass_it_over(new_event, client, engine):
+    event = new_event(6, salesOpenAt=later(), ticketTypes=TYPES)
+    join(client, event, "ann", items=items(adult=1))
+    with engine.begin() as conn:  # an entry whose type is gone: what no request can make
+        conn.execute(text("UPDATE bookings SET item_types = '{vip}' WHERE event_id = :event"), {"event": event["id"]})
+    open_now(engine, event["id"])
+
+    draw(engine, event["id"])
+
+    assert [(user, status) for user, status, _ in drawn(engine, event["id"])] == []
+    status = client.get(f"/api/status/{event['id']}").get_json()["event"]
+    assert (status["lobbyCount"], status["drawnAt"]) == (1, None)

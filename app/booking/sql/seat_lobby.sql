@@ -23,6 +23,7 @@ DECLARE
     entry record;
     cursor_to integer := least(ev.lobby_seated + p_slice, ev.lobby_ranked);
     now_ev events%ROWTYPE := ev;  -- the event as the last booking left it
+    booked text;  -- book_ticket's outcome for an entry
     changed_at timestamptz;
 BEGIN
     seated := 0;
@@ -41,8 +42,14 @@ BEGIN
                 seated := seated + queue_lobby(now_ev, entry.rank - 1, cursor_to, p_request_id);
                 EXIT;
             END IF;
-            PERFORM book_ticket(ev.id, entry.user_id, p_request_id, entry.quantity, entry.item_types,
-                                entry.item_quantities, entry.rank::integer);
+            SELECT b.outcome INTO booked
+              FROM book_ticket(ev.id, entry.user_id, p_request_id, entry.quantity, entry.item_types,
+                               entry.item_quantities, entry.rank::integer) b;
+            IF booked <> 'ok' THEN
+                -- Never expected: the draw checked the event, and the entry's items were checked when it
+                -- joined. The step fails whole, and the draw stops here, rather than pass the entry over.
+                RAISE EXCEPTION 'the draw could not book the entry ranked %: %', entry.rank, booked;
+            END IF;
             seated := seated + 1;
             SELECT * INTO now_ev FROM events e WHERE e.id = ev.id;
         END LOOP;

@@ -1,11 +1,11 @@
 """`python -m bench.draw` (or `make bench` with BENCH_SCENARIOS=draw): the fair sale opening at scale (issue 27).
 
-1. **The storm.** STORM_USERS users book an event whose sale opens later, as fast as STORM_THREADS client
-   threads can send them over HTTP (gunicorn, as `make bench` serves): every answer must be a 201 `lobby`.
-   The contract's storm is 10 000 in the 5 s before the opening; the seconds it took here say whether this
-   machine's server takes them that fast (the opening is moved to the storm's end, so that no answer comes
-   after the draw whatever its pace). Meanwhile a reader polls another event's status; its latencies are
-   compared with the same reads just before the storm. Then the storm's lobby is opened and drawn.
+1. **The storm.** For STORM_S seconds before an opening, wrk books an event whose sale opens later with a
+   new user per request, over STORM_CONNECTIONS connections (gunicorn, as `make bench` serves): the
+   contract's storm is 10 000 users in the 5 s before the opening, each answered 201 `lobby`. Measured:
+   the lobby entries made in those seconds (from the event's lobbyCount), wrk's errors and latencies, and
+   another event's status read back to back meanwhile, against the same reads just before the storm.
+   Then the storm's lobby is opened and drawn.
 2. **The draw.** An event of DRAW_TICKETS tickets with a lobby of DRAW_ENTRIES entries (1 to 4 tickets
    each, filled in SQL beforehand) opens; one background process (`python -m app.workers`, as `make run`
    starts it) draws it. Measured: from salesOpenAt to drawnAt (the database's clocks), and the latencies of
@@ -19,7 +19,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -27,7 +26,7 @@ from sqlalchemy import create_engine, text
 
 from app.operations import audit
 from bench.database import postgres_server
-from bench.load import percentiles
+from bench.load import ensure_wrk, percentiles, start_wrk, wrk_result
 from bench.organisers import fresh_database
 from bench.server import Gunicorn
 from bench.settings import ROOT
@@ -36,8 +35,9 @@ from bench.webhooks import DispatcherProcess
 DATABASE_NAME = "booking_bench_draw"
 DRAW_ENTRIES = int(os.environ.get("BENCH_DRAW_ENTRIES", 100_000))
 DRAW_TICKETS = int(os.environ.get("BENCH_DRAW_TICKETS", 20_000))
-STORM_USERS = int(os.environ.get("BENCH_STORM_USERS", 10_000))
-STORM_THREADS = 32
+STORM_S = int(os.environ.get("BENCH_STORM_SECONDS", 5))
+STORM_TARGET = 10_000  # users in the lobby within STORM_S seconds
+STORM_CONNECTIONS = 64
 STATUS_READERS = 4
 FILL_BATCH = 1000  # lobby entries per book_many call while filling (one commit each)
 GIVE_UP_S = 300
@@ -60,20 +60,26 @@ SELECT extract(epoch FROM drawn_at - sales_open_at), lobby_count, available_tick
 
 def main() -> int:
     with postgres_server(os.environ.get("BENCH_DATABASE_URL")) as server_url:
-        url = fresh_database(server_url, DATABASE_NAME)
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        log = ROOT / "instance" / "bench-draw.log"
-        log.parent.mkdir(exist_ok=True)
-        with (
-            Gunicorn("wsgi:app", url, log) as server,
-            DispatcherProcess({**os.environ, "DATABASE_URL": url}, engine, log),
-        ):
-            results = {"storm": storm(engine, server.url), "draw": draw(engine, server.url)}
-        report = audit.check(engine)
-        results["check"] = {"ok": report.ok, "problems": report.problems[:5]}
-        engine.dispose()
+        results = measure(server_url)
     print(json.dumps(results, indent=2))
-    return 0 if report.ok else 1
+    return 0 if results["check"]["ok"] else 1
+
+
+def measure(server_url: str) -> dict:
+    """The storm and the draw on a database of their own on the server, then `flask check` over it."""
+    url = fresh_database(server_url, DATABASE_NAME)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    log = ROOT / "instance" / "bench-draw.log"
+    log.parent.mkdir(exist_ok=True)
+    with (
+        Gunicorn("wsgi:app", url, log) as server,
+        DispatcherProcess({**os.environ, "DATABASE_URL": url}, engine, log),
+    ):
+        results = {"storm": storm(engine, server.url), "draw": draw(engine, server.url)}
+    report = audit.check(engine)
+    results["check"] = {"ok": report.ok, "problems": report.problems[:5]}
+    engine.dispose()
+    return results
 
 
 def open_event(engine, name: str, total: int, opens: datetime) -> str:
@@ -82,7 +88,7 @@ def open_event(engine, name: str, total: int, opens: datetime) -> str:
 
 
 def storm(engine, base_url: str) -> dict:
-    """STORM_USERS bookings in the STORM_S seconds before an opening; another event's status read meanwhile."""
+    """New users booking an event that opens later, for STORM_S seconds; another event's status read meanwhile."""
     other = open_event(engine, "other", 100, datetime.now(UTC))
     baseline = read_status(base_url, other, until=time.monotonic() + 3)
     event = open_event(engine, "storm", DRAW_TICKETS, datetime.now(UTC) + timedelta(days=1))
@@ -90,33 +96,23 @@ def storm(engine, base_url: str) -> dict:
     storming = threading.Event()
     reader = threading.Thread(target=lambda: reads.extend(read_status(base_url, other, stop=storming)))
     reader.start()
-    started = time.monotonic()
-    with ThreadPoolExecutor(STORM_THREADS) as pool:
-        answers = list(pool.map(lambda k: book_range(base_url, event, k), range(STORM_THREADS)))
-    took = time.monotonic() - started
+    load = start_wrk(ensure_wrk(), base_url, "book_event.lua", [event, "storm"], STORM_CONNECTIONS, 2, STORM_S)
+    answered = wrk_result(load)
     storming.set()
     reader.join()
-    drawn_s = open_and_wait(engine, event)
-    statuses = [status for part in answers for status in part]
+    with engine.connect() as conn:
+        in_lobby = conn.execute(text("SELECT lobby_count FROM events WHERE id = :event"), {"event": event}).scalar_one()
     return {
-        "storm_lobby_drawn_s": drawn_s,
-        "users": STORM_USERS,
-        "seconds": round(took, 2),
-        "lobby": statuses.count("lobby"),
-        "errors": len(statuses) - statuses.count("lobby"),
+        "seconds": STORM_S,
+        "users_in_lobby": in_lobby,
+        "target_users": STORM_TARGET,
+        "requests_per_s": round(answered["requests_per_s"]),
+        "errors": answered["errors"],
+        "latency_ms": answered["latency_ms"],
+        "storm_lobby_drawn_s": open_and_wait(engine, event),
         "other_status_ms_before": percentiles(baseline),
         "other_status_ms_during": percentiles(reads),
     }
-
-
-def book_range(base_url: str, event_id: str, part: int) -> list[str]:
-    """Book this thread's share of the storm's users; each answer's status (or its error)."""
-    found = []
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        for user in range(part, STORM_USERS, STORM_THREADS):
-            reply = client.post("/api/book", json={"eventId": event_id, "userId": f"storm-{user}"})
-            found.append(reply.json()["booking"]["status"] if reply.status_code == 201 else f"HTTP {reply.status_code}")
-    return found
 
 
 def open_and_wait(engine, event_id: str) -> float | None:

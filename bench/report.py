@@ -75,11 +75,20 @@ def dispatch_line(dispatch: dict) -> str:
 
 
 def build(
-    stamp: str, settings, records: list[dict], servers: dict, postgres: dict, elapsed_s: float, load_at_start: tuple
+    stamp: str,
+    settings,
+    records: list[dict],
+    servers: dict,
+    postgres: dict,
+    elapsed_s: float,
+    load_at_start: tuple,
+    lobby: dict | None = None,
 ) -> dict:
+    """The run's results; `lobby` is the draw scenario's (bench/draw.py), when it ran."""
     primary = settings.servers[0]
     summary = _medians([record for record in records if record.get("server", primary) == primary])
     checks = [record["check"]["ok"] for record in records if "check" in record]
+    checks += [lobby["check"]["ok"]] if lobby else []
     return {
         "timestamp": stamp,
         "machine": {**_machine(), "load_average_at_start": load_at_start},
@@ -94,7 +103,8 @@ def build(
         "webhooks": webhook_cost(summary),
         "queue_places": queue_places(summary),
         "queue_types_places": queue_places(summary, "queue-types"),
-        "targets": _targets(summary, postgres),
+        "draw": lobby,
+        "targets": _targets(summary, postgres) + _draw_targets(lobby),
         "all_checks_ok": bool(checks) and all(checks),
         "runs": records,
     }
@@ -280,6 +290,30 @@ def _targets(summary: dict, postgres: dict) -> list[dict]:
     durable = postgres.get("synchronous_commit") == "on" and postgres.get("fsync") == "on"
     out.append({"name": "synchronous_commit and fsync on", "value": durable, "ok": durable})
     return out
+
+
+def _draw_targets(lobby: dict | None) -> list[dict]:
+    """Issue 27's targets, from the draw scenario's results (bench/draw.py), if it ran."""
+    if lobby is None:
+        return []
+    storm, draw = lobby["storm"], lobby["draw"]
+    targets = [
+        (
+            "draw: a lobby of 100 000 drawn and booked <= 10 s after the opening",
+            draw["seconds_from_opening_to_drawn"],
+            "<=",
+            10,
+        ),
+        ("draw: status p99 <= 50 ms during the draw", draw["status_ms_during_draw"].get("99"), "<=", 50),
+        (
+            f"draw: the storm puts >= 10 000 users in the lobby in {storm['seconds']} s",
+            storm["users_in_lobby"],
+            ">=",
+            10_000,
+        ),
+        ("draw: the storm's zero errors", storm["errors"], "<=", 0),
+    ]
+    return [_target(name, value, op, limit) for name, value, op, limit in targets]
 
 
 def _undelivered(runners: dict) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 import psutil
 
+from bench import draw as opening
 from bench import report
 from bench.database import BenchDatabase, event_id, event_prefix, postgres_server
 from bench.identity import BenchIdentity
@@ -21,6 +23,7 @@ from bench.settings import RESULTS_DIR, Settings
 from bench.webhooks import WebhookSide
 
 PGBENCH_FORMS = ("multi", "function")
+DRAW = "draw"  # the fair sale opening: the storm and the draw (bench/draw.py)
 OPEN, JWT = "open", "jwt"  # AUTH_MODE of the server a scenario runs against
 WARM_UP_SCRIPTS = {OPEN: "book.lua", JWT: "book_jwt.lua"}
 # Churn cancels pre-booked users; each load thread or client gets a pool sized for this rate.
@@ -320,15 +323,21 @@ def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     started, load_at_start = time.monotonic(), os.getloadavg()
+    # `draw` is no wrk load but a run of its own (bench/draw.py), after the others, on its own database.
+    wrk_scenarios = tuple(name for name in settings.scenarios if name != DRAW)
     with postgres_server(settings.database_url) as server_url:
         database = BenchDatabase(server_url)
         database.recreate()
         try:
-            bench = Bench(settings, database, RESULTS_DIR / f"{stamp}-server.log")
-            records = bench.run()
+            bench = Bench(
+                dataclasses.replace(settings, scenarios=wrk_scenarios), database, RESULTS_DIR / f"{stamp}-server.log"
+            )
+            records = bench.run() if wrk_scenarios else []
             postgres = database.postgres_settings()
         finally:
             database.dispose()
-    results = report.build(stamp, settings, records, bench.servers, postgres, time.monotonic() - started, load_at_start)
+        lobby = opening.measure(server_url) if DRAW in settings.scenarios else None
+    elapsed_s = time.monotonic() - started
+    results = report.build(stamp, settings, records, bench.servers, postgres, elapsed_s, load_at_start, lobby)
     report.publish(results, RESULTS_DIR)
     return 0 if results["all_checks_ok"] else 1

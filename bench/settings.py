@@ -13,7 +13,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 # gunicorn, which `make run` serves on (docs/performance.md says why granian does not).
 DEFAULT_SERVERS = "gunicorn,granian"
 DEFAULT_SCENARIOS = (
-    "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold,hot-types,queue-types"
+    "hot,hot-webhook,hot-jwt,sold-out,churn,spread,hot-v2,spread-v2,queue,hot-hold,hot-types,queue-types,draw"
 )
 
 

@@ -33,9 +33,30 @@
 
 CREATE OR REPLACE FUNCTION enqueue_webhook_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    message_type text := CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
+                                       WHEN 'waitlisted' THEN 'booking.waitlisted'
+                                       WHEN 'promoted' THEN 'booking.promoted'
+                                       WHEN 'offered' THEN 'booking.offered'
+                                       WHEN 'accepted' THEN 'booking.confirmed'
+                                       WHEN 'cancelled' THEN 'booking.cancelled'
+                                       WHEN 'declined' THEN 'booking.cancelled'
+                                       WHEN 'expired' THEN 'booking.cancelled'
+                                       WHEN 'held' THEN 'booking.held'
+                                       WHEN 'paid' THEN 'booking.confirmed'
+                                       WHEN 'hold_expired' THEN 'booking.cancelled'
+                                       WHEN 'event_updated' THEN 'event.updated'
+                                       WHEN 'event_cancelled' THEN 'event.cancelled'
+                                       WHEN 'lobby_drawn' THEN 'event.sales_opened' END;
 BEGIN
+    -- Decided here rather than in the statement: a kind that sends nothing (a lobby entry, a partial cancel)
+    -- runs no query at all. Folded into the statement, it made each such change's plan nearly free, and a
+    -- session that had made many (a lobby filling) kept planning the statement afresh for every change after.
+    IF message_type IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
-    SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, m.type,
+    SELECT w.id, NEW.seq, NEW.event_id, NEW.booking_id, message_type,
            to_jsonb(b) || jsonb_build_object(
                'waiting_position', CASE WHEN b.status = 'waiting'
                                          THEN e.waiting_count - (e.queue_joined_entries - b.queue_ordinal) END,
@@ -51,23 +72,7 @@ BEGIN
                                        coalesce(b.item_quantities, ARRAY[b.quantity])) WITH ORDINALITY
                                 AS i (code, quantity, n))),
            to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
-      FROM (SELECT CASE NEW.kind WHEN 'booked' THEN 'booking.confirmed'
-                                 WHEN 'waitlisted' THEN 'booking.waitlisted'
-                                 WHEN 'promoted' THEN 'booking.promoted'
-                                 WHEN 'offered' THEN 'booking.offered'
-                                 WHEN 'accepted' THEN 'booking.confirmed'
-                                 WHEN 'cancelled' THEN 'booking.cancelled'
-                                 WHEN 'declined' THEN 'booking.cancelled'
-                                 WHEN 'expired' THEN 'booking.cancelled'
-                                 WHEN 'held' THEN 'booking.held'
-                                 WHEN 'paid' THEN 'booking.confirmed'
-                                 WHEN 'hold_expired' THEN 'booking.cancelled'
-                                 WHEN 'event_updated' THEN 'event.updated'
-                                 WHEN 'event_cancelled' THEN 'event.cancelled'
-                                 WHEN 'lobby_drawn' THEN 'event.sales_opened' END AS type) m
-      JOIN webhooks w ON w.disabled_at IS NULL
-                     AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
-                     AND (w.types IS NULL OR m.type = ANY (w.types))
+      FROM webhooks w
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
       LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
@@ -80,7 +85,8 @@ BEGIN
                    AS i (code, quantity, before, n)
               JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
            ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL
-     WHERE m.type IS NOT NULL;
+     WHERE w.disabled_at IS NULL AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
+       AND (w.types IS NULL OR message_type = ANY (w.types));
     RETURN NULL;
 END
 $$

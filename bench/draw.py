@@ -4,12 +4,12 @@
    new user per request, over STORM_CONNECTIONS connections (gunicorn, as `make bench` serves): the
    contract's storm is 10 000 users in the 5 s before the opening, each answered 201 `lobby`. Measured:
    the lobby entries made in those seconds (from the event's lobbyCount), wrk's errors and latencies, and
-   another event's status read back to back meanwhile, against the same reads just before the storm.
+   another event's status read meanwhile, against the same reads just before the storm.
    Then the storm's lobby is opened and drawn.
 2. **The draw.** An event of DRAW_TICKETS tickets with a lobby of DRAW_ENTRIES entries (1 to 4 tickets
    each, filled in SQL beforehand) opens; one background process (`python -m app.workers`, as `make run`
    starts it) draws it. Measured: from salesOpenAt to drawnAt (the database's clocks), and the latencies of
-   the event's status read over HTTP during the draw, by STATUS_READERS readers.
+   the event's status read over HTTP during the draw, by STATUS_READERS readers, each every STATUS_PAUSE_S.
 Then `flask check` over both events. Prints one JSON object of results.
 """
 
@@ -39,6 +39,7 @@ STORM_S = int(os.environ.get("BENCH_STORM_SECONDS", 5))
 STORM_TARGET = 10_000  # users in the lobby within STORM_S seconds
 STORM_CONNECTIONS = 64
 STATUS_READERS = 4
+STATUS_PAUSE_S = 0.02  # between two reads of one reader, as make bench's status streams (BENCH_STATUS_PAUSE_MS)
 FILL_BATCH = 1000  # lobby entries per book_many call while filling (one commit each)
 GIVE_UP_S = 300
 
@@ -129,13 +130,14 @@ def open_and_wait(engine, event_id: str) -> float | None:
 def read_status(
     base_url: str, event_id: str, until: float = float("inf"), stop: threading.Event | None = None
 ) -> list[float]:
-    """The latencies (ms) of the event's status, read back to back until `until` (monotonic) or `stop`."""
+    """The latencies (ms) of the event's status, read every STATUS_PAUSE_S until `until` (monotonic) or `stop`."""
     latencies = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
         while time.monotonic() < until and not (stop is not None and stop.is_set()):
             started = time.perf_counter()
             client.get(f"/api/status/{event_id}").raise_for_status()
             latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(STATUS_PAUSE_S)  # a reader's pace, not ordering anything
     return latencies
 
 

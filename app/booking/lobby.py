@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 # slice. Once even the smallest booking would wait, entries join the back of the queue QUEUE_SLICE at a
 # time, in a few statements (queue_lobby.sql): about as long under the lock as SLICE one by one.
 SLICE = 250
-QUEUE_SLICE = 5000
+QUEUE_SLICE = 2000
 EVENTS_PER_PASS = 20  # draws due at once are rare; a longer backlog goes on at the next pass, which follows at once
 
 # The events whose draw is due, the longest overdue first, along the partial index of the openings to come.

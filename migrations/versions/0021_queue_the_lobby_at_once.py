@@ -422,11 +422,20 @@ DECLARE
                                        WHEN 'event_updated' THEN 'event.updated'
                                        WHEN 'event_cancelled' THEN 'event.cancelled'
                                        WHEN 'lobby_drawn' THEN 'event.sales_opened' END;
+    listeners uuid[];  -- the webhooks that want this change's message
 BEGIN
-    -- Decided here rather than in the statement: a kind that sends nothing (a lobby entry, a partial cancel)
-    -- runs no query at all. Folded into the statement, it made each such change's plan nearly free, and a
-    -- session that had made many (a lobby filling) kept planning the statement afresh for every change after.
+    -- Decided before the statement that builds the messages: a kind that sends nothing (a lobby entry, a
+    -- partial cancel), or a change nobody listens to, runs no more. Folded into the statement, a kind that
+    -- sends nothing made its plan nearly free, and a session that had made many such changes (a lobby
+    -- filling) went on planning the statement afresh for every change after.
     IF message_type IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(w.id) INTO listeners
+      FROM webhooks w
+     WHERE w.disabled_at IS NULL AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
+       AND (w.types IS NULL OR message_type = ANY (w.types));
+    IF listeners IS NULL THEN
         RETURN NULL;
     END IF;
     INSERT INTO webhook_messages (webhook_id, ledger_seq, event_id, booking_id, type, booking, event, occurred_at)
@@ -446,7 +455,7 @@ BEGIN
                                        coalesce(b.item_quantities, ARRAY[b.quantity])) WITH ORDINALITY
                                 AS i (code, quantity, n))),
            to_jsonb(e) || jsonb_build_object('ticket_types', event_ticket_types(e)), NEW.created_at
-      FROM webhooks w
+      FROM unnest(listeners) AS w (id)
       JOIN events e ON e.id = NEW.event_id
       LEFT JOIN bookings b ON b.event_id = NEW.event_id AND b.id = NEW.booking_id
       LEFT JOIN ticket_types first_type ON first_type.event_id = NEW.event_id AND first_type.position = 1
@@ -458,9 +467,7 @@ BEGIN
               FROM unnest(b.item_types, b.item_quantities, b.item_tickets_before) WITH ORDINALITY
                    AS i (code, quantity, before, n)
               JOIN ticket_types t ON t.event_id = e.id AND t.code = i.code
-           ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL
-     WHERE w.disabled_at IS NULL AND (w.event_id IS NULL OR w.event_id = NEW.event_id)
-       AND (w.types IS NULL OR message_type = ANY (w.types));
+           ) places ON b.status = 'waiting' AND b.item_types IS NOT NULL;
     RETURN NULL;
 END
 $$

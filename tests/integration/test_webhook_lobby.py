@@ -34,20 +34,24 @@ def test_the_draw_tells_each_booking_its_ordinary_message_then_the_sale_opened(
 
 
 def places_in_messages_and_replies(client, receiver, event: dict, users: list[str]) -> tuple[dict, dict]:
-    """Each waiting user's place (position, tickets ahead, items) in their booking.waitlisted message, and
-    in their booking-status reply."""
-    wait_until(lambda: any(body["type"] == "event.sales_opened" for body in receiver.delivered), "the draw is done")
+    """Each waiting user's place (position, tickets ahead, items) in their booking.waitlisted message, and in
+    their booking-status reply, once the draw is done and every waiting user's message has arrived."""
+    wait_until(lambda: client.get(f"/api/status/{event['id']}").get_json()["event"]["drawnAt"], "the draw is done")
     place = ("waitingPosition", "ticketsAhead", "items")
-    told = {
-        body["data"]["booking"]["userId"]: {key: body["data"]["booking"][key] for key in place}
-        for body in receiver.delivered
-        if body["type"] == "booking.waitlisted"
+    replies = {user: client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"] for user in users}
+    waiting = {
+        user: {key: reply[key] for key in place} for user, reply in replies.items() if reply["status"] == "waiting"
     }
-    replies = {
-        user: {key: client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"][key] for key in place}
-        for user in users
-    }
-    return told, {user: reply for user, reply in replies.items() if user in told}
+
+    def told() -> dict:
+        return {
+            body["data"]["booking"]["userId"]: {key: body["data"]["booking"][key] for key in place}
+            for body in list(receiver.delivered)
+            if body["type"] == "booking.waitlisted"
+        }
+
+    wait_until(lambda: told().keys() == waiting.keys(), "each waiting user's message arrives")
+    return told(), waiting
 
 
 def test_entries_queued_at_once_are_each_told_their_own_place(

@@ -65,3 +65,13 @@ def _csv_text(value) -> str:
     if isinstance(value, list):  # a booking's items
         return ";".join(f"{item['ticketType']}:{item['quantity']}" for item in value)
     return "" if value is None else str(value)
+
+
+def event_now(client, event: dict) -> dict:
+    """The event as its status reads now."""
+    return client.get(f"/api/status/{event['id']}").get_json()["event"]
+
+
+def booking_now(client, event: dict, user: str) -> dict:
+    """`user`'s booking at the event as its booking-status reads now."""
+    return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]

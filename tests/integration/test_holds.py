@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app.booking.holds import sweep_expired_holds
 from app.booking.offers import sweep_expired_offers
 from app.operations import audit
-from tests.helpers.api import NIL_UUID, assert_problem
+from tests.helpers.api import NIL_UUID, assert_problem, booking_now, event_now
 from tests.helpers.database import ledger_kinds
 from tests.helpers.identity import bearer
 
@@ -59,14 +59,6 @@ def run_out(engine):
             conn.execute(statement, {"event_id": event["id"]})
 
     return make_due
-
-
-def event_now(client, event: dict) -> dict:
-    return client.get(f"/api/status/{event['id']}").get_json()["event"]
-
-
-def booking_now(client, event: dict, user: str) -> dict:
-    return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
 
 
 def stamp(value: str) -> datetime:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from app.booking.lobby import draw_due_lobbies
-from tests.helpers.api import assert_problem
+from tests.helpers.api import assert_problem, booking_now, event_now
 from tests.helpers.database import ledger_kinds, problems_after
 from tests.helpers.lobby import draw, drawn, later, open_now
 
@@ -32,14 +32,6 @@ def lobby_event(new_event, post):
         return event
 
     return open_event
-
-
-def event_now(client, event: dict) -> dict:
-    return client.get(f"/api/status/{event['id']}").get_json()["event"]
-
-
-def booking_now(client, event: dict, user: str) -> dict:
-    return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
 
 
 def test_an_event_has_no_lobby_unless_it_says_when_its_sale_opens(new_event):

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from app.booking.domain import CONFIRMED
 from app.operations.audit import Replay
-from tests.helpers.api import assert_problem
+from tests.helpers.api import assert_problem, event_now
 from tests.helpers.database import problems_after
 from tests.helpers.lobby import draw, drawn, later, open_now
 from tests.helpers.ticket_types import by_code, items, types
@@ -39,7 +39,7 @@ def test_a_lobby_of_several_types_is_drawn_and_seated_by_the_rule_with_types(new
     for user, wanted in LOBBY.items():
         entry = join(client, event, user, items=items(**wanted)).get_json()["booking"]
         assert (entry["status"], entry["items"]) == ("lobby", items(**wanted))
-    lobby = client.get(f"/api/status/{event['id']}").get_json()["event"]
+    lobby = event_now(client, event)
     assert [(t["availableTickets"], t["waitingTickets"]) for t in lobby["ticketTypes"]] == [(6, 0), (2, 0)]
     open_now(engine, event["id"])
 
@@ -49,7 +49,7 @@ def test_a_lobby_of_several_types_is_drawn_and_seated_by_the_rule_with_types(new
     expected, model = rule_with_types([user for user, _, _ in seated])
     assert {user: status for user, status, _ in seated} == expected
     assert CONFIRMED in expected.values()
-    now = client.get(f"/api/status/{event['id']}").get_json()["event"]
+    now = event_now(client, event)
     room = model.type_room()
     assert {code: (t["availableTickets"], t["waitingTickets"]) for code, t in by_code(now).items()} == {
         code: (room[code], sum(model.items[w].get(code, 0) for w in model.queue)) for code in room
@@ -67,7 +67,7 @@ def test_lobby_items_are_checked_as_at_book_time(new_event, client):
 
     for body in ({"quantity": 1}, {"items": items(vip=1)}, {"items": items(child=3)}, {"items": items(adult=11)}):
         assert "items" in assert_problem(join(client, event, "ann", **body), 400, "invalid_request")["errors"]
-    assert client.get(f"/api/status/{event['id']}").get_json()["event"]["lobbyCount"] == 0
+    assert event_now(client, event)["lobbyCount"] == 0
 
 
 def test_a_lobby_entry_of_a_one_type_event_stores_no_items_like_any_booking(new_event, client, engine):
@@ -91,7 +91,7 @@ def test_the_draw_stops_at_an_entry_it_cannot_book_rather_than_pass_it_over(new_
         draw(engine, event["id"])
 
         assert [(user, status) for user, status, _ in drawn(engine, event["id"])] == []
-        status = client.get(f"/api/status/{event['id']}").get_json()["event"]
+        status = event_now(client, event)
         assert (status["lobbyCount"], status["drawnAt"]) == (1, None)
     finally:
         retype_entries(engine, event, "adult")  # as the ledger has it, for `flask check` of the shared database

@@ -12,7 +12,7 @@ from app.booking import sweeps
 from app.booking.domain import MAX_OFFER_TTL_SECONDS
 from app.booking.offers import sweep_expired_offers
 from app.operations import audit
-from tests.helpers.api import assert_problem
+from tests.helpers.api import assert_problem, booking_now, event_now
 from tests.helpers.database import ledger_kinds
 from tests.helpers.waiting import wait_until
 
@@ -67,14 +67,6 @@ def due_offer(engine, sold_out_with_a_waiter, post):
         return event
 
     return make
-
-
-def event_now(client, event: dict) -> dict:
-    return client.get(f"/api/status/{event['id']}").get_json()["event"]
-
-
-def booking_now(client, event: dict, user: str) -> dict:
-    return client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"]
 
 
 def sweepers_waiting(engine) -> int:

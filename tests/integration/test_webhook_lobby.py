@@ -5,6 +5,7 @@ at once (queue_lobby.sql) each get their own place in their message, as their bo
 
 from __future__ import annotations
 
+from tests.helpers.api import booking_now, event_now
 from tests.helpers.lobby import later, open_now
 from tests.helpers.receivers import types
 from tests.helpers.ticket_types import items
@@ -36,9 +37,9 @@ def test_the_draw_tells_each_booking_its_ordinary_message_then_the_sale_opened(
 def places_in_messages_and_replies(client, receiver, event: dict, users: list[str]) -> tuple[dict, dict]:
     """Each waiting user's place (position, tickets ahead, items) in their booking.waitlisted message, and in
     their booking-status reply, once the draw is done and every waiting user's message has arrived."""
-    wait_until(lambda: client.get(f"/api/status/{event['id']}").get_json()["event"]["drawnAt"], "the draw is done")
+    wait_until(lambda: event_now(client, event)["drawnAt"], "the draw is done")
     place = ("waitingPosition", "ticketsAhead", "items")
-    replies = {user: client.get(f"/api/booking-status/{event['id']}/{user}").get_json()["booking"] for user in users}
+    replies = {user: booking_now(client, event, user) for user in users}
     waiting = {
         user: {key: reply[key] for key in place} for user, reply in replies.items() if reply["status"] == "waiting"
     }

@@ -20,6 +20,8 @@ DECLARE
     changed_at timestamptz := clock_timestamp();
     queued integer;
     tickets bigint;
+    type_codes text[];  -- the types of the entries queued, and the tickets queued of each
+    type_tickets bigint[];
     root bigint := 1;  -- the place trees' root before (a power of two at least queue_joined_entries)
     passed bigint;  -- a power of two that the ordinals pass
     booking_seq regclass := pg_get_serial_sequence('bookings', 'seq');
@@ -53,29 +55,27 @@ BEGIN
          -- The entries' own event_id, not ev.id: on a lobby just filled the statistics may know none of the
          -- event's bookings, and would have the planner scan them all for each entry.
          WHERE b.event_id = e.event_id AND b.id = e.id
-        RETURNING b.quantity
+        RETURNING b.quantity, b.item_types, b.item_quantities
+    ), type_sums AS (
+        SELECT item.code, sum(item.q) AS tickets
+          FROM moved m, unnest(m.item_types, m.item_quantities) AS item (code, q)
+         GROUP BY item.code
     )
-    SELECT count(*), coalesce(sum(m.quantity), 0) INTO queued, tickets FROM moved m;
+    SELECT count(*), coalesce(sum(m.quantity), 0),
+           (SELECT array_agg(t.code ORDER BY t.code) FROM type_sums t),
+           (SELECT array_agg(t.tickets ORDER BY t.code) FROM type_sums t)
+      INTO queued, tickets, type_codes, type_tickets
+      FROM moved m;
     UPDATE events e
        SET waiting_count = e.waiting_count + queued, waiting_tickets = e.waiting_tickets + tickets,
            queue_joined_entries = e.queue_joined_entries + queued,
            queue_joined_tickets = e.queue_joined_tickets + tickets, lobby_count = e.lobby_count - queued,
            updated_at = changed_at
      WHERE e.id = ev.id;
-    IF ev.ticket_type_count > 1 THEN
-        UPDATE ticket_types t
-           SET waiting_tickets = t.waiting_tickets + q.tickets,
-               queue_joined_tickets = t.queue_joined_tickets + q.tickets
-          FROM (SELECT item.code, sum(item.q) AS tickets
-                  FROM lobby_ranks r
-                 CROSS JOIN LATERAL (SELECT * FROM bookings b
-                                      WHERE b.event_id = r.event_id AND b.id = r.booking_id AND b.lobby_rank = r.rank
-                                     OFFSET 0) b,
-                       unnest(b.item_types, b.item_quantities) AS item (code, q)
-                 WHERE r.event_id = ev.id AND r.rank > p_after_rank AND r.rank <= p_to_rank
-                 GROUP BY item.code) q
-         WHERE t.event_id = ev.id AND t.code = q.code;
-    END IF;
+    UPDATE ticket_types t  -- on an event of one type the entries have no items: nothing to update
+       SET waiting_tickets = t.waiting_tickets + q.tickets, queue_joined_tickets = t.queue_joined_tickets + q.tickets
+      FROM unnest(type_codes, type_tickets) AS q (code, tickets)
+     WHERE t.event_id = ev.id AND t.code = q.code;
     WHILE root < ev.queue_joined_entries LOOP
         root := root * 2;
     END LOOP;
